@@ -1,0 +1,45 @@
+# The two commands of the README: `make run` and `make test`. Both set up what they need first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS := trainer,operator,gateway,local,dev
+SOURCES := pyproject.toml $(shell find core operator trainer gateway -name '*.py' 2>/dev/null)
+
+.PHONY: run test test-unit test-services crds lint down clean
+
+# The environment: one virtualenv with every component. "strict" editable mode links each source file into the
+# environment (see pyproject.toml); a new file needs a re-link, which this rule does when sources change.
+$(BIN)/.installed: $(SOURCES)
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "KubeVision needs Python 3.11, found " + sys.version.split()[0]'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]' --config-settings editable_mode=strict
+	touch $@
+
+# Start the local platform (S3, MLflow, Triton) and print its endpoints.
+run: $(BIN)/.installed
+	$(BIN)/kubevision local up
+
+down: $(BIN)/.installed
+	$(BIN)/kubevision local down
+
+# Every test layer: unit, then real services, then end-to-end.
+test: $(BIN)/.installed
+	$(BIN)/pytest
+
+# The fast layer alone: pure tests that start nothing.
+test-unit: $(BIN)/.installed
+	$(BIN)/pytest -m unit
+
+test-services: $(BIN)/.installed
+	$(BIN)/pytest -m "services or e2e"
+
+crds: $(BIN)/.installed
+	$(BIN)/kubevision crds
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Shared code of every component: the API types, the storage layout, settings."""

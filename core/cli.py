@@ -1,0 +1,135 @@
+"""The `kubevision` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from kubevision.core import crd, validation
+from kubevision.core.settings import LocalSettings
+
+app = typer.Typer(
+    help="KubeVision: train and serve image classifiers behind the Azure Custom Vision API, "
+    "on Kubernetes or on one machine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+local_app = typer.Typer(
+    help="Run the platform's services (S3, MLflow, Triton) on this machine, without Kubernetes.",
+    no_args_is_help=True,
+)
+app.add_typer(local_app, name="local")
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one clear line (plus detail lines if the message has them) and exit 1."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(1)
+
+
+@app.command()
+def crds(
+    output_dir: Annotated[Path, typer.Option(help="Folder to write the CRD YAML files to.")] = Path("crds"),
+    check: Annotated[bool, typer.Option(help="Write nothing; exit 1 if the folder differs from the models.")] = False,
+) -> None:
+    """Generate the CustomResourceDefinitions from the API models."""
+    if check:
+        stale = crd.drifted(output_dir)
+        if stale:
+            raise fail(f"{', '.join(stale)} in {output_dir} differ from the models; run: kubevision crds")
+        typer.echo(f"{output_dir} is up to date")
+        return
+    for path in crd.write_all(output_dir):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Option("--filename", "-f", help="Manifest files (YAML, several documents).")],
+) -> None:
+    """Check manifests against the CRDs as the Kubernetes API server would (schema, defaults and CEL rules)."""
+    invalid = 0
+    for path in files:
+        try:
+            documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        except (OSError, yaml.YAMLError) as error:
+            raise fail(f"{path}: {error}") from error
+        for document in documents:
+            try:
+                validation.admit(document)
+                typer.echo(f"{path}: {document['kind']} {document['metadata']['name']} is valid")
+            except validation.InvalidManifest as error:
+                invalid += 1
+                typer.secho(f"{path}: {error}", err=True, fg=typer.colors.RED)
+    if invalid:
+        raise typer.Exit(1)
+
+
+DataDir = Annotated[
+    Path | None, typer.Option(help="Folder of local state and logs [default: $KUBEVISION_LOCAL_DATA_DIR or "
+                                   "~/.local/share/kubevision].")
+]
+Port = Annotated[int | None, typer.Option(min=0, max=65535, show_default=False)]
+
+
+def _platform(data_dir: Path | None, **ports: int | None):
+    from kubevision.core.local.platform import LocalPlatform  # the local extras are only needed here
+
+    overrides = {k: v for k, v in {"data_dir": data_dir, **ports}.items() if v is not None}
+    return LocalPlatform(LocalSettings(**overrides))
+
+
+def _print_status(statuses) -> bool:
+    all_healthy = True
+    for status in statuses:
+        all_healthy &= status.state == "healthy"
+        color = typer.colors.GREEN if status.state == "healthy" else typer.colors.RED
+        endpoints = "  ".join(f"{k}={v}" for k, v in status.endpoints.items())
+        typer.echo(f"{status.name:<7} " + typer.style(f"{status.state:<9}", fg=color) + f" {endpoints}")
+        if status.detail:
+            typer.echo("        " + status.detail.replace("\n", "\n        "))
+    return all_healthy
+
+
+@local_app.command()
+def up(
+    data_dir: DataDir = None,
+    s3_port: Port = None,
+    mlflow_port: Port = None,
+    triton_http_port: Port = None,
+    triton_grpc_port: Port = None,
+    triton_metrics_port: Port = None,
+) -> None:
+    """Start S3 (SeaweedFS), MLflow and Triton; print their endpoints. A port of 0 means any free port."""
+    from kubevision.core.local.process import ServiceError
+
+    platform = _platform(
+        data_dir, s3_port=s3_port, mlflow_port=mlflow_port, triton_http_port=triton_http_port,
+        triton_grpc_port=triton_grpc_port, triton_metrics_port=triton_metrics_port,
+    )
+    typer.echo(f"starting the local platform in {platform.data_dir} ...")
+    try:
+        statuses = platform.up()
+    except ServiceError as error:
+        raise fail(str(error)) from error
+    _print_status(statuses)
+    s3 = platform.s3_settings()
+    typer.echo(f"S3 credentials: access key {s3.access_key}, secret key in {platform.state_path}")
+
+
+@local_app.command()
+def down(data_dir: DataDir = None) -> None:
+    """Stop every local service that `up` started."""
+    stopped = _platform(data_dir).down()
+    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@local_app.command()
+def status(data_dir: DataDir = None) -> None:
+    """Show each local service: healthy, unhealthy, crashed (with its log's tail) or stopped. Exit 1 unless all
+    are healthy."""
+    if not _print_status(_platform(data_dir).status()):
+        raise typer.Exit(1)

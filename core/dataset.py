@@ -1,0 +1,62 @@
+"""The dataset manifest: one JSON line per image, naming its stored content, tags and regions."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Image ids are derived from content, so the same photo uploaded twice is one image (Custom Vision's OKDuplicate).
+_IMAGE_NAMESPACE = uuid.UUID("6f1c1a4e-3a52-4c55-9a51-7d8f3c0b8e10")
+
+
+class Region(BaseModel):
+    """A tagged box, normalised to the image size as Custom Vision gives it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tag: str
+    left: float = Field(ge=0, le=1)
+    top: float = Field(ge=0, le=1)
+    width: float = Field(gt=0, le=1)
+    height: float = Field(gt=0, le=1)
+
+
+class ImageRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Stable image id, derived from the content hash.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hash of the stored bytes; names the image object.")
+    content_type: str = Field(description="MIME type the image was uploaded with.")
+    size: int = Field(ge=0, description="Bytes.")
+    tags: list[str] = Field(default_factory=list, description="Image-level tags (classification).")
+    regions: list[Region] = Field(default_factory=list, description="Tagged boxes (object detection).")
+    metadata: dict[str, str] = Field(default_factory=dict, description="Free key/value pairs given at upload.")
+    created: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def image_id(sha256: str) -> str:
+    return str(uuid.uuid5(_IMAGE_NAMESPACE, sha256))
+
+
+def dumps(records: list[ImageRecord]) -> bytes:
+    return b"".join(r.model_dump_json().encode() + b"\n" for r in records)
+
+
+def loads(data: bytes) -> list[ImageRecord]:
+    return [ImageRecord.model_validate_json(line) for line in data.splitlines() if line.strip()]
+
+
+def tag_counts(records: list[ImageRecord]) -> Counter[str]:
+    """Images per tag; an image with several regions of one tag counts once for it."""
+    counts: Counter[str] = Counter()
+    for record in records:
+        counts.update(set(record.tags) | {region.tag for region in record.regions})
+    return counts

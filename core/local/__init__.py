@@ -1,0 +1,1 @@
+"""Local mode: the platform's services as processes on one machine."""

@@ -1,0 +1,212 @@
+"""The local platform: S3, MLflow and Triton on one machine, with their state in one data folder.
+
+`up` starts what is not running yet and waits until each answers its health check; `down` stops each by its
+own pid; `status` tells healthy, unhealthy (running, not answering) and crashed (pid gone) apart. The state file
+(platform.json) is what lets a later `kubevision` process find the services that an earlier one started.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+
+from kubevision.core.local import process, services
+from kubevision.core.local.services import Credentials, ServiceSpec
+from kubevision.core.settings import LocalSettings, MLflowSettings, S3Settings, TritonSettings
+from kubevision.core.storage import ObjectStore
+from pydantic import BaseModel, SecretStr
+
+MLFLOW_BUCKET = "mlflow"
+
+
+class ServiceRecord(BaseModel):
+    name: str
+    pid: int
+    log: Path
+    health_url: str
+    endpoints: dict[str, str]
+
+
+class ServiceStatus(BaseModel):
+    name: str
+    state: str  # healthy | unhealthy | crashed | stopped
+    pid: int | None = None
+    endpoints: dict[str, str] = {}
+    detail: str = ""
+
+
+class PlatformState(BaseModel):
+    access_key: str
+    secret_key: str
+    s3_port: int
+    services: dict[str, ServiceRecord] = {}
+
+
+class LocalPlatform:
+    def __init__(self, settings: LocalSettings | None = None):
+        self.settings = settings or LocalSettings()
+        self.data_dir = self.settings.data_dir.resolve()
+        self.state_path = self.data_dir / "platform.json"
+        self.logs = self.data_dir / "logs"
+        self._children: dict[str, object] = {}  # Popen objects, kept so that they are reaped
+
+    # ------------------------------------------------------------------------------------------------------------
+    # state
+
+    def load_state(self) -> PlatformState | None:
+        if not self.state_path.is_file():
+            return None
+        return PlatformState.model_validate_json(self.state_path.read_text())
+
+    def _save_state(self, state: PlatformState) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.state_path.write_text(state.model_dump_json(indent=2))
+        self.state_path.chmod(0o600)  # it holds the S3 secret key
+
+    def _credentials(self, state: PlatformState | None) -> Credentials:
+        if state:
+            return Credentials(state.access_key, state.secret_key)
+        return Credentials("kv" + secrets.token_hex(8), secrets.token_urlsafe(30))
+
+    # ------------------------------------------------------------------------------------------------------------
+    # settings that other components use to reach the services
+
+    def s3_settings(self) -> S3Settings:
+        state = self._require_state()
+        return S3Settings(
+            endpoint=f"127.0.0.1:{state.s3_port}", access_key=state.access_key,
+            secret_key=SecretStr(state.secret_key), secure=False,
+        )
+
+    def mlflow_settings(self) -> MLflowSettings:
+        return MLflowSettings(tracking_uri=self._require_state().services["mlflow"].endpoints["mlflow"])
+
+    def triton_settings(self) -> TritonSettings:
+        endpoints = self._require_state().services["triton"].endpoints
+        return TritonSettings(http_url=endpoints["http"].removeprefix("http://"), grpc_url=endpoints["grpc"])
+
+    def _require_state(self) -> PlatformState:
+        state = self.load_state()
+        if state is None:
+            raise process.ServiceError(f"the local platform is not up (no {self.state_path}); run: kubevision local up")
+        return state
+
+    # ------------------------------------------------------------------------------------------------------------
+    # lifecycle
+
+    def up(self) -> list[ServiceStatus]:
+        """Start every service that is not running; stop what this call started if one of them fails."""
+        old = self.load_state()
+        running = {s.name for s in self.status() if s.state in {"healthy", "unhealthy"}}
+        credentials = self._credentials(old)
+        s3_port = old.s3_port if old and "s3" in running else process.pick_port(self.settings.s3_port, "S3")
+        state = PlatformState(access_key=credentials.access_key, secret_key=credentials.secret_key, s3_port=s3_port)
+        if old:
+            state.services = {name: record for name, record in old.services.items() if name in running}
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        started: list[str] = []
+        try:
+            if "s3" not in running:
+                ports = {flag: process.free_port() for flag in services.SEAWEEDFS_PORT_FLAGS}
+                ports["s3.port"] = s3_port
+                self._start(state, services.seaweedfs(self.data_dir, credentials, ports), started)
+            self._ensure_buckets(state)
+            pending = []
+            if "mlflow" not in running:
+                port = process.pick_port(self.settings.mlflow_port, "MLflow")
+                spec = services.mlflow(self.data_dir, credentials, port, s3_port, MLFLOW_BUCKET)
+                pending.append(self._spawn(state, spec, started))
+            if "triton" not in running:
+                ports = {
+                    "http": process.pick_port(self.settings.triton_http_port, "Triton HTTP"),
+                    "grpc": process.pick_port(self.settings.triton_grpc_port, "Triton gRPC"),
+                    "metrics": process.pick_port(self.settings.triton_metrics_port, "Triton metrics"),
+                }
+                repositories = self._model_repositories(state)
+                spec = services.triton(self.data_dir, credentials, s3_port, ports, repositories)
+                pending.append(self._spawn(state, spec, started))
+            for spec in pending:  # MLflow and Triton start side by side; both take a while
+                self._wait(state, spec)
+        except BaseException:
+            for name in started:
+                process.stop(state.services[name].pid)
+                state.services.pop(name)
+            self._save_state(state)
+            raise
+        return self.status()
+
+    def _spawn(self, state: PlatformState, spec: ServiceSpec, started: list[str]) -> ServiceSpec:
+        log = self.logs / f"{spec.name}.log"
+        child = process.spawn(spec.command, log, {**services.base_env(), **spec.env}, cwd=self.data_dir)
+        self._children[spec.name] = child
+        state.services[spec.name] = ServiceRecord(
+            name=spec.name, pid=child.pid, log=log, health_url=spec.health_url, endpoints=spec.endpoints
+        )
+        started.append(spec.name)
+        self._save_state(state)
+        return spec
+
+    def _wait(self, state: PlatformState, spec: ServiceSpec) -> None:
+        record = state.services[spec.name]
+        process.wait_healthy(spec.name, record.pid, spec.healthy, record.log, self.settings.start_timeout_seconds)
+
+    def _start(self, state: PlatformState, spec: ServiceSpec, started: list[str]) -> None:
+        self._wait(state, self._spawn(state, spec, started))
+
+    def _ensure_buckets(self, state: PlatformState) -> None:
+        self._save_state(state)
+        store = ObjectStore(self.s3_settings())
+        deadline = time.monotonic() + 30
+        while True:  # the S3 gateway answers health checks a moment before its filer takes writes
+            try:
+                for bucket in (MLFLOW_BUCKET, store.settings.models_bucket):
+                    store.ensure_bucket(bucket)
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def _model_repositories(self, state: PlatformState) -> list[str]:
+        """Every project's Triton model repository present in S3 (triton/<namespace>/<project>/)."""
+        s3 = self.s3_settings()
+        store = ObjectStore(s3)
+        projects = sorted({"/".join(key.split("/")[:3]) for key in store.keys(s3.models_bucket, "triton/")})
+        host = f"127.0.0.1:{state.s3_port}"
+        return [f"s3://{host}/{s3.models_bucket}/{project}" for project in projects if project.count("/") == 2]
+
+    def down(self) -> list[str]:
+        """Stop every recorded service by its pid. Returns the names stopped."""
+        state = self.load_state()
+        if state is None:
+            return []
+        stopped = []
+        for name in reversed(list(state.services)):  # S3 last: the others write to it
+            record = state.services[name]
+            if process.is_running(record.pid):
+                process.stop(record.pid)
+                stopped.append(name)
+        state.services = {}
+        self._save_state(state)
+        return stopped
+
+    def status(self) -> list[ServiceStatus]:
+        state = self.load_state()
+        result = []
+        for name in ("s3", "mlflow", "triton"):
+            record = state.services.get(name) if state else None
+            if record is None:
+                result.append(ServiceStatus(name=name, state="stopped"))
+            elif not process.is_running(record.pid):
+                result.append(ServiceStatus(
+                    name=name, state="crashed", pid=record.pid, endpoints=record.endpoints,
+                    detail=f"pid {record.pid} is gone; last lines of {record.log}:\n{process.log_tail(record.log)}",
+                ))
+            else:
+                healthy = services.http_ok(record.health_url)
+                result.append(ServiceStatus(
+                    name=name, state="healthy" if healthy else "unhealthy", pid=record.pid,
+                    endpoints=record.endpoints, detail="" if healthy else f"{record.health_url} does not answer 200",
+                ))
+        return result

@@ -1,0 +1,121 @@
+"""Child processes of local mode: started detached, probed until healthy, stopped by their own pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be started or found; the message says which and why."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_port(requested: int, what: str) -> int:
+    """The requested port if it is free, any free port for 0, or a ServiceError naming the busy one."""
+    if requested == 0:
+        return free_port()
+    if not port_is_free(requested):
+        raise ServiceError(f"port {requested} for {what} is busy; choose another or 0 for any free port")
+    return requested
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    if not path.is_file():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def spawn(command: list[str], log_path: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    """Start a process in its own session, so that it outlives the CLI and can be stopped as a group."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, cwd=cwd, start_new_session=True,
+        )
+
+
+def is_running(pid: int) -> bool:
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)  # our own child: reap it if it died
+        if reaped == pid:
+            return False
+    except ChildProcessError:
+        pass  # started by another kubevision process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _state(pid) not in {"Z", "X"}
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "X"
+
+
+def wait_healthy(
+    name: str, pid: int, probe: Callable[[], bool], log_path: Path, timeout: float
+) -> float:
+    """Seconds until `probe` answers True; ServiceError with the log's tail if the process dies or time runs out."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if not is_running(pid):
+            raise ServiceError(f"{name} exited while starting; last lines of {log_path}:\n{log_tail(log_path)}")
+        if probe():
+            return time.monotonic() - start
+        time.sleep(0.25)
+    raise ServiceError(f"{name} was not healthy after {timeout:.0f} s; last lines of {log_path}:\n{log_tail(log_path)}")
+
+
+def stop(pid: int, grace: float = 15.0) -> None:
+    """SIGTERM the process group led by `pid`, then SIGKILL what is left after `grace` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not is_running(pid) and not _group_alive(pid):
+                return
+            time.sleep(0.1)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return any(_pgid_of(p) == pgid for p in os.listdir("/proc") if p.isdigit() and _state(int(p)) not in {"Z", "X"})
+
+
+def _pgid_of(pid: str) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return None

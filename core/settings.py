@@ -1,0 +1,62 @@
+"""Settings of every component, read from the environment (prefix KUBEVISION_) or passed explicitly.
+
+One class per concern. An environment variable is the field name in upper case under the class's prefix, e.g.
+KUBEVISION_S3_ENDPOINT for S3Settings.endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class S3Settings(BaseSettings):
+    """Where images, manifests and model repositories are kept."""
+
+    model_config = SettingsConfigDict(env_prefix="KUBEVISION_S3_")
+
+    endpoint: str = Field(default="127.0.0.1:8333", description="host:port of the S3 API, no scheme.")
+    access_key: str = Field(default="", description="S3 access key id.")
+    secret_key: SecretStr = Field(default=SecretStr(""), description="S3 secret key.")
+    secure: bool = Field(default=False, description="Use HTTPS.")
+    region: str = Field(default="us-east-1", description="S3 region (SeaweedFS and MinIO accept any).")
+    models_bucket: str = Field(default="kubevision-models", description="Bucket of the Triton model repositories.")
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.secure else 'http'}://{self.endpoint}"
+
+
+class MLflowSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KUBEVISION_MLFLOW_")
+
+    tracking_uri: str = Field(default="http://127.0.0.1:5000", description="MLflow tracking server URL.")
+
+
+class TritonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KUBEVISION_TRITON_")
+
+    http_url: str = Field(default="127.0.0.1:8000", description="host:port of Triton's HTTP/REST endpoint.")
+    grpc_url: str = Field(default="127.0.0.1:8001", description="host:port of Triton's gRPC endpoint.")
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "kubevision"
+
+
+class LocalSettings(BaseSettings):
+    """Local mode: every service on one machine, state under one folder. A port of 0 means any free port."""
+
+    model_config = SettingsConfigDict(env_prefix="KUBEVISION_LOCAL_")
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Folder of all local state and logs.")
+    s3_port: int = Field(default=8333, ge=0, le=65535, description="S3 API port of SeaweedFS.")
+    mlflow_port: int = Field(default=5000, ge=0, le=65535, description="MLflow tracking server port.")
+    triton_http_port: int = Field(default=8000, ge=0, le=65535, description="Triton HTTP port.")
+    triton_grpc_port: int = Field(default=8001, ge=0, le=65535, description="Triton gRPC port.")
+    triton_metrics_port: int = Field(default=8002, ge=0, le=65535, description="Triton Prometheus metrics port.")
+    start_timeout_seconds: float = Field(default=180, gt=0, description="How long a service may take to be healthy.")

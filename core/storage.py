@@ -1,0 +1,160 @@
+"""The storage layout: the only module that knows bucket and key names (docs/storage.md describes it).
+
+    <dataset bucket>/<dataset prefix>images/<sha256[:2]>/<sha256>         image bytes, stored once by content
+    <dataset bucket>/<dataset prefix>manifest.jsonl                        the live dataset manifest
+    <dataset bucket>/<dataset prefix>snapshots/<iteration id>.jsonl        immutable manifest of one iteration
+    <models bucket>/triton/<namespace>/<project>/                          the project's Triton model repository
+    <models bucket>/triton/<namespace>/<project>/<model>/config.pbtxt      one model a trained iteration
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from kubevision.core import dataset
+from kubevision.core.api import DatasetLocation
+from kubevision.core.settings import S3Settings
+from minio import Minio
+from minio.error import S3Error
+
+_MISSING = {"NoSuchKey", "NoSuchBucket", "NoSuchObject"}
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def of(cls, location: DatasetLocation) -> DatasetLayout:
+        return cls(location.bucket, location.prefix)
+
+    def image_key(self, sha256: str) -> str:
+        return f"{self.prefix}images/{sha256[:2]}/{sha256}"
+
+    @property
+    def manifest_key(self) -> str:
+        return f"{self.prefix}manifest.jsonl"
+
+    def snapshot_key(self, iteration_id: str) -> str:
+        return f"{self.prefix}snapshots/{iteration_id}.jsonl"
+
+
+@dataclass(frozen=True)
+class ModelRepositoryLayout:
+    """A project's Triton model repository: Triton reads it straight from S3."""
+
+    bucket: str
+    namespace: str
+    project: str
+
+    @property
+    def prefix(self) -> str:
+        return f"triton/{self.namespace}/{self.project}/"
+
+    def model_key(self, model: str, path: str) -> str:
+        """Key of a file inside one model's folder, e.g. ("iter-1", "1/model.onnx")."""
+        return f"{self.prefix}{model}/{path}"
+
+    def triton_uri(self, s3: S3Settings) -> str:
+        """The --model-repository argument Triton takes for this repository."""
+        host = f"https://{s3.endpoint}" if s3.secure else s3.endpoint
+        return f"s3://{host}/{self.bucket}/{self.prefix.rstrip('/')}"
+
+
+class ObjectStore:
+    """Thin typed access to S3 through the MinIO SDK."""
+
+    def __init__(self, settings: S3Settings):
+        self.settings = settings
+        self.client = Minio(
+            settings.endpoint,
+            access_key=settings.access_key,
+            secret_key=settings.secret_key.get_secret_value(),
+            secure=settings.secure,
+            region=settings.region,
+        )
+
+    def ensure_bucket(self, bucket: str) -> None:
+        if not self.client.bucket_exists(bucket):
+            self.client.make_bucket(bucket)
+
+    def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.client.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+
+    def get(self, bucket: str, key: str) -> bytes:
+        response = self.client.get_object(bucket, key)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def exists(self, bucket: str, key: str) -> bool:
+        try:
+            self.client.stat_object(bucket, key)
+        except S3Error as error:
+            if error.code in _MISSING:
+                return False
+            raise
+        return True
+
+    def keys(self, bucket: str, prefix: str) -> list[str]:
+        return [o.object_name for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)]
+
+
+class DatasetStore:
+    """A project's images and manifest."""
+
+    def __init__(self, store: ObjectStore, layout: DatasetLayout):
+        self.store = store
+        self.layout = layout
+
+    def add_image(
+        self,
+        data: bytes,
+        content_type: str,
+        tags: list[str] | None = None,
+        regions: list[dataset.Region] | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> tuple[dataset.ImageRecord, bool]:
+        """Store an image once and list it in the manifest. Returns the record and whether it was new."""
+        sha256 = dataset.content_hash(data)
+        records = self.manifest()
+        for record in records:
+            if record.sha256 == sha256:
+                return record, False
+        key = self.layout.image_key(sha256)
+        if not self.store.exists(self.layout.bucket, key):
+            self.store.put(self.layout.bucket, key, data, content_type)
+        record = dataset.ImageRecord(
+            id=dataset.image_id(sha256), sha256=sha256, content_type=content_type, size=len(data),
+            tags=tags or [], regions=regions or [], metadata=metadata or {}, created=datetime.now(UTC),
+        )
+        self.write_manifest([*records, record])
+        return record, True
+
+    def image(self, record: dataset.ImageRecord) -> bytes:
+        return self.store.get(self.layout.bucket, self.layout.image_key(record.sha256))
+
+    def manifest(self) -> list[dataset.ImageRecord]:
+        """The live manifest; empty when none was written yet."""
+        if not self.store.exists(self.layout.bucket, self.layout.manifest_key):
+            return []
+        return dataset.loads(self.store.get(self.layout.bucket, self.layout.manifest_key))
+
+    def write_manifest(self, records: list[dataset.ImageRecord]) -> None:
+        self.store.put(self.layout.bucket, self.layout.manifest_key, dataset.dumps(records), "application/x-ndjson")
+
+    def snapshot(self, iteration_id: str) -> str:
+        """Freeze the manifest for an iteration and return the snapshot's key. A snapshot is written once:
+        taking it again (a retried reconcile) returns the first one unchanged, so a retrain is reproducible."""
+        key = self.layout.snapshot_key(iteration_id)
+        if not self.store.exists(self.layout.bucket, key):
+            self.store.put(self.layout.bucket, key, dataset.dumps(self.manifest()), "application/x-ndjson")
+        return key
+
+    def snapshot_records(self, iteration_id: str) -> list[dataset.ImageRecord]:
+        return dataset.loads(self.store.get(self.layout.bucket, self.layout.snapshot_key(iteration_id)))
