@@ -16,10 +16,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain output: errors are one "Error: ..." line that scripts and logs keep intact
 )
 local_app = typer.Typer(
     help="Run the platform's services (S3, MLflow, Triton) on this machine, without Kubernetes.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(local_app, name="local")
 

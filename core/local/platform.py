@@ -25,6 +25,7 @@ class ServiceRecord(BaseModel):
     pid: int
     log: Path
     health_url: str
+    ports: dict[str, int]
     endpoints: dict[str, str]
 
 
@@ -123,9 +124,7 @@ class LocalPlatform:
                     "grpc": process.pick_port(self.settings.triton_grpc_port, "Triton gRPC"),
                     "metrics": process.pick_port(self.settings.triton_metrics_port, "Triton metrics"),
                 }
-                repositories = self._model_repositories(state)
-                spec = services.triton(self.data_dir, credentials, s3_port, ports, repositories)
-                pending.append(self._spawn(state, spec, started))
+                pending.append(self._spawn(state, self._triton_spec(state, ports), started))
             for spec in pending:  # MLflow and Triton start side by side; both take a while
                 self._wait(state, spec)
         except BaseException:
@@ -141,7 +140,8 @@ class LocalPlatform:
         child = process.spawn(spec.command, log, {**services.base_env(), **spec.env}, cwd=self.data_dir)
         self._children[spec.name] = child
         state.services[spec.name] = ServiceRecord(
-            name=spec.name, pid=child.pid, log=log, health_url=spec.health_url, endpoints=spec.endpoints
+            name=spec.name, pid=child.pid, log=log, health_url=spec.health_url, ports=spec.ports,
+            endpoints=spec.endpoints,
         )
         started.append(spec.name)
         self._save_state(state)
@@ -167,6 +167,19 @@ class LocalPlatform:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
+
+    def restart_triton(self) -> None:
+        """Start Triton again on its ports, over the model repositories now in S3: Triton reads its list of
+        repositories only when it starts, so a new project's repository needs this."""
+        state = self._require_state()
+        old = state.services.pop("triton")
+        process.stop(old.pid)
+        started: list[str] = []
+        self._start(state, self._triton_spec(state, old.ports), started)
+
+    def _triton_spec(self, state: PlatformState, ports: dict[str, int]) -> ServiceSpec:
+        credentials = Credentials(state.access_key, state.secret_key)
+        return services.triton(self.data_dir, credentials, state.s3_port, ports, self._model_repositories(state))
 
     def _model_repositories(self, state: PlatformState) -> list[str]:
         """Every project's Triton model repository present in S3 (triton/<namespace>/<project>/)."""

@@ -43,6 +43,7 @@ class ServiceSpec:
     name: str
     command: list[str]
     health_url: str
+    ports: dict[str, int]
     env: dict[str, str] = field(default_factory=dict)
     endpoints: dict[str, str] = field(default_factory=dict)
 
@@ -91,6 +92,7 @@ def seaweedfs(data_dir: Path, credentials: Credentials, ports: dict[str, int]) -
         command=command,
         # SeaweedFS answers /healthz on the S3 port once the gateway is up.
         health_url=f"http://127.0.0.1:{s3_port}/healthz",
+        ports=ports,
         endpoints={"s3": f"http://127.0.0.1:{s3_port}"},
     )
 
@@ -114,6 +116,7 @@ def mlflow(data_dir: Path, credentials: Credentials, port: int, s3_port: int, ar
         name="mlflow",
         command=command,
         health_url=f"http://127.0.0.1:{port}/health",
+        ports={"http": port},
         env=env,
         endpoints={"mlflow": f"http://127.0.0.1:{port}"},
     )
@@ -161,8 +164,10 @@ def triton(
     command = [
         str(server), f"--backend-directory={triton_backends(data_dir)}",
         f"--http-port={ports['http']}", f"--grpc-port={ports['grpc']}", f"--metrics-port={ports['metrics']}",
-        "--http-address=127.0.0.1", "--grpc-address=127.0.0.1",
+        "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1",
         "--model-control-mode=explicit", "--exit-on-error=false",
+        # CPU only: no GPU metrics, no pinned host memory; configs are complete, so skip the auto-complete pass.
+        "--allow-gpu-metrics=false", "--pinned-memory-pool-byte-size=0", "--disable-auto-complete-config",
         *(f"--model-repository={repository}" for repository in repositories),
     ]
     wheel_libs = Path(pytriton.__file__).parent.parent / "nvidia_pytriton.libs"
@@ -176,6 +181,7 @@ def triton(
         name="triton",
         command=command,
         health_url=f"http://127.0.0.1:{ports['http']}/v2/health/ready",
+        ports=ports,
         env=env,
         endpoints={
             "http": f"http://127.0.0.1:{ports['http']}",
