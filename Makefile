@@ -4,9 +4,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 EXTRAS := trainer,operator,gateway,local,dev
-SOURCES := pyproject.toml $(shell find core operator trainer gateway -name '*.py' 2>/dev/null)
+SOURCES := pyproject.toml constraints.txt $(shell find core operator trainer gateway -name '*.py' 2>/dev/null)
 
-.PHONY: run test test-unit test-services crds lint down clean
+.PHONY: run test test-unit test-services crds lint down clean constraints
 
 # The environment: one virtualenv with every component. "strict" editable mode links each source file into the
 # environment (see pyproject.toml); a new file needs a re-link, which this rule does when sources change.
@@ -14,7 +14,7 @@ $(BIN)/.installed: $(SOURCES)
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "KubeVision needs Python 3.11, found " + sys.version.split()[0]'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]' --config-settings editable_mode=strict
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]' --config-settings editable_mode=strict
 	touch $@
 
 # Start the local platform (S3, MLflow, Triton) and print its endpoints.
@@ -40,6 +40,13 @@ crds: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+
+# After a change of dependencies in pyproject.toml: resolve afresh and record the result.
+constraints:
+	rm -rf /tmp/kubevision-resolve && $(PYTHON) -m venv /tmp/kubevision-resolve
+	/tmp/kubevision-resolve/bin/pip install --quiet '.[$(EXTRAS)]'
+	{ head -n 2 constraints.txt; /tmp/kubevision-resolve/bin/pip freeze --exclude kubevision; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf /tmp/kubevision-resolve
 
 clean:
 	rm -rf $(VENV) build *.egg-info
