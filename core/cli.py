@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 import yaml
+
 from kubevision.core import crd, validation
 from kubevision.core.settings import LocalSettings
 

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubevision.core import api
 from pydantic import BaseModel
+
+from kubevision.core import api
 
 _DROPPED_KEYS = {"title", "$defs"}
 _KEY_ORDER = {"description": 0, "type": 1}

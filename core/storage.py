@@ -13,11 +13,12 @@ import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from minio import Minio
+from minio.error import S3Error
+
 from kubevision.core import dataset
 from kubevision.core.api import DatasetLocation
 from kubevision.core.settings import S3Settings
-from minio import Minio
-from minio.error import S3Error
 
 _MISSING = {"NoSuchKey", "NoSuchBucket", "NoSuchObject"}
 

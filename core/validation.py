@@ -13,6 +13,7 @@ from typing import Any
 
 import celpy
 import jsonschema
+
 from kubevision.core import api, crd
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

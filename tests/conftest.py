@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from kubevision.core.local.platform import LocalPlatform
 from kubevision.core.settings import LocalSettings
 

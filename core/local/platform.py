@@ -11,11 +11,12 @@ import secrets
 import time
 from pathlib import Path
 
+from pydantic import BaseModel, SecretStr
+
 from kubevision.core.local import process, services
 from kubevision.core.local.services import Credentials, ServiceSpec
 from kubevision.core.settings import LocalSettings, MLflowSettings, S3Settings, TritonSettings
 from kubevision.core.storage import ObjectStore
-from pydantic import BaseModel, SecretStr
 
 MLFLOW_BUCKET = "mlflow"
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
 from kubevision.core.local.process import ServiceError
 
 BIN_DIR = Path(sys.executable).parent  # console scripts of the environment kubevision runs in

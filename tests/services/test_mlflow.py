@@ -1,9 +1,10 @@
 """The local MLflow tracking server: runs in SQLite, artifacts land in the local S3."""
 
 import mlflow
+from mlflow.tracking import MlflowClient
+
 from kubevision.core.local.platform import MLFLOW_BUCKET
 from kubevision.core.storage import ObjectStore
-from mlflow.tracking import MlflowClient
 
 
 def test_a_run_with_metrics_and_an_artifact(platform, tmp_path):

@@ -2,10 +2,11 @@
 
 import httpx
 import pytest
-from kubevision.core import dataset
-from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
 from minio.error import S3Error
 from pydantic import SecretStr
+
+from kubevision.core import dataset
+from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,9 @@ import onnxruntime
 import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
-from kubevision.core.storage import ModelRepositoryLayout, ObjectStore
 from onnx import TensorProto, helper, numpy_helper
+
+from kubevision.core.storage import ModelRepositoryLayout, ObjectStore
 
 CONFIG = """
 name: "tiny"

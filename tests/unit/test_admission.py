@@ -5,6 +5,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+
 from kubevision.core import api, crd, validation
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -97,3 +98,10 @@ def test_cli_validate_reports_each_invalid_document(tmp_path, kubevision_cli):
     assert result.returncode == 1
     assert "CustomVisionProject trees is valid" in result.stdout
     assert result.stderr.count("is invalid") == 2
+
+
+def test_every_domain_has_a_backbone():
+    from kubevision.core.domains import BACKBONES
+
+    assert set(BACKBONES) == set(api.Domain)
+    assert all(b.input_size >= 224 for b in BACKBONES.values())

@@ -3,6 +3,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+
 from kubevision.core import crd
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"

@@ -4,6 +4,7 @@ import socket
 import sys
 
 import pytest
+
 from kubevision.core.local import process, services
 
 
