@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 EXTRAS := trainer,operator,gateway,local,dev
 SOURCES := pyproject.toml constraints.txt $(shell find core operator trainer gateway -name '*.py' 2>/dev/null)
 
+# Real images for the training tests, from Debian's package (needs root or sudo once).
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
 .PHONY: run test test-unit test-services crds lint down clean constraints
 
 # The environment: one virtualenv with every component. "strict" editable mode links each source file into the
@@ -24,15 +28,18 @@ run: $(BIN)/.installed
 down: $(BIN)/.installed
 	$(BIN)/kubevision local down
 
+$(FASHION_MNIST):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist
+
 # Every test layer: unit, then real services, then end-to-end.
-test: $(BIN)/.installed
+test: $(BIN)/.installed $(FASHION_MNIST)
 	$(BIN)/pytest
 
 # The fast layer alone: pure tests that start nothing.
 test-unit: $(BIN)/.installed
 	$(BIN)/pytest -m unit
 
-test-services: $(BIN)/.installed
+test-services: $(BIN)/.installed $(FASHION_MNIST)
 	$(BIN)/pytest -m "services or e2e"
 
 crds: $(BIN)/.installed

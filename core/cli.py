@@ -71,6 +71,22 @@ def validate(
         raise typer.Exit(1)
 
 
+@app.command()
+def train(
+    request: Annotated[Path, typer.Option(help="TrainingRequest JSON: the project and the iteration to train.")],
+    local: Annotated[bool, typer.Option(help="Use the local platform's S3 and MLflow, not the environment's.")] = True,
+    data_dir: Annotated[Path | None, typer.Option(help="Local platform folder, with --local.")] = None,
+) -> None:
+    """Train one iteration, as a training Job does; exit 2 for a dataset that cannot train, 1 for a crash."""
+    from kubevision.trainer.entrypoint import run  # the trainer extras are only needed here
+
+    s3 = mlflow = None
+    if local:
+        platform = _platform(data_dir)
+        s3, mlflow = platform.s3_settings(), platform.mlflow_settings()
+    raise typer.Exit(int(run(request, s3, mlflow)))
+
+
 DataDir = Annotated[
     Path | None, typer.Option(help="Folder of local state and logs [default: $KUBEVISION_LOCAL_DATA_DIR or "
                                    "~/.local/share/kubevision].")

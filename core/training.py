@@ -1,0 +1,117 @@
+"""The contract between the operator and the trainer: what one training run is asked to do, and what it returns.
+
+The operator (or local mode) writes a TrainingRequest as JSON; the trainer writes a TrainingResult where the
+operator reads it (the Job's termination message, the MLflow run, standard output).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kubevision.core.api import (
+    ClassificationType,
+    CustomVisionProject,
+    Hyperparameters,
+    Iteration,
+    IterationMetrics,
+    TrainingType,
+)
+from kubevision.core.reasons import Reason, SkipReason
+
+# Custom Vision's rules for a trainable dataset.
+MIN_IMAGES_PER_TAG = 5
+MAX_IMAGE_BYTES = 6 * 1024 * 1024
+SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
+NEGATIVE_TAG = "Negative"  # Custom Vision's name for images that carry none of the tags
+
+
+class ExitCode(IntEnum):
+    """How the trainer's process ends; a Job controller tells a bad dataset (no retry) from a crash (retry)."""
+
+    SUCCEEDED = 0
+    CRASHED = 1
+    INVALID_DATASET = 2
+
+
+class ResolvedTraining(BaseModel):
+    """Training settings after the iteration's fields, the project's defaults and the built-in defaults merged."""
+
+    model_config = ConfigDict(frozen=True)
+
+    training_type: TrainingType
+    budget_minutes: int
+    seed: int = 0
+    learning_rate: float = 0.001
+    batch_size: int = 32
+    max_epochs: int = 30
+    early_stopping_patience: int = 5
+    augmentation: bool = True
+    probability_threshold: float = 0.5
+
+
+def resolve_training(project: CustomVisionProject, iteration: Iteration) -> ResolvedTraining:
+    defaults = project.spec.training_defaults
+    chosen: dict = {}
+    for source in (defaults.hyperparameters, iteration.spec.hyperparameters or Hyperparameters()):
+        chosen.update(source.model_dump(exclude_none=True))
+    return ResolvedTraining(
+        training_type=iteration.spec.training_type or defaults.training_type,
+        budget_minutes=iteration.spec.budget_minutes or defaults.budget_minutes,
+        **chosen,
+    )
+
+
+def classification_type(project: CustomVisionProject) -> ClassificationType:
+    return ClassificationType(project.spec.classification_type or ClassificationType.MULTICLASS)
+
+
+def iteration_id(iteration: Iteration) -> str:
+    """Unique to one Iteration object: a deleted and recreated Iteration of the same name gets a new snapshot."""
+    uid = iteration.metadata.uid or "local"
+    return f"{iteration.metadata.name}-{uid[:8]}"
+
+
+class TrainingRequest(BaseModel):
+    project: CustomVisionProject
+    iteration: Iteration
+
+
+class SkippedImage(BaseModel):
+    id: str
+    reason: SkipReason
+    detail: str = ""
+
+
+class TrainingResult(BaseModel):
+    outcome: Literal["Succeeded", "InvalidDataset", "Failed"]
+    reason: Reason
+    message: str
+    tags: list[str] = Field(default_factory=list, description="Labels in the model's output order.")
+    images_used: int = 0
+    skipped_count: int = 0
+    skipped: list[SkippedImage] = Field(default_factory=list, description="Cut short in termination messages.")
+    metrics: IterationMetrics | None = None
+    mlflow_run_id: str | None = None
+    model_uri: str | None = None
+    registered_model: str | None = None
+    registered_version: str | None = None
+    seconds: float | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return {
+            "Succeeded": ExitCode.SUCCEEDED, "InvalidDataset": ExitCode.INVALID_DATASET, "Failed": ExitCode.CRASHED
+        }[self.outcome]
+
+    def termination_message(self, limit: int = 4096) -> str:
+        """The result as JSON within Kubernetes' 4 KiB termination-message limit: the skipped list is cut first
+        (the full result is in the MLflow run)."""
+        text = self.model_dump_json(exclude_none=True)
+        skipped = list(self.skipped)
+        while len(text.encode()) > limit and skipped:
+            skipped = skipped[: len(skipped) // 2]
+            text = self.model_copy(update={"skipped": skipped}).model_dump_json(exclude_none=True)
+        return text

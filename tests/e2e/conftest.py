@@ -1,0 +1,89 @@
+"""Real images for training tests: Fashion-MNIST from Debian's package (always), Microsoft's Custom Vision
+quickstart photos from ../shared/datasets (skipped where absent), uploaded through the storage module."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kubevision.core import api
+from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
+from kubevision.core.training import TrainingRequest, iteration_id
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "customvision-samples" / "classification"
+DATASET_BUCKET = "datasets"
+
+# Fashion-MNIST classes as Custom Vision tags; for Multilabel, what each class shows.
+FASHION_TAGS = {0: "t-shirt", 2: "pullover", 7: "sneaker", 9: "ankle-boot"}
+FASHION_MULTILABEL = {
+    0: ["upper-body"], 2: ["upper-body", "long-sleeves"], 7: ["footwear"], 9: ["footwear", "ankle-high"],
+    8: ["Negative"],  # bags: none of the tags
+}
+
+
+def fashion_mnist(per_class: int, classes) -> list[tuple[bytes, int]]:
+    """The first `per_class` test images of each class, as PNG files."""
+    if not FASHION_MNIST.is_dir():
+        pytest.fail("Fashion-MNIST is missing: make test installs Debian's dataset-fashion-mnist")
+    with gzip.open(FASHION_MNIST / "t10k-images-idx3-ubyte.gz") as f:
+        pixels = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(FASHION_MNIST / "t10k-labels-idx1-ubyte.gz") as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    chosen = []
+    for label in classes:
+        for index in np.flatnonzero(labels == label)[:per_class]:
+            buffer = io.BytesIO()
+            Image.fromarray(pixels[index]).save(buffer, format="PNG")
+            chosen.append((buffer.getvalue(), int(label)))
+    return chosen
+
+
+def customvision_samples() -> list[tuple[bytes, str]]:
+    if not SAMPLES.is_dir():
+        pytest.skip("../shared/datasets/customvision-samples is not here")
+    return [(path.read_bytes(), tag) for tag in ("Hemlock", "Japanese_Cherry")
+            for path in sorted((SAMPLES / tag).glob("*.jpg"))]
+
+
+class TrainingSetup:
+    """A project over a fresh dataset prefix, and iterations of it with their snapshots taken."""
+
+    def __init__(self, store: ObjectStore, name: str, classification_type: str, domain: str = "GeneralCompact"):
+        self.store = store
+        self.project = api.CustomVisionProject(
+            metadata={"name": name, "namespace": "tests", "uid": f"{name}-uid"},
+            spec={"displayName": name, "classificationType": classification_type, "domain": domain,
+                  "dataset": {"bucket": DATASET_BUCKET, "prefix": f"{name}/"}},
+        )
+        store.ensure_bucket(DATASET_BUCKET)
+        self.images = DatasetStore(store, DatasetLayout(DATASET_BUCKET, f"{name}/"))
+
+    def add(self, data: bytes, tags: list[str], content_type: str = "image/png") -> str:
+        return self.images.add_image(data, content_type, tags=tags)[0].id
+
+    def request(self, iteration: str, training_type: str, **spec) -> TrainingRequest:
+        item = api.Iteration(
+            metadata={"name": iteration, "namespace": "tests", "uid": f"{iteration}-0123456789"},
+            spec={"projectRef": {"name": self.project.metadata.name}, "trainingType": training_type, **spec},
+        )
+        self.images.snapshot(iteration_id(item))
+        return TrainingRequest(project=self.project, iteration=item)
+
+
+@pytest.fixture
+def object_store(platform) -> ObjectStore:
+    return ObjectStore(platform.s3_settings())
+
+
+@pytest.fixture
+def setup_project(object_store):
+    def make(name: str, classification_type: str = "Multiclass", domain: str = "GeneralCompact") -> TrainingSetup:
+        return TrainingSetup(object_store, name, classification_type, domain)
+
+    return make

@@ -1,0 +1,111 @@
+"""The trainer's pure parts: settings merge, image checks, the fitted head, Custom Vision's metrics."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.linear_model import LogisticRegression
+
+from kubevision.core import api
+from kubevision.core.reasons import Reason, SkipReason
+from kubevision.core.training import SkippedImage, TrainingResult, resolve_training
+from kubevision.trainer import data, evaluation, quick
+
+
+def image_bytes(fmt: str, size=(40, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_iteration_fields_override_project_defaults_which_override_built_ins():
+    project = api.CustomVisionProject(metadata={"name": "p"}, spec={
+        "displayName": "P", "dataset": {"bucket": "data"},
+        "trainingDefaults": {"trainingType": "Advanced", "budgetMinutes": 30,
+                             "hyperparameters": {"seed": 3, "batchSize": 16}},
+    })
+    iteration = api.Iteration(metadata={"name": "i"}, spec={
+        "projectRef": {"name": "p"}, "hyperparameters": {"batchSize": 8, "maxEpochs": 4},
+    })
+    options = resolve_training(project, iteration)
+    assert (options.training_type, options.budget_minutes) == ("Advanced", 30)
+    assert (options.seed, options.batch_size, options.max_epochs) == (3, 8, 4)
+    assert options.learning_rate == 0.001  # built-in default
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "BMP", "GIF", "WEBP"])
+def test_supported_formats_decode_to_rgb(fmt):
+    image = data.decode(image_bytes(fmt), working_size=256)
+    assert isinstance(image, Image.Image) and image.mode == "RGB" and image.size == (40, 30)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (image_bytes("TIFF"), SkipReason.UNSUPPORTED_FORMAT),
+        (b"%PDF-1.4 not a picture", SkipReason.UNSUPPORTED_FORMAT),
+        (image_bytes("JPEG", (400, 300))[:300], SkipReason.UNREADABLE),
+        (b"\x89PNG" + b"\x00" * (6 * 1024 * 1024), SkipReason.TOO_LARGE),
+    ],
+)
+def test_unusable_images_say_why(payload, reason):
+    assert data.decode(payload, working_size=256)[0] == reason
+
+
+def test_large_images_are_scaled_down_to_the_working_size():
+    assert data.decode(image_bytes("PNG", (1200, 900)), working_size=256).size == (341, 256)
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_the_fitted_head_reproduces_logistic_regression(classes):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 5)).astype(np.float32)
+    labels = np.arange(60) % classes
+    targets = np.eye(classes, dtype=np.float32)[labels]
+    head = quick.fit_head(x, targets, multilabel=False, seed=0)
+    expected = LogisticRegression(C=quick.REGULARISATION, max_iter=5000, random_state=0).fit(x, labels)
+    np.testing.assert_allclose(quick.head_probabilities(head, x, False), expected.predict_proba(x), atol=1e-5)
+
+
+def test_metrics_at_a_threshold_as_custom_vision_counts_them():
+    targets = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=np.float32)
+    probabilities = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])
+    metrics = evaluation.metrics_at(targets, probabilities, ["a", "b"], 0.5)
+    a, b = metrics.per_tag
+    assert (a.precision, a.recall) == (1.0, 0.5)  # one of two "a" images found, no false alarm
+    assert (b.precision, b.recall) == (pytest.approx(2 / 3), 1.0)
+    assert (metrics.precision, metrics.recall) == (0.75, 0.75)  # 3 right of 4 predictions; 3 of 4 tags found
+    assert a.average_precision == 1.0 and b.average_precision == 1.0  # both tags ranked perfectly
+    assert metrics.average_precision == 1.0
+    mixed = evaluation.metrics_at(targets, np.array([[0.9, 0.1], [0.4, 0.6], [0.6, 0.8], [0.3, 0.7]]), ["a", "b"], 0.5)
+    assert mixed.per_tag[0].average_precision == pytest.approx((1 + 2 / 3) / 2)  # ranks: a+, c-, b+
+    lower = evaluation.metrics_at(targets, probabilities, ["a", "b"], 0.35)
+    assert lower.per_tag[0].recall == 1.0
+
+
+def test_threshold_shifts_move_each_tags_best_cut_to_the_served_threshold():
+    targets = np.array([[1], [1], [0], [0]], dtype=np.float32)
+    probabilities = np.array([[0.30], [0.25], [0.10], [0.05]])  # separable, but all under 0.5
+    shifts = evaluation.threshold_shifts(targets, probabilities, 0.5)
+    shifted = evaluation.shift_probabilities(probabilities, shifts)
+    assert (shifted[:, 0] >= 0.5).tolist() == [True, True, False, False]
+
+
+def test_folds_are_stratified_and_cover_every_image_once():
+    labels = np.repeat([0, 1, 2], [5, 7, 9])
+    splits = evaluation.folds(labels, seed=1)
+    assert len(splits) == 5
+    held_out = np.concatenate([test for _, test in splits])
+    assert sorted(held_out) == list(range(len(labels)))
+    assert all(set(labels[test]) == {0, 1, 2} for _, test in splits)
+
+
+def test_termination_message_fits_four_kibibytes():
+    skipped = [SkippedImage(id=f"{i:036d}", reason=SkipReason.UNREADABLE, detail="x" * 50) for i in range(200)]
+    result = TrainingResult(outcome="Succeeded", reason=Reason.TRAINING_SUCCEEDED, message="ok",
+                            skipped=skipped, skipped_count=200)
+    message = result.termination_message()
+    assert len(message.encode()) <= 4096
+    parsed = TrainingResult.model_validate_json(message)
+    assert parsed.skipped_count == 200 and 0 < len(parsed.skipped) < 200

@@ -1,0 +1,145 @@
+"""From a dataset snapshot to labelled images: decode, check, skip what cannot be used, refuse what cannot train.
+
+Custom Vision's rules: jpg, png, bmp, gif or webp, at most 6 MB, at least 5 images a tag, at least 2 tags to tell
+apart. An unusable image is skipped and listed, never fatal by itself; too few usable images is a DatasetError.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from kubevision.core.api import ClassificationType
+from kubevision.core.dataset import ImageRecord
+from kubevision.core.reasons import Reason, SkipReason
+from kubevision.core.training import (
+    MAX_IMAGE_BYTES,
+    MIN_IMAGES_PER_TAG,
+    NEGATIVE_TAG,
+    SUPPORTED_FORMATS,
+    SkippedImage,
+)
+
+log = logging.getLogger(__name__)
+
+
+class DatasetError(Exception):
+    """The dataset cannot train a model; `reason` becomes the iteration's condition reason."""
+
+    def __init__(self, reason: Reason, message: str, skipped: list[SkippedImage] | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.skipped = skipped or []
+
+
+@dataclass
+class LabelledImages:
+    ids: list[str]
+    images: list[Image.Image]  # RGB, shorter side scaled down to `working_size`
+    tags: list[str]  # output order of the model
+    targets: np.ndarray  # (images, tags) of 0/1
+    skipped: list[SkippedImage]
+    untagged: int  # images with no tag: not used, as in Custom Vision
+
+    @property
+    def primary_labels(self) -> np.ndarray:
+        """One label an image, for stratified splits: its first tag, or -1 for an all-negative image."""
+        return np.where(self.targets.any(axis=1), self.targets.argmax(axis=1), -1)
+
+
+def decode(data: bytes, working_size: int) -> Image.Image | tuple[SkipReason, str]:
+    """An RGB image no smaller than needed, or why it cannot be used."""
+    if len(data) > MAX_IMAGE_BYTES:
+        return SkipReason.TOO_LARGE, f"{len(data)} bytes; the limit is {MAX_IMAGE_BYTES}"
+    try:
+        image = Image.open(io.BytesIO(data))
+        if image.format not in SUPPORTED_FORMATS:
+            return SkipReason.UNSUPPORTED_FORMAT, f"{image.format} is not one of {', '.join(SUPPORTED_FORMATS)}"
+        image = ImageOps.exif_transpose(image).convert("RGB")  # GIF: first frame; camera photos: upright
+    except UnidentifiedImageError:
+        return SkipReason.UNSUPPORTED_FORMAT, "not an image in a supported format"
+    except (OSError, ValueError, SyntaxError) as error:  # truncated or corrupt data
+        return SkipReason.UNREADABLE, str(error)[:200]
+    scale = working_size / min(image.size)
+    if scale < 1:  # keep memory bounded: nothing later needs more pixels than this
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
+    return image
+
+
+def load(
+    records: list[ImageRecord],
+    fetch: Callable[[ImageRecord], bytes | None],
+    kind: ClassificationType,
+    working_size: int,
+) -> LabelledImages:
+    """Decode and check every tagged image of a snapshot; DatasetError if what remains cannot train."""
+    if not records:
+        raise DatasetError(Reason.NO_IMAGES, "the dataset snapshot lists no images")
+    tagged = [r for r in records if r.tags]
+    untagged = len(records) - len(tagged)
+    skipped: list[SkippedImage] = []
+    usable: list[tuple[ImageRecord, Image.Image]] = []
+
+    def read(record: ImageRecord):
+        data = fetch(record)
+        return (SkipReason.MISSING, "not found in S3") if data is None else decode(data, working_size)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # S3 reads and JPEG decoding release the GIL
+        for record, outcome in zip(tagged, pool.map(read, tagged), strict=True):
+            problem = _label_problem(record, kind)
+            if isinstance(outcome, tuple):
+                skipped.append(SkippedImage(id=record.id, reason=outcome[0], detail=outcome[1]))
+            elif problem:
+                skipped.append(SkippedImage(id=record.id, reason=SkipReason.CONFLICTING_TAGS, detail=problem))
+            else:
+                usable.append((record, outcome))
+    log.info("loaded %d images, skipped %d, untagged %d", len(usable), len(skipped), untagged)
+    for item in skipped:
+        log.warning("skipped image %s: %s (%s)", item.id, item.reason, item.detail)
+
+    tags = _check_counts(tagged, usable, kind, skipped)
+    targets = np.zeros((len(usable), len(tags)), dtype=np.float32)
+    index = {tag: i for i, tag in enumerate(tags)}
+    for row, (record, _) in enumerate(usable):
+        for tag in record.tags:
+            if tag in index:  # the Negative tag of a Multilabel project has no column: all zeros
+                targets[row, index[tag]] = 1
+    return LabelledImages(
+        ids=[r.id for r, _ in usable], images=[i for _, i in usable], tags=tags, targets=targets,
+        skipped=skipped, untagged=untagged,
+    )
+
+
+def _label_problem(record: ImageRecord, kind: ClassificationType) -> str:
+    if kind == ClassificationType.MULTICLASS and len(set(record.tags)) > 1:
+        return f"a Multiclass image takes one tag, this one has {sorted(set(record.tags))}"
+    if NEGATIVE_TAG in record.tags and len(set(record.tags)) > 1:
+        return f"the {NEGATIVE_TAG} tag excludes every other tag"
+    return ""
+
+
+def _check_counts(
+    tagged: list[ImageRecord], usable: list[tuple[ImageRecord, Image.Image]], kind: ClassificationType,
+    skipped: list[SkippedImage],
+) -> list[str]:
+    """The model's tags in a stable order, once every tag has enough usable images."""
+    wanted = sorted({tag for record in tagged for tag in record.tags})
+    if kind == ClassificationType.MULTILABEL and NEGATIVE_TAG in wanted:
+        wanted.remove(NEGATIVE_TAG)  # negatives are the all-zero target, not an output
+    counts = Counter(tag for record, _ in usable for tag in set(record.tags))
+    short = [tag for tag in wanted if counts[tag] < MIN_IMAGES_PER_TAG]
+    if short:
+        detail = ", ".join(f'tag "{tag}" has {counts[tag]} usable images' for tag in short)
+        raise DatasetError(Reason.TOO_FEW_IMAGES, f"{detail}; {MIN_IMAGES_PER_TAG} needed", skipped)
+    # Two classes to tell apart at least; in a Multilabel project the Negative tag is one.
+    classes = len(wanted) + (1 if kind == ClassificationType.MULTILABEL and counts[NEGATIVE_TAG] else 0)
+    if classes < 2:
+        raise DatasetError(Reason.TOO_FEW_TAGS, f"found tags {wanted}; at least 2 are needed", skipped)
+    return wanted

@@ -1,0 +1,48 @@
+"""The served network: pixels in [0, 1] in, one probability a tag out.
+
+Normalisation and the final softmax (Multiclass) or sigmoid (Multilabel) are part of the network, so that what
+Triton serves needs nothing but kubevision.core.preprocessing in front of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from kubevision.core.domains import Backbone
+from kubevision.core.preprocessing import to_input
+from kubevision.trainer.backbone import MEAN, STD
+
+
+class Classifier(nn.Module):
+    def __init__(self, backbone: nn.Module, head: nn.Linear, multilabel: bool):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
+        self.backbone = backbone
+        self.head = head
+        self.multilabel = multilabel
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone((images - self.mean) / self.std))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = self.logits(images)
+        return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
+
+
+def batch_inputs(images: list[Image.Image], backbone: Backbone) -> torch.Tensor:
+    return torch.from_numpy(np.stack([to_input(image, backbone) for image in images]))
+
+
+@dataclass
+class Trained:
+    """What every training mode returns."""
+
+    classifier: Classifier
+    held_out: np.ndarray  # indices of the images that scored the model
+    probabilities: np.ndarray  # their predictions, from models that never saw them

@@ -1,0 +1,168 @@
+"""One training run: snapshot in; model in the Triton repository, MLflow run and a TrainingResult out."""
+
+from __future__ import annotations
+
+import logging
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from minio.error import S3Error
+
+from kubevision.core.api import ClassificationType, ProjectType, TrainingType
+from kubevision.core.domains import BACKBONES, Backbone
+from kubevision.core.reasons import Reason
+from kubevision.core.settings import MLflowSettings, S3Settings
+from kubevision.core.storage import DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
+from kubevision.core.training import (
+    ResolvedTraining,
+    TrainingRequest,
+    TrainingResult,
+    classification_type,
+    iteration_id,
+    resolve_training,
+)
+from kubevision.trainer import advanced, backbone, data, evaluation, export, quick
+from kubevision.trainer.network import Classifier, Trained
+from kubevision.trainer.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+REFERENCE_IMAGES = 8
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(request: TrainingRequest, s3: S3Settings, mlflow: MLflowSettings) -> TrainingResult:
+    """Never raises for a bad dataset or a crash: both end in a result the operator can read."""
+    started = time.monotonic()
+    project, iteration = request.project, request.iteration
+    if project.spec.type != ProjectType.CLASSIFICATION:
+        return TrainingResult(outcome="InvalidDataset", reason=Reason.UNSUPPORTED_PROJECT_TYPE,
+                              message=f"{project.spec.type} projects cannot be trained yet")
+    options = resolve_training(project, iteration)
+    store = ObjectStore(s3)
+    images = DatasetStore(store, DatasetLayout.of(project.spec.dataset))
+    try:
+        records = images.snapshot_records(iteration_id(iteration))
+    except S3Error as error:
+        return TrainingResult(outcome="InvalidDataset", reason=Reason.DATASET_NOT_FOUND,
+                              message=f"no dataset snapshot for {iteration_id(iteration)}: {error.code}")
+    tracker = Tracker(mlflow.tracking_uri, project, iteration)
+    try:
+        result = _train(records, images, store, s3, request, options, tracker)
+    except data.DatasetError as error:
+        result = TrainingResult(outcome="InvalidDataset", reason=error.reason, message=str(error),
+                                skipped=error.skipped, skipped_count=len(error.skipped))
+    except Exception as error:  # a crash still reports, then the process exits non-zero
+        log.exception("training failed")
+        result = TrainingResult(outcome="Failed", reason=Reason.TRAINING_FAILED,
+                                message=f"{type(error).__name__}: {error}")
+    result.mlflow_run_id = tracker.run_id
+    result.seconds = round(time.monotonic() - started, 1)
+    tracker.json(result.model_dump(mode="json", exclude_none=True), "result.json")
+    tracker.finish(result.outcome == "Succeeded")
+    return result
+
+
+def _train(records, images: DatasetStore, store: ObjectStore, s3: S3Settings, request: TrainingRequest,
+           options: ResolvedTraining, tracker: Tracker) -> TrainingResult:
+    project = request.project
+    kind = classification_type(project)
+    multilabel = kind == ClassificationType.MULTILABEL
+    network_spec = BACKBONES[project.spec.domain]
+    seed_everything(options.seed)
+    tracker.params({**options.model_dump(mode="json"), "classification_type": kind.value,
+                    "domain": project.spec.domain, "backbone": network_spec.architecture,
+                    "input_size": network_spec.input_size, "snapshot_images": len(records)})
+
+    def fetch(record):
+        try:
+            return images.image(record)
+        except S3Error:
+            return None
+
+    dataset = data.load(records, fetch, kind, network_spec.resize_size)
+    tracker.params({"images": len(dataset.ids), "tags": len(dataset.tags), "skipped": len(dataset.skipped)})
+    deadline = time.monotonic() + options.budget_minutes * 60
+    network = backbone.load(network_spec)
+    if options.training_type == TrainingType.QUICK:
+        trained = _quick(network, dataset, network_spec, options, multilabel)
+    else:
+        trained = advanced.train(network, dataset, network_spec, options, multilabel, deadline, tracker.metric)
+    targets = dataset.targets[trained.held_out]
+    probabilities, threshold = trained.probabilities, options.probability_threshold
+    if multilabel:  # each tag its own threshold, behind the one served threshold
+        shifts, probabilities = evaluation.calibrate(targets, probabilities, threshold, options.seed)
+        with torch.no_grad():
+            trained.classifier.head.bias += torch.from_numpy(shifts)
+    metrics = evaluation.metrics_at(targets, probabilities, dataset.tags, threshold)
+    _record_evaluation(tracker, dataset, trained, targets, probabilities, metrics, multilabel)
+    model_uri, registered = _export(trained.classifier, network_spec, dataset, store, s3, request, tracker)
+    log.info("precision %.3f recall %.3f mAP %.3f; model at %s", metrics.precision, metrics.recall,
+             metrics.average_precision, model_uri)
+    return TrainingResult(
+        outcome="Succeeded", reason=Reason.TRAINING_SUCCEEDED,
+        message=f"trained on {len(dataset.ids)} images, {len(dataset.tags)} tags",
+        tags=dataset.tags, images_used=len(dataset.ids), skipped=dataset.skipped,
+        skipped_count=len(dataset.skipped), metrics=metrics, model_uri=model_uri,
+        registered_model=registered[0], registered_version=registered[1],
+    )
+
+
+def _quick(network, dataset: data.LabelledImages, network_spec: Backbone, options: ResolvedTraining,
+           multilabel: bool) -> Trained:
+    features = quick.features(network, dataset.images, network_spec, options.batch_size)
+    splits = evaluation.folds(dataset.primary_labels, options.seed)
+    held_out = quick.out_of_fold(features, dataset.targets, multilabel, options.seed, splits)
+    head = quick.fit_head(features, dataset.targets, multilabel, options.seed)
+    return Trained(Classifier(network, head, multilabel), np.arange(len(dataset.ids)), held_out)
+
+
+def _record_evaluation(tracker: Tracker, dataset, trained: Trained, targets, probabilities, metrics, multilabel):
+    tracker.metric("precision", metrics.precision)
+    tracker.metric("recall", metrics.recall)
+    tracker.metric("mean_average_precision", metrics.average_precision)
+    for tag in metrics.per_tag:
+        tracker.metric(f"average_precision.{tag.tag}", tag.average_precision)
+    if not multilabel:
+        tracker.metric("top1_accuracy", evaluation.top1_accuracy(targets, probabilities))
+        tracker.confusion_matrix(evaluation.confusion(targets, probabilities), dataset.tags)
+    tracker.precision_recall_curves(targets, probabilities, dataset.tags)
+    tracker.json({
+        "tags": dataset.tags,
+        "predictions": [
+            {"id": dataset.ids[i], "tags": [t for t, on in zip(dataset.tags, targets[row], strict=True) if on],
+             "probabilities": [round(float(p), 6) for p in probabilities[row]]}
+            for row, i in enumerate(trained.held_out)
+        ],
+    }, "evaluation/predictions.json")
+    tracker.json(metrics.model_dump(mode="json", by_alias=True), "evaluation/metrics.json")
+
+
+def _export(classifier: Classifier, network_spec: Backbone, dataset, store: ObjectStore, s3: S3Settings,
+            request: TrainingRequest, tracker: Tracker) -> tuple[str, tuple[str, str]]:
+    project, iteration = request.project, request.iteration
+    model_name = iteration.metadata.name
+    onnx = export.onnx_model(classifier, network_spec)
+    # The trainer's own predictions on a few images: the exported model must give them back, here (ONNX Runtime)
+    # and where it is served (Triton; see the tests).
+    sample = slice(0, REFERENCE_IMAGES)
+    reference = export.reference_predictions(classifier, onnx, network_spec, dataset.images[sample])
+    tracker.json({"ids": dataset.ids[sample], "probabilities": reference.tolist()}, "model/reference_predictions.json")
+    config = export.triton_config(model_name, network_spec, len(dataset.tags))
+    repository = ModelRepositoryLayout(s3.models_bucket, project.metadata.namespace, project.metadata.name)
+    model_uri = export.upload(store, repository, model_name, onnx, config, dataset.tags)
+    with tempfile.TemporaryDirectory() as folder:
+        files = {"model.onnx": onnx, "config.pbtxt": config.encode(), "labels.txt": "\n".join(dataset.tags).encode()}
+        for name, content in files.items():
+            (Path(folder) / name).write_bytes(content)
+            tracker.file(str(Path(folder) / name), "model")
+    return model_uri, tracker.register("model")
