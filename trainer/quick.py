@@ -13,7 +13,10 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from kubevision.core.domains import Backbone
-from kubevision.trainer.network import batch_inputs
+from kubevision.core.training import ResolvedTraining
+from kubevision.trainer import evaluation
+from kubevision.trainer.data import LabelledImages
+from kubevision.trainer.network import Classifier, Trained, batch_inputs
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +81,13 @@ def out_of_fold(
         head = fit_head(x[train], targets[train], multilabel, seed)
         probabilities[test] = head_probabilities(head, x[test], multilabel)
     return probabilities
+
+
+def train(network: nn.Module, dataset: LabelledImages, spec: Backbone, options: ResolvedTraining,
+          multilabel: bool) -> Trained:
+    """Features once; each image scored by a head fitted without it (k-fold); the served head fitted on all."""
+    x = features(network, dataset.images, spec, options.batch_size)
+    splits = evaluation.folds(dataset.primary_labels, options.seed)
+    held_out = out_of_fold(x, dataset.targets, multilabel, options.seed, splits)
+    head = fit_head(x, dataset.targets, multilabel, options.seed)
+    return Trained(Classifier(network, head, multilabel), np.arange(len(dataset.ids)), held_out)

@@ -94,7 +94,7 @@ def _train(records, images: DatasetStore, store: ObjectStore, s3: S3Settings, re
     deadline = time.monotonic() + options.budget_minutes * 60
     network = backbone.load(network_spec)
     if options.training_type == TrainingType.QUICK:
-        trained = _quick(network, dataset, network_spec, options, multilabel)
+        trained = quick.train(network, dataset, network_spec, options, multilabel)
     else:
         trained = advanced.train(network, dataset, network_spec, options, multilabel, deadline, tracker.metric)
     targets = dataset.targets[trained.held_out]
@@ -115,15 +115,6 @@ def _train(records, images: DatasetStore, store: ObjectStore, s3: S3Settings, re
         skipped_count=len(dataset.skipped), metrics=metrics, model_uri=model_uri,
         registered_model=registered[0], registered_version=registered[1],
     )
-
-
-def _quick(network, dataset: data.LabelledImages, network_spec: Backbone, options: ResolvedTraining,
-           multilabel: bool) -> Trained:
-    features = quick.features(network, dataset.images, network_spec, options.batch_size)
-    splits = evaluation.folds(dataset.primary_labels, options.seed)
-    held_out = quick.out_of_fold(features, dataset.targets, multilabel, options.seed, splits)
-    head = quick.fit_head(features, dataset.targets, multilabel, options.seed)
-    return Trained(Classifier(network, head, multilabel), np.arange(len(dataset.ids)), held_out)
 
 
 def _record_evaluation(tracker: Tracker, dataset, trained: Trained, targets, probabilities, metrics, multilabel):
