@@ -296,6 +296,10 @@ class IterationStatus(ApiModel):
         default=None, description="S3 URI of the immutable dataset manifest this iteration trains on."
     )
     training_job: str | None = Field(default=None, description="Name of the training Job.")
+    training_spec_hash: str | None = Field(
+        default=None,
+        description="Hash of the spec fields that training used; a later change to them is reported, not retrained.",
+    )
     training_started: datetime | None = Field(default=None, description="When training started.")
     training_finished: datetime | None = Field(default=None, description="When training ended.")
     metrics: IterationMetrics | None = Field(default=None, description="Held-out metrics of the trained model.")

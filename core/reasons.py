@@ -13,9 +13,30 @@ class Reason(StrEnum):
     TOO_FEW_IMAGES = "TooFewImages"  # a tag has fewer than MIN_IMAGES_PER_TAG usable images
     TOO_FEW_TAGS = "TooFewTags"  # fewer than two classes to tell apart
     UNSUPPORTED_PROJECT_TYPE = "UnsupportedProjectType"
-    # training
+    STORAGE_UNAVAILABLE = "StorageUnavailable"  # S3 cannot be reached; retried with backoff
+    ENOUGH_IMAGES = "EnoughImages"
+    # project readiness
+    READY = "Ready"
+    DATASET_NOT_READY = "DatasetNotReady"
+    TRACKING_UNAVAILABLE = "TrackingUnavailable"  # MLflow cannot be reached; retried with backoff
+    # iteration: project and training
+    PROJECT_NOT_FOUND = "ProjectNotFound"
+    PROJECT_NOT_READY = "ProjectNotReady"
+    TRAINING = "Training"
+    IMAGE_PULL_FAILED = "ImagePullFailed"  # the trainer image cannot be pulled; waits for a fix
     TRAINING_SUCCEEDED = "TrainingSucceeded"
     TRAINING_FAILED = "TrainingFailed"  # the trainer crashed; its log says why
+    BUDGET_EXCEEDED = "BudgetExceeded"  # the Job ran past budgetMinutes
+    NO_RESULT = "NoResult"  # the trainer ended without writing its result
+    SPEC_CURRENT = "SpecCurrent"
+    SPEC_CHANGED_AFTER_TRAINING = "SpecChangedAfterTraining"  # not retrained: create a new Iteration
+    # iteration: publishing
+    NOT_PUBLISHED = "NotPublished"
+    PUBLISHING = "Publishing"
+    PUBLISHED = "Published"
+    PUBLISH_NAME_CONFLICT = "PublishNameConflict"  # another Iteration of the project holds the name
+    SERVING_NOT_READY = "ServingNotReady"
+    NOT_TRAINED = "NotTrained"
 
 
 class SkipReason(StrEnum):

@@ -69,9 +69,10 @@ def classification_type(project: CustomVisionProject) -> ClassificationType:
 
 
 def iteration_id(iteration: Iteration) -> str:
-    """Unique to one Iteration object: a deleted and recreated Iteration of the same name gets a new snapshot."""
+    """Unique to one Iteration object (a recreated Iteration of the same name gets a new one), and short enough
+    to name its training Job (63 characters). Names its dataset snapshot too."""
     uid = iteration.metadata.uid or "local"
-    return f"{iteration.metadata.name}-{uid[:8]}"
+    return f"{iteration.metadata.name[:54]}-{uid[:8]}"
 
 
 class TrainingRequest(BaseModel):

@@ -1,0 +1,349 @@
+"""The reconcile core: from a resource, what is observed of the world, and `now`, compute the status to write and
+what should exist. No I/O: the kopf driver (Kubernetes) and the local controller turn plans into actions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from kubevision.core import conditions
+from kubevision.core.api import (
+    ClassificationType,
+    CustomVisionProject,
+    CustomVisionProjectStatus,
+    Iteration,
+    IterationPhase,
+    IterationStatus,
+    ProjectPhase,
+    ProjectType,
+    TagCount,
+)
+from kubevision.core.reasons import Reason
+from kubevision.core.training import (
+    MIN_IMAGES_PER_TAG,
+    NEGATIVE_TAG,
+    ResolvedTraining,
+    TrainingRequest,
+    TrainingResult,
+    iteration_id,
+    resolve_training,
+)
+
+# Condition types
+DATASET_READY = "DatasetReady"
+READY = "Ready"
+TRAINED = "Trained"
+SPEC_CURRENT = "TrainingSpecCurrent"
+PUBLISHED = "Published"
+
+RETRY_FAULT = 30.0  # seconds before an unreachable S3 or MLflow is tried again
+POLL_TRAINING = 10.0  # seconds between looks at a running training Job
+POLL_SERVING = 10.0
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: Reason
+    message: str
+
+
+@dataclass
+class Outcome:
+    """When to look again (None: when something changes), and what to tell people."""
+
+    requeue_after: float | None = None
+    events: list[Event] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Projects
+
+
+@dataclass(frozen=True)
+class DatasetObservation:
+    error: str | None = None  # S3 could not be read
+    manifest_found: bool = False
+    tag_counts: dict[str, int] = field(default_factory=dict)
+    image_count: int = 0
+
+
+def dataset_problem(project: CustomVisionProject, dataset: DatasetObservation) -> tuple[Reason, str] | None:
+    """What keeps the dataset from training, by the manifest's counts (the trainer checks each image too)."""
+    location = f"s3://{project.spec.dataset.bucket}/{project.spec.dataset.prefix}manifest.jsonl"
+    if not dataset.manifest_found:
+        return Reason.DATASET_NOT_FOUND, f"no dataset manifest at {location}"
+    if dataset.image_count == 0 or not dataset.tag_counts:
+        return Reason.NO_IMAGES, f"the dataset at {location} has no tagged images"
+    short = {tag: n for tag, n in sorted(dataset.tag_counts.items()) if n < MIN_IMAGES_PER_TAG}
+    if short:
+        tag, count = next(iter(short.items()))
+        more = f" (and {len(short) - 1} more tags)" if len(short) > 1 else ""
+        return Reason.TOO_FEW_IMAGES, f'tag "{tag}" has {count} images, {MIN_IMAGES_PER_TAG} needed{more}'
+    tags = [t for t in dataset.tag_counts if not (t == NEGATIVE_TAG and _multilabel(project))]
+    if len(dataset.tag_counts) < 2 or not tags:
+        return Reason.TOO_FEW_TAGS, f"found tags {sorted(dataset.tag_counts)}; at least 2 are needed"
+    return None
+
+
+def _multilabel(project: CustomVisionProject) -> bool:
+    return project.spec.classification_type == ClassificationType.MULTILABEL
+
+
+def reconcile_project(
+    project: CustomVisionProject, dataset: DatasetObservation, tracking_error: str | None,
+    experiment_id: str | None, now: datetime,
+) -> tuple[CustomVisionProjectStatus, Outcome]:
+    generation = project.metadata.generation
+    status = CustomVisionProjectStatus(
+        observed_generation=generation, conditions=list(project.status.conditions), experiment_id=experiment_id,
+    )
+    outcome = Outcome()
+
+    def condition(type_: str, value: str, reason: Reason, message: str) -> None:
+        status.conditions = conditions.set_condition(status.conditions, type_, value, reason, message, generation, now)
+
+    if dataset.error is not None:
+        condition(DATASET_READY, "Unknown", Reason.STORAGE_UNAVAILABLE, dataset.error)
+        outcome.requeue_after = RETRY_FAULT
+    else:
+        status.image_count = dataset.image_count
+        status.tags = [TagCount(tag=t, images=n) for t, n in sorted(dataset.tag_counts.items())]
+        problem = dataset_problem(project, dataset)
+        if problem:
+            condition(DATASET_READY, "False", *problem)
+            outcome.requeue_after = RETRY_FAULT  # images may arrive at any time: look again
+        else:
+            condition(DATASET_READY, "True", Reason.ENOUGH_IMAGES,
+                      f"{dataset.image_count} images, {len(dataset.tag_counts)} tags")
+    if project.spec.type != ProjectType.CLASSIFICATION:
+        condition(READY, "False", Reason.UNSUPPORTED_PROJECT_TYPE, f"{project.spec.type} cannot be trained yet")
+    elif not conditions.is_true(status.conditions, DATASET_READY):
+        dataset_condition = conditions.find(status.conditions, DATASET_READY)
+        condition(READY, "False", Reason.DATASET_NOT_READY, dataset_condition.message)
+    elif tracking_error is not None:
+        condition(READY, "False", Reason.TRACKING_UNAVAILABLE, tracking_error)
+        outcome.requeue_after = RETRY_FAULT
+    else:
+        condition(READY, "True", Reason.READY, "the dataset can train iterations")
+    status.phase = ProjectPhase.READY if conditions.is_true(status.conditions, READY) else ProjectPhase.NOT_READY
+    _transition_events(project.status.conditions, status.conditions, outcome)
+    return status, outcome
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Iterations
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    name: str
+    active: bool = False
+    succeeded: bool = False
+    failed: bool = False
+    failure_reason: str = ""  # the Job's Failed condition: DeadlineExceeded, BackoffLimitExceeded, …
+    failure_message: str = ""
+    waiting_reason: str = ""  # of its pod: ErrImagePull, ImagePullBackOff, …
+    waiting_message: str = ""
+    result: TrainingResult | None = None  # the trainer's termination message
+    started: datetime | None = None
+    finished: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ServingObservation:
+    ready: bool
+    models: tuple[str, ...]  # models the serving Triton is asked to load
+    endpoint: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class IterationObservation:
+    project: CustomVisionProject | None
+    job: JobObservation | None = None
+    publish_owner: str | None = None  # the Iteration that holds spec.publishName within the project
+    serving: ServingObservation | None = None
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """What the training Job must run; the drivers build the Kubernetes Job or the process from it."""
+
+    name: str
+    request: TrainingRequest
+    options: ResolvedTraining
+    gpus: int
+
+
+@dataclass
+class IterationPlan:
+    status: IterationStatus
+    outcome: Outcome
+    train: TrainingJob | None = None  # ensure the snapshot and this Job exist (adopting one that does)
+    serve: bool = False  # the project's serving must load this Iteration's model
+
+
+def training_spec_hash(iteration: Iteration) -> str:
+    """Everything in the spec that training reads; publishName is not part of it."""
+    relevant = iteration.spec.model_dump(mode="json", by_alias=True, exclude={"publish_name"}, exclude_none=True)
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def publish_owners(iterations: list[dict]) -> dict[str, str]:
+    """publishName -> the Iteration that holds it: the oldest claimant (then the first by name) wins."""
+    owners: dict[str, tuple[str, str]] = {}
+    for item in iterations:
+        name = (item.get("spec") or {}).get("publishName")
+        if not name:
+            continue
+        claim = (item["metadata"].get("creationTimestamp") or "", item["metadata"]["name"])
+        if name not in owners or claim < owners[name]:
+            owners[name] = claim
+    return {publish_name: claim[1] for publish_name, claim in owners.items()}
+
+
+def reconcile_iteration(iteration: Iteration, observed: IterationObservation, now: datetime) -> IterationPlan:
+    generation = iteration.metadata.generation
+    old = iteration.status
+    # The training record (results, timestamps, the spec it used) is kept; everything else is recomputed.
+    status = old.model_copy(deep=True)
+    status.observed_generation = generation
+    plan = IterationPlan(status=status, outcome=Outcome())
+
+    def condition(type_: str, value: str, reason: Reason, message: str) -> None:
+        status.conditions = conditions.set_condition(status.conditions, type_, value, reason, message, generation, now)
+
+    project = observed.project
+    trained = conditions.is_true(old.conditions, TRAINED)
+    finished = trained or status.phase == IterationPhase.FAILED
+    if not finished:
+        _reconcile_training(iteration, observed, now, plan, condition)
+        trained = conditions.is_true(status.conditions, TRAINED)
+    if status.training_spec_hash is not None:
+        if status.training_spec_hash == training_spec_hash(iteration):
+            condition(SPEC_CURRENT, "True", Reason.SPEC_CURRENT, "the spec is the one training used")
+        else:
+            condition(SPEC_CURRENT, "False", Reason.SPEC_CHANGED_AFTER_TRAINING,
+                      "the training spec changed after training started; it was not retrained: "
+                      "create a new Iteration to train with the new spec")
+    _reconcile_publishing(iteration, observed, trained, plan, condition)
+    if project is not None:
+        ready = trained and (not iteration.spec.publish_name or conditions.is_true(status.conditions, PUBLISHED))
+        if ready:
+            condition(READY, "True", Reason.PUBLISHED if iteration.spec.publish_name else Reason.TRAINING_SUCCEEDED,
+                      "the model is served" if iteration.spec.publish_name else "the model is trained")
+        else:
+            blocking = next((c for c in (conditions.find(status.conditions, t) for t in (TRAINED, PUBLISHED))
+                             if c is not None and c.status != "True"), None)
+            if blocking is not None:
+                condition(READY, "False", Reason(blocking.reason), blocking.message)
+    _transition_events(old.conditions, status.conditions, plan.outcome)
+    return plan
+
+
+def _reconcile_training(iteration, observed: IterationObservation, now, plan: IterationPlan, condition) -> None:
+    status, project, job = plan.status, observed.project, observed.job
+    if project is None:
+        status.phase = IterationPhase.PENDING
+        condition(READY, "False", Reason.PROJECT_NOT_FOUND,
+                  f'CustomVisionProject "{iteration.spec.project_ref.name}" does not exist in this namespace')
+        plan.outcome.requeue_after = RETRY_FAULT
+        return
+    if job is None:
+        if not conditions.is_true(project.status.conditions, READY):
+            project_ready = conditions.find(project.status.conditions, READY)
+            status.phase = IterationPhase.PENDING
+            condition(TRAINED, "False", Reason.PROJECT_NOT_READY, project_ready.message if project_ready
+                      else f'waiting for CustomVisionProject "{project.metadata.name}" to be reconciled')
+            plan.outcome.requeue_after = RETRY_FAULT
+            return
+        options = resolve_training(project, iteration)
+        plan.train = TrainingJob(name=iteration_id(iteration), options=options, gpus=iteration.spec.resources.gpus,
+                                 request=TrainingRequest(project=project, iteration=iteration))
+        status.training_spec_hash = training_spec_hash(iteration)
+        status.training_job = plan.train.name
+        status.training_started = now
+        status.phase = IterationPhase.TRAINING
+        condition(TRAINED, "Unknown", Reason.TRAINING, f"training Job {plan.train.name} created")
+        plan.outcome.requeue_after = POLL_TRAINING
+        return
+    status.training_job = job.name
+    status.training_started = status.training_started or job.started
+    if status.training_spec_hash is None:  # an adopted Job: it trains the spec as it was when it was created
+        status.training_spec_hash = training_spec_hash(iteration)
+    result = job.result
+    if job.succeeded and result is not None and result.outcome == "Succeeded":
+        status.phase = IterationPhase.TRAINED
+        status.training_finished = job.finished or now
+        status.metrics, status.mlflow_run_id, status.model_uri = result.metrics, result.mlflow_run_id, result.model_uri
+        condition(TRAINED, "True", Reason.TRAINING_SUCCEEDED, result.message)
+    elif job.failed or job.succeeded:
+        status.phase = IterationPhase.FAILED
+        status.training_finished = job.finished or now
+        status.mlflow_run_id = result.mlflow_run_id if result else None
+        if result is not None and result.outcome != "Succeeded":
+            condition(TRAINED, "False", result.reason, result.message)
+        elif job.failure_reason == "DeadlineExceeded":
+            condition(TRAINED, "False", Reason.BUDGET_EXCEEDED,
+                      f"training ran past its budget of {resolve_training(observed.project, iteration).budget_minutes}"
+                      " minutes")
+        elif job.succeeded:
+            condition(TRAINED, "False", Reason.NO_RESULT, f"Job {job.name} ended without a training result")
+        else:
+            condition(TRAINED, "False", Reason.TRAINING_FAILED,
+                      f"Job {job.name} failed ({job.failure_reason}): {job.failure_message}".strip())
+    else:
+        status.phase = IterationPhase.TRAINING
+        if job.waiting_reason in {"ErrImagePull", "ImagePullBackOff", "InvalidImageName"}:
+            condition(TRAINED, "Unknown", Reason.IMAGE_PULL_FAILED, f"{job.waiting_reason}: {job.waiting_message}")
+        else:
+            condition(TRAINED, "Unknown", Reason.TRAINING, f"training Job {job.name} is running")
+        plan.outcome.requeue_after = POLL_TRAINING
+
+
+def _reconcile_publishing(iteration, observed: IterationObservation, trained: bool, plan: IterationPlan,
+                          condition) -> None:
+    status, name = plan.status, iteration.spec.publish_name
+    if not name:
+        status.published_name = status.endpoint = None
+        condition(PUBLISHED, "False", Reason.NOT_PUBLISHED, "spec.publishName is not set")
+        if status.phase == IterationPhase.PUBLISHED:
+            status.phase = IterationPhase.TRAINED
+        return
+    if observed.publish_owner not in (None, iteration.metadata.name):
+        status.published_name = status.endpoint = None
+        condition(PUBLISHED, "False", Reason.PUBLISH_NAME_CONFLICT,
+                  f'Iteration "{observed.publish_owner}" of this project already publishes "{name}"')
+        return
+    if not trained:
+        condition(PUBLISHED, "False", Reason.NOT_TRAINED, f'"{name}" is published once training succeeds')
+        return
+    plan.serve = True
+    serving = observed.serving
+    if serving is not None and serving.ready and iteration.metadata.name in serving.models:
+        status.phase = IterationPhase.PUBLISHED
+        status.published_name, status.endpoint = name, serving.endpoint
+        condition(PUBLISHED, "True", Reason.PUBLISHED, f'served as "{name}" at {serving.endpoint}')
+    else:
+        status.phase = IterationPhase.TRAINED
+        status.published_name = status.endpoint = None
+        message = serving.message if serving is not None and serving.message else "waiting for Triton to be ready"
+        condition(PUBLISHED, "Unknown", Reason.PUBLISHING, message)
+        plan.outcome.requeue_after = POLL_SERVING
+
+
+# A False condition with one of these reasons is a state, not a fault: its Event is Normal.
+_EXPECTED = {Reason.NOT_PUBLISHED, Reason.NOT_TRAINED, Reason.PROJECT_NOT_READY}
+
+
+def _transition_events(old, new, outcome: Outcome) -> None:
+    """One Event for each condition whose reason changed: what a person reading `kubectl describe` follows."""
+    before = {c.type: c.reason for c in old}
+    for c in new:
+        if before.get(c.type) != c.reason:
+            kind = "Warning" if c.status == "False" and c.reason not in _EXPECTED else "Normal"
+            outcome.events.append(Event(kind, Reason(c.reason), f"{c.type}: {c.message}"))

@@ -1,0 +1,263 @@
+"""The reconcile core: every status transition and condition reason, with a fixed clock and no I/O."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kubevision.core import conditions
+from kubevision.core.api import CustomVisionProject, Iteration, IterationMetrics
+from kubevision.core.reasons import Reason
+from kubevision.core.training import TrainingResult, iteration_id
+from kubevision.operator import reconcile as core
+from kubevision.operator.reconcile import (
+    DatasetObservation,
+    IterationObservation,
+    JobObservation,
+    ServingObservation,
+)
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+LATER = NOW + timedelta(minutes=5)
+ENOUGH = DatasetObservation(manifest_found=True, tag_counts={"cat": 5, "dog": 7}, image_count=12)
+METRICS = IterationMetrics(probability_threshold=0.5, precision=0.9, recall=0.8, average_precision=0.95)
+
+
+def project(**spec) -> CustomVisionProject:
+    return CustomVisionProject(metadata={"name": "pets", "namespace": "ml", "generation": 1},
+                               spec={"displayName": "Pets", "dataset": {"bucket": "data", "prefix": "pets/"}, **spec})
+
+
+def ready_project() -> CustomVisionProject:
+    item = project()
+    item.status, _ = core.reconcile_project(item, ENOUGH, None, "7", NOW)
+    return item
+
+
+def iteration(generation=1, **spec) -> Iteration:
+    return Iteration(metadata={"name": "pets-1", "namespace": "ml", "uid": "0a1b2c3d-uid", "generation": generation,
+                               "creationTimestamp": "2026-11-25T11:00:00Z"},
+                     spec={"projectRef": {"name": "pets"}, **spec})
+
+
+def reason(status, type_):
+    return conditions.find(status.conditions, type_).reason
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# projects
+
+
+@pytest.mark.parametrize(
+    ("dataset", "expected", "message"),
+    [
+        (DatasetObservation(), Reason.DATASET_NOT_FOUND, "no dataset manifest at s3://data/pets/manifest.jsonl"),
+        (DatasetObservation(manifest_found=True), Reason.NO_IMAGES, "the dataset at s3://data/pets/manifest.jsonl "
+                                                                    "has no tagged images"),
+        (DatasetObservation(manifest_found=True, tag_counts={"cat": 3, "dog": 9}, image_count=12),
+         Reason.TOO_FEW_IMAGES, 'tag "cat" has 3 images, 5 needed'),
+        (DatasetObservation(manifest_found=True, tag_counts={"cat": 9}, image_count=9),
+         Reason.TOO_FEW_TAGS, "found tags ['cat']; at least 2 are needed"),
+    ],
+)
+def test_a_dataset_that_cannot_train_is_named(dataset, expected, message):
+    status, outcome = core.reconcile_project(project(), dataset, None, None, NOW)
+    assert (status.phase, reason(status, "DatasetReady")) == ("NotReady", expected)
+    assert conditions.find(status.conditions, "DatasetReady").message == message
+    assert reason(status, "Ready") == Reason.DATASET_NOT_READY
+    assert outcome.requeue_after == core.RETRY_FAULT  # images may be uploaded at any time
+
+
+def test_a_ready_project_counts_its_images():
+    status, outcome = core.reconcile_project(project(), ENOUGH, None, "7", NOW)
+    assert status.phase == "Ready" and status.image_count == 12 and status.experiment_id == "7"
+    assert [(t.tag, t.images) for t in status.tags] == [("cat", 5), ("dog", 7)]
+    assert reason(status, "Ready") == Reason.READY
+    assert outcome.requeue_after is None
+    assert [e.reason for e in outcome.events] == [Reason.ENOUGH_IMAGES, Reason.READY]
+
+
+def test_unreachable_storage_and_tracking_are_retried():
+    status, outcome = core.reconcile_project(project(), DatasetObservation(error="connection refused"), None, None,
+                                             NOW)
+    assert conditions.find(status.conditions, "DatasetReady").status == "Unknown"
+    assert reason(status, "DatasetReady") == Reason.STORAGE_UNAVAILABLE and outcome.requeue_after == 30
+    status, outcome = core.reconcile_project(project(), ENOUGH, "MLflow: 503", None, NOW)
+    assert reason(status, "Ready") == Reason.TRACKING_UNAVAILABLE and outcome.requeue_after == 30
+
+
+def test_object_detection_is_not_trainable_yet():
+    status, _ = core.reconcile_project(project(type="ObjectDetection"), ENOUGH, None, None, NOW)
+    assert reason(status, "Ready") == Reason.UNSUPPORTED_PROJECT_TYPE
+
+
+def test_transition_time_moves_only_when_the_status_flips():
+    item = ready_project()
+    again, outcome = core.reconcile_project(item, ENOUGH, None, "7", LATER)
+    assert conditions.find(again.conditions, "Ready").last_transition_time == NOW
+    assert outcome.events == []
+    item.status = again
+    broken, outcome = core.reconcile_project(item, DatasetObservation(manifest_found=True), None, "7", LATER)
+    assert conditions.find(broken.conditions, "Ready").last_transition_time == LATER
+    assert [(e.type, e.reason) for e in outcome.events] == [
+        ("Warning", Reason.NO_IMAGES), ("Warning", Reason.DATASET_NOT_READY)]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# iterations: training
+
+
+def test_a_missing_project_is_waited_for():
+    plan = core.reconcile_iteration(iteration(), IterationObservation(project=None), NOW)
+    assert plan.status.phase == "Pending" and plan.train is None
+    assert reason(plan.status, "Ready") == Reason.PROJECT_NOT_FOUND
+
+
+def test_a_project_not_ready_is_waited_for():
+    not_ready = project()
+    not_ready.status, _ = core.reconcile_project(not_ready, DatasetObservation(), None, None, NOW)
+    plan = core.reconcile_iteration(iteration(), IterationObservation(project=not_ready), NOW)
+    assert plan.train is None and plan.status.phase == "Pending"
+    assert reason(plan.status, "Trained") == Reason.PROJECT_NOT_READY
+    assert conditions.find(plan.status.conditions, "Trained").message.startswith("no dataset manifest")
+
+
+def test_a_ready_project_starts_one_training_job():
+    item = iteration(trainingType="Advanced", budgetMinutes=20, resources={"gpus": 1})
+    plan = core.reconcile_iteration(item, IterationObservation(project=ready_project()), NOW)
+    assert plan.train.name == iteration_id(item) == "pets-1-0a1b2c3d"
+    assert (plan.train.gpus, plan.train.options.training_type, plan.train.options.budget_minutes) == (1, "Advanced", 20)
+    assert plan.status.phase == "Training" and plan.status.training_job == "pets-1-0a1b2c3d"
+    assert plan.status.training_started == NOW
+    assert reason(plan.status, "Trained") == Reason.TRAINING and plan.outcome.requeue_after == core.POLL_TRAINING
+
+
+def follow(job: JobObservation, item=None):
+    item = item or iteration()
+    first = core.reconcile_iteration(item, IterationObservation(project=ready_project()), NOW)
+    item.status = first.status
+    return item, core.reconcile_iteration(item, IterationObservation(project=ready_project(), job=job), LATER)
+
+
+def test_a_running_job_is_followed_and_never_created_twice():
+    _, plan = follow(JobObservation(name="pets-1-0a1b2c3d", active=True))
+    assert plan.train is None and plan.status.phase == "Training"
+    assert reason(plan.status, "Trained") == Reason.TRAINING
+
+
+def test_an_image_that_cannot_be_pulled_is_reported_while_waiting():
+    _, plan = follow(JobObservation(name="j", active=True, waiting_reason="ImagePullBackOff",
+                                    waiting_message="registry.example/trainer:9 not found"))
+    assert reason(plan.status, "Trained") == Reason.IMAGE_PULL_FAILED
+    assert plan.status.phase == "Training" and plan.outcome.requeue_after == core.POLL_TRAINING
+
+
+def test_success_records_metrics_run_and_model():
+    result = TrainingResult(outcome="Succeeded", reason=Reason.TRAINING_SUCCEEDED, message="trained on 12 images",
+                            metrics=METRICS, mlflow_run_id="run-1", model_uri="s3://models/triton/ml/pets/pets-1/")
+    _, plan = follow(JobObservation(name="j", succeeded=True, result=result, finished=LATER))
+    status = plan.status
+    assert status.phase == "Trained" and status.metrics == METRICS and status.mlflow_run_id == "run-1"
+    assert status.model_uri.endswith("/pets-1/") and status.training_finished == LATER
+    assert reason(status, "Trained") == reason(status, "Ready") == Reason.TRAINING_SUCCEEDED
+    assert conditions.is_true(status.conditions, "Ready")
+
+
+@pytest.mark.parametrize(
+    ("job", "expected"),
+    [
+        (JobObservation(name="j", failed=True, result=TrainingResult(
+            outcome="InvalidDataset", reason=Reason.TOO_FEW_IMAGES, message='tag "cat" has 3 usable images')),
+         Reason.TOO_FEW_IMAGES),
+        (JobObservation(name="j", failed=True, failure_reason="DeadlineExceeded"), Reason.BUDGET_EXCEEDED),
+        (JobObservation(name="j", failed=True, failure_reason="BackoffLimitExceeded",
+                        failure_message="Job has reached the specified backoff limit"), Reason.TRAINING_FAILED),
+        (JobObservation(name="j", succeeded=True), Reason.NO_RESULT),
+    ],
+)
+def test_failures_say_why(job, expected):
+    _, plan = follow(job)
+    assert plan.status.phase == "Failed"
+    assert reason(plan.status, "Trained") == expected and reason(plan.status, "Ready") == expected
+    assert any(e.type == "Warning" and e.reason == expected for e in plan.outcome.events)
+
+
+def trained_iteration(**spec) -> Iteration:
+    result = TrainingResult(outcome="Succeeded", reason=Reason.TRAINING_SUCCEEDED, message="ok", metrics=METRICS)
+    item, plan = follow(JobObservation(name="j", succeeded=True, result=result), iteration(**spec))
+    item.status = plan.status
+    return item
+
+
+def test_a_spec_change_after_training_is_reported_not_retrained():
+    item = trained_iteration()
+    changed = iteration(generation=2, trainingType="Advanced")
+    changed.status = item.status
+    plan = core.reconcile_iteration(changed, IterationObservation(project=ready_project()), LATER)
+    assert plan.train is None and plan.status.phase == "Trained"
+    assert reason(plan.status, "TrainingSpecCurrent") == Reason.SPEC_CHANGED_AFTER_TRAINING
+    assert plan.status.observed_generation == 2
+
+
+def test_a_publish_name_change_is_not_a_training_change():
+    assert core.training_spec_hash(iteration()) == core.training_spec_hash(iteration(publishName="v1"))
+    assert core.training_spec_hash(iteration()) != core.training_spec_hash(iteration(budgetMinutes=5))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# iterations: publishing
+
+
+SERVING = ServingObservation(ready=True, models=("pets-1",), endpoint="http://kv-triton-pets.ml:8000")
+
+
+def publish(item: Iteration, owner="pets-1", serving=SERVING):
+    observed = IterationObservation(project=ready_project(), publish_owner=owner, serving=serving)
+    return core.reconcile_iteration(item, observed, LATER)
+
+
+def test_published_once_triton_serves_the_model():
+    plan = publish(trained_iteration(publishName="pets-v1"))
+    assert plan.serve and plan.status.phase == "Published"
+    assert (plan.status.published_name, plan.status.endpoint) == ("pets-v1", SERVING.endpoint)
+    assert reason(plan.status, "Published") == Reason.PUBLISHED and reason(plan.status, "Ready") == Reason.PUBLISHED
+
+
+def test_publishing_waits_for_triton():
+    plan = publish(trained_iteration(publishName="pets-v1"),
+                   serving=ServingObservation(ready=False, models=("pets-1",), endpoint="e", message="0/1 ready"))
+    assert plan.serve and plan.status.phase == "Trained" and plan.status.published_name is None
+    assert reason(plan.status, "Published") == Reason.PUBLISHING and plan.outcome.requeue_after == core.POLL_SERVING
+    assert not conditions.is_true(plan.status.conditions, "Ready")
+
+
+def test_a_second_claimant_of_a_publish_name_gets_a_conflict():
+    plan = publish(trained_iteration(publishName="pets-v1"), owner="pets-0")
+    assert not plan.serve and plan.status.published_name is None
+    assert reason(plan.status, "Published") == Reason.PUBLISH_NAME_CONFLICT
+    assert '"pets-0"' in conditions.find(plan.status.conditions, "Published").message
+
+
+def test_an_untrained_iteration_is_published_later():
+    plan = core.reconcile_iteration(iteration(publishName="pets-v1"), IterationObservation(project=ready_project()),
+                                    NOW)
+    assert not plan.serve and reason(plan.status, "Published") == Reason.NOT_TRAINED
+
+
+def test_removing_the_publish_name_unpublishes():
+    item = trained_iteration(publishName="pets-v1")
+    item.status = publish(item).status
+    unpublished = iteration()
+    unpublished.status = item.status
+    plan = publish(unpublished)
+    assert not plan.serve and plan.status.phase == "Trained"
+    assert plan.status.published_name is None and plan.status.endpoint is None
+    assert reason(plan.status, "Published") == Reason.NOT_PUBLISHED
+
+
+def test_the_oldest_claimant_owns_a_publish_name():
+    def claim(name, created, publish_name="v1"):
+        return {"metadata": {"name": name, "creationTimestamp": created}, "spec": {"publishName": publish_name}}
+
+    owners = core.publish_owners([claim("b", "2026-01-02T00:00:00Z"), claim("a", "2026-01-03T00:00:00Z"),
+                                  claim("c", "2026-01-02T00:00:00Z"), claim("d", "2026-01-01T00:00:00Z", "v2")])
+    assert owners == {"v1": "b", "v2": "d"}
