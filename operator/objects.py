@@ -1,0 +1,186 @@
+"""Kubernetes objects built from the reconcile core's plans: the training Job, and each project's Triton
+Deployment and Service. Pure functions: the same plan gives the same object, so applying it again is a no-op."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubevision.core.api import CustomVisionProject, Iteration
+from kubevision.core.labels import labels, triton_name
+from kubevision.core.settings import OperatorSettings
+from kubevision.core.storage import ModelRepositoryLayout
+from kubevision.core.training import ExitCode, TrainingRequest
+from kubevision.operator.reconcile import TrainingJob
+
+GPU = "nvidia.com/gpu"
+# Beyond the training budget, time for the pod to start, load the data and export the model.
+JOB_DEADLINE_MARGIN_SECONDS = 600
+TRITON_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+
+
+def owner_reference(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Makes the child go when its owner goes (Kubernetes garbage collection)."""
+    return {
+        "apiVersion": "kubevision.io/v1alpha1", "kind": kind, "name": body["metadata"]["name"],
+        "uid": body["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True,
+    }
+
+
+def _slim_request(request: TrainingRequest) -> str:
+    """The request without status, managed fields or annotations: only what the trainer reads."""
+    def slim(resource: CustomVisionProject | Iteration):
+        meta = resource.metadata
+        metadata = {"name": meta.name, "namespace": meta.namespace, "uid": meta.uid, "generation": meta.generation}
+        return type(resource).model_validate({"metadata": metadata, "spec": resource.spec.model_dump(by_alias=True)})
+
+    return TrainingRequest(project=slim(request.project), iteration=slim(request.iteration)).model_dump_json(
+        by_alias=True, exclude_none=True
+    )
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def _gpu_tolerations(settings: OperatorSettings) -> list[dict[str, str]]:
+    return [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}] if settings.gpu_tolerations else []
+
+
+def training_job(train: TrainingJob, iteration_body: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
+    project = train.request.project.metadata.name
+    job_labels = labels("trainer", project, train.request.iteration.metadata.name)
+    resources: dict[str, Any] = {
+        "requests": {"cpu": settings.training_cpu, "memory": settings.training_memory},
+        "limits": {"memory": settings.training_memory},
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [{
+            "name": "trainer",
+            "image": settings.trainer_image,
+            "command": ["python", "-m", "kubevision.trainer"],
+            "env": [
+                {"name": "KUBEVISION_TRAINING_REQUEST", "value": _slim_request(train.request)},
+                {"name": "KUBEVISION_S3_ENDPOINT", "value": settings.s3_endpoint},
+                {"name": "KUBEVISION_S3_SECURE", "value": str(settings.s3_secure).lower()},
+                {"name": "KUBEVISION_S3_MODELS_BUCKET", "value": settings.models_bucket},
+                _secret_env("KUBEVISION_S3_ACCESS_KEY", settings.s3_secret_name, "accessKey"),
+                _secret_env("KUBEVISION_S3_SECRET_KEY", settings.s3_secret_name, "secretKey"),
+                {"name": "KUBEVISION_MLFLOW_TRACKING_URI", "value": settings.mlflow_tracking_uri},
+                {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
+            ],
+            "resources": resources,
+            "terminationMessagePolicy": "File",  # the trainer writes its result there
+        }],
+    }
+    if train.gpus:
+        resources["limits"][GPU] = str(train.gpus)
+        pod_spec["tolerations"] = _gpu_tolerations(settings)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": train.name, "namespace": train.request.iteration.metadata.namespace, "labels": job_labels,
+            "ownerReferences": [owner_reference("Iteration", iteration_body)],
+        },
+        "spec": {
+            "backoffLimit": settings.training_backoff_limit,
+            "activeDeadlineSeconds": train.options.budget_minutes * 60 + JOB_DEADLINE_MARGIN_SECONDS,
+            "podFailurePolicy": {"rules": [
+                # a dataset that cannot train fails at once: retrying cannot help
+                {"action": "FailJob", "onExitCodes": {"containerName": "trainer", "operator": "In",
+                                                      "values": [int(ExitCode.INVALID_DATASET)]}},
+                # an evicted or preempted pod is not the trainer's fault: run it again, uncounted
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]},
+            "template": {"metadata": {"labels": job_labels}, "spec": pod_spec},
+        },
+    }
+
+
+def triton_deployment(
+    project_body: dict[str, Any], models: list[str], settings: OperatorSettings
+) -> dict[str, Any]:
+    """One Triton a project, reading the project's model repository from S3 and loading the published models."""
+    meta = project_body["metadata"]
+    name = triton_name(meta["name"])
+    selector = {"app.kubernetes.io/name": "kubevision-triton", "kubevision.io/project": meta["name"]}
+    repository = ModelRepositoryLayout(settings.models_bucket, meta["namespace"], meta["name"])
+    host = f"https://{settings.s3_endpoint}" if settings.s3_secure else settings.s3_endpoint
+    args = [
+        f"--model-repository=s3://{host}/{repository.bucket}/{repository.prefix.rstrip('/')}",
+        "--model-control-mode=explicit",
+        *(f"--load-model={model}" for model in sorted(models)),
+        "--disable-auto-complete-config",
+    ]
+    resources: dict[str, Any] = {
+        "requests": {"cpu": settings.triton_cpu, "memory": settings.triton_memory},
+        "limits": {"memory": settings.triton_memory},
+    }
+    pod_spec: dict[str, Any] = {
+        "containers": [{
+            "name": "triton",
+            "image": settings.triton_image,
+            "command": ["tritonserver"],
+            "args": args,
+            "env": [
+                _secret_env("AWS_ACCESS_KEY_ID", settings.s3_secret_name, "accessKey"),
+                _secret_env("AWS_SECRET_ACCESS_KEY", settings.s3_secret_name, "secretKey"),
+                {"name": "AWS_DEFAULT_REGION", "value": "us-east-1"},
+            ],
+            "ports": [{"name": port, "containerPort": number} for port, number in TRITON_PORTS.items()],
+            "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 5},
+            "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"}, "periodSeconds": 15,
+                              "failureThreshold": 4},
+            "resources": resources,
+        }],
+    }
+    if settings.triton_gpus:
+        resources["limits"][GPU] = str(settings.triton_gpus)
+        pod_spec["tolerations"] = _gpu_tolerations(settings)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name, "namespace": meta["namespace"], "labels": labels("triton", meta["name"]),
+            "ownerReferences": [owner_reference("CustomVisionProject", project_body)],
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {
+                    "labels": labels("triton", meta["name"]),
+                    "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8002",
+                                    "prometheus.io/path": "/metrics"},
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def triton_service(project_body: dict[str, Any]) -> dict[str, Any]:
+    meta = project_body["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": triton_name(meta["name"]), "namespace": meta["namespace"], "labels": labels("triton", meta["name"]),
+            "ownerReferences": [owner_reference("CustomVisionProject", project_body)],
+        },
+        "spec": {
+            "selector": {"app.kubernetes.io/name": "kubevision-triton", "kubevision.io/project": meta["name"]},
+            "ports": [{"name": port, "port": number, "targetPort": port} for port, number in TRITON_PORTS.items()],
+        },
+    }
+
+
+def triton_endpoint(project: str, namespace: str) -> str:
+    return f"http://{triton_name(project)}.{namespace}.svc:{TRITON_PORTS['http']}"
+
+
+def loaded_models(deployment: dict[str, Any]) -> tuple[str, ...]:
+    """The models a Triton Deployment is asked to load, read back from its arguments."""
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return tuple(a.removeprefix("--load-model=") for a in container.get("args", []) if a.startswith("--load-model="))

@@ -1,0 +1,81 @@
+"""The objects the operator creates are valid Kubernetes objects, carry no inline credentials, and say what the
+issue asks: deterministic names, owners, GPUs and tolerations, the budget as a deadline."""
+
+import json
+
+import kubernetes_validate
+import pytest
+
+from kubevision.core.api import CustomVisionProject, Iteration
+from kubevision.core.settings import OperatorSettings
+from kubevision.core.training import TrainingRequest
+from kubevision.operator import objects, reconcile
+
+SETTINGS = OperatorSettings()
+PROJECT_BODY = {"apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject",
+                "metadata": {"name": "pets", "namespace": "ml", "uid": "p-uid", "generation": 1,
+                             "managedFields": [{"manager": "kubectl"}]},
+                "spec": {"displayName": "Pets", "dataset": {"bucket": "data"}},
+                "status": {"phase": "Ready"}}
+ITERATION_BODY = {"apiVersion": "kubevision.io/v1alpha1", "kind": "Iteration",
+                  "metadata": {"name": "pets-1", "namespace": "ml", "uid": "0a1b2c3d-4444", "generation": 1,
+                               "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+                  "spec": {"projectRef": {"name": "pets"}, "budgetMinutes": 20, "resources": {"gpus": 2}}}
+
+
+def job(gpus: int = 2) -> dict:
+    body = json.loads(json.dumps(ITERATION_BODY))
+    body["spec"]["resources"]["gpus"] = gpus
+    project = CustomVisionProject.model_validate(PROJECT_BODY)
+    iteration = Iteration.model_validate(body)
+    plan = reconcile.TrainingJob(name="pets-1-0a1b2c3d", gpus=gpus,
+                                 options=reconcile.resolve_training(project, iteration),
+                                 request=TrainingRequest(project=project, iteration=iteration))
+    return objects.training_job(plan, body, SETTINGS)
+
+
+@pytest.mark.parametrize("manifest", [job(), job(gpus=0), objects.triton_deployment(PROJECT_BODY, ["pets-1"], SETTINGS),
+                                      objects.triton_service(PROJECT_BODY)],
+                         ids=["job-gpu", "job-cpu", "deployment", "service"])
+def test_objects_are_valid_kubernetes(manifest):
+    kubernetes_validate.validate(manifest, "1.37.0", strict=True)
+
+
+def test_the_training_job():
+    manifest = job()
+    assert manifest["metadata"]["name"] == "pets-1-0a1b2c3d"
+    assert manifest["metadata"]["ownerReferences"][0]["uid"] == "0a1b2c3d-4444"
+    assert manifest["spec"]["activeDeadlineSeconds"] == 20 * 60 + objects.JOB_DEADLINE_MARGIN_SECONDS
+    pod = manifest["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert "tolerations" not in job(gpus=0)["spec"]["template"]["spec"]
+    rules = manifest["spec"]["podFailurePolicy"]["rules"]
+    assert rules[0]["onExitCodes"]["values"] == [2] and rules[0]["action"] == "FailJob"
+
+
+def test_credentials_are_secret_references_and_the_request_is_slim():
+    env = {e["name"]: e for e in job()["spec"]["template"]["spec"]["containers"][0]["env"]}
+    for name in ("KUBEVISION_S3_ACCESS_KEY", "KUBEVISION_S3_SECRET_KEY"):
+        assert "value" not in env[name] and env[name]["valueFrom"]["secretKeyRef"]["name"] == "kubevision-s3"
+    request = json.loads(env["KUBEVISION_TRAINING_REQUEST"]["value"])
+    assert set(request["project"]["metadata"]) == {"name", "namespace", "uid", "generation"}
+    assert "status" not in request["iteration"] or request["iteration"]["status"] == {"conditions": []}
+    assert TrainingRequest.model_validate(request).iteration.spec.resources.gpus == 2
+
+
+def test_the_triton_deployment_serves_the_published_models_from_s3():
+    deployment = objects.triton_deployment(PROJECT_BODY, ["pets-2", "pets-1"], SETTINGS)
+    assert deployment["metadata"]["name"] == "kv-triton-pets"
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "--model-repository=s3://minio.kubevision.svc:9000/kubevision-models/triton/ml/pets" in container["args"]
+    assert objects.loaded_models(deployment) == ("pets-1", "pets-2")
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "8002"
+    assert objects.triton_endpoint("pets", "ml") == "http://kv-triton-pets.ml.svc:8000"
+
+
+def test_names_are_deterministic():
+    assert job() == job()
+    assert reconcile.training_spec_hash(Iteration.model_validate(ITERATION_BODY)) == reconcile.training_spec_hash(
+        Iteration.model_validate(ITERATION_BODY))
