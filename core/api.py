@@ -124,7 +124,7 @@ class Hyperparameters(ApiModel):
 
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1, description="Random seed (default 0).")
     learning_rate: float | None = Field(
-        default=None, gt=0, le=1, description="Learning rate of fine-tuning (Advanced only; default 0.001)."
+        default=None, gt=0, le=1, description="Learning rate of the fine-tuned blocks (Advanced only; default 0.0003)."
     )
     batch_size: int | None = Field(default=None, ge=1, le=512, description="Images per training step (default 32).")
     max_epochs: int | None = Field(
@@ -132,7 +132,7 @@ class Hyperparameters(ApiModel):
     )
     early_stopping_patience: int | None = Field(
         default=None, ge=1, le=100,
-        description="Epochs without a better validation score before fine-tuning stops (Advanced only; default 5).",
+        description="Epochs without a lower held-out loss before fine-tuning stops (Advanced only; default 6).",
     )
     augmentation: bool | None = Field(
         default=None, description="Random crops, flips and colour jitter while fine-tuning (default true)."

@@ -44,10 +44,10 @@ class ResolvedTraining(BaseModel):
     training_type: TrainingType
     budget_minutes: int
     seed: int = 0
-    learning_rate: float = 0.001
+    learning_rate: float = 0.0003
     batch_size: int = 32
     max_epochs: int = 30
-    early_stopping_patience: int = 5
+    early_stopping_patience: int = 6
     augmentation: bool = True
     probability_threshold: float = 0.5
 

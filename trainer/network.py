@@ -18,21 +18,32 @@ from kubevision.core.preprocessing import to_input
 from kubevision.trainer.backbone import MEAN, STD
 
 
+def device() -> torch.device:
+    """CUDA when present, the CPU otherwise."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 class Classifier(nn.Module):
-    def __init__(self, backbone: nn.Module, head: nn.Linear, multilabel: bool):
+    def __init__(self, backbone: nn.Module, head: nn.Linear, multilabel: bool, flip_average: bool = False):
         super().__init__()
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
         self.backbone = backbone
         self.head = head
         self.multilabel = multilabel
+        self.flip_average = flip_average  # average the image's and its mirror image's probabilities
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone((images - self.mean) / self.std))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         logits = self.logits(images)
         return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.flip_average:
+            return (self.probabilities(images) + self.probabilities(torch.flip(images, dims=[3]))) / 2
+        return self.probabilities(images)
 
 
 def batch_inputs(images: list[Image.Image], backbone: Backbone) -> torch.Tensor:

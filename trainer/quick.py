@@ -16,7 +16,7 @@ from kubevision.core.domains import Backbone
 from kubevision.core.training import ResolvedTraining
 from kubevision.trainer import evaluation
 from kubevision.trainer.data import LabelledImages
-from kubevision.trainer.network import Classifier, Trained, batch_inputs
+from kubevision.trainer.network import Classifier, Trained, batch_inputs, device
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,13 @@ REGULARISATION = 1.0  # scikit-learn's C: inverse strength of the L2 penalty
 @torch.inference_mode()
 def features(network: nn.Module, images: list[Image.Image], backbone: Backbone, batch_size: int) -> np.ndarray:
     """Pooled backbone features of each image (after the served preprocessing and normalisation)."""
-    network.eval()
+    on = device()
+    network.eval().to(on)
     chunks = []
     start = time.monotonic()
     for first in range(0, len(images), batch_size):
         inputs = batch_inputs(images[first:first + batch_size], backbone)
-        chunks.append(network(inputs).numpy())
+        chunks.append(network(inputs.to(on)).cpu().numpy())
         done = min(first + batch_size, len(images))
         log.info("features: %d/%d images (%.1f images/s)", done, len(images), done / (time.monotonic() - start))
     return np.concatenate(chunks)
@@ -90,4 +91,4 @@ def train(network: nn.Module, dataset: LabelledImages, spec: Backbone, options: 
     splits = evaluation.folds(dataset.primary_labels, options.seed)
     held_out = out_of_fold(x, dataset.targets, multilabel, options.seed, splits)
     head = fit_head(x, dataset.targets, multilabel, options.seed)
-    return Trained(Classifier(network, head, multilabel), np.arange(len(dataset.ids)), held_out)
+    return Trained(Classifier(network.cpu(), head, multilabel), np.arange(len(dataset.ids)), held_out)

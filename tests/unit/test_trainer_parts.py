@@ -31,7 +31,7 @@ def test_iteration_fields_override_project_defaults_which_override_built_ins():
     options = resolve_training(project, iteration)
     assert (options.training_type, options.budget_minutes) == ("Advanced", 30)
     assert (options.seed, options.batch_size, options.max_epochs) == (3, 8, 4)
-    assert options.learning_rate == 0.001  # built-in default
+    assert options.learning_rate == 0.0003  # built-in default
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "BMP", "GIF", "WEBP"])
