@@ -87,6 +87,106 @@ def train(
     raise typer.Exit(int(run(request, s3, mlflow)))
 
 
+def _read_manifests(files: list[Path]) -> list[tuple[Path, dict]]:
+    documents = []
+    for path in files:
+        try:
+            documents += [(path, d) for d in yaml.safe_load_all(path.read_text()) if d]
+        except (OSError, yaml.YAMLError) as error:
+            raise fail(f"{path}: {error}") from error
+    return documents
+
+
+def _store(data_dir: Path | None):
+    from kubevision.operator.local_store import LocalStore
+
+    return LocalStore(_platform(data_dir).data_dir / "resources.db")
+
+
+@app.command()
+def apply(
+    files: Annotated[list[Path], typer.Option("--filename", "-f", help="Manifest files (YAML, several documents).")],
+    data_dir: Annotated[Path | None, typer.Option(help="Local platform folder.")] = None,
+) -> None:
+    """Create or update resources in local mode, as `kubectl apply` does on a cluster."""
+    store = _store(data_dir)
+    refused = 0
+    for path, document in _read_manifests(files):
+        try:
+            body, action = store.apply(document)
+        except validation.InvalidManifest as error:
+            refused += 1
+            typer.secho(f"{path}: {error}", err=True, fg=typer.colors.RED)
+            continue
+        typer.echo(f"{body['kind'].lower()}.kubevision.io/{body['metadata']['name']} {action}")
+    if refused:
+        raise typer.Exit(1)
+
+
+@app.command()
+def upload(
+    project_file: Annotated[Path, typer.Option("--filename", "-f", help="The CustomVisionProject manifest.")],
+    folder: Annotated[Path, typer.Argument(help="One subfolder per tag, holding that tag's images.")],
+    data_dir: Annotated[Path | None, typer.Option(help="Local platform folder.")] = None,
+) -> None:
+    """Add a folder of tagged images to a project's dataset in the local S3 (each stored once, by content)."""
+    import mimetypes
+
+    from kubevision.core.api import CustomVisionProject
+    from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
+
+    documents = [d for _, d in _read_manifests([project_file]) if d.get("kind") == "CustomVisionProject"]
+    if len(documents) != 1 or not folder.is_dir():
+        raise fail(f"need one CustomVisionProject in {project_file} and a folder of tag folders at {folder}")
+    project = CustomVisionProject.model_validate(validation.admit(documents[0]))
+    store = ObjectStore(_platform(data_dir).s3_settings())
+    store.ensure_bucket(project.spec.dataset.bucket)
+    images = DatasetStore(store, DatasetLayout.of(project.spec.dataset))
+    added = 0
+    for tag_folder in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for path in sorted(p for p in tag_folder.iterdir() if p.is_file()):
+            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            added += images.add_image(path.read_bytes(), content_type, tags=[tag_folder.name])[1]
+    typer.echo(f"added {added} images to s3://{project.spec.dataset.bucket}/{project.spec.dataset.prefix}")
+
+
+@app.command()
+def get(
+    kind: Annotated[str, typer.Argument(help="projects or iterations")],
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Only this namespace.")] = None,
+    wide: Annotated[bool, typer.Option("--wide", help="Also the columns of lower priority.")] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="Local platform folder.")] = None,
+) -> None:
+    """List local resources as `kubectl get` shows them on a cluster."""
+    from kubevision.core.printing import table
+    from kubevision.operator.local_store import kind_of
+
+    try:
+        resource_kind = kind_of(kind)
+    except ValueError as error:
+        raise fail(str(error)) from error
+    typer.echo(table(resource_kind, _store(data_dir).list(resource_kind, namespace), wide=wide))
+
+
+@app.command()
+def delete(
+    kind: Annotated[str, typer.Argument(help="projects or iterations")],
+    name: Annotated[str, typer.Argument(help="Resource name.")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
+    data_dir: Annotated[Path | None, typer.Option(help="Local platform folder.")] = None,
+) -> None:
+    """Delete a local resource; the local controller unloads its model and stops its training first."""
+    from kubevision.operator.local_store import kind_of
+
+    try:
+        resource_kind = kind_of(kind)
+    except ValueError as error:
+        raise fail(str(error)) from error
+    if not _store(data_dir).mark_deleted(resource_kind, namespace, name):
+        raise fail(f'{resource_kind} "{name}" not found in namespace {namespace}')
+    typer.echo(f"{resource_kind.lower()}.kubevision.io/{name} deleted")
+
+
 DataDir = Annotated[
     Path | None, typer.Option(help="Folder of local state and logs [default: $KUBEVISION_LOCAL_DATA_DIR or "
                                    "~/.local/share/kubevision].")
@@ -107,9 +207,9 @@ def _print_status(statuses) -> bool:
         all_healthy &= status.state == "healthy"
         color = typer.colors.GREEN if status.state == "healthy" else typer.colors.RED
         endpoints = "  ".join(f"{k}={v}" for k, v in status.endpoints.items())
-        typer.echo(f"{status.name:<7} " + typer.style(f"{status.state:<9}", fg=color) + f" {endpoints}")
+        typer.echo(f"{status.name:<10} " + typer.style(f"{status.state:<9}", fg=color) + f" {endpoints}")
         if status.detail:
-            typer.echo("        " + status.detail.replace("\n", "\n        "))
+            typer.echo("           " + status.detail.replace("\n", "\n           "))
     return all_healthy
 
 
@@ -122,7 +222,8 @@ def up(
     triton_grpc_port: Port = None,
     triton_metrics_port: Port = None,
 ) -> None:
-    """Start S3 (SeaweedFS), MLflow and Triton; print their endpoints. A port of 0 means any free port."""
+    """Start S3 (SeaweedFS), MLflow, Triton and the local controller; print their endpoints. A port of 0 means any
+    free port."""
     from kubevision.core.local.process import ServiceError
 
     platform = _platform(
@@ -144,6 +245,26 @@ def down(data_dir: DataDir = None) -> None:
     """Stop every local service that `up` started."""
     stopped = _platform(data_dir).down()
     typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@local_app.command()
+def controller(
+    data_dir: DataDir = None,
+    metrics_port: Annotated[int, typer.Option(min=0, max=65535, help="Prometheus metrics port (0: none).")] = 0,
+) -> None:
+    """Run the local controller in the foreground: it trains and publishes what `kubevision apply` stored.
+    `kubevision local up` starts it in the background."""
+    import logging
+
+    from prometheus_client import start_http_server
+
+    from kubevision.operator.local_controller import LocalController
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    platform = _platform(data_dir)
+    if metrics_port:
+        start_http_server(metrics_port, addr="127.0.0.1")
+    LocalController(platform, _store(data_dir)).run()
 
 
 @local_app.command()

@@ -1,4 +1,4 @@
-"""The local platform: S3, MLflow and Triton on one machine, with their state in one data folder.
+"""The local platform: S3, MLflow, Triton and the local controller on one machine, state in one data folder.
 
 `up` starts what is not running yet and waits until each answers its health check; `down` stops each by its
 own pid; `status` tells healthy, unhealthy (running, not answering) and crashed (pid gone) apart. The state file
@@ -19,6 +19,7 @@ from kubevision.core.settings import LocalSettings, MLflowSettings, S3Settings, 
 from kubevision.core.storage import ObjectStore
 
 MLFLOW_BUCKET = "mlflow"
+SERVICES = ("s3", "mlflow", "triton", "controller")
 
 
 class ServiceRecord(BaseModel):
@@ -128,6 +129,9 @@ class LocalPlatform:
                 pending.append(self._spawn(state, self._triton_spec(state, ports), started))
             for spec in pending:  # MLflow and Triton start side by side; both take a while
                 self._wait(state, spec)
+            if "controller" not in running:  # last: it needs the others
+                spec = services.controller(self.data_dir, process.free_port())
+                self._start(state, spec, started)
         except BaseException:
             for name in started:
                 process.stop(state.services[name].pid)
@@ -196,7 +200,7 @@ class LocalPlatform:
         if state is None:
             return []
         stopped = []
-        for name in reversed(list(state.services)):  # S3 last: the others write to it
+        for name in reversed([n for n in SERVICES if n in state.services]):  # S3 last: the others write to it
             record = state.services[name]
             if process.is_running(record.pid):
                 process.stop(record.pid)
@@ -208,7 +212,7 @@ class LocalPlatform:
     def status(self) -> list[ServiceStatus]:
         state = self.load_state()
         result = []
-        for name in ("s3", "mlflow", "triton"):
+        for name in SERVICES:
             record = state.services.get(name) if state else None
             if record is None:
                 result.append(ServiceStatus(name=name, state="stopped"))

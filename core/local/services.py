@@ -190,3 +190,17 @@ def triton(
             "metrics": f"http://127.0.0.1:{ports['metrics']}/metrics",
         },
     )
+
+
+def controller(data_dir: Path, port: int) -> ServiceSpec:
+    """The local controller: trains and publishes what `kubevision apply` stored; health is its metrics page."""
+    command = [find_binary("kubevision", "kubevision"), "local", "controller", "--data-dir", str(data_dir),
+               "--metrics-port", str(port)]
+    return ServiceSpec(
+        name="controller",
+        command=command,
+        health_url=f"http://127.0.0.1:{port}/metrics",
+        ports={"metrics": port},
+        env={"MLFLOW_DISABLE_TELEMETRY": "true"},
+        endpoints={"metrics": f"http://127.0.0.1:{port}/metrics"},
+    )

@@ -16,18 +16,18 @@ def test_up_status_crash_and_down(tmp_path, kubevision_cli):
     data_dir = str(tmp_path / "local")
     up = kubevision_cli("local", "up", "--data-dir", data_dir, *ANY_PORT)
     assert up.returncode == 0, up.stderr
-    for name in ("s3", "mlflow", "triton"):
-        assert f"{name:<7} healthy" in up.stdout
+    for name in ("s3", "mlflow", "triton", "controller"):
+        assert f"{name} " in up.stdout and f"{name:<10} healthy" in up.stdout
     platform = LocalPlatform(LocalSettings(data_dir=data_dir))
     pids = {name: record.pid for name, record in platform.load_state().services.items()}
     try:
         status = kubevision_cli("local", "status", "--data-dir", data_dir)
-        assert status.returncode == 0 and status.stdout.count("healthy") == 3
+        assert status.returncode == 0 and status.stdout.count("healthy") == 4
 
         os.kill(pids["triton"], signal.SIGKILL)  # a crash is reported, with the log's tail
         status = kubevision_cli("local", "status", "--data-dir", data_dir)
         assert status.returncode == 1
-        assert "triton  crashed" in status.stdout and "last lines of" in status.stdout
+        assert "triton     crashed" in status.stdout and "last lines of" in status.stdout
 
         again = kubevision_cli("local", "up", "--data-dir", data_dir, *ANY_PORT)  # restarts only what is down
         assert again.returncode == 0, again.stderr
@@ -39,7 +39,7 @@ def test_up_status_crash_and_down(tmp_path, kubevision_cli):
     assert down.returncode == 0
     assert not [name for name, pid in pids.items() if is_running(pid)]
     status = kubevision_cli("local", "status", "--data-dir", data_dir)
-    assert status.returncode == 1 and status.stdout.count("stopped") == 3
+    assert status.returncode == 1 and status.stdout.count("stopped") == 4
 
 
 def test_a_busy_port_is_named_and_nothing_is_left_running(tmp_path, kubevision_cli):
