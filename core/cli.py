@@ -187,6 +187,15 @@ def delete(
     typer.echo(f"{resource_kind.lower()}.kubevision.io/{name} deleted")
 
 
+@app.command("operator")
+def run_operator() -> None:
+    """Run the Kubernetes operator (in its pod, or against your kubeconfig's cluster). Settings come from
+    KUBEVISION_OPERATOR_*, KUBEVISION_S3_* and the MLflow URI in the environment (docs/operator.md)."""
+    from kubevision.operator.main import run
+
+    run()
+
+
 DataDir = Annotated[
     Path | None, typer.Option(help="Folder of local state and logs [default: $KUBEVISION_LOCAL_DATA_DIR or "
                                    "~/.local/share/kubevision].")

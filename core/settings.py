@@ -63,19 +63,17 @@ class LocalSettings(BaseSettings):
 
 
 class OperatorSettings(BaseSettings):
-    """What the operator puts into the objects it creates. Credentials are only ever Secret references."""
+    """What the operator puts into the objects it creates. Credentials are only ever Secret references; S3 is the
+    operator's own (S3Settings), seen the same from the pods it creates."""
 
     model_config = SettingsConfigDict(env_prefix="KUBEVISION_OPERATOR_")
 
     namespaces: list[str] = Field(default_factory=list, description="Namespaces to watch; empty means all.")
     trainer_image: str = Field(default="ghcr.io/kubevision/trainer:0.1.0", description="Image of training Jobs.")
     triton_image: str = Field(default="nvcr.io/nvidia/tritonserver:24.10-py3", description="Triton serving image.")
-    s3_endpoint: str = Field(default="minio.kubevision.svc:9000", description="host:port of S3, seen from pods.")
-    s3_secure: bool = Field(default=False, description="Use HTTPS for S3.")
     s3_secret_name: str = Field(
         default="kubevision-s3", description="Secret (in each watched namespace) with keys accessKey and secretKey."
     )
-    models_bucket: str = Field(default="kubevision-models", description="Bucket of the Triton model repositories.")
     mlflow_tracking_uri: str = Field(default="http://mlflow.kubevision.svc:5000", description="MLflow, seen from pods.")
     training_backoff_limit: int = Field(default=2, ge=0, description="Retries of a crashed trainer pod.")
     training_cpu: str = Field(default="2", description="CPU request of a training pod.")

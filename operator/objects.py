@@ -7,7 +7,7 @@ from typing import Any
 
 from kubevision.core.api import CustomVisionProject, Iteration
 from kubevision.core.labels import labels, triton_name
-from kubevision.core.settings import OperatorSettings
+from kubevision.core.settings import OperatorSettings, S3Settings
 from kubevision.core.storage import ModelRepositoryLayout
 from kubevision.core.training import ExitCode, TrainingRequest
 from kubevision.operator.reconcile import TrainingJob
@@ -46,7 +46,9 @@ def _gpu_tolerations(settings: OperatorSettings) -> list[dict[str, str]]:
     return [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}] if settings.gpu_tolerations else []
 
 
-def training_job(train: TrainingJob, iteration_body: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
+def training_job(
+    train: TrainingJob, iteration_body: dict[str, Any], settings: OperatorSettings, s3: S3Settings
+) -> dict[str, Any]:
     project = train.request.project.metadata.name
     job_labels = labels("trainer", project, train.request.iteration.metadata.name)
     resources: dict[str, Any] = {
@@ -61,9 +63,9 @@ def training_job(train: TrainingJob, iteration_body: dict[str, Any], settings: O
             "command": ["python", "-m", "kubevision.trainer"],
             "env": [
                 {"name": "KUBEVISION_TRAINING_REQUEST", "value": _slim_request(train.request)},
-                {"name": "KUBEVISION_S3_ENDPOINT", "value": settings.s3_endpoint},
-                {"name": "KUBEVISION_S3_SECURE", "value": str(settings.s3_secure).lower()},
-                {"name": "KUBEVISION_S3_MODELS_BUCKET", "value": settings.models_bucket},
+                {"name": "KUBEVISION_S3_ENDPOINT", "value": s3.endpoint},
+                {"name": "KUBEVISION_S3_SECURE", "value": str(s3.secure).lower()},
+                {"name": "KUBEVISION_S3_MODELS_BUCKET", "value": s3.models_bucket},
                 _secret_env("KUBEVISION_S3_ACCESS_KEY", settings.s3_secret_name, "accessKey"),
                 _secret_env("KUBEVISION_S3_SECRET_KEY", settings.s3_secret_name, "secretKey"),
                 {"name": "KUBEVISION_MLFLOW_TRACKING_URI", "value": settings.mlflow_tracking_uri},
@@ -99,16 +101,15 @@ def training_job(train: TrainingJob, iteration_body: dict[str, Any], settings: O
 
 
 def triton_deployment(
-    project_body: dict[str, Any], models: list[str], settings: OperatorSettings
+    project_body: dict[str, Any], models: list[str], settings: OperatorSettings, s3: S3Settings
 ) -> dict[str, Any]:
     """One Triton a project, reading the project's model repository from S3 and loading the published models."""
     meta = project_body["metadata"]
     name = triton_name(meta["name"])
     selector = {"app.kubernetes.io/name": "kubevision-triton", "kubevision.io/project": meta["name"]}
-    repository = ModelRepositoryLayout(settings.models_bucket, meta["namespace"], meta["name"])
-    host = f"https://{settings.s3_endpoint}" if settings.s3_secure else settings.s3_endpoint
+    repository = ModelRepositoryLayout(s3.models_bucket, meta["namespace"], meta["name"])
     args = [
-        f"--model-repository=s3://{host}/{repository.bucket}/{repository.prefix.rstrip('/')}",
+        f"--model-repository={repository.triton_uri(s3)}",
         "--model-control-mode=explicit",
         *(f"--load-model={model}" for model in sorted(models)),
         "--disable-auto-complete-config",

@@ -7,11 +7,12 @@ import kubernetes_validate
 import pytest
 
 from kubevision.core.api import CustomVisionProject, Iteration
-from kubevision.core.settings import OperatorSettings
+from kubevision.core.settings import OperatorSettings, S3Settings
 from kubevision.core.training import TrainingRequest
 from kubevision.operator import objects, reconcile
 
 SETTINGS = OperatorSettings()
+S3 = S3Settings(endpoint="minio.kubevision.svc:9000")
 PROJECT_BODY = {"apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject",
                 "metadata": {"name": "pets", "namespace": "ml", "uid": "p-uid", "generation": 1,
                              "managedFields": [{"manager": "kubectl"}]},
@@ -31,12 +32,15 @@ def job(gpus: int = 2) -> dict:
     plan = reconcile.TrainingJob(name="pets-1-0a1b2c3d", gpus=gpus,
                                  options=reconcile.resolve_training(project, iteration),
                                  request=TrainingRequest(project=project, iteration=iteration))
-    return objects.training_job(plan, body, SETTINGS)
+    return objects.training_job(plan, body, SETTINGS, S3)
 
 
-@pytest.mark.parametrize("manifest", [job(), job(gpus=0), objects.triton_deployment(PROJECT_BODY, ["pets-1"], SETTINGS),
-                                      objects.triton_service(PROJECT_BODY)],
-                         ids=["job-gpu", "job-cpu", "deployment", "service"])
+@pytest.mark.parametrize(
+    "manifest",
+    [job(), job(gpus=0), objects.triton_deployment(PROJECT_BODY, ["pets-1"], SETTINGS, S3),
+     objects.triton_service(PROJECT_BODY)],
+    ids=["job-gpu", "job-cpu", "deployment", "service"],
+)
 def test_objects_are_valid_kubernetes(manifest):
     kubernetes_validate.validate(manifest, "1.37.0", strict=True)
 
@@ -65,7 +69,7 @@ def test_credentials_are_secret_references_and_the_request_is_slim():
 
 
 def test_the_triton_deployment_serves_the_published_models_from_s3():
-    deployment = objects.triton_deployment(PROJECT_BODY, ["pets-2", "pets-1"], SETTINGS)
+    deployment = objects.triton_deployment(PROJECT_BODY, ["pets-2", "pets-1"], SETTINGS, S3)
     assert deployment["metadata"]["name"] == "kv-triton-pets"
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert "--model-repository=s3://minio.kubevision.svc:9000/kubevision-models/triton/ml/pets" in container["args"]

@@ -1,0 +1,289 @@
+"""The Kubernetes driver of the reconcile core: kopf handlers that observe the cluster and S3, ask the core, and
+apply its plan idempotently (deterministic names, owner references, create-or-adopt, merge patches), with Events.
+
+Handlers run on create, update and resume, and on timers: a timer is the level-based repair of drift (a deleted
+Deployment comes back) and the poll of a running training Job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+from minio.error import S3Error
+from mlflow.tracking import MlflowClient
+from urllib3.exceptions import HTTPError
+
+from kubevision.core import api as kv
+from kubevision.core import dataset as manifest_format
+from kubevision.core.api import CustomVisionProject, Iteration
+from kubevision.core.labels import triton_name
+from kubevision.core.settings import OperatorSettings, S3Settings
+from kubevision.core.storage import DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
+from kubevision.core.training import TrainingResult, iteration_id
+from kubevision.operator import metrics, objects, reconcile
+from kubevision.operator.reconcile import DatasetObservation, IterationObservation, JobObservation, ServingObservation
+
+log = logging.getLogger(__name__)
+
+PROJECTS, ITERATIONS = "customvisionprojects", "iterations"
+MERGE_PATCH = "application/merge-patch+json"
+FINALIZER = "kubevision.io/finalizer"
+DELETE_RETRIES = 3  # then the Iteration goes anyway, with a Warning Event
+
+
+def operator_settings() -> kopf.OperatorSettings:
+    """Progress and diff-base in annotations: the CRDs' structural schemas would prune kopf's status fields."""
+    settings = kopf.OperatorSettings()
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubevision.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubevision.io")
+    settings.posting.level = logging.WARNING  # Events come from the core's transitions, not from log lines
+    settings.scanning.disabled = True  # the CRDs are installed before the operator starts (docs/operator.md)
+    return settings
+
+
+def _dump(model) -> dict[str, Any]:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _post_events(body: kopf.Body, outcome: reconcile.Outcome) -> None:
+    for event in outcome.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
+
+
+class Cluster:
+    """Reads and writes through the Kubernetes API, S3 and MLflow, for the handlers."""
+
+    def __init__(self, api_client: client.ApiClient, settings: OperatorSettings, s3: S3Settings,
+                 tracking_uri: str):
+        self.custom = client.CustomObjectsApi(api_client)
+        self.batch = client.BatchV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.settings = settings
+        self.s3 = s3
+        self.tracking_uri = tracking_uri
+
+    # ------------------------------------------------------------------------------------------------------------
+    # custom resources
+
+    async def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.custom.get_namespaced_custom_object(kv.GROUP, kv.VERSION, namespace, plural, name)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def list_iterations(self, namespace: str) -> list[dict[str, Any]]:
+        listing = await self.custom.list_namespaced_custom_object(kv.GROUP, kv.VERSION, namespace, ITERATIONS)
+        return listing["items"]
+
+    # ------------------------------------------------------------------------------------------------------------
+    # observations
+
+    def observe_dataset(self, project: CustomVisionProject) -> DatasetObservation:
+        store = ObjectStore(self.s3)
+        layout = DatasetLayout.of(project.spec.dataset)
+        try:
+            if not store.exists(layout.bucket, layout.manifest_key):
+                return DatasetObservation()
+            records = DatasetStore(store, layout).manifest()
+        except (S3Error, HTTPError, OSError) as error:
+            return DatasetObservation(error=f"S3 at {self.s3.endpoint}: {error}")
+        return DatasetObservation(manifest_found=True, image_count=len(records),
+                                  tag_counts=dict(manifest_format.tag_counts(records)))
+
+    def ensure_experiment(self, project: CustomVisionProject) -> tuple[str | None, str | None]:
+        """(experiment id, error)."""
+        name = f"kubevision/{project.metadata.namespace}/{project.metadata.name}"
+        try:
+            tracking = MlflowClient(self.tracking_uri)
+            experiment = tracking.get_experiment_by_name(name)
+            return (experiment.experiment_id if experiment else tracking.create_experiment(name)), None
+        except Exception as error:  # MLflow's client raises many kinds; all mean "not reachable now"
+            return None, f"MLflow at {self.tracking_uri}: {error}"
+
+    async def observe_job(self, namespace: str, name: str) -> JobObservation | None:
+        try:
+            job = await self.batch.read_namespaced_job(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        conditions = {c.type: c for c in (job.status.conditions or [])} if job.status else {}
+        failed = conditions.get("Failed")
+        pods = await self.core.list_namespaced_pod(namespace, label_selector=f"job-name={name}")
+        result, waiting_reason, waiting_message = None, "", ""
+        for pod in sorted(pods.items, key=lambda p: p.metadata.creation_timestamp or _now()):
+            for container in (pod.status.container_statuses or []) if pod.status else []:
+                state = container.state
+                if state and state.terminated and state.terminated.message:
+                    try:
+                        result = TrainingResult.model_validate_json(state.terminated.message)
+                    except ValueError:
+                        log.warning("Job %s/%s: unreadable termination message", namespace, name)
+                if state and state.waiting:
+                    waiting_reason, waiting_message = state.waiting.reason or "", state.waiting.message or ""
+        status = job.status
+        return JobObservation(
+            name=name,
+            active=bool(status and status.active),
+            succeeded="Complete" in conditions and conditions["Complete"].status == "True",
+            failed=failed is not None and failed.status == "True",
+            failure_reason=(failed.reason or "") if failed else "",
+            failure_message=(failed.message or "") if failed else "",
+            waiting_reason=waiting_reason, waiting_message=waiting_message, result=result,
+            started=status.start_time if status else None, finished=status.completion_time if status else None,
+        )
+
+    async def observe_serving(self, namespace: str, project: str) -> ServingObservation | None:
+        try:
+            deployment = await self.apps.read_namespaced_deployment(triton_name(project), namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        raw = self.apps.api_client.sanitize_for_serialization(deployment)
+        status = raw.get("status") or {}
+        ready = (status.get("readyReplicas") or 0) >= 1 and (status.get("observedGeneration") or 0) >= (
+            raw["metadata"].get("generation") or 0)
+        message = "" if ready else f"Deployment {triton_name(project)}: {status.get('readyReplicas') or 0} ready"
+        return ServingObservation(ready=ready, models=objects.loaded_models(raw),
+                                  endpoint=objects.triton_endpoint(project, namespace), message=message)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # actions
+
+    async def create_or_adopt(self, create, namespace: str, manifest: dict[str, Any]) -> bool:
+        """Create; an object of that name already there is adopted as it is. Returns whether it was created."""
+        try:
+            await create(namespace, manifest)
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+    async def ensure_serving(self, project_body: dict[str, Any], fresh: dict[str, Any] | None = None) -> None:
+        """The project's Triton serves exactly its published Iterations; with none, it is removed. `fresh` is an
+        Iteration whose new status is not written yet."""
+        meta = project_body["metadata"]
+        siblings = [fresh if fresh and i["metadata"]["name"] == fresh["metadata"]["name"] else i
+                    for i in await self.list_iterations(meta["namespace"])]
+        siblings = [i for i in siblings
+                    if i["spec"]["projectRef"]["name"] == meta["name"] and not i["metadata"].get("deletionTimestamp")]
+        owners = reconcile.publish_owners(siblings)
+        models = sorted(
+            i["metadata"]["name"] for i in siblings
+            if i["spec"].get("publishName") and owners.get(i["spec"]["publishName"]) == i["metadata"]["name"]
+            and any(c["type"] == reconcile.TRAINED and c["status"] == "True"
+                    for c in (i.get("status") or {}).get("conditions", []))
+        )
+        name, namespace = triton_name(meta["name"]), meta["namespace"]
+        if not models:
+            for delete in (self.apps.delete_namespaced_deployment, self.core.delete_namespaced_service):
+                try:
+                    await delete(name, namespace)
+                except ApiException as error:
+                    if error.status != 404:
+                        raise
+            return
+        deployment = objects.triton_deployment(project_body, models, self.settings, self.s3)
+        current = await self.observe_serving(namespace, meta["name"])
+        if current is None:
+            await self.create_or_adopt(self.apps.create_namespaced_deployment, namespace, deployment)
+            await self.create_or_adopt(self.core.create_namespaced_service, namespace,
+                                       objects.triton_service(project_body))
+        elif current.models != tuple(models):
+            await self.apps.patch_namespaced_deployment(name, namespace, {"spec": deployment["spec"]},
+                                                        _content_type=MERGE_PATCH)
+
+    def remove_served_model(self, namespace: str, project: str, model: str) -> None:
+        store = ObjectStore(self.s3)
+        repository = ModelRepositoryLayout(self.s3.models_bucket, namespace, project)
+        for key in store.keys(repository.bucket, repository.model_key(model, "")):
+            store.client.remove_object(repository.bucket, key)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Handlers
+
+
+def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval: float = 30,
+             iteration_interval: float = reconcile.POLL_TRAINING) -> None:
+    """Every handler of the operator, on `registry` (one per operator instance: tests run several). The timers
+    repair drift and follow running Jobs; their intervals are in seconds."""
+
+    project_resource = dict(group=kv.GROUP, version=kv.VERSION, plural=PROJECTS, registry=registry)
+    iteration_resource = dict(group=kv.GROUP, version=kv.VERSION, plural=ITERATIONS, registry=registry)
+
+    @kopf.on.resume(**project_resource)
+    @kopf.on.create(**project_resource)
+    @kopf.on.update(**project_resource)
+    @kopf.timer(**project_resource, interval=project_interval, initial_delay=project_interval / 6)
+    async def project_handler(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        with metrics.reconcile_timer("CustomVisionProject"):
+            project = CustomVisionProject.model_validate(dict(body))
+            dataset = await asyncio.to_thread(cluster.observe_dataset, project)
+            experiment_id, tracking_error = await asyncio.to_thread(cluster.ensure_experiment, project)
+            status, outcome = reconcile.reconcile_project(project, dataset, tracking_error, experiment_id, _now())
+            patch.status.update(_dump(status))
+            _post_events(body, outcome)
+            await cluster.ensure_serving(dict(body))  # drift repair: a deleted Deployment comes back
+
+    @kopf.on.resume(**iteration_resource)
+    @kopf.on.create(**iteration_resource)
+    @kopf.on.update(**iteration_resource)
+    @kopf.timer(**iteration_resource, interval=iteration_interval, initial_delay=iteration_interval / 5)
+    async def iteration_handler(body: kopf.Body, patch: kopf.Patch, namespace: str, **_: Any) -> None:
+        with metrics.reconcile_timer("Iteration"):
+            iteration = Iteration.model_validate(dict(body))
+            project_body = await cluster.get_custom(PROJECTS, namespace, iteration.spec.project_ref.name)
+            project = CustomVisionProject.model_validate(project_body) if project_body else None
+            siblings = [i for i in await cluster.list_iterations(namespace)
+                        if i["spec"]["projectRef"]["name"] == iteration.spec.project_ref.name]
+            job_name = iteration.status.training_job or iteration_id(iteration)
+            observed = IterationObservation(
+                project=project,
+                job=await cluster.observe_job(namespace, job_name),
+                publish_owner=reconcile.publish_owners(siblings).get(iteration.spec.publish_name or ""),
+                serving=await cluster.observe_serving(namespace, iteration.spec.project_ref.name),
+            )
+            plan = reconcile.reconcile_iteration(iteration, observed, _now())
+            if plan.train is not None:
+                layout = DatasetLayout.of(project.spec.dataset)
+                await asyncio.to_thread(DatasetStore(ObjectStore(cluster.s3), layout).snapshot, plan.train.name)
+                job = objects.training_job(plan.train, dict(body), cluster.settings, cluster.s3)
+                await cluster.create_or_adopt(cluster.batch.create_namespaced_job, namespace, job)
+            patch.status.update(_dump(plan.status))
+            _post_events(body, plan.outcome)
+            if project_body is not None and (plan.serve or observed.serving is not None):
+                await cluster.ensure_serving(project_body, fresh={**dict(body), "status": _dump(plan.status)})
+            metrics.RUNNING_JOBS.set(sum(1 for i in siblings if (i.get("status") or {}).get("phase") == "Training"))
+
+    @kopf.on.delete(**iteration_resource)
+    async def iteration_deleted(body: kopf.Body, namespace: str, name: str, retry: int, **_: Any) -> None:
+        """The served model goes: Triton stops loading it and its folder leaves the model repository. MLflow keeps
+        the run and the registered version. With S3 gone, a few retries, then a Warning, and deletion goes on."""
+        project = body["spec"]["projectRef"]["name"]
+        project_body = await cluster.get_custom(PROJECTS, namespace, project)
+        if project_body is not None:
+            await cluster.ensure_serving(project_body)
+        try:
+            await asyncio.to_thread(cluster.remove_served_model, namespace, project, name)
+        except (S3Error, HTTPError, OSError) as error:
+            if retry + 1 < DELETE_RETRIES:
+                raise kopf.TemporaryError(f"S3: {error}", delay=10) from error
+            kopf.warn(body, reason="ModelNotRemoved",
+                      message=f"could not remove the model from S3 after {DELETE_RETRIES} tries: {error}")
