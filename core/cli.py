@@ -103,6 +103,15 @@ def _store(data_dir: Path | None):
     return LocalStore(_platform(data_dir).data_dir / "resources.db")
 
 
+def _kind(word: str) -> str:
+    from kubevision.operator.local_store import kind_of
+
+    try:
+        return kind_of(word)
+    except ValueError as error:
+        raise fail(str(error)) from error
+
+
 @app.command()
 def apply(
     files: Annotated[list[Path], typer.Option("--filename", "-f", help="Manifest files (YAML, several documents).")],
@@ -159,12 +168,8 @@ def get(
 ) -> None:
     """List local resources as `kubectl get` shows them on a cluster."""
     from kubevision.core.printing import table
-    from kubevision.operator.local_store import kind_of
 
-    try:
-        resource_kind = kind_of(kind)
-    except ValueError as error:
-        raise fail(str(error)) from error
+    resource_kind = _kind(kind)
     typer.echo(table(resource_kind, _store(data_dir).list(resource_kind, namespace), wide=wide))
 
 
@@ -176,12 +181,7 @@ def delete(
     data_dir: Annotated[Path | None, typer.Option(help="Local platform folder.")] = None,
 ) -> None:
     """Delete a local resource; the local controller unloads its model and stops its training first."""
-    from kubevision.operator.local_store import kind_of
-
-    try:
-        resource_kind = kind_of(kind)
-    except ValueError as error:
-        raise fail(str(error)) from error
+    resource_kind = _kind(kind)
     if not _store(data_dir).mark_deleted(resource_kind, namespace, name):
         raise fail(f'{resource_kind} "{name}" not found in namespace {namespace}')
     typer.echo(f"{resource_kind.lower()}.kubevision.io/{name} deleted")

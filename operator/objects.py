@@ -42,8 +42,12 @@ def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def _gpu_tolerations(settings: OperatorSettings) -> list[dict[str, str]]:
-    return [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}] if settings.gpu_tolerations else []
+def _request_gpus(pod_spec: dict[str, Any], count: int, settings: OperatorSettings) -> None:
+    """GPU limits on the pod's container, and the toleration of the GPU nodes' taint."""
+    if count:
+        pod_spec["containers"][0]["resources"]["limits"][GPU] = str(count)
+        if settings.gpu_tolerations:
+            pod_spec["tolerations"] = [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}]
 
 
 def training_job(
@@ -75,9 +79,7 @@ def training_job(
             "terminationMessagePolicy": "File",  # the trainer writes its result there
         }],
     }
-    if train.gpus:
-        resources["limits"][GPU] = str(train.gpus)
-        pod_spec["tolerations"] = _gpu_tolerations(settings)
+    _request_gpus(pod_spec, train.gpus, settings)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -136,9 +138,7 @@ def triton_deployment(
             "resources": resources,
         }],
     }
-    if settings.triton_gpus:
-        resources["limits"][GPU] = str(settings.triton_gpus)
-        pod_spec["tolerations"] = _gpu_tolerations(settings)
+    _request_gpus(pod_spec, settings.triton_gpus, settings)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
