@@ -92,7 +92,7 @@ def main() -> None:
     context = multiprocessing.get_context("spawn")
     runs = []
     for mode in args.modes:
-        for seed in [0] if mode == "baseline" else args.seeds:  # the baseline has no randomness
+        for seed in args.seeds if mode == "advanced" else [0]:  # the baseline and Quick have no randomness
             with context.Pool(1) as pool:
                 run = pool.apply(one_run, (mode, seed, args.dataset_dir, args.domain, args.budget_minutes))
             print(f"# {run}", flush=True)

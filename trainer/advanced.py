@@ -179,4 +179,6 @@ def _evaluate(model: nn.Module, cached: torch.Tensor, targets: torch.Tensor, los
     model.eval()
     logits = torch.cat([model(cached[i:i + 64].float()) for i in range(0, len(cached), 64)])
     accuracy = (logits.argmax(dim=1) == targets.argmax(dim=1)).float().mean().item()
-    return loss_of(logits, targets).item(), accuracy
+    # With the training's label smoothing: plain cross-entropy rewards the over-confident linear probe, and early
+    # stopping would keep epoch 0 (measured).
+    return loss_of(logits, targets, smoothing=LABEL_SMOOTHING).item(), accuracy
