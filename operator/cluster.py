@@ -221,9 +221,9 @@ class Cluster:
 
 
 def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval: float = 30,
-             iteration_interval: float = reconcile.POLL_TRAINING) -> None:
+             iteration_interval: float = reconcile.POLL_TRAINING, retry_delay: float = 10) -> None:
     """Every handler of the operator, on `registry` (one per operator instance: tests run several). The timers
-    repair drift and follow running Jobs; their intervals are in seconds."""
+    repair drift and follow running Jobs; intervals and the delay between a deletion's retries are in seconds."""
 
     project_resource = dict(group=kv.GROUP, version=kv.VERSION, plural=PROJECTS, registry=registry)
     iteration_resource = dict(group=kv.GROUP, version=kv.VERSION, plural=ITERATIONS, registry=registry)
@@ -284,6 +284,6 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval
             await asyncio.to_thread(cluster.remove_served_model, namespace, project, name)
         except (S3Error, HTTPError, OSError) as error:
             if retry + 1 < DELETE_RETRIES:
-                raise kopf.TemporaryError(f"S3: {error}", delay=10) from error
+                raise kopf.TemporaryError(f"S3: {error}", delay=retry_delay) from error
             kopf.warn(body, reason="ModelNotRemoved",
                       message=f"could not remove the model from S3 after {DELETE_RETRIES} tries: {error}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import kopf
@@ -23,6 +24,9 @@ async def _kubernetes_client() -> client.ApiClient:
 
 def run(settings: OperatorSettings | None = None) -> None:
     settings = settings or OperatorSettings()
+    # An unreachable MLflow must not hold a handler for minutes: fail fast, the timers try again.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
     async def main() -> None:
         registry = kopf.OperatorRegistry()

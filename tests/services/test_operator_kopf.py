@@ -13,6 +13,7 @@ import yaml
 from kopf_harness import eventually, running_operator
 from kube_emulator import KubeEmulator
 
+from kubevision.core.local.process import free_port
 from kubevision.core.reasons import Reason
 from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
 from kubevision.core.training import TrainingResult
@@ -232,6 +233,29 @@ async def test_an_operator_restart_mid_training_adopts_the_job(kmock, platform):
     OBSERVED_PERMISSIONS.update(kmock.permissions)
     assert creates(kmock, "jobs") == 1
     assert trained["status"]["trainingJob"] == job_name and trained["status"]["mlflowRunId"] == "run-1"
+
+
+async def test_unreachable_s3_is_reported_deletion_goes_on_and_recovery_needs_no_human(kmock, platform):
+    good, tracking = platform.s3_settings(), platform.mlflow_settings().tracking_uri
+    unreachable = good.model_copy(update={"endpoint": f"127.0.0.1:{free_port()}"})
+    upload_dataset(platform, "owls/", {"barn": 5, "snowy": 5})
+    async with running_operator(str(kmock.url), NS, unreachable, tracking):
+        await create(kmock, PROJECTS, {
+            "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "owls"},
+            "spec": {"displayName": "owls", "dataset": {"bucket": BUCKET, "prefix": "owls/"}}})
+        waiting = await eventually(phase(kmock, "project", "owls", "NotReady"), what="NotReady", timeout=60)
+        assert condition(waiting, "DatasetReady")["status"] == "Unknown"
+        assert condition(waiting, "DatasetReady")["reason"] == Reason.STORAGE_UNAVAILABLE
+        await create_iteration(kmock, "owls-1", "owls")
+        await eventually(phase(kmock, "iteration", "owls-1", "Pending"), what="Pending")
+        await kmock.delete(f"{ITERATIONS}/owls-1")  # its model cannot be removed from S3: a few tries, then go
+        await eventually(lambda: current(kmock, "iteration", "owls-1") is None, what="deleted anyway", timeout=90)
+        events = [o.raw for key, o in kmock.objects.items() if key[0] == kmock.resource("v1", "events")]
+        assert any(e.get("reason") == "ModelNotRemoved" and e.get("type") == "Warning" for e in events)
+    OBSERVED_PERMISSIONS.update(kmock.permissions)
+    async with running_operator(str(kmock.url), NS, good, tracking):  # the fault clears
+        await eventually(phase(kmock, "project", "owls", "Ready"), what="Ready once S3 is back", timeout=60)
+    OBSERVED_PERMISSIONS.update(kmock.permissions)
 
 
 def test_the_operator_role_grants_exactly_what_the_tests_needed():
