@@ -85,10 +85,6 @@ class Cluster:
                 return None
             raise
 
-    async def list_iterations(self, namespace: str) -> list[dict[str, Any]]:
-        listing = await self.custom.list_namespaced_custom_object(kv.GROUP, kv.VERSION, namespace, ITERATIONS)
-        return listing["items"]
-
     # ------------------------------------------------------------------------------------------------------------
     # observations
 
@@ -175,14 +171,13 @@ class Cluster:
             raise
         return True
 
-    async def ensure_serving(self, project_body: dict[str, Any], fresh: dict[str, Any] | None = None) -> None:
+    async def ensure_serving(self, project_body: dict[str, Any], iterations: list[dict[str, Any]],
+                             fresh: dict[str, Any] | None = None) -> None:
         """The project's Triton serves exactly its published Iterations; with none, it is removed. `fresh` is an
         Iteration whose new status is not written yet."""
         meta = project_body["metadata"]
-        siblings = [fresh if fresh and i["metadata"]["name"] == fresh["metadata"]["name"] else i
-                    for i in await self.list_iterations(meta["namespace"])]
-        siblings = [i for i in siblings
-                    if i["spec"]["projectRef"]["name"] == meta["name"] and not i["metadata"].get("deletionTimestamp")]
+        siblings = [fresh if fresh and i["metadata"]["name"] == fresh["metadata"]["name"] else i for i in iterations]
+        siblings = [i for i in siblings if not i["metadata"].get("deletionTimestamp")]
         owners = reconcile.publish_owners(siblings)
         models = sorted(
             i["metadata"]["name"] for i in siblings
@@ -228,11 +223,24 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval
     project_resource = dict(group=kv.GROUP, version=kv.VERSION, plural=PROJECTS, registry=registry)
     iteration_resource = dict(group=kv.GROUP, version=kv.VERSION, plural=ITERATIONS, registry=registry)
 
+    @kopf.index(**iteration_resource, id="iterations_by_project")  # the name handlers take it by
+    def iterations_by_project(namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status,
+                              **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+        """Each project's Iterations, kept up to date from the watch: no list request on every reconcile."""
+        metadata = {"name": name, "creationTimestamp": meta.get("creationTimestamp"),
+                    "deletionTimestamp": meta.get("deletionTimestamp")}
+        return {(namespace, spec["projectRef"]["name"]): {"metadata": metadata, "spec": dict(spec),
+                                                          "status": dict(status)}}
+
+    def siblings_of(index: kopf.Index, namespace: str, project: str) -> list[dict[str, Any]]:
+        return list(index.get((namespace, project), []))
+
     @kopf.on.resume(**project_resource)
     @kopf.on.create(**project_resource)
     @kopf.on.update(**project_resource)
     @kopf.timer(**project_resource, interval=project_interval, initial_delay=project_interval / 6)
-    async def project_handler(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    async def project_handler(body: kopf.Body, patch: kopf.Patch, namespace: str, name: str,
+                              iterations_by_project: kopf.Index, **_: Any) -> None:
         with metrics.reconcile_timer("CustomVisionProject"):
             project = CustomVisionProject.model_validate(dict(body))
             dataset = await asyncio.to_thread(cluster.observe_dataset, project)
@@ -240,19 +248,20 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval
             status, outcome = reconcile.reconcile_project(project, dataset, tracking_error, experiment_id, _now())
             patch.status.update(_dump(status))
             _post_events(body, outcome)
-            await cluster.ensure_serving(dict(body))  # drift repair: a deleted Deployment comes back
+            # drift repair: a deleted Deployment comes back
+            await cluster.ensure_serving(dict(body), siblings_of(iterations_by_project, namespace, name))
 
     @kopf.on.resume(**iteration_resource)
     @kopf.on.create(**iteration_resource)
     @kopf.on.update(**iteration_resource)
     @kopf.timer(**iteration_resource, interval=iteration_interval, initial_delay=iteration_interval / 5)
-    async def iteration_handler(body: kopf.Body, patch: kopf.Patch, namespace: str, **_: Any) -> None:
+    async def iteration_handler(body: kopf.Body, patch: kopf.Patch, namespace: str,
+                                iterations_by_project: kopf.Index, **_: Any) -> None:
         with metrics.reconcile_timer("Iteration"):
             iteration = Iteration.model_validate(dict(body))
             project_body = await cluster.get_custom(PROJECTS, namespace, iteration.spec.project_ref.name)
             project = CustomVisionProject.model_validate(project_body) if project_body else None
-            siblings = [i for i in await cluster.list_iterations(namespace)
-                        if i["spec"]["projectRef"]["name"] == iteration.spec.project_ref.name]
+            siblings = siblings_of(iterations_by_project, namespace, iteration.spec.project_ref.name)
             job_name = iteration.status.training_job or iteration_id(iteration)
             observed = IterationObservation(
                 project=project,
@@ -269,17 +278,19 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval
             patch.status.update(_dump(plan.status))
             _post_events(body, plan.outcome)
             if project_body is not None and (plan.serve or observed.serving is not None):
-                await cluster.ensure_serving(project_body, fresh={**dict(body), "status": _dump(plan.status)})
+                await cluster.ensure_serving(project_body, siblings, fresh={**dict(body), "status": _dump(plan.status)})
             metrics.RUNNING_JOBS.set(sum(1 for i in siblings if (i.get("status") or {}).get("phase") == "Training"))
 
     @kopf.on.delete(**iteration_resource)
-    async def iteration_deleted(body: kopf.Body, namespace: str, name: str, retry: int, **_: Any) -> None:
+    async def iteration_deleted(body: kopf.Body, namespace: str, name: str, retry: int,
+                                iterations_by_project: kopf.Index, **_: Any) -> None:
         """The served model goes: Triton stops loading it and its folder leaves the model repository. MLflow keeps
         the run and the registered version. With S3 gone, a few retries, then a Warning, and deletion goes on."""
         project = body["spec"]["projectRef"]["name"]
         project_body = await cluster.get_custom(PROJECTS, namespace, project)
         if project_body is not None:
-            await cluster.ensure_serving(project_body)
+            siblings = siblings_of(iterations_by_project, namespace, project)
+            await cluster.ensure_serving(project_body, [i for i in siblings if i["metadata"]["name"] != name])
         try:
             await asyncio.to_thread(cluster.remove_served_model, namespace, project, name)
         except (S3Error, HTTPError, OSError) as error:
