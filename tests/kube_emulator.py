@@ -113,6 +113,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     _events: collections.deque = attrs.field(init=False, default=None)  # (rv, key, event, old body)
     _bus: aiobus.Bus = attrs.field(init=False, factory=aiobus.Bus)  # the same, live, for watchers
     _results: dict = attrs.field(init=False, factory=dict)  # request -> response body of a write
+    _counted: int = attrs.field(init=False, default=0)  # objects known to carry server metadata (_adopt_seeded)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()  # kmock's discovery endpoints and fallback reactions
@@ -328,13 +329,18 @@ class KubeEmulator(kmock.KubernetesEmulator):
             self._objects[key].history.append(body)
         elif type_ != "DELETED":
             self._objects[key] = body
+            self._counted += self._counted == len(self._objects) - 1  # still in step: no scan needed
         if len(self._events) == self._events.maxlen:
             self._dropped_rv = self._events[0][0]
         self._events.append(event := (self._rv, key, {"type": type_, "object": body}, old))
         await self._bus.put(event)
 
     def _adopt_seeded(self) -> None:
-        """Add the server-set metadata to objects put by tests directly into ``kmock.objects[...]``."""
+        """Add the server-set metadata to objects put by tests directly into ``kmock.objects[...]``. Only when the
+        number of objects moved without a request: scanning them all on every request is quadratic at scale."""
+        if len(self._objects) == self._counted:
+            return
+        self._counted = len(self._objects)
         for (_, namespace, name), obj in self._objects.items():
             if not obj.deleted and "uid" not in obj.raw.get("metadata", {}):
                 self._rv += 1
