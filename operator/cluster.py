@@ -16,6 +16,7 @@ import kopf
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 from minio.error import S3Error
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from urllib3.exceptions import HTTPError
 
@@ -45,6 +46,9 @@ def operator_settings() -> kopf.OperatorSettings:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubevision.io")
     settings.posting.level = logging.WARNING  # Events come from the core's transitions, not from log lines
     settings.scanning.disabled = True  # the CRDs are installed before the operator starts (docs/operator.md)
+    # A timer caught mid-reconcile by a deletion is looked at again this often: kopf's default (60 s) would hold
+    # every deletion that long behind the finalizer.
+    settings.background.cancellation_polling = 1.0
     return settings
 
 
@@ -105,8 +109,14 @@ class Cluster:
         name = f"kubevision/{project.metadata.namespace}/{project.metadata.name}"
         try:
             tracking = MlflowClient(self.tracking_uri)
-            experiment = tracking.get_experiment_by_name(name)
-            return (experiment.experiment_id if experiment else tracking.create_experiment(name)), None
+            if experiment := tracking.get_experiment_by_name(name):
+                return experiment.experiment_id, None
+            try:
+                return tracking.create_experiment(name), None
+            except MlflowException as error:  # a concurrent reconcile created it first
+                if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                return tracking.get_experiment_by_name(name).experiment_id, None
         except Exception as error:  # MLflow's client raises many kinds; all mean "not reachable now"
             return None, f"MLflow at {self.tracking_uri}: {error}"
 
