@@ -108,6 +108,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     api_calls: collections.deque = attrs.field(init=False, default=None)  # the last ApiCall's
     permissions: set = attrs.field(init=False, factory=set)  # distinct (verb, group, resource), not by kmock's client
+    created: collections.Counter = attrs.field(init=False, factory=collections.Counter)  # plural -> successful POSTs
     _rv: int = attrs.field(init=False, default=0)  # the cluster-wide resourceVersion counter
     _dropped_rv: int = attrs.field(init=False, default=0)  # the newest event that fell off _events
     _events: collections.deque = attrs.field(init=False, default=None)  # (rv, key, event, old body)
@@ -172,6 +173,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 self._adopt_seeded()
                 if request.method in ("POST", "PUT", "PATCH", "DELETE"):
                     self._results[request] = await self._mutate(request)
+                    if request.method == "POST" and not agent.startswith("kmock/"):  # a 409 counts nowhere
+                        self.created[call.resource] += 1
             return await self._dispatch(request)  # user-defined reactions first, then our _serve_*()
         except kmock.KubernetesError as e:
             if e.status >= 500:
