@@ -166,7 +166,8 @@ class Cluster:
             raw["metadata"].get("generation") or 0)
         message = "" if ready else f"Deployment {triton_name(project)}: {status.get('readyReplicas') or 0} ready"
         return ServingObservation(ready=ready, models=objects.loaded_models(raw),
-                                  endpoint=objects.triton_endpoint(project, namespace), message=message)
+                                  endpoint=objects.triton_endpoint(project, namespace), message=message,
+                                  version=raw["metadata"].get("resourceVersion", ""))
 
     # ------------------------------------------------------------------------------------------------------------
     # actions
@@ -181,38 +182,53 @@ class Cluster:
             raise
         return True
 
-    async def ensure_serving(self, project_body: dict[str, Any], iterations: list[dict[str, Any]],
-                             fresh: dict[str, Any] | None = None) -> None:
-        """The project's Triton serves exactly its published Iterations; with none, it is removed. `fresh` is an
-        Iteration whose new status is not written yet."""
+    async def serve_model(self, project_body: dict[str, Any], model: str, wanted: bool) -> None:
+        """Add or remove one Iteration's model in the project's Triton; with no model left, Triton goes. Each
+        Iteration edits only its own entry, and the patch carries the resourceVersion it read: a watch index that
+        lags a moment behind can never unload a sibling's model."""
         meta = project_body["metadata"]
-        siblings = [fresh if fresh and i["metadata"]["name"] == fresh["metadata"]["name"] else i for i in iterations]
-        siblings = [i for i in siblings if not i["metadata"].get("deletionTimestamp")]
-        owners = reconcile.publish_owners(siblings)
-        models = sorted(
-            i["metadata"]["name"] for i in siblings
-            if i["spec"].get("publishName") and owners.get(i["spec"]["publishName"]) == i["metadata"]["name"]
-            and any(c["type"] == reconcile.TRAINED and c["status"] == "True"
-                    for c in (i.get("status") or {}).get("conditions", []))
-        )
         name, namespace = triton_name(meta["name"]), meta["namespace"]
-        if not models:
-            for delete in (self.apps.delete_namespaced_deployment, self.core.delete_namespaced_service):
-                try:
-                    await delete(name, namespace)
-                except ApiException as error:
-                    if error.status != 404:
-                        raise
-            return
-        deployment = objects.triton_deployment(project_body, models, self.settings, self.s3)
         current = await self.observe_serving(namespace, meta["name"])
-        if current is None:
-            await self.create_or_adopt(self.apps.create_namespaced_deployment, namespace, deployment)
-            await self.create_or_adopt(self.core.create_namespaced_service, namespace,
-                                       objects.triton_service(project_body))
-        elif current.models != tuple(models):
-            await self.apps.patch_namespaced_deployment(name, namespace, {"spec": deployment["spec"]},
-                                                        _content_type=MERGE_PATCH)
+        models = set(current.models) if current else set()
+        models = models | {model} if wanted else models - {model}
+        if current is not None and models == set(current.models):
+            return
+        if not models:
+            await self.remove_serving(name, namespace)
+        elif current is None:
+            await self.create_serving(project_body, models)
+        else:
+            deployment = objects.triton_deployment(project_body, sorted(models), self.settings, self.s3)
+            try:
+                await self.apps.patch_namespaced_deployment(
+                    name, namespace, {"metadata": {"resourceVersion": current.version}, "spec": deployment["spec"]},
+                    _content_type=MERGE_PATCH)
+            except ApiException as error:
+                if error.status == 409:  # edited meanwhile: read it again soon
+                    raise kopf.TemporaryError(f"Deployment {name} changed meanwhile", delay=1) from error
+                raise
+
+    async def repair_serving(self, project_body: dict[str, Any], iterations: list[dict[str, Any]]) -> None:
+        """Drift repair: a project with published models whose Triton was deleted gets it back."""
+        meta = project_body["metadata"]
+        if await self.observe_serving(meta["namespace"], meta["name"]) is None and (
+                models := reconcile.served_models(iterations)):
+            await self.create_serving(project_body, models)
+
+    async def create_serving(self, project_body: dict[str, Any], models: set[str] | list[str]) -> None:
+        namespace = project_body["metadata"]["namespace"]
+        deployment = objects.triton_deployment(project_body, sorted(models), self.settings, self.s3)
+        await self.create_or_adopt(self.apps.create_namespaced_deployment, namespace, deployment)
+        await self.create_or_adopt(self.core.create_namespaced_service, namespace,
+                                   objects.triton_service(project_body))
+
+    async def remove_serving(self, name: str, namespace: str) -> None:
+        for delete in (self.apps.delete_namespaced_deployment, self.core.delete_namespaced_service):
+            try:
+                await delete(name, namespace)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
 
     def remove_served_model(self, namespace: str, project: str, model: str) -> None:
         store = ObjectStore(self.s3)
@@ -258,8 +274,7 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval
             status, outcome = reconcile.reconcile_project(project, dataset, tracking_error, experiment_id, _now())
             patch.status.update(_dump(status))
             _post_events(body, outcome)
-            # drift repair: a deleted Deployment comes back
-            await cluster.ensure_serving(dict(body), siblings_of(iterations_by_project, namespace, name))
+            await cluster.repair_serving(dict(body), siblings_of(iterations_by_project, namespace, name))
 
     @kopf.on.resume(**iteration_resource)
     @kopf.on.create(**iteration_resource)
@@ -287,20 +302,20 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval
                 await cluster.create_or_adopt(cluster.batch.create_namespaced_job, namespace, job)
             patch.status.update(_dump(plan.status))
             _post_events(body, plan.outcome)
-            if project_body is not None and (plan.serve or observed.serving is not None):
-                await cluster.ensure_serving(project_body, siblings, fresh={**dict(body), "status": _dump(plan.status)})
-            metrics.RUNNING_JOBS.set(sum(1 for i in siblings if (i.get("status") or {}).get("phase") == "Training"))
+            served = observed.serving is not None and iteration.metadata.name in observed.serving.models
+            if project_body is not None and plan.serve != served:
+                await cluster.serve_model(project_body, iteration.metadata.name, plan.serve)
+            metrics.RUNNING_JOBS.set(sum(1 for items in iterations_by_project.values() for i in items
+                                         if (i.get("status") or {}).get("phase") == "Training"))
 
     @kopf.on.delete(**iteration_resource)
-    async def iteration_deleted(body: kopf.Body, namespace: str, name: str, retry: int,
-                                iterations_by_project: kopf.Index, **_: Any) -> None:
+    async def iteration_deleted(body: kopf.Body, namespace: str, name: str, retry: int, **_: Any) -> None:
         """The served model goes: Triton stops loading it and its folder leaves the model repository. MLflow keeps
         the run and the registered version. With S3 gone, a few retries, then a Warning, and deletion goes on."""
         project = body["spec"]["projectRef"]["name"]
         project_body = await cluster.get_custom(PROJECTS, namespace, project)
         if project_body is not None:
-            siblings = siblings_of(iterations_by_project, namespace, project)
-            await cluster.ensure_serving(project_body, [i for i in siblings if i["metadata"]["name"] != name])
+            await cluster.serve_model(project_body, name, wanted=False)
         try:
             await asyncio.to_thread(cluster.remove_served_model, namespace, project, name)
         except (S3Error, HTTPError, OSError) as error:

@@ -159,6 +159,7 @@ class ServingObservation:
     models: tuple[str, ...]  # models the serving Triton is asked to load
     endpoint: str
     message: str = ""
+    version: str = ""  # the Deployment's resourceVersion, for a patch that must not overwrite a concurrent one
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,17 @@ def publish_owners(iterations: list[dict]) -> dict[str, str]:
         if name not in owners or claim < owners[name]:
             owners[name] = claim
     return {publish_name: claim[1] for publish_name, claim in owners.items()}
+
+
+def served_models(iterations: list[dict]) -> list[str]:
+    """The Iterations a project's Triton loads: trained, not being deleted, and owners of their publishName."""
+    alive = [i for i in iterations if not i["metadata"].get("deletionTimestamp")]
+    owners = publish_owners(alive)
+    return sorted(
+        i["metadata"]["name"] for i in alive
+        if i["spec"].get("publishName") and owners.get(i["spec"]["publishName"]) == i["metadata"]["name"]
+        and any(c["type"] == TRAINED and c["status"] == "True" for c in (i.get("status") or {}).get("conditions", []))
+    )
 
 
 def reconcile_iteration(iteration: Iteration, observed: IterationObservation, now: datetime) -> IterationPlan:

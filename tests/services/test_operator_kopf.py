@@ -148,7 +148,7 @@ async def test_full_lifecycle_to_published_with_drift_repair_conflict_and_delete
     await finish_job(kmock, job, succeeded())
     deployment = await eventually(lambda: current(kmock, "deployment", "kv-triton-pets"), what="Deployment")
     assert "--load-model=pets-1" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    await eventually(lambda: current(kmock, "service", "kv-triton-pets"), what="Service")  # created after the Deployment
+    await eventually(lambda: current(kmock, "service", "kv-triton-pets"))  # made after the Deployment
     await make_ready(kmock, deployment)
     published = await eventually(phase(kmock, "iteration", "pets-1", "Published"), what="Published")
     assert published["status"]["publishedName"] == "pets-v1"

@@ -261,3 +261,16 @@ def test_the_oldest_claimant_owns_a_publish_name():
     owners = core.publish_owners([claim("b", "2026-01-02T00:00:00Z"), claim("a", "2026-01-03T00:00:00Z"),
                                   claim("c", "2026-01-02T00:00:00Z"), claim("d", "2026-01-01T00:00:00Z", "v2")])
     assert owners == {"v1": "b", "v2": "d"}
+
+
+def test_triton_loads_trained_owners_of_a_publish_name_that_are_not_being_deleted():
+    def item(name, created, publish_name="v1", trained=True, deleting=False):
+        return {"metadata": {"name": name, "creationTimestamp": created,
+                             "deletionTimestamp": "2026-01-09T00:00:00Z" if deleting else None},
+                "spec": {"publishName": publish_name} if publish_name else {},
+                "status": {"conditions": [{"type": "Trained", "status": "True" if trained else "False"}]}}
+
+    iterations = [item("old", "2026-01-01T00:00:00Z", deleting=True), item("a", "2026-01-02T00:00:00Z"),
+                  item("b", "2026-01-03T00:00:00Z"), item("c", "2026-01-01T00:00:00Z", "v2", trained=False),
+                  item("d", "2026-01-01T00:00:00Z", publish_name=None)]
+    assert core.served_models(iterations) == ["a"]  # "old" goes, so "a" owns v1 and "b" is the conflicting claimant
