@@ -188,12 +188,25 @@ def delete(
 
 
 @app.command("operator")
-def run_operator() -> None:
+def run_operator(
+    config: Annotated[Path | None, typer.Option(help="YAML file of operator settings (fields of OperatorSettings); "
+                                                     "KUBEVISION_OPERATOR_* variables override it.")] = None,
+) -> None:
     """Run the Kubernetes operator (in its pod, or against your kubeconfig's cluster). Settings come from
-    KUBEVISION_OPERATOR_*, KUBEVISION_S3_* and the MLflow URI in the environment (docs/operator.md)."""
+    --config and KUBEVISION_OPERATOR_*, KUBEVISION_S3_* in the environment (docs/operator.md)."""
+    from pydantic import ValidationError
+
+    from kubevision.core.settings import OperatorSettings
     from kubevision.operator.main import run
 
-    run()
+    try:
+        settings = OperatorSettings.from_file(config)
+    except ValidationError as error:
+        raise fail("operator settings: " + "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from error
+    except (OSError, ValueError) as error:
+        raise fail(f"operator settings: {error}") from error
+    run(settings)
 
 
 DataDir = Annotated[

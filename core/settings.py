@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 
 class S3Settings(BaseSettings):
@@ -85,3 +85,20 @@ class OperatorSettings(BaseSettings):
         default=True, description="Tolerate the nvidia.com/gpu taint on pods that request GPUs."
     )
     metrics_port: int = Field(default=8080, ge=1, le=65535, description="Port of the operator's Prometheus metrics.")
+
+    @classmethod
+    def from_file(cls, path: Path | None) -> OperatorSettings:
+        """Settings from a YAML file of these fields (a ConfigMap mounted in the operator's pod); the environment
+        overrides the file. An unknown key or a wrong value is a ValidationError that names the field."""
+        if path is None:
+            return cls()
+        if not path.is_file():
+            raise FileNotFoundError(f"operator config {path} does not exist")
+
+        class FromFile(cls):  # the file as the lowest-priority source
+            @classmethod
+            def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                           file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+                return init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=path)
+
+        return cls.model_validate(FromFile().model_dump())
