@@ -101,4 +101,4 @@ class OperatorSettings(BaseSettings):
                                            file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
                 return init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=path)
 
-        return cls.model_validate(FromFile().model_dump())
+        return FromFile()

@@ -30,7 +30,7 @@ import secrets
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import attrs
 import jsonpatch
@@ -47,15 +47,6 @@ SERVER_SET = (
     "deletionGracePeriodSeconds",
 )  # metadata that only the server sets
 ALL_VERBS = {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
-
-
-class ApiCall(NamedTuple):
-    verb: str  # the RBAC verb: get, list, watch, create, update, patch, delete, deletecollection
-    group: str  # '' for the core API
-    resource: str  # the plural, with '/subresource' if any: 'iterations/status'
-    namespace: str | None
-    name: str | None
-    user_agent: str  # 'kopf/1.45.2', 'kmock/0.8 ...' (the test's own client), 'Python/3.11 aiohttp/...'
 
 
 def _now() -> str:
@@ -103,10 +94,9 @@ def _match_fields(selector: str, body: Mapping[str, Any]) -> bool:
 @attrs.define(kw_only=True)
 class KubeEmulator(kmock.KubernetesEmulator):
     crds: Iterable[str | Path] = ()  # CRD YAML files to serve, besides kmock's bundled built-ins
-    log_limit: int = 300  # requests kept for kmock[...] assertions and in .api_calls
+    log_limit: int = 300  # requests kept for kmock[...] assertions
     event_limit: int = 5000  # watch-events kept for ?resourceVersion=N resumption (older: 410)
 
-    api_calls: collections.deque = attrs.field(init=False, default=None)  # the last ApiCall's
     permissions: set = attrs.field(init=False, factory=set)  # distinct (verb, group, resource), not by kmock's client
     created: collections.Counter = attrs.field(init=False, factory=collections.Counter)  # plural -> successful POSTs
     _rv: int = attrs.field(init=False, default=0)  # the cluster-wide resourceVersion counter
@@ -118,7 +108,6 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()  # kmock's discovery endpoints and fallback reactions
-        self.api_calls = collections.deque(maxlen=self.log_limit)
         self._events = collections.deque(maxlen=self.event_limit)
         self.resources.load_bundled()
         self.load_crds(*self.crds)
@@ -162,19 +151,19 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 del log[: -self.log_limit]
         if (res := request.resource) is None or res.plural is None:  # not a resource URL
             return await self._dispatch(request)
-        sub, agent = f"/{request.subresource}" if request.subresource else "", request.headers.get("User-Agent", "")
-        self.api_calls.append(
-            call := ApiCall(_rbac_verb(request), res.group, res.plural + sub, request.namespace, request.name, agent)
-        )
-        if not agent.startswith("kmock/"):  # the test's own requests via kmock.get()/.post()/... need no RBAC
-            self.permissions.add(call[:3])
+        # the plural, with '/subresource' if any: 'iterations/status'
+        resource = res.plural + (f"/{request.subresource}" if request.subresource else "")
+        # the test's own requests (kmock.get()/.post()/...) need no RBAC and create nothing the operator did
+        by_operator = not request.headers.get("User-Agent", "").startswith("kmock/")
+        if by_operator:
+            self.permissions.add((_rbac_verb(request), res.group, resource))
         try:
             async with self._lock:
                 self._adopt_seeded()
                 if request.method in ("POST", "PUT", "PATCH", "DELETE"):
                     self._results[request] = await self._mutate(request)
-                    if request.method == "POST" and not agent.startswith("kmock/"):  # a 409 counts nowhere
-                        self.created[call.resource] += 1
+                    if request.method == "POST" and by_operator:  # a 409 raised above: it counts nowhere
+                        self.created[resource] += 1
             return await self._dispatch(request)  # user-defined reactions first, then our _serve_*()
         except kmock.KubernetesError as e:
             if e.status >= 500:
