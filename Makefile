@@ -21,9 +21,10 @@ $(BIN)/.installed: $(SOURCES)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]' --config-settings editable_mode=strict
 	touch $@
 
-# Start the local platform (S3, MLflow, Triton) and print its endpoints.
+# Start the local platform (S3, MLflow, Triton, controller, gateway), publish the sample project, print how to use it.
 run: $(BIN)/.installed
 	$(BIN)/kubevision local up
+	$(BIN)/kubevision local demo
 
 down: $(BIN)/.installed
 	$(BIN)/kubevision local down

@@ -139,9 +139,8 @@ def upload(
     data_dir: Annotated[Path | None, typer.Option(help="Local platform folder.")] = None,
 ) -> None:
     """Add a folder of tagged images to a project's dataset in the local S3 (each stored once, by content)."""
-    import mimetypes
-
     from kubevision.core.api import CustomVisionProject
+    from kubevision.core.local.demo import add_tag_folders
     from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
 
     documents = [d for _, d in _read_manifests([project_file]) if d.get("kind") == "CustomVisionProject"]
@@ -151,11 +150,7 @@ def upload(
     store = ObjectStore(_platform(data_dir).s3_settings())
     store.ensure_bucket(project.spec.dataset.bucket)
     images = DatasetStore(store, DatasetLayout.of(project.spec.dataset))
-    added = 0
-    for tag_folder in sorted(p for p in folder.iterdir() if p.is_dir()):
-        for path in sorted(p for p in tag_folder.iterdir() if p.is_file()):
-            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            added += images.add_image(path.read_bytes(), content_type, tags=[tag_folder.name])[1]
+    added = add_tag_folders(images, sorted(p for p in folder.iterdir() if p.is_dir()))
     typer.echo(f"added {added} images to s3://{project.spec.dataset.bucket}/{project.spec.dataset.prefix}")
 
 
@@ -209,6 +204,32 @@ def run_operator(
     run(settings)
 
 
+@app.command("gateway")
+def run_gateway(
+    local: Annotated[bool, typer.Option("--local", help="Serve local mode's resources and keys (from --data-dir) "
+                                                        "instead of a cluster's.")] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="Local mode's data folder.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port to listen on.")] = None,
+) -> None:
+    """Serve the Custom Vision API (prediction) in front of Triton. Settings come from KUBEVISION_GATEWAY_* and,
+    on a cluster, KUBEVISION_S3_* (see GatewaySettings in core/settings.py)."""
+    import logging
+
+    import uvicorn
+
+    from kubevision.core.settings import GatewaySettings
+    from kubevision.gateway.main import create_app
+
+    overrides = {k: v for k, v in {"data_dir": data_dir, "host": host, "port": port}.items() if v is not None}
+    if local:  # one machine: images served by the user's own loopback servers are fair game
+        overrides.update(mode="local", allow_loopback_urls=True)
+    settings = GatewaySettings(**overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False,
+                log_config=None, timeout_graceful_shutdown=10)
+
+
 DataDir = Annotated[
     Path | None, typer.Option(help="Folder of local state and logs [default: $KUBEVISION_LOCAL_DATA_DIR or "
                                    "~/.local/share/kubevision].")
@@ -243,14 +264,15 @@ def up(
     triton_http_port: Port = None,
     triton_grpc_port: Port = None,
     triton_metrics_port: Port = None,
+    gateway_port: Port = None,
 ) -> None:
-    """Start S3 (SeaweedFS), MLflow, Triton and the local controller; print their endpoints. A port of 0 means any
-    free port."""
+    """Start S3 (SeaweedFS), MLflow, Triton, the local controller and the Custom Vision API gateway; print their
+    endpoints. A port of 0 means any free port."""
     from kubevision.core.local.process import ServiceError
 
     platform = _platform(
         data_dir, s3_port=s3_port, mlflow_port=mlflow_port, triton_http_port=triton_http_port,
-        triton_grpc_port=triton_grpc_port, triton_metrics_port=triton_metrics_port,
+        triton_grpc_port=triton_grpc_port, triton_metrics_port=triton_metrics_port, gateway_port=gateway_port,
     )
     typer.echo(f"starting the local platform in {platform.data_dir} ...")
     try:
@@ -260,6 +282,38 @@ def up(
     _print_status(statuses)
     s3 = platform.s3_settings()
     typer.echo(f"S3 credentials: access key {s3.access_key}, secret key in {platform.state_path}")
+
+
+@local_app.command()
+def demo(
+    examples: Annotated[Path, typer.Option(help="The repository's examples folder.")] = Path("examples"),
+    data_dir: DataDir = None,
+) -> None:
+    """Train and publish the trees project from the sample photos in examples/ (once), then print how to
+    classify the test photo with curl and with the Custom Vision Python SDK."""
+    from kubevision.core.local import demo as quickstart
+    from kubevision.core.local.process import ServiceError
+
+    try:
+        result = quickstart.run(_platform(data_dir), examples, progress=typer.echo)
+    except (ServiceError, RuntimeError, OSError) as error:
+        raise fail(str(error)) from error
+    typer.echo(result.instructions())
+
+
+@local_app.command()
+def keys(
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="The namespace the keys open.")] = "default",
+    data_dir: DataDir = None,
+) -> None:
+    """Print the Prediction-Key and Training-Key of a namespace (made on first use). A key sees only its own
+    namespace's projects."""
+    from kubevision.core.local import api_keys
+
+    platform = _platform(data_dir)
+    found = api_keys.ensure(platform.data_dir, namespace)
+    typer.echo(f"namespace:      {namespace}\nPrediction-Key: {found['predictionKey']}\n"
+               f"Training-Key:   {found['trainingKey']}")
 
 
 @local_app.command()

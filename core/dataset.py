@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 # Image ids are derived from content, so the same photo uploaded twice is one image (Custom Vision's OKDuplicate).
 _IMAGE_NAMESPACE = uuid.UUID("6f1c1a4e-3a52-4c55-9a51-7d8f3c0b8e10")
+# Tag ids are derived from the project and the tag's name, so every component names a tag alike without a lookup.
+_TAG_NAMESPACE = uuid.UUID("0b7e3c52-94d4-4f0e-8d0c-5f2a1e6b9c31")
 
 
 TagName = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
@@ -50,6 +52,10 @@ def image_id(sha256: str) -> str:
     return str(uuid.uuid5(_IMAGE_NAMESPACE, sha256))
 
 
+def tag_id(project_uid: str, tag: str) -> str:
+    return str(uuid.uuid5(_TAG_NAMESPACE, f"{project_uid}/{tag}"))
+
+
 def dumps(records: list[ImageRecord]) -> bytes:
     return b"".join(r.model_dump_json().encode() + b"\n" for r in records)
 
@@ -64,3 +70,28 @@ def tag_counts(records: list[ImageRecord]) -> Counter[str]:
     for record in records:
         counts.update(set(record.tags) | {region.tag for region in record.regions})
     return counts
+
+
+class PredictedTag(BaseModel):
+    tag_id: str
+    tag_name: str
+    probability: float
+    region: Region | None = Field(default=None, description="Object detection: the box (its tag is tag_name).")
+
+
+class PredictionRecord(BaseModel):
+    """A prediction kept for Custom Vision's stored-predictions API: the image (by content, under images/) and what
+    the published model answered."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    project: str = Field(description="The project's uid.")
+    iteration: str = Field(description="The uid of the Iteration that answered.")
+    published_name: str
+    created: datetime
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    content_type: str
+    size: int = Field(ge=0)
+    application: str | None = None
+    predictions: list[PredictedTag]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
@@ -59,6 +60,7 @@ class LocalSettings(BaseSettings):
     triton_http_port: int = Field(default=8000, ge=0, le=65535, description="Triton HTTP port.")
     triton_grpc_port: int = Field(default=8001, ge=0, le=65535, description="Triton gRPC port.")
     triton_metrics_port: int = Field(default=8002, ge=0, le=65535, description="Triton Prometheus metrics port.")
+    gateway_port: int = Field(default=8080, ge=0, le=65535, description="Port of the Custom Vision API gateway.")
     start_timeout_seconds: float = Field(default=180, gt=0, description="How long a service may take to be healthy.")
 
 
@@ -102,3 +104,37 @@ class OperatorSettings(BaseSettings):
                 return init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=path)
 
         return FromFile()
+
+
+class GatewaySettings(BaseSettings):
+    """The Custom Vision API gateway. In local mode it reads resources and keys from the local data folder; on a
+    cluster it watches CustomVisionProjects, Iterations and each namespace's key Secret."""
+
+    model_config = SettingsConfigDict(env_prefix="KUBEVISION_GATEWAY_")
+
+    mode: Literal["local", "kubernetes"] = Field(default="kubernetes", description="Where resources and keys live.")
+    data_dir: Path = Field(default_factory=default_data_dir, description="Local mode: the platform's data folder.")
+    host: str = Field(default="0.0.0.0", description="Address to listen on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="HTTP port of the API.")
+    namespaces: list[str] = Field(default_factory=list, description="Kubernetes: namespaces served; empty means all.")
+    keys_secret_name: str = Field(
+        default="kubevision-api-keys",
+        description="Kubernetes: the Secret in each namespace with keys predictionKey and trainingKey.",
+    )
+    max_image_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="Largest prediction image (Custom "
+                                                                            "Vision's limit is 4 MB).")
+    max_image_pixels: int = Field(default=40_000_000, gt=0, description="Largest width x height decoded.")
+    url_timeout_seconds: float = Field(default=10, gt=0, description="Time allowed to fetch an image URL.")
+    url_max_redirects: int = Field(default=3, ge=0, description="Redirects followed when fetching an image URL.")
+    allow_private_urls: bool = Field(
+        default=False,
+        description="Let image URLs reach private, loopback and link-local addresses (the cluster's own network, "
+                    "cloud metadata endpoints). Off on a cluster; local mode allows loopback only.",
+    )
+    allow_loopback_urls: bool = Field(default=False, description="Let image URLs reach loopback addresses.")
+    triton_timeout_seconds: float = Field(default=30, gt=0, description="Time allowed for one Triton inference.")
+    retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After sent when Triton is unavailable.")
+    store_predictions: bool = Field(
+        default=True, description="Keep images and results of predictions made on routes without /nostore."
+    )
+    refresh_seconds: float = Field(default=1.0, gt=0, description="Local mode: how often resources are re-read.")

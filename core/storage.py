@@ -3,6 +3,7 @@
     <dataset bucket>/<dataset prefix>images/<sha256[:2]>/<sha256>         image bytes, stored once by content
     <dataset bucket>/<dataset prefix>manifest.jsonl                        the live dataset manifest
     <dataset bucket>/<dataset prefix>snapshots/<iteration id>.jsonl        immutable manifest of one iteration
+    <dataset bucket>/<dataset prefix>predictions/<date>/<prediction id>.json  a stored prediction (image in images/)
     <models bucket>/triton/<namespace>/<project>/                          the project's Triton model repository
     <models bucket>/triton/<namespace>/<project>/<model>/config.pbtxt      one model a trained iteration
 """
@@ -42,6 +43,9 @@ class DatasetLayout:
     def snapshot_key(self, iteration_id: str) -> str:
         return f"{self.prefix}snapshots/{iteration_id}.jsonl"
 
+    def prediction_key(self, created: datetime, prediction_id: str) -> str:
+        return f"{self.prefix}predictions/{created.astimezone(UTC):%Y-%m-%d}/{prediction_id}.json"
+
 
 @dataclass(frozen=True)
 class ModelRepositoryLayout:
@@ -63,6 +67,14 @@ class ModelRepositoryLayout:
         """The --model-repository argument Triton takes for this repository."""
         host = f"https://{s3.endpoint}" if s3.secure else s3.endpoint
         return f"s3://{host}/{self.bucket}/{self.prefix.rstrip('/')}"
+
+
+def model_labels_key(model_uri: str) -> tuple[str, str]:
+    """(bucket, key) of labels.txt in the model folder that `model_uri` (s3://bucket/.../model/) names."""
+    bucket, _, folder = model_uri.removeprefix("s3://").partition("/")
+    if not bucket or not folder:
+        raise ValueError(f"not a model folder URI: {model_uri!r}")
+    return bucket, folder.rstrip("/") + "/labels.txt"
 
 
 class ObjectStore:
@@ -101,6 +113,10 @@ class ObjectStore:
                 return False
             raise
         return True
+
+    def labels(self, model_uri: str) -> list[str]:
+        """A model's tags, in the order of its outputs."""
+        return self.get(*model_labels_key(model_uri)).decode().splitlines()
 
     def keys(self, bucket: str, prefix: str) -> list[str]:
         return [o.object_name for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)]

@@ -26,7 +26,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def local_settings(data_dir: Path) -> LocalSettings:
     """Every port left to the system, so a test run never collides with a user's platform or another run."""
     return LocalSettings(
-        data_dir=data_dir, s3_port=0, mlflow_port=0, triton_http_port=0, triton_grpc_port=0, triton_metrics_port=0
+        data_dir=data_dir, s3_port=0, mlflow_port=0, triton_http_port=0, triton_grpc_port=0, triton_metrics_port=0,
+        gateway_port=0,
     )
 
 

@@ -13,13 +13,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, SecretStr
 
-from kubevision.core.local import process, services
+from kubevision.core.local import api_keys, process, services
 from kubevision.core.local.services import Credentials, ServiceSpec
 from kubevision.core.settings import LocalSettings, MLflowSettings, S3Settings, TritonSettings
 from kubevision.core.storage import ObjectStore
 
 MLFLOW_BUCKET = "mlflow"
-SERVICES = ("s3", "mlflow", "triton", "controller")
+SERVICES = ("s3", "mlflow", "triton", "controller", "gateway")
+DEFAULT_NAMESPACE = "default"
 
 
 class ServiceRecord(BaseModel):
@@ -129,9 +130,13 @@ class LocalPlatform:
                 pending.append(self._spawn(state, self._triton_spec(state, ports), started))
             for spec in pending:  # MLflow and Triton start side by side; both take a while
                 self._wait(state, spec)
-            if "controller" not in running:  # last: it needs the others
+            if "controller" not in running:  # it needs the others
                 spec = services.controller(self.data_dir, process.free_port())
                 self._start(state, spec, started)
+            api_keys.ensure(self.data_dir, DEFAULT_NAMESPACE)
+            if "gateway" not in running:
+                port = process.pick_port(self.settings.gateway_port, "gateway")
+                self._start(state, services.gateway(self.data_dir, port), started)
         except BaseException:
             for name in started:
                 process.stop(state.services[name].pid)

@@ -204,3 +204,16 @@ def controller(data_dir: Path, port: int) -> ServiceSpec:
         env={"MLFLOW_DISABLE_TELEMETRY": "true"},
         endpoints={"metrics": f"http://127.0.0.1:{port}/metrics"},
     )
+
+
+def gateway(data_dir: Path, port: int) -> ServiceSpec:
+    """The Custom Vision API gateway over local mode's resources and keys; healthy once it has read them."""
+    command = [find_binary("kubevision", "kubevision"), "gateway", "--local", "--data-dir", str(data_dir),
+               "--host", "127.0.0.1", "--port", str(port)]
+    return ServiceSpec(
+        name="gateway",
+        command=command,
+        health_url=f"http://127.0.0.1:{port}/readyz",
+        ports={"http": port},
+        endpoints={"api": f"http://127.0.0.1:{port}"},
+    )

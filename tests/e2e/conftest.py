@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,7 @@ from kubevision.core.training import TrainingRequest, iteration_id
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "customvision-samples" / "classification"
 DATASET_BUCKET = "datasets"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 # Fashion-MNIST classes as Custom Vision tags; for Multilabel, what each class shows.
 FASHION_TAGS = {0: "t-shirt", 2: "pullover", 7: "sneaker", 9: "ankle-boot"}
@@ -87,3 +92,28 @@ def setup_project(object_store):
         return TrainingSetup(object_store, name, classification_type, domain)
 
     return make
+
+
+@dataclass
+class Quickstart:
+    """The project that `kubevision local demo` (the end of `make run`) trains and publishes from examples/."""
+
+    gateway: str
+    project_uid: str
+    publish_name: str
+    prediction_key: str
+    output: str
+
+
+@pytest.fixture(scope="session")
+def quickstart(platform) -> Quickstart:
+    """Run the demo as `make run` does, and read what it prints."""
+    command = [str(Path(sys.executable).parent / "kubevision"), "local", "demo", "--examples", str(EXAMPLES),
+               "--data-dir", str(platform.data_dir)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    key = re.search(r'"Prediction-key": "([0-9a-f]{32})"', result.stdout)
+    url = re.search(r"(http://127\.0\.0\.1:\d+)/customvision/v3\.1/Prediction/([0-9a-f-]{36})/classify/iterations/"
+                    r"([a-z0-9-]+)/image", result.stdout)
+    assert key and url, result.stdout
+    return Quickstart(url[1], url[2], url[3], key[1], result.stdout)

@@ -9,20 +9,20 @@ from kubevision.core.local.process import is_running
 from kubevision.core.settings import LocalSettings
 
 ANY_PORT = ["--s3-port", "0", "--mlflow-port", "0", "--triton-http-port", "0", "--triton-grpc-port", "0",
-            "--triton-metrics-port", "0"]
+            "--triton-metrics-port", "0", "--gateway-port", "0"]
 
 
 def test_up_status_crash_and_down(tmp_path, kubevision_cli):
     data_dir = str(tmp_path / "local")
     up = kubevision_cli("local", "up", "--data-dir", data_dir, *ANY_PORT)
     assert up.returncode == 0, up.stderr
-    for name in ("s3", "mlflow", "triton", "controller"):
+    for name in ("s3", "mlflow", "triton", "controller", "gateway"):
         assert f"{name} " in up.stdout and f"{name:<10} healthy" in up.stdout
     platform = LocalPlatform(LocalSettings(data_dir=data_dir))
     pids = {name: record.pid for name, record in platform.load_state().services.items()}
     try:
         status = kubevision_cli("local", "status", "--data-dir", data_dir)
-        assert status.returncode == 0 and status.stdout.count("healthy") == 4
+        assert status.returncode == 0 and status.stdout.count("healthy") == 5
 
         os.kill(pids["triton"], signal.SIGKILL)  # a crash is reported, with the log's tail
         status = kubevision_cli("local", "status", "--data-dir", data_dir)
@@ -39,7 +39,7 @@ def test_up_status_crash_and_down(tmp_path, kubevision_cli):
     assert down.returncode == 0
     assert not [name for name, pid in pids.items() if is_running(pid)]
     status = kubevision_cli("local", "status", "--data-dir", data_dir)
-    assert status.returncode == 1 and status.stdout.count("stopped") == 4
+    assert status.returncode == 1 and status.stdout.count("stopped") == 5
 
 
 def test_a_busy_port_is_named_and_nothing_is_left_running(tmp_path, kubevision_cli):

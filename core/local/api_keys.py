@@ -1,0 +1,41 @@
+"""Local mode's API keys: one Prediction-Key and one Training-Key a namespace, kept in the data folder in a file
+only its owner can read (created 0600, never widened)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+FILE_NAME = "api-keys.json"
+
+
+def keys_path(data_dir: Path) -> Path:
+    return data_dir / FILE_NAME
+
+
+def load(data_dir: Path) -> dict[str, dict[str, str]]:
+    """{namespace: {"predictionKey": ..., "trainingKey": ...}}; empty when no key was made yet."""
+    path = keys_path(data_dir)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def ensure(data_dir: Path, namespace: str) -> dict[str, str]:
+    """The namespace's keys, made (32 hex characters, as Custom Vision's) if it has none."""
+    keys = load(data_dir)
+    if namespace not in keys:
+        keys[namespace] = {"predictionKey": secrets.token_hex(16), "trainingKey": secrets.token_hex(16)}
+        _write(keys_path(data_dir), json.dumps(keys, indent=2))
+    return keys[namespace]
+
+
+def _write(path: Path, text: str) -> None:
+    """Readable by the owner from its first byte: written to a 0600 file beside it, then renamed over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.unlink(missing_ok=True)
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    os.replace(partial, path)

@@ -1,0 +1,105 @@
+"""What the gateway may serve, held in memory: projects by uid, their published iterations by publish name, and the
+keys of each namespace. A source (local or Kubernetes) rebuilds it from resources as they change; requests only
+read it, so no request waits on a lookup.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kubevision.gateway.errors import NotFound, Unauthorized
+
+KeyKind = Literal["prediction", "training"]
+KEY_HEADERS: dict[KeyKind, str] = {"prediction": "Prediction-Key", "training": "Training-Key"}
+
+
+@dataclass(frozen=True)
+class NamespaceKeys:
+    prediction: str = ""
+    training: str = ""
+
+
+@dataclass(frozen=True)
+class Project:
+    uid: str
+    namespace: str
+    name: str
+    type: str  # Classification | ObjectDetection
+    dataset_bucket: str
+    dataset_prefix: str
+
+
+@dataclass(frozen=True)
+class PublishedModel:
+    """A published iteration: the Triton model (named after the Iteration) and where it is served."""
+
+    publish_name: str
+    iteration_uid: str
+    model: str
+    endpoint: str
+    model_uri: str
+
+
+@dataclass(frozen=True)
+class Catalog:
+    projects: dict[str, Project] = field(default_factory=dict)  # by uid
+    published: dict[tuple[str, str], PublishedModel] = field(default_factory=dict)  # by (project uid, publish name)
+    keys: dict[str, NamespaceKeys] = field(default_factory=dict)  # by namespace
+
+    @classmethod
+    def build(cls, projects: Iterable[dict[str, Any]], iterations: Iterable[dict[str, Any]],
+              keys: dict[str, NamespaceKeys]) -> Catalog:
+        """From CustomVisionProject and Iteration bodies, as the API server (or the local store) holds them."""
+        by_uid: dict[str, Project] = {}
+        uid_of: dict[tuple[str, str], str] = {}
+        for body in projects:
+            meta, spec = body["metadata"], body.get("spec") or {}
+            if not meta.get("uid") or meta.get("deletionTimestamp"):
+                continue
+            dataset = spec.get("dataset") or {}
+            project = Project(meta["uid"], meta["namespace"], meta["name"], spec.get("type", "Classification"),
+                              dataset.get("bucket", ""), dataset.get("prefix", ""))
+            by_uid[project.uid] = project
+            uid_of[(project.namespace, project.name)] = project.uid
+        published: dict[tuple[str, str], PublishedModel] = {}
+        for body in iterations:
+            meta, status = body["metadata"], body.get("status") or {}
+            project_uid = uid_of.get((meta["namespace"], (body.get("spec") or {}).get("projectRef", {}).get("name")))
+            name = status.get("publishedName")
+            if (project_uid is None or status.get("phase") != "Published" or not name or not status.get("endpoint")
+                    or meta.get("deletionTimestamp")):
+                continue
+            published[(project_uid, name)] = PublishedModel(
+                name, meta.get("uid") or "", meta["name"], status["endpoint"], status.get("modelUri") or "")
+        return cls(by_uid, published, dict(keys))
+
+    def namespace_of(self, kind: KeyKind, key: str | None) -> str:
+        """The namespace a key belongs to. Every namespace's key is compared, in constant time, so neither the
+        answer's timing nor its content tells a wrong key from another team's."""
+        if not key:
+            raise Unauthorized(f"Access denied: the {KEY_HEADERS[kind]} header is missing.")
+        found = None
+        for namespace, keys in self.keys.items():
+            wanted = getattr(keys, kind)
+            if wanted and hmac.compare_digest(wanted.encode(), key.encode()):
+                found = namespace
+        if found is None:
+            raise Unauthorized(f"Access denied: the {KEY_HEADERS[kind]} is not valid.")
+        return found
+
+    def project(self, namespace: str, project_id: str) -> Project:
+        """A project of the caller's namespace; another namespace's project is as unknown as a missing one."""
+        project = self.projects.get(project_id.lower())
+        if project is None or project.namespace != namespace:
+            raise NotFound(f"Project {project_id} not found.", "NotFoundProject")
+        return project
+
+    def published_model(self, project: Project, publish_name: str) -> PublishedModel:
+        model = self.published.get((project.uid, publish_name.lower()))
+        if model is None:
+            raise NotFound(f"No iteration of project {project.uid} is published as {publish_name!r}.",
+                           "NotFoundIteration")
+        return model

@@ -1,0 +1,18 @@
+"""The gateway's Prometheus metrics: requests by route and status, their latency, time spent in Triton, bytes in."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+REQUESTS = Counter("kubevision_gateway_requests_total", "Requests answered, by route template and status.",
+                   ["route", "status"])
+REQUEST_SECONDS = Histogram("kubevision_gateway_request_seconds", "Time to answer a request, by route template.",
+                            ["route"], buckets=LATENCY_BUCKETS)
+TRITON_SECONDS = Histogram("kubevision_gateway_triton_seconds", "Time of one Triton inference call.",
+                           buckets=LATENCY_BUCKETS)
+REQUEST_BYTES = Counter("kubevision_gateway_request_bytes_total", "Bytes of request bodies, by route template.",
+                        ["route"])
+STORED_PREDICTIONS = Counter("kubevision_gateway_stored_predictions_total", "Predictions kept, by outcome.",
+                             ["outcome"])

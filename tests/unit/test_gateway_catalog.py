@@ -1,0 +1,66 @@
+"""The gateway's catalog: which projects and published iterations a key may reach, built from resource bodies."""
+
+import pytest
+
+from kubevision.gateway.catalog import Catalog, NamespaceKeys
+from kubevision.gateway.errors import NotFound, Unauthorized
+
+UID_A, UID_B = "0b0d2c8e-1111-4a8e-9c55-000000000001", "0b0d2c8e-2222-4a8e-9c55-000000000002"
+
+
+def project(namespace, name, uid, type_="Classification"):
+    return {"metadata": {"namespace": namespace, "name": name, "uid": uid},
+            "spec": {"type": type_, "dataset": {"bucket": "data", "prefix": f"{name}/"}}}
+
+
+def iteration(namespace, name, project_name, phase="Published", published="v1", endpoint="http://triton:8000"):
+    return {"metadata": {"namespace": namespace, "name": name, "uid": f"{name}-uid"},
+            "spec": {"projectRef": {"name": project_name}},
+            "status": {"phase": phase, "publishedName": published, "endpoint": endpoint,
+                       "modelUri": f"s3://models/triton/{namespace}/{project_name}/{name}/"}}
+
+
+@pytest.fixture
+def catalog():
+    return Catalog.build(
+        [project("team-a", "trees", UID_A), project("team-b", "trees", UID_B)],
+        [iteration("team-a", "trees-1", "trees"), iteration("team-a", "trees-2", "trees", phase="Trained",
+                                                            published=None),
+         iteration("team-b", "trees-1", "trees", published="v2")],
+        {"team-a": NamespaceKeys("key-a", "train-a"), "team-b": NamespaceKeys("key-b", "train-b")},
+    )
+
+
+def test_a_key_opens_its_own_namespace_only(catalog):
+    assert catalog.namespace_of("prediction", "key-a") == "team-a"
+    assert catalog.namespace_of("prediction", "key-b") == "team-b"
+    with pytest.raises(Unauthorized, match="not valid"):
+        catalog.namespace_of("prediction", "train-a")  # a training key is no prediction key
+    with pytest.raises(Unauthorized, match="missing"):
+        catalog.namespace_of("prediction", None)
+
+
+def test_another_namespaces_project_is_as_unknown_as_a_missing_one(catalog):
+    assert catalog.project("team-a", UID_A).name == "trees"
+    with pytest.raises(NotFound) as foreign:
+        catalog.project("team-a", UID_B)
+    with pytest.raises(NotFound) as missing:
+        catalog.project("team-a", "0b0d2c8e-9999-4a8e-9c55-000000000009")
+    assert foreign.value.code == missing.value.code == "NotFoundProject"
+    assert foreign.value.status == missing.value.status == 404
+
+
+def test_only_published_iterations_are_served_by_their_publish_name(catalog):
+    model = catalog.published_model(catalog.project("team-a", UID_A), "v1")
+    assert (model.model, model.iteration_uid, model.endpoint) == ("trees-1", "trees-1-uid", "http://triton:8000")
+    assert model.model_uri == "s3://models/triton/team-a/trees/trees-1/"
+    with pytest.raises(NotFound) as error:
+        catalog.published_model(catalog.project("team-a", UID_A), "v2")  # team-b's publish name
+    assert error.value.code == "NotFoundIteration"
+
+
+def test_deleted_projects_and_iterations_are_not_served():
+    deleted = project("team-a", "trees", UID_A)
+    deleted["metadata"]["deletionTimestamp"] = "2026-11-26T00:00:00Z"
+    catalog = Catalog.build([deleted], [iteration("team-a", "trees-1", "trees")], {})
+    assert catalog.projects == {} and catalog.published == {}
