@@ -11,7 +11,8 @@ operator against it in pytest. What it fixes or adds (each one was a gap with ko
   changes, and once when deletionTimestamp is set (as k8s does);
 * deletion with finalizers: deletionTimestamp is set, the object stays until its finalizers are
   empty; then dependents whose owners (ownerReferences) are all gone are deleted (background GC);
-* watches: ``?resourceVersion=N`` replays all events after N (410 if too old), no gap between the
+* watches: ``?watch=`` any true value the API server takes (``True`` from kubernetes_asyncio);
+  ``?resourceVersion=N`` replays all events after N (410 if too old), no gap between the
   replay and the live stream; ``timeoutSeconds``, ``sendInitialEvents``, label/field selectors;
 * PUT (replace) is served; no-op writes keep the resourceVersion and emit no watch-event;
 * CRDs from YAML files; kmock's bundled built-in resources (batch, apps, v1, coordination, ...);
@@ -46,6 +47,7 @@ SERVER_SET = (
     "deletionTimestamp",
     "deletionGracePeriodSeconds",
 )  # metadata that only the server sets
+GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}  # what the API server's strconv.ParseBool takes for ?watch=
 ALL_VERBS = {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
 
 
@@ -98,6 +100,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     event_limit: int = 5000  # watch-events kept for ?resourceVersion=N resumption (older: 410)
 
     permissions: set = attrs.field(init=False, factory=set)  # distinct (verb, group, resource), not by kmock's client
+    request_counts: collections.Counter = attrs.field(init=False, factory=collections.Counter)  # the same, counted
     created: collections.Counter = attrs.field(init=False, factory=collections.Counter)  # plural -> successful POSTs
     _rv: int = attrs.field(init=False, default=0)  # the cluster-wide resourceVersion counter
     _dropped_rv: int = attrs.field(init=False, default=0)  # the newest event that fell off _events
@@ -146,6 +149,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     # -- requests -------------------------------------------------------------------------------
     async def _handle(self, request: kmock.Request) -> Any:
+        if request.method == "GET" and request.params.get("watch") in GO_TRUE and request.action != kmock.action.WATCH:
+            request = attrs.evolve(request, action=kmock.action.WATCH)  # kmock knows only ?watch=true
         for log in [self._requests] + [p._requests for p in self._payloads]:  # bound the logs
             if len(log) > 2 * self.log_limit:
                 del log[: -self.log_limit]
@@ -157,6 +162,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         by_operator = not request.headers.get("User-Agent", "").startswith("kmock/")
         if by_operator:
             self.permissions.add((_rbac_verb(request), res.group, resource))
+            self.request_counts[(_rbac_verb(request), res.group, resource)] += 1
         try:
             async with self._lock:
                 self._adopt_seeded()

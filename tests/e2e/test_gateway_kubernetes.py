@@ -1,0 +1,141 @@
+"""The gateway on a cluster, against the Kubernetes emulator: it finds published iterations and keys from resource
+status and Secrets through its watches, follows a republish, an unpublish and a key rotation without a restart, and
+serves another namespace's key nothing. Predictions go to the real Triton serving the quickstart model."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from conftest import EXAMPLES
+from gateway_harness import running_gateway
+from kopf_harness import eventually
+from kube_emulator import KubeEmulator
+from kubernetes_asyncio import client
+
+from kubevision.core.settings import GatewaySettings
+from kubevision.gateway.main import create_app
+from kubevision.gateway.sources import KubernetesSource
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_IMAGE = (EXAMPLES / "samples" / "test" / "test_image.jpg").read_bytes()
+MERGE = {"Content-Type": "application/merge-patch+json"}
+OBSERVED_PERMISSIONS: set[tuple[str, str, str]] = set()
+
+pytestmark = pytest.mark.kmock(cls=KubeEmulator, crds=sorted(str(p) for p in (REPO / "crds").glob("*.yaml")),
+                               strict=True)
+
+
+def objects(namespace: str, kind: str) -> str:
+    if kind == "secrets":
+        return f"/api/v1/namespaces/{namespace}/secrets"
+    return f"/apis/kubevision.io/v1alpha1/namespaces/{namespace}/{kind}"
+
+
+async def create(emulator, namespace: str, kind: str, body: dict) -> dict:
+    response = await emulator.post(objects(namespace, kind), json=body)
+    assert response.status in (200, 201), await response.text()
+    return await response.json()
+
+
+async def publish(emulator, namespace: str, iteration: str, status: dict) -> None:
+    response = await emulator.patch(f"{objects(namespace, 'iterations')}/{iteration}/status", headers=MERGE,
+                                    json={"status": status})
+    assert response.status == 200, await response.text()
+
+
+async def put_keys(emulator, namespace: str, prediction_key: str, create_it: bool = True) -> None:
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kubevision-api-keys"},
+            "data": {"predictionKey": base64.b64encode(prediction_key.encode()).decode(),
+                     "trainingKey": base64.b64encode(b"t-" + prediction_key.encode()).decode()}}
+    if create_it:
+        await create(emulator, namespace, "secrets", body)
+    else:
+        response = await emulator.patch(f"{objects(namespace, 'secrets')}/kubevision-api-keys", headers=MERGE,
+                                        json={"data": body["data"]})
+        assert response.status == 200, await response.text()
+
+
+async def test_the_gateway_serves_what_resource_status_publishes(kmock, quickstart, platform):
+    project_manifest = yaml.safe_load((EXAMPLES / "project.yaml").read_text())
+    project = await create(kmock, "team-a", "customvisionprojects", project_manifest)
+    await create(kmock, "team-b", "customvisionprojects", project_manifest)
+    await create(kmock, "team-a", "iterations", yaml.safe_load((EXAMPLES / "quickstart-iteration.yaml").read_text()))
+    await put_keys(kmock, "team-a", "key-a")
+    await put_keys(kmock, "team-b", "key-b")
+    served = {"phase": "Published", "publishedName": "trees-k8s",
+              "endpoint": f"http://{platform.triton_settings().http_url}",  # the operator writes a Service's URL
+              "modelUri": "s3://kubevision-models/triton/default/trees/trees-quickstart/"}
+    await publish(kmock, "team-a", "trees-quickstart", served)
+
+    settings = GatewaySettings(mode="kubernetes")
+    async with client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/"))) as api_client:
+        source = KubernetesSource(settings, api_client)
+        async with running_gateway(create_app(settings, source, platform.s3_settings())) as base, \
+                httpx.AsyncClient(base_url=base, timeout=60) as http:
+            await eventually(lambda: source.ready, what="the first complete list")
+            assert (await http.get("/readyz")).status_code == 200
+
+            async def predict(name: str, key: str = "key-a") -> httpx.Response:
+                return await http.post(
+                    f"/customvision/v3.1/Prediction/{project['metadata']['uid']}/classify/iterations/{name}/image",
+                    content=TEST_IMAGE, headers={"Prediction-Key": key, "Content-Type": "application/octet-stream"})
+
+            answer = await predict("trees-k8s")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["predictions"][0]["tagName"] == "Hemlock"
+            assert answer.json()["iteration"] != "" and answer.json()["project"] == project["metadata"]["uid"]
+
+            foreign = await predict("trees-k8s", key="key-b")  # team B's key, team A's project id
+            assert (foreign.status_code, foreign.json()["code"]) == (404, "NotFoundProject")
+
+            async def code_of(name: str, key: str = "key-a") -> int:
+                return (await predict(name, key)).status_code
+
+            await publish(kmock, "team-a", "trees-quickstart", {"publishedName": "trees-k8s-v2"})  # a republish
+            await eventually_async(lambda: code_of("trees-k8s-v2"), 200)
+            assert (await predict("trees-k8s")).json()["code"] == "NotFoundIteration"
+
+            await publish(kmock, "team-a", "trees-quickstart", {"phase": "Trained", "publishedName": None,
+                                                                "endpoint": None})  # an unpublish
+            await eventually_async(lambda: code_of("trees-k8s-v2"), 404)
+
+            await publish(kmock, "team-a", "trees-quickstart", served)
+            await eventually_async(lambda: code_of("trees-k8s"), 200)
+            await put_keys(kmock, "team-a", "key-a2", create_it=False)  # a key rotation
+            await eventually_async(lambda: code_of("trees-k8s", "key-a2"), 200)
+            assert await code_of("trees-k8s", "key-a") == 401
+    # Every change above reached the gateway through its watches: each resource was listed once, at the start.
+    assert {resource: kmock.request_counts[("list", group, resource)] for group, resource in (
+        ("kubevision.io", "customvisionprojects"), ("kubevision.io", "iterations"), ("", "secrets"))} == {
+        "customvisionprojects": 1, "iterations": 1, "secrets": 1}
+    OBSERVED_PERMISSIONS.update(kmock.permissions)
+
+
+async def eventually_async(call, wanted, timeout: float = 20.0) -> None:
+    results = []
+
+    async def check():
+        results.append(await call())
+        return results[-1] == wanted
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, f"still {results[-1]}, not {wanted}"
+        await asyncio.sleep(0.1)
+
+
+def test_the_gateway_role_grants_exactly_what_the_test_needed():
+    """RBAC from evidence, as the operator's: every request the gateway made above is allowed by
+    gateway/deploy/rbac.yaml, and the role grants nothing that the test did not need."""
+    role = next(d for d in yaml.safe_load_all((REPO / "gateway" / "deploy" / "rbac.yaml").read_text())
+                if d["kind"] == "ClusterRole")
+    granted = {(verb, group, resource) for rule in role["rules"] for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"]}
+    assert OBSERVED_PERMISSIONS, "run with the gateway test above"
+    assert OBSERVED_PERMISSIONS - granted == set(), "the role misses these"
+    assert granted - OBSERVED_PERMISSIONS == set(), "the role grants these, which no test needed"
