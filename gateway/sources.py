@@ -43,11 +43,14 @@ class LocalSource(CatalogSource):
         super().__init__()
         self.settings = settings
         self.data_dir = Path(settings.data_dir)
+        self._store = None
 
     def load(self) -> Catalog:
         from kubevision.operator.local_store import LocalStore
 
-        store = LocalStore(self.data_dir / "resources.db")
+        if self._store is None:
+            self._store = LocalStore(self.data_dir / "resources.db")
+        store = self._store
         keys = {ns: NamespaceKeys(k.get("predictionKey", ""), k.get("trainingKey", ""))
                 for ns, k in api_keys.load(self.data_dir).items()}
         return Catalog.build(store.list("CustomVisionProject"), store.list("Iteration"), keys)
