@@ -224,12 +224,15 @@ def _platform(data_dir: Path | None, **ports: int | None):
 
 
 def _print_status(statuses) -> bool:
+    from kubevision.core.local.memory import megabytes
+
     all_healthy = True
     for status in statuses:
         all_healthy &= status.state == "healthy"
         color = typer.colors.GREEN if status.state == "healthy" else typer.colors.RED
         endpoints = "  ".join(f"{k}={v}" for k, v in status.endpoints.items())
-        typer.echo(f"{status.name:<10} " + typer.style(f"{status.state:<9}", fg=color) + f" {endpoints}")
+        size = megabytes(status.memory_bytes) if status.memory_bytes is not None else ""
+        typer.echo(f"{status.name:<10} " + typer.style(f"{status.state:<9}", fg=color) + f" {size:>9}  {endpoints}")
         if status.detail:
             typer.echo("           " + status.detail.replace("\n", "\n           "))
     return all_healthy
@@ -291,7 +294,7 @@ def controller(
 
 @local_app.command()
 def status(data_dir: DataDir = None) -> None:
-    """Show each local service: healthy, unhealthy, crashed (with its log's tail) or stopped. Exit 1 unless all
-    are healthy."""
+    """Show each local service: healthy, unhealthy, crashed (with its log's tail) or stopped, and the resident
+    memory of a running one (its processes together). Exit 1 unless all are healthy."""
     if not _print_status(_platform(data_dir).status()):
         raise typer.Exit(1)

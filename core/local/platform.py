@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, SecretStr
 
-from kubevision.core.local import process, services
+from kubevision.core.local import memory, process, services
 from kubevision.core.local.services import Credentials, ServiceSpec
 from kubevision.core.settings import LocalSettings, MLflowSettings, S3Settings, TritonSettings
 from kubevision.core.storage import ObjectStore
@@ -37,6 +37,7 @@ class ServiceStatus(BaseModel):
     pid: int | None = None
     endpoints: dict[str, str] = {}
     detail: str = ""
+    memory_bytes: int | None = None  # resident, over the service's process tree
 
 
 class PlatformState(BaseModel):
@@ -226,5 +227,6 @@ class LocalPlatform:
                 result.append(ServiceStatus(
                     name=name, state="healthy" if healthy else "unhealthy", pid=record.pid,
                     endpoints=record.endpoints, detail="" if healthy else f"{record.health_url} does not answer 200",
+                    memory_bytes=memory.tree_rss_bytes(record.pid),
                 ))
         return result

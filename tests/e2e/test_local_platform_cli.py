@@ -1,6 +1,7 @@
 """`kubevision local up / status / down` as a user runs them: real processes, real health checks."""
 
 import os
+import re
 import signal
 import socket
 
@@ -23,6 +24,9 @@ def test_up_status_crash_and_down(tmp_path, kubevision_cli):
     try:
         status = kubevision_cli("local", "status", "--data-dir", data_dir)
         assert status.returncode == 0 and status.stdout.count("healthy") == 4
+        memory = {line.split()[0]: int(line.split()[2]) for line in status.stdout.splitlines()
+                  if re.match(r"^\w+ +healthy +\d+ MiB ", line)}  # each service's memory beside its health
+        assert set(memory) == {"s3", "mlflow", "triton", "controller"} and min(memory.values()) > 0, status.stdout
 
         os.kill(pids["triton"], signal.SIGKILL)  # a crash is reported, with the log's tail
         status = kubevision_cli("local", "status", "--data-dir", data_dir)
