@@ -30,6 +30,7 @@ from kubevision.operator.reconcile import DatasetObservation, IterationObservati
 log = logging.getLogger(__name__)
 
 PROJECT, ITERATION = "CustomVisionProject", "Iteration"
+EVENT_SOURCE = "kubevision-local-controller"  # the From of its Events
 # Beyond the training budget, time to start the process, load the data and export (as the Job's deadline).
 DEADLINE_MARGIN_SECONDS = 600
 
@@ -47,6 +48,10 @@ class LocalTrainings:
 
     def _folder(self, name: str) -> Path:
         return self.folder / name
+
+    def log(self, name: str) -> Path:
+        """The trainer's log (what `kubevision logs` prints)."""
+        return self._folder(name) / "trainer.log"
 
     def start(self, train: reconcile.TrainingJob) -> None:
         folder = self._folder(train.name)
@@ -240,3 +245,4 @@ class LocalController:
             level = logging.WARNING if event.type == "Warning" else logging.INFO
             log.log(level, "%s %s/%s: %s: %s", body["kind"], body["metadata"]["namespace"],
                     body["metadata"]["name"], event.reason, event.message)
+            self.store.record_event(body, event.type, event.reason, event.message, EVENT_SOURCE, self.clock())
