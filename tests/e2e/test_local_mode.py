@@ -54,6 +54,8 @@ def test_apply_trains_and_publishes(platform, kubevision_cli, tmp_path):
                                            "iteration.kubevision.io/clothes-1 created"]
     store = LocalStore(platform.data_dir / "resources.db")
     wait_for(store, "CustomVisionProject", "clothes", "Ready", timeout=60)
+    wait_for(store, "Iteration", "clothes-1", "Training", timeout=60)
+    followed = kubevision_cli("logs", "clothes-1", "-f", "--data-dir", data_dir)  # returns when the trainer ends
     published = wait_for(store, "Iteration", "clothes-1", "Published")
     status = published["status"]
     assert status["publishedName"] == "clothes-v1" and status["endpoint"].startswith("http://127.0.0.1:")
@@ -78,8 +80,9 @@ def test_apply_trains_and_publishes(platform, kubevision_cli, tmp_path):
     assert f"MLflow Run:   {tracking_uri}/#/experiments/" in described.stdout
     assert f"/runs/{status['mlflowRunId']}" in described.stdout
     log_path = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Training Log:"))
-    logs = kubevision_cli("logs", "clothes-1", "-f", "--data-dir", data_dir, timeout=30)  # ended: -f returns
+    logs = kubevision_cli("logs", "clothes-1", "--data-dir", data_dir)
     assert logs.returncode == 0 and logs.stdout == open(log_path).read() and logs.stdout.strip()
+    assert followed.returncode == 0 and followed.stdout == logs.stdout
 
     triton = triton_http.InferenceServerClient(platform.triton_settings().http_url)
     assert triton.is_model_ready("clothes-1")
