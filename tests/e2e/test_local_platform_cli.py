@@ -1,6 +1,7 @@
 """`kubevision local up / status / down` as a user runs them: real processes, real health checks."""
 
 import os
+import re
 import signal
 import socket
 
@@ -23,6 +24,10 @@ def test_up_status_crash_and_down(tmp_path, kubevision_cli):
     try:
         status = kubevision_cli("local", "status", "--data-dir", data_dir)
         assert status.returncode == 0 and status.stdout.count("healthy") == 5
+        memory = {line.split()[0]: int(line.split()[2]) for line in status.stdout.splitlines()
+                  if re.match(r"^\w+ +healthy +\d+ MiB ", line)}  # each service's memory beside its health
+        assert set(memory) == {"s3", "mlflow", "triton", "controller", "gateway"}, status.stdout
+        assert min(memory.values()) > 0, status.stdout
 
         os.kill(pids["triton"], signal.SIGKILL)  # a crash is reported, with the log's tail
         status = kubevision_cli("local", "status", "--data-dir", data_dir)
@@ -56,5 +61,5 @@ def test_a_busy_port_is_named_and_nothing_is_left_running(tmp_path, kubevision_c
 
 def test_a_wrong_flag_is_one_clear_error(kubevision_cli):
     result = kubevision_cli("local", "up", "--s3-prt", "9000")
-    assert result.returncode == 2
+    assert result.returncode == 1  # as kubectl: 1 for any error
     assert "Error: No such option: --s3-prt" in result.stderr

@@ -1,8 +1,15 @@
-"""The local MLflow tracking server: runs in SQLite, artifacts land in the local S3."""
+"""The local MLflow tracking server: runs in SQLite, artifacts land in the local S3, the registry and the UI answer;
+one process, without MLflow's job machinery."""
 
+from pathlib import Path
+
+import httpx
 import mlflow
+import pytest
 from mlflow.tracking import MlflowClient
 
+from kubevision.core import tracking
+from kubevision.core.local import memory
 from kubevision.core.local.platform import MLFLOW_BUCKET
 from kubevision.core.storage import ObjectStore
 
@@ -29,3 +36,46 @@ def test_a_run_with_metrics_and_an_artifact(platform, tmp_path):
     # The server proxies artifacts into the local S3.
     keys = ObjectStore(platform.s3_settings()).keys(MLFLOW_BUCKET, "")
     assert any(key.endswith(f"{run.info.run_id}/artifacts/labels.txt") for key in keys), keys
+
+
+def test_the_registry_keeps_a_model_version(platform, tmp_path):
+    client = MlflowClient(platform.mlflow_settings().tracking_uri)
+    run = client.create_run(client.create_experiment("tests-registry"))
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.onnx").write_bytes(b"onnx")
+    client.log_artifacts(run.info.run_id, str(tmp_path / "model"), "model")
+    client.create_registered_model("tests-registry-model")
+    version = client.create_model_version(
+        "tests-registry-model", source=f"{client.get_run(run.info.run_id).info.artifact_uri}/model",
+        run_id=run.info.run_id,
+    )
+    assert client.get_model_version("tests-registry-model", version.version).run_id == run.info.run_id
+    assert [v.version for v in client.search_model_versions("name='tests-registry-model'")] == [version.version]
+
+
+def test_the_ui_is_served(platform):
+    base = platform.mlflow_settings().tracking_uri
+    page = httpx.get(base + "/", timeout=10)
+    assert page.status_code == 200 and "<title>MLflow</title>" in page.text
+    script = next(part.split('"')[0] for part in page.text.split('src="')[1:] if ".js" in part.split('"')[0])
+    assert httpx.get(f"{base}/{script.lstrip('/')}", timeout=10).status_code == 200
+
+
+def test_the_server_is_one_process_without_job_execution(platform):
+    pid = platform.load_state().services["mlflow"].pid
+    assert memory.process_tree(pid) == [pid]  # no `mlflow server` parent, no job runner, no huey consumers
+    command = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+    assert command[1:3] == ["-m", "kubevision.core.mlflow_server"]
+
+
+def test_a_project_experiment_is_created_once(platform):
+    uri = platform.mlflow_settings().tracking_uri
+    name = tracking.experiment_name("tests", "experiment-once")
+    first = tracking.ensure_experiment(uri, name)
+    assert tracking.ensure_experiment(uri, name) == first
+    assert MlflowClient(uri).get_experiment_by_name(name).experiment_id == first
+
+
+def test_an_unreachable_tracking_server_is_named():
+    with pytest.raises(tracking.TrackingError, match=r"MLflow at http://127\.0\.0\.1:9: "):
+        tracking.ensure_experiment("http://127.0.0.1:9", "kubevision/tests/nowhere", timeout=2)

@@ -1,0 +1,52 @@
+"""A project's MLflow experiment through MLflow's REST API: two requests, without importing MLflow's client
+(about 150 MB resident in a long-running controller that needs nothing else of it)."""
+
+from __future__ import annotations
+
+import httpx
+
+
+class TrackingError(RuntimeError):
+    """MLflow could not be reached or refused the request; the message says which server and why."""
+
+
+def experiment_name(namespace: str, project: str) -> str:
+    return f"kubevision/{namespace}/{project}"
+
+
+def ensure_experiment(tracking_uri: str, name: str, timeout: float = 10) -> str:
+    """The id of the experiment called `name`, created if missing; if a concurrent caller creates it first, its id."""
+    api = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/experiments"
+    try:
+        with httpx.Client(timeout=timeout) as client:
+            found = _existing(client, api, name)
+            if found is not None:
+                return found
+            created = client.post(f"{api}/create", json={"name": name})
+            if created.status_code == 200:
+                return created.json()["experiment_id"]
+            if _error_code(created) == "RESOURCE_ALREADY_EXISTS" and (found := _existing(client, api, name)):
+                return found
+            raise TrackingError(f"MLflow at {tracking_uri}: {_describe(created)}")
+    except (httpx.HTTPError, ValueError, KeyError) as error:
+        raise TrackingError(f"MLflow at {tracking_uri}: {error}") from error
+
+
+def _existing(client: httpx.Client, api: str, name: str) -> str | None:
+    response = client.get(f"{api}/get-by-name", params={"experiment_name": name})
+    if response.status_code == 200:
+        return response.json()["experiment"]["experiment_id"]
+    if _error_code(response) == "RESOURCE_DOES_NOT_EXIST":
+        return None
+    raise httpx.HTTPStatusError(_describe(response), request=response.request, response=response)
+
+
+def _error_code(response: httpx.Response) -> str:
+    try:
+        return response.json().get("error_code", "")
+    except ValueError:
+        return ""
+
+
+def _describe(response: httpx.Response) -> str:
+    return f"HTTP {response.status_code}: {response.text[:200]}"
