@@ -24,6 +24,9 @@ class S3Settings(BaseSettings):
     secure: bool = Field(default=False, description="Use HTTPS.")
     region: str = Field(default="us-east-1", description="S3 region (SeaweedFS and MinIO accept any).")
     models_bucket: str = Field(default="kubevision-models", description="Bucket of the Triton model repositories.")
+    timeout_seconds: float = Field(
+        default=30, gt=0, description="Longest wait for S3 to connect or answer, before the request is retried."
+    )
 
     @property
     def url(self) -> str:

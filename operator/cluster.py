@@ -22,11 +22,12 @@ from urllib3.exceptions import HTTPError
 
 from kubevision.core import api as kv
 from kubevision.core import dataset as manifest_format
+from kubevision.core import results
 from kubevision.core.api import CustomVisionProject, Iteration
 from kubevision.core.labels import triton_name
 from kubevision.core.settings import OperatorSettings, S3Settings
 from kubevision.core.storage import DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
-from kubevision.core.training import TrainingResult, iteration_id
+from kubevision.core.training import iteration_id
 from kubevision.operator import metrics, objects, reconcile
 from kubevision.operator.reconcile import DatasetObservation, IterationObservation, JobObservation, ServingObservation
 
@@ -130,17 +131,16 @@ class Cluster:
         conditions = {c.type: c for c in (job.status.conditions or [])} if job.status else {}
         failed = conditions.get("Failed")
         pods = await self.core.list_namespaced_pod(namespace, label_selector=f"job-name={name}")
-        result, waiting_reason, waiting_message = None, "", ""
+        message, waiting_reason, waiting_message = "", "", ""
         for pod in sorted(pods.items, key=lambda p: p.metadata.creation_timestamp or _now()):
             for container in (pod.status.container_statuses or []) if pod.status else []:
                 state = container.state
                 if state and state.terminated and state.terminated.message:
-                    try:
-                        result = TrainingResult.model_validate_json(state.terminated.message)
-                    except ValueError:
-                        log.warning("Job %s/%s: unreadable termination message", namespace, name)
+                    message = state.terminated.message
                 if state and state.waiting:
                     waiting_reason, waiting_message = state.waiting.reason or "", state.waiting.message or ""
+        result = await asyncio.to_thread(results.read_termination_message, message, ObjectStore(self.s3),
+                                         namespace, name) if message else None
         status = job.status
         return JobObservation(
             name=name,

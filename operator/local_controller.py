@@ -21,8 +21,9 @@ from kubevision.core import dataset as manifest_format
 from kubevision.core.api import CustomVisionProject, Iteration
 from kubevision.core.local import process
 from kubevision.core.local.platform import LocalPlatform
+from kubevision.core.results import read_termination_message
 from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
-from kubevision.core.training import TrainingResult, iteration_id
+from kubevision.core.training import iteration_id
 from kubevision.operator import metrics, reconcile
 from kubevision.operator.local_store import LocalStore
 from kubevision.operator.reconcile import DatasetObservation, IterationObservation, JobObservation, ServingObservation
@@ -68,7 +69,7 @@ class LocalTrainings:
         (folder / "deadline").write_text(str(time.time() + train.options.budget_minutes * 60 + DEADLINE_MARGIN_SECONDS))
         log.info("started training %s (pid %d)", train.name, child.pid)
 
-    def observe(self, name: str) -> JobObservation | None:
+    def observe(self, namespace: str, name: str) -> JobObservation | None:
         folder = self._folder(name)
         if not (folder / "pid").is_file():
             return None
@@ -85,10 +86,11 @@ class LocalTrainings:
             return JobObservation(name=name, failed=True, failure_reason="DeadlineExceeded", started=started,
                                   finished=finished)
         result_file = folder / "result.json"
-        if not result_file.is_file():
+        message = result_file.read_text(errors="replace") if result_file.is_file() else ""
+        result = read_termination_message(message, ObjectStore(self.platform.s3_settings()), namespace, name)
+        if result is None:  # no result, or one cut short or corrupt with nothing in S3 to complete it
             return JobObservation(name=name, failed=True, failure_reason="Crashed", started=started, finished=finished,
                                   failure_message=process.log_tail(folder / "trainer.log", 5))
-        result = TrainingResult.model_validate_json(result_file.read_text())
         succeeded = result.outcome == "Succeeded"
         return JobObservation(name=name, succeeded=succeeded, failed=not succeeded, result=result, started=started,
                               finished=finished)
@@ -182,7 +184,7 @@ class LocalController:
                     and b["metadata"]["namespace"] == meta.namespace and not b["metadata"].get("deletionTimestamp")]
         observed = IterationObservation(
             project=project,
-            job=self.trainings.observe(iteration_id(iteration)),
+            job=self.trainings.observe(meta.namespace, iteration_id(iteration)),
             publish_owner=reconcile.publish_owners(siblings).get(iteration.spec.publish_name or ""),
             serving=self._serving_observation(meta.name),
         )
