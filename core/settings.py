@@ -78,6 +78,9 @@ class OperatorSettings(BaseSettings):
         default="kubevision-s3", description="Secret (in each watched namespace) with keys accessKey and secretKey."
     )
     mlflow_tracking_uri: str = Field(default="http://mlflow.kubevision.svc:5000", description="MLflow, seen from pods.")
+    mlflow_timeout_seconds: int = Field(
+        default=10, ge=1, description="Longest wait for an answer from MLflow before a reconcile reports it away."
+    )
     training_backoff_limit: int = Field(default=2, ge=0, description="Retries of a crashed trainer pod.")
     training_cpu: str = Field(default="2", description="CPU request of a training pod.")
     training_memory: str = Field(default="6Gi", description="Memory request and limit of a training pod.")

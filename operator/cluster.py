@@ -53,8 +53,19 @@ def operator_settings() -> kopf.OperatorSettings:
     return settings
 
 
-def _dump(model) -> dict[str, Any]:
-    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+def mlflow_request_limits(settings: OperatorSettings) -> dict[str, str]:
+    """The environment that bounds MLflow's client, which reads it on every request. A hung or unreachable MLflow
+    must not hold a handler, and a worker thread, for minutes (the client waits 120 s and retries 7 times): fail
+    fast, the timers try again."""
+    return {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(settings.mlflow_timeout_seconds),
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
+
+
+def _status_patch(status) -> dict[str, Any]:
+    """A merge patch of status: a field that is unset now is removed (null), not left as it was (an endpoint
+    after unpublishing)."""
+    present = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return {field: present.get(field) for field in status.model_dump(by_alias=True)}
 
 
 def _now() -> datetime:
@@ -154,13 +165,9 @@ class Cluster:
         )
 
     async def observe_serving(self, namespace: str, project: str) -> ServingObservation | None:
-        try:
-            deployment = await self.apps.read_namespaced_deployment(triton_name(project), namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        raw = self.apps.api_client.sanitize_for_serialization(deployment)
+        raw = await self._read(self.apps.read_namespaced_deployment, triton_name(project), namespace)
+        if raw is None:
+            return None
         status = raw.get("status") or {}
         ready = (status.get("readyReplicas") or 0) >= 1 and (status.get("observedGeneration") or 0) >= (
             raw["metadata"].get("generation") or 0)
@@ -209,11 +216,47 @@ class Cluster:
                 raise
 
     async def repair_serving(self, project_body: dict[str, Any], iterations: list[dict[str, Any]]) -> None:
-        """Drift repair: a project with published models whose Triton was deleted gets it back."""
+        """Drift repair: a project with published models keeps its Triton as the operator made it. A deleted
+        Deployment or Service comes back; an edited one (scaled to 0, another image) is set back. Which models it
+        loads is each Iteration's to change (serve_model), so those are kept as found."""
         meta = project_body["metadata"]
-        if await self.observe_serving(meta["namespace"], meta["name"]) is None and (
-                models := reconcile.served_models(iterations)):
-            await self.create_serving(project_body, models)
+        name, namespace = triton_name(meta["name"]), meta["namespace"]
+        deployment = await self._read(self.apps.read_namespaced_deployment, name, namespace)
+        if deployment is None:
+            if models := reconcile.served_models(iterations):
+                await self.create_serving(project_body, models)
+            return
+        wanted = objects.triton_deployment(project_body, list(objects.loaded_models(deployment)), self.settings,
+                                           self.s3)
+        await self._restore(self.apps.patch_namespaced_deployment, deployment, wanted)
+        service = await self._read(self.core.read_namespaced_service, name, namespace)
+        if service is None:
+            await self.create_or_adopt(self.core.create_namespaced_service, namespace,
+                                       objects.triton_service(project_body))
+        else:
+            await self._restore(self.core.patch_namespaced_service, service, objects.triton_service(project_body))
+
+    async def _read(self, read, name: str, namespace: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.api_client.sanitize_for_serialization(await read(name, namespace))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def _restore(self, patch, actual: dict[str, Any], wanted: dict[str, Any]) -> None:
+        """Set an edited object's spec back, unless it changed again since it was read (then the next pass)."""
+        if not objects.drifted(wanted["spec"], actual["spec"]):
+            return
+        meta = actual["metadata"]
+        log.info("%s %s/%s was edited; setting it back", actual.get("kind", "object"), meta["namespace"], meta["name"])
+        try:
+            await patch(meta["name"], meta["namespace"], {
+                "metadata": {"resourceVersion": meta["resourceVersion"]}, "spec": wanted["spec"]},
+                _content_type=MERGE_PATCH)
+        except ApiException as error:
+            if error.status != 409:
+                raise
 
     async def create_serving(self, project_body: dict[str, Any], models: set[str] | list[str]) -> None:
         namespace = project_body["metadata"]["namespace"]
@@ -272,7 +315,7 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval
             dataset = await asyncio.to_thread(cluster.observe_dataset, project)
             experiment_id, tracking_error = await asyncio.to_thread(cluster.ensure_experiment, project)
             status, outcome = reconcile.reconcile_project(project, dataset, tracking_error, experiment_id, _now())
-            patch.status.update(_dump(status))
+            patch.status.update(_status_patch(status))
             _post_events(body, outcome)
             await cluster.repair_serving(dict(body), siblings_of(iterations_by_project, namespace, name))
 
@@ -300,7 +343,7 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval
                 await asyncio.to_thread(DatasetStore(ObjectStore(cluster.s3), layout).snapshot, plan.train.name)
                 job = objects.training_job(plan.train, dict(body), cluster.settings, cluster.s3)
                 await cluster.create_or_adopt(cluster.batch.create_namespaced_job, namespace, job)
-            patch.status.update(_dump(plan.status))
+            patch.status.update(_status_patch(plan.status))
             _post_events(body, plan.outcome)
             served = observed.serving is not None and iteration.metadata.name in observed.serving.models
             if project_body is not None and plan.serve != served:

@@ -243,7 +243,11 @@ def reconcile_iteration(iteration: Iteration, observed: IterationObservation, no
                       "the training spec changed after training started; it was not retrained: "
                       "create a new Iteration to train with the new spec")
     _reconcile_publishing(iteration, observed, trained, plan, condition)
-    if project is not None:
+    if project is None:  # never created, or deleted since: its Triton went with it
+        condition(READY, "False", Reason.PROJECT_NOT_FOUND,
+                  f'CustomVisionProject "{iteration.spec.project_ref.name}" does not exist in this namespace')
+        plan.outcome.requeue_after = RETRY_FAULT
+    else:
         ready = trained and (not iteration.spec.publish_name or conditions.is_true(status.conditions, PUBLISHED))
         if ready:
             condition(READY, "True", Reason.PUBLISHED if iteration.spec.publish_name else Reason.TRAINING_SUCCEEDED,
@@ -259,11 +263,8 @@ def reconcile_iteration(iteration: Iteration, observed: IterationObservation, no
 
 def _reconcile_training(iteration, observed: IterationObservation, now, plan: IterationPlan, condition) -> None:
     status, project, job = plan.status, observed.project, observed.job
-    if project is None:
+    if project is None:  # Ready says so
         status.phase = IterationPhase.PENDING
-        condition(READY, "False", Reason.PROJECT_NOT_FOUND,
-                  f'CustomVisionProject "{iteration.spec.project_ref.name}" does not exist in this namespace')
-        plan.outcome.requeue_after = RETRY_FAULT
         return
     if job is None:
         if not conditions.is_true(project.status.conditions, READY):
@@ -323,6 +324,12 @@ def _reconcile_publishing(iteration, observed: IterationObservation, trained: bo
     if not name:
         status.published_name = status.endpoint = None
         condition(PUBLISHED, "False", Reason.NOT_PUBLISHED, "spec.publishName is not set")
+        if status.phase == IterationPhase.PUBLISHED:
+            status.phase = IterationPhase.TRAINED
+        return
+    if observed.project is None:
+        status.published_name = status.endpoint = None
+        condition(PUBLISHED, "False", Reason.PROJECT_NOT_FOUND, "its project, and the project's Triton, are gone")
         if status.phase == IterationPhase.PUBLISHED:
             status.phase = IterationPhase.TRAINED
         return

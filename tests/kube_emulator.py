@@ -99,6 +99,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     permissions: set = attrs.field(init=False, factory=set)  # distinct (verb, group, resource), not by kmock's client
     created: collections.Counter = attrs.field(init=False, factory=collections.Counter)  # plural -> successful POSTs
+    create_requests: collections.Counter = attrs.field(init=False, factory=collections.Counter)  # answered or not
     _rv: int = attrs.field(init=False, default=0)  # the cluster-wide resourceVersion counter
     _dropped_rv: int = attrs.field(init=False, default=0)  # the newest event that fell off _events
     _events: collections.deque = attrs.field(init=False, default=None)  # (rv, key, event, old body)
@@ -157,6 +158,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         by_operator = not request.headers.get("User-Agent", "").startswith("kmock/")
         if by_operator:
             self.permissions.add((_rbac_verb(request), res.group, resource))
+            if request.method == "POST":
+                self.create_requests[resource] += 1
         try:
             async with self._lock:
                 self._adopt_seeded()
