@@ -15,21 +15,17 @@ from typing import Any
 import kopf
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
-from minio.error import S3Error
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-from urllib3.exceptions import HTTPError
 
 from kubevision.core import api as kv
-from kubevision.core import dataset as manifest_format
 from kubevision.core import results
 from kubevision.core.api import CustomVisionProject, Iteration
 from kubevision.core.labels import triton_name
 from kubevision.core.settings import OperatorSettings, S3Settings
-from kubevision.core.storage import DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
+from kubevision.core.storage import STORAGE_FAULTS, DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
 from kubevision.core.training import iteration_id
 from kubevision.operator import metrics, objects, reconcile
-from kubevision.operator.reconcile import DatasetObservation, IterationObservation, JobObservation, ServingObservation
+from kubevision.operator.observe import ensure_experiment, observe_dataset
+from kubevision.operator.reconcile import IterationObservation, JobObservation, ServingObservation
 
 log = logging.getLogger(__name__)
 
@@ -103,34 +99,6 @@ class Cluster:
 
     # ------------------------------------------------------------------------------------------------------------
     # observations
-
-    def observe_dataset(self, project: CustomVisionProject) -> DatasetObservation:
-        store = ObjectStore(self.s3)
-        layout = DatasetLayout.of(project.spec.dataset)
-        try:
-            if not store.exists(layout.bucket, layout.manifest_key):
-                return DatasetObservation()
-            records = DatasetStore(store, layout).manifest()
-        except (S3Error, HTTPError, OSError) as error:
-            return DatasetObservation(error=f"S3 at {self.s3.endpoint}: {error}")
-        return DatasetObservation(manifest_found=True, image_count=len(records),
-                                  tag_counts=dict(manifest_format.tag_counts(records)))
-
-    def ensure_experiment(self, project: CustomVisionProject) -> tuple[str | None, str | None]:
-        """(experiment id, error)."""
-        name = f"kubevision/{project.metadata.namespace}/{project.metadata.name}"
-        try:
-            tracking = MlflowClient(self.tracking_uri)
-            if experiment := tracking.get_experiment_by_name(name):
-                return experiment.experiment_id, None
-            try:
-                return tracking.create_experiment(name), None
-            except MlflowException as error:  # a concurrent reconcile created it first
-                if error.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise
-                return tracking.get_experiment_by_name(name).experiment_id, None
-        except Exception as error:  # MLflow's client raises many kinds; all mean "not reachable now"
-            return None, f"MLflow at {self.tracking_uri}: {error}"
 
     async def observe_job(self, namespace: str, name: str) -> JobObservation | None:
         try:
@@ -312,8 +280,8 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval
                               iterations_by_project: kopf.Index, **_: Any) -> None:
         with metrics.reconcile_timer("CustomVisionProject"):
             project = CustomVisionProject.model_validate(dict(body))
-            dataset = await asyncio.to_thread(cluster.observe_dataset, project)
-            experiment_id, tracking_error = await asyncio.to_thread(cluster.ensure_experiment, project)
+            dataset = await asyncio.to_thread(observe_dataset, project, cluster.s3)
+            experiment_id, tracking_error = await asyncio.to_thread(ensure_experiment, project, cluster.tracking_uri)
             status, outcome = reconcile.reconcile_project(project, dataset, tracking_error, experiment_id, _now())
             patch.status.update(_status_patch(status))
             _post_events(body, outcome)
@@ -361,7 +329,7 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval
             await cluster.serve_model(project_body, name, wanted=False)
         try:
             await asyncio.to_thread(cluster.remove_served_model, namespace, project, name)
-        except (S3Error, HTTPError, OSError) as error:
+        except STORAGE_FAULTS as error:
             if retry + 1 < DELETE_RETRIES:
                 raise kopf.TemporaryError(f"S3: {error}", delay=retry_delay) from error
             kopf.warn(body, reason="ModelNotRemoved",

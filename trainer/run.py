@@ -13,6 +13,7 @@ import torch
 from minio.error import S3Error
 
 from kubevision.core.api import ClassificationType, ProjectType, TrainingType
+from kubevision.core.dataset import ManifestError
 from kubevision.core.domains import BACKBONES, Backbone
 from kubevision.core.reasons import Reason
 from kubevision.core.settings import MLflowSettings, S3Settings
@@ -65,6 +66,8 @@ def train(request: TrainingRequest, s3: S3Settings, mlflow: MLflowSettings) -> T
     except S3Error as error:  # retrying lets only "not there" through: a dataset problem, no retry helps
         return TrainingResult(outcome="InvalidDataset", reason=Reason.DATASET_NOT_FOUND,
                               message=f"no dataset snapshot for {snapshot}: {error.code}")
+    except ManifestError as error:
+        return TrainingResult(outcome="InvalidDataset", reason=Reason.MANIFEST_INVALID, message=str(error))
     tracker = None
     try:
         tracker = _tracker(mlflow, project, iteration)
