@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 # Image ids are derived from content, so the same photo uploaded twice is one image (Custom Vision's OKDuplicate).
 _IMAGE_NAMESPACE = uuid.UUID("6f1c1a4e-3a52-4c55-9a51-7d8f3c0b8e10")
@@ -60,8 +60,21 @@ def dumps(records: list[ImageRecord]) -> bytes:
     return b"".join(r.model_dump_json().encode() + b"\n" for r in records)
 
 
+class ManifestError(ValueError):
+    """A manifest line that is no image record; the message names the line and the field."""
+
+
 def loads(data: bytes) -> list[ImageRecord]:
-    return [ImageRecord.model_validate_json(line) for line in data.splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(data.splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(ImageRecord.model_validate_json(line))
+            except ValidationError as error:
+                problem = error.errors()[0]
+                where = ".".join(str(part) for part in problem["loc"]) or "the line"
+                raise ManifestError(f"manifest line {number}: {where}: {problem['msg']}") from error
+    return records
 
 
 def tag_counts(records: list[ImageRecord]) -> Counter[str]:

@@ -10,6 +10,7 @@ class Reason(StrEnum):
     # dataset (project and trainer)
     DATASET_NOT_FOUND = "DatasetNotFound"  # no manifest or snapshot where the spec points
     NO_IMAGES = "NoImages"
+    MANIFEST_INVALID = "ManifestInvalid"  # a manifest line is no image record; the message names it
     TOO_FEW_IMAGES = "TooFewImages"  # a tag has fewer than MIN_IMAGES_PER_TAG usable images
     TOO_FEW_TAGS = "TooFewTags"  # fewer than two classes to tell apart
     UNSUPPORTED_PROJECT_TYPE = "UnsupportedProjectType"
@@ -28,6 +29,7 @@ class Reason(StrEnum):
     TRAINING_FAILED = "TrainingFailed"  # the trainer crashed; its log says why
     BUDGET_EXCEEDED = "BudgetExceeded"  # the Job ran past budgetMinutes
     NO_RESULT = "NoResult"  # the trainer ended without writing its result
+    RECONCILE_FAILED = "ReconcileFailed"  # an unforeseen error in this resource alone; retried
     SPEC_CURRENT = "SpecCurrent"
     SPEC_CHANGED_AFTER_TRAINING = "SpecChangedAfterTraining"  # not retrained: create a new Iteration
     # iteration: publishing
@@ -36,6 +38,7 @@ class Reason(StrEnum):
     PUBLISHED = "Published"
     PUBLISH_NAME_CONFLICT = "PublishNameConflict"  # another Iteration of the project holds the name
     SERVING_NOT_READY = "ServingNotReady"
+    MODEL_NOT_FOUND = "ModelNotFound"  # the trained model is not in the project's model repository
     NOT_TRAINED = "NotTrained"
 
 

@@ -25,6 +25,9 @@ class S3Settings(BaseSettings):
     secure: bool = Field(default=False, description="Use HTTPS.")
     region: str = Field(default="us-east-1", description="S3 region (SeaweedFS and MinIO accept any).")
     models_bucket: str = Field(default="kubevision-models", description="Bucket of the Triton model repositories.")
+    timeout_seconds: float = Field(
+        default=30, gt=0, description="Longest wait for S3 to connect or answer, before the request is retried."
+    )
 
     @property
     def url(self) -> str:
@@ -77,6 +80,9 @@ class OperatorSettings(BaseSettings):
         default="kubevision-s3", description="Secret (in each watched namespace) with keys accessKey and secretKey."
     )
     mlflow_tracking_uri: str = Field(default="http://mlflow.kubevision.svc:5000", description="MLflow, seen from pods.")
+    mlflow_timeout_seconds: int = Field(
+        default=10, ge=1, description="Longest wait for an answer from MLflow before a reconcile reports it away."
+    )
     training_backoff_limit: int = Field(default=2, ge=0, description="Retries of a crashed trainer pod.")
     training_cpu: str = Field(default="2", description="CPU request of a training pod.")
     training_memory: str = Field(default="6Gi", description="Memory request and limit of a training pod.")

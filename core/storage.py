@@ -6,14 +6,21 @@
     <dataset bucket>/<dataset prefix>predictions/<date>/<prediction id>.json  a stored prediction (image in images/)
     <models bucket>/triton/<namespace>/<project>/                          the project's Triton model repository
     <models bucket>/triton/<namespace>/<project>/<model>/config.pbtxt      one model a trained iteration
+    <models bucket>/results/<namespace>/<iteration id>.json               a training result too big for the
+                                                                           Job's termination message
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
+import urllib3
 from minio import Minio
 from minio.error import S3Error
 
@@ -21,7 +28,37 @@ from kubevision.core import dataset
 from kubevision.core.api import DatasetLocation
 from kubevision.core.settings import S3Settings
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 _MISSING = {"NoSuchKey", "NoSuchBucket", "NoSuchObject"}
+# Faults that pass: a storage that is slow, throttles, restarts or denies for a moment. Retried by the caller.
+STORAGE_FAULTS = (S3Error, urllib3.exceptions.HTTPError, OSError)
+
+
+def is_missing(error: Exception) -> bool:
+    """Only these errors mean the object is not there; every other one may pass and is worth a retry."""
+    return isinstance(error, S3Error) and error.code in _MISSING
+
+
+class StorageUnavailable(Exception):
+    """S3 kept failing (denied, throttled, unreachable, hung) through every retry."""
+
+
+def retrying(call: Callable[[], T], what: str, attempts: int = 4, delay: float = 1.0) -> T:
+    """call(), again after 1, 2, 4 … seconds while S3 fails; a missing object is an answer and is not retried."""
+    failures = 0
+    while True:
+        try:
+            return call()
+        except STORAGE_FAULTS as error:
+            failures += 1
+            if is_missing(error):
+                raise
+            if failures == attempts:
+                raise StorageUnavailable(f"S3 failed {attempts} times reading {what}: {error}") from error
+            log.warning("S3 failed reading %s (%s); trying again", what, error)
+            time.sleep(delay * 2 ** (failures - 1))
 
 
 @dataclass(frozen=True)
@@ -77,17 +114,30 @@ def model_labels_key(model_uri: str) -> tuple[str, str]:
     return bucket, folder.rstrip("/") + "/labels.txt"
 
 
+def result_key(namespace: str, iteration_id: str) -> str:
+    """Where a trainer keeps its whole result when the termination message (4 KiB) cannot hold it."""
+    return f"results/{namespace}/{iteration_id}.json"
+
+
 class ObjectStore:
     """Thin typed access to S3 through the MinIO SDK."""
 
     def __init__(self, settings: S3Settings):
         self.settings = settings
+        # MinIO's own client waits 5 minutes on a storage that accepts and never answers, retrying 5 times: a
+        # hung S3 would hold a reconcile (and a worker thread) for half an hour. Bounded here; callers retry.
+        timeout = urllib3.Timeout(connect=settings.timeout_seconds, read=settings.timeout_seconds)
+        http = urllib3.PoolManager(
+            timeout=timeout, maxsize=10,
+            retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        )
         self.client = Minio(
             settings.endpoint,
             access_key=settings.access_key,
             secret_key=settings.secret_key.get_secret_value(),
             secure=settings.secure,
             region=settings.region,
+            http_client=http,
         )
 
     def ensure_bucket(self, bucket: str) -> None:
@@ -109,7 +159,7 @@ class ObjectStore:
         try:
             self.client.stat_object(bucket, key)
         except S3Error as error:
-            if error.code in _MISSING:
+            if is_missing(error):
                 return False
             raise
         return True

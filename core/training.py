@@ -1,7 +1,8 @@
 """The contract between the operator and the trainer: what one training run is asked to do, and what it returns.
 
 The operator (or local mode) writes a TrainingRequest as JSON; the trainer writes a TrainingResult where the
-operator reads it (the Job's termination message, the MLflow run, standard output).
+operator reads it (the Job's termination message, with the whole result in S3 when it is too big for one; the
+MLflow run; standard output). kubevision.core.results carries it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from kubevision.core.reasons import Reason, SkipReason
 # Custom Vision's rules for a trainable dataset.
 MIN_IMAGES_PER_TAG = 5
 MAX_IMAGE_BYTES = 6 * 1024 * 1024
+MAX_IMAGE_PIXELS = 89_478_485  # where Pillow starts to warn of decompression bombs; about 270 MB as RGB
 SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
 NEGATIVE_TAG = "Negative"  # Custom Vision's name for images that carry none of the tags
+SUMMARY_MESSAGE_CHARACTERS = 1024  # a summary's message: a dataset error may name every tag
 
 
 class ExitCode(IntEnum):
@@ -93,13 +96,15 @@ class TrainingResult(BaseModel):
     tags: list[str] = Field(default_factory=list, description="Labels in the model's output order.")
     images_used: int = 0
     skipped_count: int = 0
-    skipped: list[SkippedImage] = Field(default_factory=list, description="Cut short in termination messages.")
+    skipped: list[SkippedImage] = Field(default_factory=list)
     metrics: IterationMetrics | None = None
     mlflow_run_id: str | None = None
     model_uri: str | None = None
     registered_model: str | None = None
     registered_version: str | None = None
     seconds: float | None = None
+    full_result: str | None = Field(
+        default=None, description="Set on a summary: the S3 URI of the whole result, whose lists it leaves out.")
 
     @property
     def exit_code(self) -> ExitCode:
@@ -107,12 +112,9 @@ class TrainingResult(BaseModel):
             "Succeeded": ExitCode.SUCCEEDED, "InvalidDataset": ExitCode.INVALID_DATASET, "Failed": ExitCode.CRASHED
         }[self.outcome]
 
-    def termination_message(self, limit: int = 4096) -> str:
-        """The result as JSON within Kubernetes' 4 KiB termination-message limit: the skipped list is cut first
-        (the full result is in the MLflow run)."""
-        text = self.model_dump_json(exclude_none=True)
-        skipped = list(self.skipped)
-        while len(text.encode()) > limit and skipped:
-            skipped = skipped[: len(skipped) // 2]
-            text = self.model_copy(update={"skipped": skipped}).model_dump_json(exclude_none=True)
-        return text
+    def summary(self, full_result: str | None) -> TrainingResult:
+        """The result without its lists (tags, skipped images, per-tag metrics), which grow with the dataset:
+        what always fits in a termination message."""
+        metrics = self.metrics.model_copy(update={"per_tag": []}) if self.metrics else None
+        return self.model_copy(update={"tags": [], "skipped": [], "metrics": metrics, "full_result": full_result,
+                                       "message": self.message[:SUMMARY_MESSAGE_CHARACTERS]})

@@ -15,20 +15,17 @@ from typing import Any
 import kopf
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
-from minio.error import S3Error
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-from urllib3.exceptions import HTTPError
 
 from kubevision.core import api as kv
-from kubevision.core import dataset as manifest_format
+from kubevision.core import results
 from kubevision.core.api import CustomVisionProject, Iteration
 from kubevision.core.labels import triton_name
 from kubevision.core.settings import OperatorSettings, S3Settings
-from kubevision.core.storage import DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
-from kubevision.core.training import TrainingResult, iteration_id
+from kubevision.core.storage import STORAGE_FAULTS, DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
+from kubevision.core.training import iteration_id
 from kubevision.operator import metrics, objects, reconcile
-from kubevision.operator.reconcile import DatasetObservation, IterationObservation, JobObservation, ServingObservation
+from kubevision.operator.observe import ensure_experiment, observe_dataset
+from kubevision.operator.reconcile import IterationObservation, JobObservation, ServingObservation
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +49,19 @@ def operator_settings() -> kopf.OperatorSettings:
     return settings
 
 
-def _dump(model) -> dict[str, Any]:
-    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+def mlflow_request_limits(settings: OperatorSettings) -> dict[str, str]:
+    """The environment that bounds MLflow's client, which reads it on every request. A hung or unreachable MLflow
+    must not hold a handler, and a worker thread, for minutes (the client waits 120 s and retries 7 times): fail
+    fast, the timers try again."""
+    return {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(settings.mlflow_timeout_seconds),
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
+
+
+def _status_patch(status) -> dict[str, Any]:
+    """A merge patch of status: a field that is unset now is removed (null), not left as it was (an endpoint
+    after unpublishing)."""
+    present = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return {field: present.get(field) for field in status.model_dump(by_alias=True)}
 
 
 def _now() -> datetime:
@@ -92,34 +100,6 @@ class Cluster:
     # ------------------------------------------------------------------------------------------------------------
     # observations
 
-    def observe_dataset(self, project: CustomVisionProject) -> DatasetObservation:
-        store = ObjectStore(self.s3)
-        layout = DatasetLayout.of(project.spec.dataset)
-        try:
-            if not store.exists(layout.bucket, layout.manifest_key):
-                return DatasetObservation()
-            records = DatasetStore(store, layout).manifest()
-        except (S3Error, HTTPError, OSError) as error:
-            return DatasetObservation(error=f"S3 at {self.s3.endpoint}: {error}")
-        return DatasetObservation(manifest_found=True, image_count=len(records),
-                                  tag_counts=dict(manifest_format.tag_counts(records)))
-
-    def ensure_experiment(self, project: CustomVisionProject) -> tuple[str | None, str | None]:
-        """(experiment id, error)."""
-        name = f"kubevision/{project.metadata.namespace}/{project.metadata.name}"
-        try:
-            tracking = MlflowClient(self.tracking_uri)
-            if experiment := tracking.get_experiment_by_name(name):
-                return experiment.experiment_id, None
-            try:
-                return tracking.create_experiment(name), None
-            except MlflowException as error:  # a concurrent reconcile created it first
-                if error.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise
-                return tracking.get_experiment_by_name(name).experiment_id, None
-        except Exception as error:  # MLflow's client raises many kinds; all mean "not reachable now"
-            return None, f"MLflow at {self.tracking_uri}: {error}"
-
     async def observe_job(self, namespace: str, name: str) -> JobObservation | None:
         try:
             job = await self.batch.read_namespaced_job(name, namespace)
@@ -130,17 +110,16 @@ class Cluster:
         conditions = {c.type: c for c in (job.status.conditions or [])} if job.status else {}
         failed = conditions.get("Failed")
         pods = await self.core.list_namespaced_pod(namespace, label_selector=f"job-name={name}")
-        result, waiting_reason, waiting_message = None, "", ""
+        message, waiting_reason, waiting_message = "", "", ""
         for pod in sorted(pods.items, key=lambda p: p.metadata.creation_timestamp or _now()):
             for container in (pod.status.container_statuses or []) if pod.status else []:
                 state = container.state
                 if state and state.terminated and state.terminated.message:
-                    try:
-                        result = TrainingResult.model_validate_json(state.terminated.message)
-                    except ValueError:
-                        log.warning("Job %s/%s: unreadable termination message", namespace, name)
+                    message = state.terminated.message
                 if state and state.waiting:
                     waiting_reason, waiting_message = state.waiting.reason or "", state.waiting.message or ""
+        result = await asyncio.to_thread(results.read_termination_message, message, ObjectStore(self.s3),
+                                         namespace, name) if message else None
         status = job.status
         return JobObservation(
             name=name,
@@ -154,13 +133,9 @@ class Cluster:
         )
 
     async def observe_serving(self, namespace: str, project: str) -> ServingObservation | None:
-        try:
-            deployment = await self.apps.read_namespaced_deployment(triton_name(project), namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        raw = self.apps.api_client.sanitize_for_serialization(deployment)
+        raw = await self._read(self.apps.read_namespaced_deployment, triton_name(project), namespace)
+        if raw is None:
+            return None
         status = raw.get("status") or {}
         ready = (status.get("readyReplicas") or 0) >= 1 and (status.get("observedGeneration") or 0) >= (
             raw["metadata"].get("generation") or 0)
@@ -209,11 +184,47 @@ class Cluster:
                 raise
 
     async def repair_serving(self, project_body: dict[str, Any], iterations: list[dict[str, Any]]) -> None:
-        """Drift repair: a project with published models whose Triton was deleted gets it back."""
+        """Drift repair: a project with published models keeps its Triton as the operator made it. A deleted
+        Deployment or Service comes back; an edited one (scaled to 0, another image) is set back. Which models it
+        loads is each Iteration's to change (serve_model), so those are kept as found."""
         meta = project_body["metadata"]
-        if await self.observe_serving(meta["namespace"], meta["name"]) is None and (
-                models := reconcile.served_models(iterations)):
-            await self.create_serving(project_body, models)
+        name, namespace = triton_name(meta["name"]), meta["namespace"]
+        deployment = await self._read(self.apps.read_namespaced_deployment, name, namespace)
+        if deployment is None:
+            if models := reconcile.served_models(iterations):
+                await self.create_serving(project_body, models)
+            return
+        wanted = objects.triton_deployment(project_body, list(objects.loaded_models(deployment)), self.settings,
+                                           self.s3)
+        await self._restore(self.apps.patch_namespaced_deployment, deployment, wanted)
+        service = await self._read(self.core.read_namespaced_service, name, namespace)
+        if service is None:
+            await self.create_or_adopt(self.core.create_namespaced_service, namespace,
+                                       objects.triton_service(project_body))
+        else:
+            await self._restore(self.core.patch_namespaced_service, service, objects.triton_service(project_body))
+
+    async def _read(self, read, name: str, namespace: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.api_client.sanitize_for_serialization(await read(name, namespace))
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def _restore(self, patch, actual: dict[str, Any], wanted: dict[str, Any]) -> None:
+        """Set an edited object's spec back, unless it changed again since it was read (then the next pass)."""
+        if not objects.drifted(wanted["spec"], actual["spec"]):
+            return
+        meta = actual["metadata"]
+        log.info("%s %s/%s was edited; setting it back", actual.get("kind", "object"), meta["namespace"], meta["name"])
+        try:
+            await patch(meta["name"], meta["namespace"], {
+                "metadata": {"resourceVersion": meta["resourceVersion"]}, "spec": wanted["spec"]},
+                _content_type=MERGE_PATCH)
+        except ApiException as error:
+            if error.status != 409:
+                raise
 
     async def create_serving(self, project_body: dict[str, Any], models: set[str] | list[str]) -> None:
         namespace = project_body["metadata"]["namespace"]
@@ -269,10 +280,10 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval
                               iterations_by_project: kopf.Index, **_: Any) -> None:
         with metrics.reconcile_timer("CustomVisionProject"):
             project = CustomVisionProject.model_validate(dict(body))
-            dataset = await asyncio.to_thread(cluster.observe_dataset, project)
-            experiment_id, tracking_error = await asyncio.to_thread(cluster.ensure_experiment, project)
+            dataset = await asyncio.to_thread(observe_dataset, project, cluster.s3)
+            experiment_id, tracking_error = await asyncio.to_thread(ensure_experiment, project, cluster.tracking_uri)
             status, outcome = reconcile.reconcile_project(project, dataset, tracking_error, experiment_id, _now())
-            patch.status.update(_dump(status))
+            patch.status.update(_status_patch(status))
             _post_events(body, outcome)
             await cluster.repair_serving(dict(body), siblings_of(iterations_by_project, namespace, name))
 
@@ -300,7 +311,7 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval
                 await asyncio.to_thread(DatasetStore(ObjectStore(cluster.s3), layout).snapshot, plan.train.name)
                 job = objects.training_job(plan.train, dict(body), cluster.settings, cluster.s3)
                 await cluster.create_or_adopt(cluster.batch.create_namespaced_job, namespace, job)
-            patch.status.update(_dump(plan.status))
+            patch.status.update(_status_patch(plan.status))
             _post_events(body, plan.outcome)
             served = observed.serving is not None and iteration.metadata.name in observed.serving.models
             if project_body is not None and plan.serve != served:
@@ -318,7 +329,7 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval
             await cluster.serve_model(project_body, name, wanted=False)
         try:
             await asyncio.to_thread(cluster.remove_served_model, namespace, project, name)
-        except (S3Error, HTTPError, OSError) as error:
+        except STORAGE_FAULTS as error:
             if retry + 1 < DELETE_RETRIES:
                 raise kopf.TemporaryError(f"S3: {error}", delay=retry_delay) from error
             kopf.warn(body, reason="ModelNotRemoved",

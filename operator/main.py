@@ -11,7 +11,7 @@ from kubernetes_asyncio import client, config
 from prometheus_client import start_http_server
 
 from kubevision.core.settings import OperatorSettings, S3Settings
-from kubevision.operator.cluster import Cluster, operator_settings, register
+from kubevision.operator.cluster import Cluster, mlflow_request_limits, operator_settings, register
 
 
 async def _kubernetes_client() -> client.ApiClient:
@@ -24,9 +24,7 @@ async def _kubernetes_client() -> client.ApiClient:
 
 def run(settings: OperatorSettings | None = None) -> None:
     settings = settings or OperatorSettings()
-    # An unreachable MLflow must not hold a handler for minutes: fail fast, the timers try again.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    os.environ.update(mlflow_request_limits(settings))
 
     async def main() -> None:
         registry = kopf.OperatorRegistry()

@@ -185,3 +185,14 @@ def loaded_models(deployment: dict[str, Any]) -> tuple[str, ...]:
     """The models a Triton Deployment is asked to load, read back from its arguments."""
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     return tuple(a.removeprefix("--load-model=") for a in container.get("args", []) if a.startswith("--load-model="))
+
+
+def drifted(wanted: Any, actual: Any) -> bool:
+    """Whether `actual` lost or changed anything of `wanted`. What the API server adds (defaults, status) is no
+    drift, so a real cluster's objects compare equal to the ones built here."""
+    if isinstance(wanted, dict):
+        return not isinstance(actual, dict) or any(drifted(value, actual.get(key)) for key, value in wanted.items())
+    if isinstance(wanted, list):
+        return not isinstance(actual, list) or len(wanted) != len(actual) or any(
+            drifted(w, a) for w, a in zip(wanted, actual, strict=True))
+    return wanted != actual

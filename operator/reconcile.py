@@ -67,6 +67,7 @@ class Outcome:
 class DatasetObservation:
     error: str | None = None  # S3 could not be read
     manifest_found: bool = False
+    manifest_error: str | None = None  # a line of the manifest is no image record
     tag_counts: dict[str, int] = field(default_factory=dict)
     image_count: int = 0
 
@@ -76,6 +77,8 @@ def dataset_problem(project: CustomVisionProject, dataset: DatasetObservation) -
     location = f"s3://{project.spec.dataset.bucket}/{project.spec.dataset.prefix}manifest.jsonl"
     if not dataset.manifest_found:
         return Reason.DATASET_NOT_FOUND, f"no dataset manifest at {location}"
+    if dataset.manifest_error:
+        return Reason.MANIFEST_INVALID, f"{location}: {dataset.manifest_error}"
     if dataset.image_count == 0 or not dataset.tag_counts:
         return Reason.NO_IMAGES, f"the dataset at {location} has no tagged images"
     short = {tag: n for tag, n in sorted(dataset.tag_counts.items()) if n < MIN_IMAGES_PER_TAG}
@@ -160,6 +163,7 @@ class ServingObservation:
     endpoint: str
     message: str = ""
     version: str = ""  # the Deployment's resourceVersion, for a patch that must not overwrite a concurrent one
+    missing: bool = False  # the model is not in the model repository: waiting cannot help
 
 
 @dataclass(frozen=True)
@@ -243,7 +247,11 @@ def reconcile_iteration(iteration: Iteration, observed: IterationObservation, no
                       "the training spec changed after training started; it was not retrained: "
                       "create a new Iteration to train with the new spec")
     _reconcile_publishing(iteration, observed, trained, plan, condition)
-    if project is not None:
+    if project is None:  # never created, or deleted since: its Triton went with it
+        condition(READY, "False", Reason.PROJECT_NOT_FOUND,
+                  f'CustomVisionProject "{iteration.spec.project_ref.name}" does not exist in this namespace')
+        plan.outcome.requeue_after = RETRY_FAULT
+    else:
         ready = trained and (not iteration.spec.publish_name or conditions.is_true(status.conditions, PUBLISHED))
         if ready:
             condition(READY, "True", Reason.PUBLISHED if iteration.spec.publish_name else Reason.TRAINING_SUCCEEDED,
@@ -259,11 +267,8 @@ def reconcile_iteration(iteration: Iteration, observed: IterationObservation, no
 
 def _reconcile_training(iteration, observed: IterationObservation, now, plan: IterationPlan, condition) -> None:
     status, project, job = plan.status, observed.project, observed.job
-    if project is None:
+    if project is None:  # Ready says so
         status.phase = IterationPhase.PENDING
-        condition(READY, "False", Reason.PROJECT_NOT_FOUND,
-                  f'CustomVisionProject "{iteration.spec.project_ref.name}" does not exist in this namespace')
-        plan.outcome.requeue_after = RETRY_FAULT
         return
     if job is None:
         if not conditions.is_true(project.status.conditions, READY):
@@ -326,6 +331,12 @@ def _reconcile_publishing(iteration, observed: IterationObservation, trained: bo
         if status.phase == IterationPhase.PUBLISHED:
             status.phase = IterationPhase.TRAINED
         return
+    if observed.project is None:
+        status.published_name = status.endpoint = None
+        condition(PUBLISHED, "False", Reason.PROJECT_NOT_FOUND, "its project, and the project's Triton, are gone")
+        if status.phase == IterationPhase.PUBLISHED:
+            status.phase = IterationPhase.TRAINED
+        return
     if observed.publish_owner not in (None, iteration.metadata.name):
         status.published_name = status.endpoint = None
         condition(PUBLISHED, "False", Reason.PUBLISH_NAME_CONFLICT,
@@ -336,7 +347,12 @@ def _reconcile_publishing(iteration, observed: IterationObservation, trained: bo
         return
     plan.serve = True
     serving = observed.serving
-    if serving is not None and serving.ready and iteration.metadata.name in serving.models:
+    if serving is not None and serving.missing:
+        status.phase = IterationPhase.TRAINED
+        status.published_name = status.endpoint = None
+        condition(PUBLISHED, "False", Reason.MODEL_NOT_FOUND, serving.message)
+        plan.outcome.requeue_after = RETRY_FAULT
+    elif serving is not None and serving.ready and iteration.metadata.name in serving.models:
         status.phase = IterationPhase.PUBLISHED
         status.published_name, status.endpoint = name, serving.endpoint
         condition(PUBLISHED, "True", Reason.PUBLISHED, f'served as "{name}" at {serving.endpoint}')

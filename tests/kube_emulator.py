@@ -102,6 +102,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     permissions: set = attrs.field(init=False, factory=set)  # distinct (verb, group, resource), not by kmock's client
     request_counts: collections.Counter = attrs.field(init=False, factory=collections.Counter)  # the same, counted
     created: collections.Counter = attrs.field(init=False, factory=collections.Counter)  # plural -> successful POSTs
+    create_requests: collections.Counter = attrs.field(init=False, factory=collections.Counter)  # answered or not
     _rv: int = attrs.field(init=False, default=0)  # the cluster-wide resourceVersion counter
     _dropped_rv: int = attrs.field(init=False, default=0)  # the newest event that fell off _events
     _events: collections.deque = attrs.field(init=False, default=None)  # (rv, key, event, old body)
@@ -163,6 +164,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if by_operator:
             self.permissions.add((_rbac_verb(request), res.group, resource))
             self.request_counts[(_rbac_verb(request), res.group, resource)] += 1
+            if request.method == "POST":
+                self.create_requests[resource] += 1
         try:
             async with self._lock:
                 self._adopt_seeded()

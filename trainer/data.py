@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from kubevision.core.dataset import ImageRecord
 from kubevision.core.reasons import Reason, SkipReason
 from kubevision.core.training import (
     MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
     MIN_IMAGES_PER_TAG,
     NEGATIVE_TAG,
     SUPPORTED_FORMATS,
@@ -28,6 +30,8 @@ from kubevision.core.training import (
 )
 
 log = logging.getLogger(__name__)
+# decode() skips an image over MAX_IMAGE_PIXELS itself, before Pillow would decode it.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 class DatasetError(Exception):
@@ -59,10 +63,14 @@ def decode(data: bytes, working_size: int) -> Image.Image | tuple[SkipReason, st
     if len(data) > MAX_IMAGE_BYTES:
         return SkipReason.TOO_LARGE, f"{len(data)} bytes; the limit is {MAX_IMAGE_BYTES}"
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data))  # reads the header only: the pixels' size is known before decoding
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            return SkipReason.TOO_LARGE, f"{image.width}x{image.height} pixels; the limit is {MAX_IMAGE_PIXELS}"
         if image.format not in SUPPORTED_FORMATS:
             return SkipReason.UNSUPPORTED_FORMAT, f"{image.format} is not one of {', '.join(SUPPORTED_FORMATS)}"
         image = ImageOps.exif_transpose(image).convert("RGB")  # GIF: first frame; camera photos: upright
+    except Image.DecompressionBombError as error:  # dimensions far beyond any photo: decoding would eat the memory
+        return SkipReason.TOO_LARGE, str(error)[:200]
     except UnidentifiedImageError:
         return SkipReason.UNSUPPORTED_FORMAT, "not an image in a supported format"
     except (OSError, ValueError, SyntaxError) as error:  # truncated or corrupt data
@@ -88,6 +96,8 @@ def load(
     usable: list[tuple[ImageRecord, Image.Image]] = []
 
     def read(record: ImageRecord):
+        if record.size > MAX_IMAGE_BYTES:  # the manifest knows: no need to download it
+            return SkipReason.TOO_LARGE, f"{record.size} bytes; the limit is {MAX_IMAGE_BYTES}"
         data = fetch(record)
         return (SkipReason.MISSING, "not found in S3") if data is None else decode(data, working_size)
 

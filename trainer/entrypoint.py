@@ -2,7 +2,8 @@
 
 Input: a TrainingRequest as JSON, from --request FILE or the KUBEVISION_TRAINING_REQUEST variable; S3 and MLflow
 settings from the environment (kubevision.core.settings). Output: the TrainingResult as the last line of standard
-output and as the Job's termination message; the exit code tells a bad dataset (2) from a crash (1).
+output and as the Job's termination message (a summary, with the whole result in S3, when it exceeds 4 KiB); the
+exit code tells a bad dataset (2) from a crash (1).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import torch
 
+from kubevision.core import results
 from kubevision.core.settings import MLflowSettings, S3Settings
-from kubevision.core.training import ExitCode, TrainingRequest, TrainingResult
+from kubevision.core.storage import ObjectStore
+from kubevision.core.training import ExitCode, TrainingRequest, iteration_id
 
 log = logging.getLogger("kubevision.trainer")
 
@@ -31,10 +34,13 @@ def read_request(path: Path | None) -> TrainingRequest:
     return TrainingRequest.model_validate_json(inline)
 
 
-def write_termination_message(result: TrainingResult) -> None:
-    path = Path(os.environ.get("KUBEVISION_TERMINATION_LOG", TERMINATION_LOG))
-    if path.parent.is_dir() and os.access(path.parent, os.W_OK):
-        path.write_text(result.termination_message())
+def write_termination_message(message: str) -> None:
+    """The kubelet creates the file, writable for the container's user, in a folder that is root's: write the
+    file itself. Outside a pod (no such file, no variable) there is nothing to write."""
+    explicit = os.environ.get("KUBEVISION_TERMINATION_LOG")
+    path = Path(explicit or TERMINATION_LOG)
+    if explicit or path.exists():
+        path.write_text(message)
 
 
 def run(request_path: Path | None, s3: S3Settings | None = None, mlflow: MLflowSettings | None = None) -> ExitCode:
@@ -47,7 +53,9 @@ def run(request_path: Path | None, s3: S3Settings | None = None, mlflow: MLflowS
     log.info("training %s/%s of project %s on %s", request.iteration.metadata.namespace,
              request.iteration.metadata.name, request.project.metadata.name,
              "CUDA" if torch.cuda.is_available() else "CPU")
-    result = train(request, s3 or S3Settings(), mlflow or MLflowSettings())
-    write_termination_message(result)
+    s3 = s3 or S3Settings()
+    result = train(request, s3, mlflow or MLflowSettings())
+    write_termination_message(results.termination_message(
+        result, ObjectStore(s3), request.iteration.metadata.namespace, iteration_id(request.iteration)))
     print(result.model_dump_json(exclude_none=True), flush=True)
     return result.exit_code

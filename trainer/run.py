@@ -13,10 +13,18 @@ import torch
 from minio.error import S3Error
 
 from kubevision.core.api import ClassificationType, ProjectType, TrainingType
+from kubevision.core.dataset import ManifestError
 from kubevision.core.domains import BACKBONES, Backbone
 from kubevision.core.reasons import Reason
 from kubevision.core.settings import MLflowSettings, S3Settings
-from kubevision.core.storage import DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
+from kubevision.core.storage import (
+    DatasetLayout,
+    DatasetStore,
+    ModelRepositoryLayout,
+    ObjectStore,
+    StorageUnavailable,
+    retrying,
+)
 from kubevision.core.training import (
     ResolvedTraining,
     TrainingRequest,
@@ -50,26 +58,51 @@ def train(request: TrainingRequest, s3: S3Settings, mlflow: MLflowSettings) -> T
     options = resolve_training(project, iteration)
     store = ObjectStore(s3)
     images = DatasetStore(store, DatasetLayout.of(project.spec.dataset))
+    snapshot = iteration_id(iteration)
     try:
-        records = images.snapshot_records(iteration_id(iteration))
-    except S3Error as error:
+        records = retrying(lambda: images.snapshot_records(snapshot), f"the dataset snapshot {snapshot}")
+    except StorageUnavailable as error:  # a crash: the Job runs the trainer again
+        return TrainingResult(outcome="Failed", reason=Reason.STORAGE_UNAVAILABLE, message=str(error))
+    except S3Error as error:  # retrying lets only "not there" through: a dataset problem, no retry helps
         return TrainingResult(outcome="InvalidDataset", reason=Reason.DATASET_NOT_FOUND,
-                              message=f"no dataset snapshot for {iteration_id(iteration)}: {error.code}")
-    tracker = Tracker(mlflow.tracking_uri, project, iteration)
+                              message=f"no dataset snapshot for {snapshot}: {error.code}")
+    except ManifestError as error:
+        return TrainingResult(outcome="InvalidDataset", reason=Reason.MANIFEST_INVALID, message=str(error))
+    tracker = None
     try:
+        tracker = _tracker(mlflow, project, iteration)
         result = _train(records, images, store, s3, request, options, tracker)
     except data.DatasetError as error:
         result = TrainingResult(outcome="InvalidDataset", reason=error.reason, message=str(error),
                                 skipped=error.skipped, skipped_count=len(error.skipped))
+    except TrackingUnavailable as error:  # a crash: the Job runs the trainer again
+        result = TrainingResult(outcome="Failed", reason=Reason.TRACKING_UNAVAILABLE, message=str(error))
+    except StorageUnavailable as error:
+        result = TrainingResult(outcome="Failed", reason=Reason.STORAGE_UNAVAILABLE, message=str(error))
     except Exception as error:  # a crash still reports, then the process exits non-zero
         log.exception("training failed")
         result = TrainingResult(outcome="Failed", reason=Reason.TRAINING_FAILED,
                                 message=f"{type(error).__name__}: {error}")
-    result.mlflow_run_id = tracker.run_id
     result.seconds = round(time.monotonic() - started, 1)
-    tracker.json(result.model_dump(mode="json", exclude_none=True), "result.json")
-    tracker.finish(result.outcome == "Succeeded")
+    if tracker is not None:
+        result.mlflow_run_id = tracker.run_id
+        try:  # the result is what counts: MLflow failing now must not lose it
+            tracker.json(result.model_dump(mode="json", exclude_none=True), "result.json")
+            tracker.finish(result.outcome == "Succeeded")
+        except Exception as error:
+            log.warning("MLflow: could not record the result: %s", error)
     return result
+
+
+class TrackingUnavailable(Exception):
+    """MLflow could not be reached to start the run."""
+
+
+def _tracker(mlflow: MLflowSettings, project, iteration) -> Tracker:
+    try:
+        return Tracker(mlflow.tracking_uri, project, iteration)
+    except Exception as error:  # MLflow's client raises many kinds; all mean "not reachable now"
+        raise TrackingUnavailable(f"MLflow at {mlflow.tracking_uri}: {error}") from error
 
 
 def _train(records, images: DatasetStore, store: ObjectStore, s3: S3Settings, request: TrainingRequest,
@@ -85,8 +118,8 @@ def _train(records, images: DatasetStore, store: ObjectStore, s3: S3Settings, re
 
     def fetch(record):
         try:
-            return images.image(record)
-        except S3Error:
+            return retrying(lambda: images.image(record), f"image {record.id}")
+        except S3Error:  # retrying lets only "not there" through; S3 failing throughout ends the run
             return None
 
     dataset = data.load(records, fetch, kind, network_spec.resize_size)

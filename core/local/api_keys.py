@@ -4,9 +4,10 @@ only its owner can read (created 0600, never widened)."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
+
+from kubevision.core.local.private import private_folder, write_private
 
 FILE_NAME = "api-keys.json"
 
@@ -26,16 +27,5 @@ def ensure(data_dir: Path, namespace: str) -> dict[str, str]:
     keys = load(data_dir)
     if namespace not in keys:
         keys[namespace] = {"predictionKey": secrets.token_hex(16), "trainingKey": secrets.token_hex(16)}
-        _write(keys_path(data_dir), json.dumps(keys, indent=2))
+        write_private(keys_path(private_folder(data_dir)), json.dumps(keys, indent=2))
     return keys[namespace]
-
-
-def _write(path: Path, text: str) -> None:
-    """Readable by the owner from its first byte: written to a 0600 file beside it, then renamed over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
-    partial.unlink(missing_ok=True)
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(text)
-    os.replace(partial, path)

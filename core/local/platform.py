@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, SecretStr
 
 from kubevision.core.local import api_keys, memory, process, services
+from kubevision.core.local.private import private_folder, write_private
 from kubevision.core.local.services import Credentials, ServiceSpec
 from kubevision.core.settings import LocalSettings, MLflowSettings, S3Settings, TritonSettings
 from kubevision.core.storage import ObjectStore
@@ -26,6 +27,7 @@ DEFAULT_NAMESPACE = "default"
 class ServiceRecord(BaseModel):
     name: str
     pid: int
+    identity: str | None = None  # tells this process from a later one with the same pid (process.identity)
     log: Path
     health_url: str
     ports: dict[str, int]
@@ -51,7 +53,7 @@ class PlatformState(BaseModel):
 class LocalPlatform:
     def __init__(self, settings: LocalSettings | None = None):
         self.settings = settings or LocalSettings()
-        self.data_dir = self.settings.data_dir.resolve()
+        self.data_dir = private_folder(self.settings.data_dir.resolve())
         self.state_path = self.data_dir / "platform.json"
         self.logs = self.data_dir / "logs"
         self._children: dict[str, object] = {}  # Popen objects, kept so that they are reaped
@@ -65,9 +67,7 @@ class LocalPlatform:
         return PlatformState.model_validate_json(self.state_path.read_text())
 
     def _save_state(self, state: PlatformState) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.state_path.write_text(state.model_dump_json(indent=2))
-        self.state_path.chmod(0o600)  # it holds the S3 secret key
+        write_private(self.state_path, state.model_dump_json(indent=2))  # it holds the S3 secret key
 
     def _credentials(self, state: PlatformState | None) -> Credentials:
         if state:
@@ -109,7 +109,6 @@ class LocalPlatform:
         state = PlatformState(access_key=credentials.access_key, secret_key=credentials.secret_key, s3_port=s3_port)
         if old:
             state.services = {name: record for name, record in old.services.items() if name in running}
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         started: list[str] = []
         try:
             if "s3" not in running:
@@ -143,7 +142,7 @@ class LocalPlatform:
                 self._wait(state, spec)
         except BaseException:
             for name in started:
-                process.stop(state.services[name].pid)
+                process.stop(state.services[name].pid, state.services[name].identity)
                 state.services.pop(name)
             self._save_state(state)
             raise
@@ -154,8 +153,8 @@ class LocalPlatform:
         child = process.spawn(spec.command, log, {**services.base_env(), **spec.env}, cwd=self.data_dir)
         self._children[spec.name] = child
         state.services[spec.name] = ServiceRecord(
-            name=spec.name, pid=child.pid, log=log, health_url=spec.health_url, ports=spec.ports,
-            endpoints=spec.endpoints,
+            name=spec.name, pid=child.pid, identity=process.identity(child.pid), log=log,
+            health_url=spec.health_url, ports=spec.ports, endpoints=spec.endpoints,
         )
         started.append(spec.name)
         self._save_state(state)
@@ -187,7 +186,7 @@ class LocalPlatform:
         repositories only when it starts, so a new project's repository needs this."""
         state = self._require_state()
         old = state.services.pop("triton")
-        process.stop(old.pid)
+        process.stop(old.pid, old.identity)
         started: list[str] = []
         self._start(state, self._triton_spec(state, old.ports), started)
 
@@ -211,8 +210,8 @@ class LocalPlatform:
         stopped = []
         for name in reversed([n for n in SERVICES if n in state.services]):  # S3 last: the others write to it
             record = state.services[name]
-            if process.is_running(record.pid):
-                process.stop(record.pid)
+            if process.is_running(record.pid, record.identity):
+                process.stop(record.pid, record.identity)
                 stopped.append(name)
         state.services = {}
         self._save_state(state)
@@ -225,10 +224,11 @@ class LocalPlatform:
             record = state.services.get(name) if state else None
             if record is None:
                 result.append(ServiceStatus(name=name, state="stopped"))
-            elif not process.is_running(record.pid):
+            elif not process.is_running(record.pid, record.identity):
                 result.append(ServiceStatus(
                     name=name, state="crashed", pid=record.pid, endpoints=record.endpoints,
-                    detail=f"pid {record.pid} is gone; last lines of {record.log}:\n{process.log_tail(record.log)}",
+                    detail=f"pid {record.pid} is gone (or no longer ours); last lines of {record.log}:\n"
+                           f"{process.log_tail(record.log)}",
                 ))
             else:
                 healthy = services.http_ok(record.health_url)

@@ -1,4 +1,8 @@
-"""Child processes of local mode: started detached, probed until healthy, stopped by their own pid."""
+"""Child processes of local mode: started detached, probed until healthy, stopped by their own pid.
+
+A pid alone does not name a process for long: after a reboot, or once enough processes came and went, another
+process has it. Each started process is recorded with its identity (the boot and its start time), and a process
+whose identity differs is not ours: never taken for alive, never signalled."""
 
 from __future__ import annotations
 
@@ -55,7 +59,25 @@ def spawn(command: list[str], log_path: Path, env: dict[str, str], cwd: Path) ->
         )
 
 
-def is_running(pid: int) -> bool:
+def identity(pid: int) -> str | None:
+    """The boot's id and the process's start time (in clock ticks since boot): unique to one process."""
+    try:
+        started = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except (OSError, IndexError):
+        return None
+    return f"{boot}/{started}"
+
+
+def is_ours(pid: int, recorded: str | None) -> bool:
+    """Whether `pid` is still the process recorded with `recorded` (a record without one is taken on trust)."""
+    return recorded is None or identity(pid) == recorded
+
+
+def is_running(pid: int, recorded: str | None = None) -> bool:
+    """Whether the process is alive, and, given its recorded identity, still the same process."""
+    if not is_ours(pid, recorded):
+        return False
     try:
         reaped, _ = os.waitpid(pid, os.WNOHANG)  # our own child: reap it if it died
         if reaped == pid:
@@ -92,8 +114,11 @@ def wait_healthy(
     raise ServiceError(f"{name} was not healthy after {timeout:.0f} s; last lines of {log_path}:\n{log_tail(log_path)}")
 
 
-def stop(pid: int, grace: float = 15.0) -> None:
-    """SIGTERM the process group led by `pid`, then SIGKILL what is left after `grace` seconds."""
+def stop(pid: int, recorded: str | None = None, grace: float = 15.0) -> None:
+    """SIGTERM the process group led by `pid`, then SIGKILL what is left after `grace` seconds; nothing if `pid` is
+    no longer the process recorded."""
+    if not is_ours(pid, recorded):
+        return
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pid, sig)

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from kubevision.core import mlflow_server
+from kubevision.core.local.private import write_private
 from kubevision.core.local.process import ServiceError
 
 BIN_DIR = Path(sys.executable).parent  # console scripts of the environment kubevision runs in
@@ -75,12 +76,11 @@ def seaweedfs(data_dir: Path, credentials: Credentials, ports: dict[str, int]) -
     """`weed mini`: master, volume, filer and S3 in one process. Every port it opens is chosen by us, so
     several instances (a user's and a test run's) live side by side."""
     config = data_dir / "s3-identities.json"
-    config.write_text(json.dumps({"identities": [{
+    write_private(config, json.dumps({"identities": [{
         "name": "kubevision",
         "credentials": [{"accessKey": credentials.access_key, "secretKey": credentials.secret_key}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
     }]}))
-    config.chmod(0o600)
     store = data_dir / "s3"
     store.mkdir(parents=True, exist_ok=True)
     command = [

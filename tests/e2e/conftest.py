@@ -1,5 +1,5 @@
-"""Real images for training tests: Fashion-MNIST from Debian's package (always), Microsoft's Custom Vision
-quickstart photos from ../shared/datasets (skipped where absent), uploaded through the storage module."""
+"""Real images for training tests, uploaded through the storage module: Fashion-MNIST from Debian's package, and
+Microsoft's Custom Vision quickstart photos, downscaled, from examples/samples."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
 from kubevision.core.training import TrainingRequest, iteration_id
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "customvision-samples" / "classification"
+SAMPLES = Path(__file__).resolve().parents[2] / "examples" / "samples"
 DATASET_BUCKET = "datasets"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -50,8 +50,6 @@ def fashion_mnist(per_class: int, classes) -> list[tuple[bytes, int]]:
 
 
 def customvision_samples() -> list[tuple[bytes, str]]:
-    if not SAMPLES.is_dir():
-        pytest.skip("../shared/datasets/customvision-samples is not here")
     return [(path.read_bytes(), tag) for tag in ("Hemlock", "Japanese_Cherry")
             for path in sorted((SAMPLES / tag).glob("*.jpg"))]
 

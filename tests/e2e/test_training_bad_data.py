@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -9,8 +10,13 @@ import sys
 
 import pytest
 from conftest import DATASET_BUCKET, FASHION_TAGS, fashion_mnist
+from fault_proxy import ErrorAnswer, FaultProxy
+from PIL import Image
+from pydantic import SecretStr
 
+from kubevision.core.local.process import free_port
 from kubevision.core.reasons import Reason, SkipReason
+from kubevision.core.settings import MLflowSettings
 from kubevision.core.training import ExitCode
 
 
@@ -63,12 +69,16 @@ def test_a_corrupt_file_and_a_non_image_are_skipped_and_listed(platform, setup_p
     corrupt = setup.add(good_png[: len(good_png) // 2], ["t-shirt"])  # truncated PNG
     text = setup.add(b"name,label\nshirt,1\n", ["pullover"], "text/csv")
     big = setup.add(b"\xff\xd8" + b"\x00" * (6 * 1024 * 1024 + 1), ["sneaker"], "image/jpeg")
+    buffer = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(buffer, format="PNG")  # 400 megapixels in a few kilobytes
+    bomb = setup.add(buffer.getvalue(), ["t-shirt"])
     result = platform_train(platform, setup.request("skipped-files-1", "Quick"))
     assert result.outcome == "Succeeded", result.message
     assert {(s.id, s.reason) for s in result.skipped} == {
         (corrupt, SkipReason.UNREADABLE), (text, SkipReason.UNSUPPORTED_FORMAT), (big, SkipReason.TOO_LARGE),
+        (bomb, SkipReason.TOO_LARGE),
     }
-    assert result.images_used == 18 and result.skipped_count == 3
+    assert result.images_used == 18 and result.skipped_count == 4
 
 
 def test_a_tag_whose_images_are_all_unusable(platform, setup_project, object_store):
@@ -109,7 +119,56 @@ def test_a_missing_snapshot(platform, setup_project):
     assert (result.outcome, result.reason) == ("InvalidDataset", Reason.DATASET_NOT_FOUND)
 
 
-def platform_train(platform, request):
+def platform_train(platform, request, s3=None, mlflow=None):
     from kubevision.trainer.run import train
 
-    return train(request, platform.s3_settings(), platform.mlflow_settings())
+    return train(request, s3 or platform.s3_settings(), mlflow or platform.mlflow_settings())
+
+
+# S3 or MLflow failing for a while is no fault of the dataset: the run ends as a crash (exit code 1), which the
+# Job retries, and never as a dataset that cannot train (2), which it does not.
+
+
+def test_s3_denying_the_snapshot_is_a_crash_to_retry(platform, setup_project):
+    setup = setup_project("denied-snapshot")
+    three_tags(setup, 5)
+    denied = platform.s3_settings().model_copy(update={"secret_key": SecretStr("not-the-key")})
+    result = platform_train(platform, setup.request("denied-snapshot-1", "Quick"), s3=denied)
+    assert (result.outcome, result.reason, result.exit_code) == ("Failed", Reason.STORAGE_UNAVAILABLE, 1)
+    assert "the dataset snapshot denied-snapshot-1-" in result.message
+
+
+def test_images_s3_will_not_serve_are_a_crash_not_missing_images(platform, setup_project):
+    setup = setup_project("denied-images")
+    three_tags(setup, 5)
+    request = setup.request("denied-images-1", "Quick")
+    with FaultProxy(platform.s3_settings().endpoint) as proxy:
+        proxy.answer = lambda method, path: ErrorAnswer(403, "AccessDenied") if "/images/" in path else None
+        s3 = platform.s3_settings().model_copy(update={"endpoint": proxy.address})
+        result = platform_train(platform, request, s3=s3)
+    assert (result.outcome, result.reason, result.exit_code) == ("Failed", Reason.STORAGE_UNAVAILABLE, 1)
+    assert "AccessDenied" in result.message
+
+
+def test_a_passing_s3_fault_costs_a_retry_not_an_image(platform, setup_project):
+    setup = setup_project("throttled")
+    three_tags(setup, 5)
+    request = setup.request("throttled-1", "Quick")
+    refusals = iter(range(3))
+    with FaultProxy(platform.s3_settings().endpoint) as proxy:
+        proxy.answer = lambda method, path: (ErrorAnswer(403, "AccessDenied") if "/images/" in path
+                                             and next(refusals, None) is not None else None)
+        result = platform_train(platform, request, s3=platform.s3_settings().model_copy(
+            update={"endpoint": proxy.address}))
+    assert result.outcome == "Succeeded", result.message
+    assert result.images_used == 15 and result.skipped == []
+
+
+def test_mlflow_unreachable_at_the_start_still_ends_with_a_result(platform, setup_project, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    setup = setup_project("no-mlflow")
+    three_tags(setup, 5)
+    away = MLflowSettings(tracking_uri=f"http://127.0.0.1:{free_port()}")
+    result = platform_train(platform, setup.request("no-mlflow-1", "Quick"), mlflow=away)
+    assert (result.outcome, result.reason, result.exit_code) == ("Failed", Reason.TRACKING_UNAVAILABLE, 1)
+    assert away.tracking_uri in result.message

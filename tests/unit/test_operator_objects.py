@@ -2,6 +2,7 @@
 issue asks: deterministic names, owners, GPUs and tolerations, the budget as a deadline."""
 
 import json
+from datetime import UTC, datetime
 
 import kubernetes_validate
 import pytest
@@ -79,7 +80,27 @@ def test_the_triton_deployment_serves_the_published_models_from_s3():
     assert objects.triton_endpoint("pets", "ml") == "http://kv-triton-pets.ml.svc:8000"
 
 
-def test_names_are_deterministic():
-    assert job() == job()
-    assert reconcile.training_spec_hash(Iteration.model_validate(ITERATION_BODY)) == reconcile.training_spec_hash(
-        Iteration.model_validate(ITERATION_BODY))
+def test_the_job_is_named_after_the_iteration_object_so_a_retried_create_adopts_it():
+    ready = CustomVisionProject.model_validate({**PROJECT_BODY, "status": {"conditions": [
+        {"type": "Ready", "status": "True", "reason": "Ready", "lastTransitionTime": "2026-11-25T12:00:00Z"}]}})
+
+    def planned_job(body: dict) -> dict:
+        plan = reconcile.reconcile_iteration(Iteration.model_validate(body), reconcile.IterationObservation(
+            project=ready), datetime(2026, 11, 25, 12, tzinfo=UTC))
+        return objects.training_job(plan.train, body, SETTINGS, S3)
+
+    first = planned_job(ITERATION_BODY)
+    assert first["metadata"]["name"] == "pets-1-0a1b2c3d"  # the Iteration's name and the start of its uid
+    assert planned_job(ITERATION_BODY) == first  # a retried reconcile builds the same Job: its create is a 409
+    recreated = {**ITERATION_BODY, "metadata": {**ITERATION_BODY["metadata"], "uid": "9f8e7d6c-5555"}}
+    assert planned_job(recreated)["metadata"]["name"] == "pets-1-9f8e7d6c"  # a new object trains anew
+    long_name = {**ITERATION_BODY, "metadata": {**ITERATION_BODY["metadata"], "name": "n" * 253}}
+    assert len(planned_job(long_name)["metadata"]["name"]) <= 63  # a Job name is a DNS label
+
+
+def test_the_training_spec_hash_follows_what_training_reads():
+    base = Iteration.model_validate(ITERATION_BODY)
+    published = Iteration.model_validate({**ITERATION_BODY, "spec": {**ITERATION_BODY["spec"], "publishName": "v1"}})
+    longer = Iteration.model_validate({**ITERATION_BODY, "spec": {**ITERATION_BODY["spec"], "budgetMinutes": 30}})
+    assert reconcile.training_spec_hash(published) == reconcile.training_spec_hash(base)
+    assert reconcile.training_spec_hash(longer) != reconcile.training_spec_hash(base)

@@ -1,11 +1,16 @@
-"""Errors of local services name the service and show why."""
+"""Errors of local services name the service and show why; a pid that is no longer ours is left alone."""
 
 import socket
+import subprocess
 import sys
+import time
 
 import pytest
 
 from kubevision.core.local import process, services
+from kubevision.core.local.platform import LocalPlatform, PlatformState, ServiceRecord
+from kubevision.core.settings import LocalSettings
+from kubevision.operator.local_controller import LocalTrainings
 
 
 def test_a_service_that_dies_while_starting_shows_its_log(tmp_path):
@@ -50,3 +55,51 @@ def test_a_busy_port_is_refused_and_zero_means_any():
         with pytest.raises(process.ServiceError, match=f"port {port} for S3 is busy"):
             process.pick_port(port, "S3")
     assert process.pick_port(0, "S3") > 0
+
+
+@pytest.fixture
+def unrelated_process():
+    """A process that is not ours, holding a pid a record of ours names (after a reboot, pids are reused)."""
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    yield other
+    other.kill()
+    other.wait()
+
+
+STALE = "a-boot-before-this-one/4242"
+
+
+def test_a_reused_pid_is_never_taken_for_ours_nor_signalled(unrelated_process):
+    pid = unrelated_process.pid
+    assert process.is_running(pid, process.identity(pid)) and process.identity(pid) != STALE
+    assert not process.is_running(pid, STALE)
+    process.stop(pid, STALE, grace=1)
+    assert unrelated_process.poll() is None
+
+
+def test_a_service_whose_pid_was_reused_is_crashed_and_down_leaves_the_process_alone(unrelated_process, tmp_path):
+    platform = LocalPlatform(LocalSettings(data_dir=tmp_path))
+    record = ServiceRecord(name="mlflow", pid=unrelated_process.pid, identity=STALE, log=tmp_path / "mlflow.log",
+                           health_url="http://127.0.0.1:9/health", ports={}, endpoints={})
+    platform.state_path.write_text(PlatformState(access_key="k", secret_key="s", s3_port=9,
+                                                 services={"mlflow": record}).model_dump_json())
+    assert {s.name: s.state for s in platform.status()}["mlflow"] == "crashed"
+    assert platform.down() == []
+    time.sleep(0.2)
+    assert unrelated_process.poll() is None
+
+
+def test_a_training_past_its_deadline_whose_pid_was_reused_is_not_killed(unrelated_process, tmp_path):
+    platform = LocalPlatform(LocalSettings(data_dir=tmp_path))
+    platform.state_path.write_text(PlatformState(access_key="k", secret_key="s", s3_port=9).model_dump_json())
+    folder = tmp_path / "trainings" / "pets-1-0a1b2c3d"
+    folder.mkdir(parents=True)
+    (folder / "pid").write_text(f"{unrelated_process.pid} {STALE}")
+    (folder / "deadline").write_text(str(time.time() - 60))
+    (folder / "trainer.log").write_text("killed by a reboot\n")
+    trainings = LocalTrainings(tmp_path / "trainings", platform)
+    observed = trainings.observe("ml", "pets-1-0a1b2c3d")
+    assert observed.failed and not observed.active and "killed by a reboot" in observed.failure_message
+    trainings.stop("pets-1-0a1b2c3d")
+    time.sleep(0.2)
+    assert unrelated_process.poll() is None

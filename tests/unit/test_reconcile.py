@@ -112,6 +112,17 @@ def test_a_missing_project_is_waited_for():
     assert reason(plan.status, "Ready") == Reason.PROJECT_NOT_FOUND
 
 
+def test_a_published_iteration_whose_project_was_deleted_is_no_longer_ready():
+    published = publish(trained_iteration(publishName="pets-v1")).status
+    orphan = trained_iteration(publishName="pets-v1")
+    orphan.status = published
+    plan = core.reconcile_iteration(orphan, IterationObservation(project=None), LATER)
+    assert reason(plan.status, "Ready") == Reason.PROJECT_NOT_FOUND
+    assert not conditions.is_true(plan.status.conditions, "Ready")
+    assert reason(plan.status, "Published") == Reason.PROJECT_NOT_FOUND and plan.status.endpoint is None
+    assert plan.status.phase == "Trained" and plan.status.metrics == METRICS and not plan.serve
+
+
 def test_a_project_not_ready_is_waited_for():
     not_ready = project()
     not_ready.status, _ = core.reconcile_project(not_ready, DatasetObservation(), None, None, NOW)

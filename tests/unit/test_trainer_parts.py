@@ -8,7 +8,7 @@ from PIL import Image
 from sklearn.linear_model import LogisticRegression
 
 from kubevision.core import api
-from kubevision.core.reasons import Reason, SkipReason
+from kubevision.core.reasons import SkipReason
 from kubevision.core.training import SkippedImage, TrainingResult, resolve_training
 from kubevision.trainer import data, evaluation, quick
 
@@ -101,11 +101,52 @@ def test_folds_are_stratified_and_cover_every_image_once():
     assert all(set(labels[test]) == {0, 1, 2} for _, test in splits)
 
 
-def test_termination_message_fits_four_kibibytes():
+def many_tags_result(tags: int) -> TrainingResult:
+    names = [f"tag-{i:03d}-with-a-name-as-long-as-people-give" for i in range(tags)]
+    per_tag = [{"tag": n, "precision": 0.9, "recall": 0.8, "average_precision": 0.85} for n in names]
     skipped = [SkippedImage(id=f"{i:036d}", reason=SkipReason.UNREADABLE, detail="x" * 50) for i in range(200)]
-    result = TrainingResult(outcome="Succeeded", reason=Reason.TRAINING_SUCCEEDED, message="ok",
-                            skipped=skipped, skipped_count=200)
-    message = result.termination_message()
-    assert len(message.encode()) <= 4096
-    parsed = TrainingResult.model_validate_json(message)
-    assert parsed.skipped_count == 200 and 0 < len(parsed.skipped) < 200
+    return TrainingResult.model_validate({
+        "outcome": "Succeeded", "reason": "TrainingSucceeded", "message": "trained", "tags": names,
+        "skipped": skipped, "skipped_count": 200, "model_uri": "s3://models/triton/ml/p/p-1/",
+        "metrics": {"probability_threshold": 0.5, "precision": 0.9, "recall": 0.8, "average_precision": 0.85,
+                    "per_tag": per_tag}})
+
+
+def test_a_summary_of_a_result_with_500_tags_fits_a_termination_message():
+    result = many_tags_result(500)  # Custom Vision's most tags a project
+    assert len(result.model_dump_json().encode()) > 4096
+    summary = TrainingResult.model_validate_json(result.summary("s3://models/results/ml/p-1.json").model_dump_json())
+    assert len(summary.model_dump_json(exclude_none=True).encode()) <= 4096
+    assert (summary.outcome, summary.skipped_count, summary.model_uri) == ("Succeeded", 200, result.model_uri)
+    assert summary.metrics.average_precision == 0.85 and summary.full_result == "s3://models/results/ml/p-1.json"
+
+
+def png_of_size(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("1", (width, height)).save(buffer, format="PNG")  # all black: compresses to almost nothing
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("width", "height"), [(20_000, 20_000), (10_000, 9_000)], ids=["bomb", "over-the-limit"])
+def test_an_image_of_absurd_dimensions_is_skipped_before_it_is_decoded(width, height):
+    data_ = png_of_size(width, height)
+    assert len(data_) < 1024 * 1024
+    reason, detail = data.decode(data_, working_size=256)
+    assert reason == SkipReason.TOO_LARGE and "pixels" in detail
+
+
+def test_an_image_the_manifest_says_is_too_big_is_not_downloaded():
+    from kubevision.core.dataset import ImageRecord
+
+    big = ImageRecord(id="big", sha256="a" * 64, content_type="image/jpeg", size=7 * 1024 * 1024, tags=["cat"])
+    small = [ImageRecord(id=f"{tag}{i}", sha256=f"{i:064x}", content_type="image/png", size=100, tags=[tag])
+             for tag in ("cat", "dog") for i in range(5)]
+    fetched = []
+
+    def fetch(record):
+        fetched.append(record.id)
+        return image_bytes("PNG")
+
+    loaded = data.load([big, *small], fetch, api.ClassificationType.MULTICLASS, 64)
+    assert "big" not in fetched and len(fetched) == 10
+    assert [(s.id, s.reason) for s in loaded.skipped] == [("big", SkipReason.TOO_LARGE)]

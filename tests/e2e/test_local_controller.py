@@ -1,0 +1,107 @@
+"""The local controller with the real S3, MLflow and Triton, on a store of its own: a broken resource fails alone
+and says why, and a model missing from every repository is reported, not chased by restarting Triton."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from kubevision.core.api import Iteration
+from kubevision.core.reasons import Reason
+from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
+from kubevision.core.training import iteration_id
+from kubevision.operator.local_controller import LocalController
+from kubevision.operator.local_store import LocalStore
+
+BUCKET = "local-controller"
+
+
+def project(name: str) -> dict:
+    return {"apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": name},
+            "spec": {"displayName": name, "dataset": {"bucket": BUCKET, "prefix": f"{name}/"}}}
+
+
+def iteration(name: str, project_name: str, **spec) -> dict:
+    return {"apiVersion": "kubevision.io/v1alpha1", "kind": "Iteration", "metadata": {"name": name},
+            "spec": {"projectRef": {"name": project_name}, **spec}}
+
+
+def condition(body: dict, type_: str) -> dict:
+    return next(c for c in body["status"]["conditions"] if c["type"] == type_)
+
+
+@pytest.fixture
+def store(tmp_path) -> LocalStore:
+    return LocalStore(tmp_path / "resources.db")
+
+
+@pytest.fixture
+def datasets(platform) -> ObjectStore:
+    objects = ObjectStore(platform.s3_settings())
+    objects.ensure_bucket(BUCKET)
+    return objects
+
+
+def a_finished_training(controller: LocalController, body: dict, files: dict[str, str]) -> None:
+    """The folder a trainer process leaves, its process long gone."""
+    done = subprocess.Popen(["true"])
+    done.wait()
+    folder = controller.trainings.folder / iteration_id_of(body)
+    folder.mkdir(parents=True)
+    process = {"pid": f"{done.pid} a-process-that-ended/1", "deadline": str(time.time() + 600), "trainer.log": ""}
+    for name, content in {**process, **files}.items():
+        (folder / name).write_text(content)
+
+
+def iteration_id_of(body: dict) -> str:
+    return iteration_id(Iteration.model_validate(body))
+
+
+def test_a_broken_resource_fails_alone_and_says_why(platform, store, datasets):
+    good = DatasetStore(datasets, DatasetLayout(BUCKET, "fine/"))
+    for tag in ("cat", "dog"):
+        for i in range(5):
+            good.add_image(f"fine-{tag}-{i}".encode(), "image/jpeg", tags=[tag])
+    manifest = DatasetLayout(BUCKET, "broken/").manifest_key
+    valid_line = good.store.get(BUCKET, good.layout.manifest_key).splitlines()[0]
+    datasets.put(BUCKET, manifest, valid_line + b'\n{"id": "x", "sha256": "not-a-hash"}\n')
+    store.apply(project("broken"))
+    store.apply(project("fine"))
+    spoilt, _ = store.apply(iteration("spoilt-1", "fine"))
+    garbled, _ = store.apply(iteration("garbled-1", "fine"))
+    controller = LocalController(platform, store)
+    a_finished_training(controller, spoilt, {"result.json": '{"outcome": "Succeeded", "reas'})  # cut short
+    a_finished_training(controller, garbled, {"pid": "garbage"})  # unforeseen: fails in the controller
+
+    controller.reconcile_all()
+
+    broken = store.get("CustomVisionProject", "default", "broken")
+    assert condition(broken, "DatasetReady")["reason"] == Reason.MANIFEST_INVALID
+    assert "manifest line 2: sha256" in condition(broken, "DatasetReady")["message"]
+    assert store.get("CustomVisionProject", "default", "fine")["status"]["phase"] == "Ready"
+    failed = store.get("Iteration", "default", "spoilt-1")
+    assert failed["status"]["phase"] == "Failed"
+    assert condition(failed, "Trained")["reason"] == Reason.TRAINING_FAILED
+    unforeseen = store.get("Iteration", "default", "garbled-1")
+    assert condition(unforeseen, "Ready")["reason"] == Reason.RECONCILE_FAILED
+    assert "ValueError" in condition(unforeseen, "Ready")["message"]
+
+
+def test_a_model_in_no_repository_is_reported_without_restarting_triton(platform, store):
+    store.apply(project("ghosts"))
+    body, _ = store.apply(iteration("ghosts-1", "ghosts", publishName="ghosts-v1"))
+    trained = {"phase": "Trained", "conditions": [{"type": "Trained", "status": "True", "reason": "TrainingSucceeded",
+                                                   "message": "trained", "lastTransitionTime": "2026-11-25T12:00:00Z"}]}
+    store.update_status("Iteration", "default", "ghosts-1", trained, body["metadata"]["resourceVersion"])
+    triton = platform.load_state().services["triton"].pid
+    controller = LocalController(platform, store, clock=lambda: datetime.now(UTC))
+    for _ in range(3):
+        controller.reconcile_all()
+    assert platform.load_state().services["triton"].pid == triton, "Triton was restarted, dropping every model"
+    ghost = store.get("Iteration", "default", "ghosts-1")
+    assert condition(ghost, "Published")["status"] == "False"
+    assert condition(ghost, "Published")["reason"] == Reason.MODEL_NOT_FOUND
+    assert "ghosts-1" in condition(ghost, "Published")["message"] and ghost["status"]["phase"] == "Trained"
