@@ -26,7 +26,7 @@ from kubevision.core.settings import LocalSettings
 
 KUBEVISION = str(Path(sys.executable).parent / "kubevision")
 ANY_PORT = ["--s3-port", "0", "--mlflow-port", "0", "--triton-http-port", "0", "--triton-grpc-port", "0",
-            "--triton-metrics-port", "0"]
+            "--triton-metrics-port", "0", "--gateway-port", "0"]
 
 
 def kubevision(*args: str) -> None:

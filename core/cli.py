@@ -303,6 +303,7 @@ def logs(
 
     from kubevision.core.labels import ITERATION_LABEL
     from kubevision.core.local import process
+    from kubevision.operator.local_controller import recorded_process
 
     if cluster:
         typer.echo(f"kubectl logs -n {namespace} -l {ITERATION_LABEL}={iteration} --tail=-1"
@@ -319,7 +320,7 @@ def logs(
     with open(log, errors="replace") as stream:
         while True:
             # Asked before reading, so that the last read has everything the trainer wrote before it ended.
-            running = follow and pid_file.is_file() and process.is_running(int(pid_file.read_text()))
+            running = follow and pid_file.is_file() and process.is_running(*recorded_process(log.parent))
             typer.echo(stream.read(), nl=False)
             if not running:
                 return

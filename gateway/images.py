@@ -4,50 +4,30 @@ timeout, a size cap, http(s) only, and (by default) never into private, loopback
 from __future__ import annotations
 
 import asyncio
-import io
 import ipaddress
 import socket
-import warnings
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from kubevision.core import preprocessing
 from kubevision.core.settings import GatewaySettings
-from kubevision.core.training import SUPPORTED_FORMATS
 from kubevision.gateway.errors import CustomVisionError
+
+IMAGE_CODES = {"bytes": "BadRequestImageSizeBytes", "pixels": "BadRequestImageDimensions",
+               "format": "BadRequestImageFormat", "unreadable": "BadRequestImageFormat"}
 
 
 def decode(data: bytes, settings: GatewaySettings) -> tuple[Image.Image, str]:
-    """An upright RGB image, decoded as the trainer decodes (EXIF orientation applied, first frame of a GIF), and
-    its MIME type."""
+    """An upright RGB image, decoded as the trainer decodes (kubevision.core.preprocessing), and its MIME type."""
     if not data:
         raise CustomVisionError("The image is empty.", "BadRequestImageStream")
-    if len(data) > settings.max_image_bytes:
-        raise CustomVisionError(f"The image is {len(data)} bytes; the limit is {settings.max_image_bytes}.",
-                                "BadRequestImageSizeBytes")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))  # reads the header only
-            if image.format not in SUPPORTED_FORMATS:
-                raise CustomVisionError(f"{image.format} images are not supported; send one of "
-                                        f"{', '.join(SUPPORTED_FORMATS)}.", "BadRequestImageFormat")
-            if image.width * image.height > settings.max_image_pixels:
-                raise _too_big(image.width, image.height, settings)
-            return ImageOps.exif_transpose(image).convert("RGB"), Image.MIME[image.format]
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise CustomVisionError(f"The image's dimensions are too large: {error}",
-                                "BadRequestImageDimensions") from error
-    except UnidentifiedImageError as error:
-        raise CustomVisionError("The data is not an image in a supported format.", "BadRequestImageFormat") from error
-    except (OSError, ValueError, SyntaxError) as error:  # truncated or corrupt data
-        raise CustomVisionError(f"The image cannot be decoded: {str(error)[:200]}", "BadRequestImageFormat") from error
-
-
-def _too_big(width: int, height: int, settings: GatewaySettings) -> CustomVisionError:
-    return CustomVisionError(f"The image is {width}x{height} pixels; the limit is {settings.max_image_pixels} "
-                             "pixels.", "BadRequestImageDimensions")
+        image, image_format = preprocessing.decode(data, settings.max_image_bytes, settings.max_image_pixels)
+    except preprocessing.ImageProblem as problem:
+        raise CustomVisionError(f"The image cannot be used: {problem}", IMAGE_CODES[problem.kind]) from problem
+    return image, Image.MIME[image_format]
 
 
 def _url_error(message: str) -> CustomVisionError:

@@ -106,9 +106,13 @@ class LocalTrainings:
             process.stop(*self._process(name))
 
     def _process(self, name: str) -> tuple[int, str | None]:
-        """The trainer's pid and identity, as start() recorded them."""
-        pid, _, recorded = (self._folder(name) / "pid").read_text().strip().partition(" ")
-        return int(pid), recorded or None
+        return recorded_process(self._folder(name))
+
+
+def recorded_process(folder: Path) -> tuple[int, str | None]:
+    """A training folder's trainer: its pid and identity, as LocalTrainings.start() recorded them."""
+    pid, _, recorded = (folder / "pid").read_text().strip().partition(" ")
+    return int(pid), recorded or None
 
 
 class LocalController:

@@ -6,7 +6,6 @@ apart. An unusable image is skipped and listed, never fatal by itself; too few u
 
 from __future__ import annotations
 
-import io
 import logging
 import warnings
 from collections import Counter
@@ -15,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from kubevision.core import preprocessing
 from kubevision.core.api import ClassificationType
 from kubevision.core.dataset import ImageRecord
 from kubevision.core.reasons import Reason, SkipReason
@@ -25,7 +25,6 @@ from kubevision.core.training import (
     MAX_IMAGE_PIXELS,
     MIN_IMAGES_PER_TAG,
     NEGATIVE_TAG,
-    SUPPORTED_FORMATS,
     SkippedImage,
 )
 
@@ -58,23 +57,16 @@ class LabelledImages:
         return np.where(self.targets.any(axis=1), self.targets.argmax(axis=1), -1)
 
 
+SKIP_REASONS = {"bytes": SkipReason.TOO_LARGE, "pixels": SkipReason.TOO_LARGE,
+                "format": SkipReason.UNSUPPORTED_FORMAT, "unreadable": SkipReason.UNREADABLE}
+
+
 def decode(data: bytes, working_size: int) -> Image.Image | tuple[SkipReason, str]:
     """An RGB image no smaller than needed, or why it cannot be used."""
-    if len(data) > MAX_IMAGE_BYTES:
-        return SkipReason.TOO_LARGE, f"{len(data)} bytes; the limit is {MAX_IMAGE_BYTES}"
     try:
-        image = Image.open(io.BytesIO(data))  # reads the header only: the pixels' size is known before decoding
-        if image.width * image.height > MAX_IMAGE_PIXELS:
-            return SkipReason.TOO_LARGE, f"{image.width}x{image.height} pixels; the limit is {MAX_IMAGE_PIXELS}"
-        if image.format not in SUPPORTED_FORMATS:
-            return SkipReason.UNSUPPORTED_FORMAT, f"{image.format} is not one of {', '.join(SUPPORTED_FORMATS)}"
-        image = ImageOps.exif_transpose(image).convert("RGB")  # GIF: first frame; camera photos: upright
-    except Image.DecompressionBombError as error:  # dimensions far beyond any photo: decoding would eat the memory
-        return SkipReason.TOO_LARGE, str(error)[:200]
-    except UnidentifiedImageError:
-        return SkipReason.UNSUPPORTED_FORMAT, "not an image in a supported format"
-    except (OSError, ValueError, SyntaxError) as error:  # truncated or corrupt data
-        return SkipReason.UNREADABLE, str(error)[:200]
+        image, _ = preprocessing.decode(data, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS)
+    except preprocessing.ImageProblem as problem:
+        return SKIP_REASONS[problem.kind], str(problem)
     scale = working_size / min(image.size)
     if scale < 1:  # keep memory bounded: nothing later needs more pixels than this
         image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)

@@ -36,7 +36,7 @@ def cli(tmp_path, kubevision_cli):
     """The CLI over a data folder whose store holds a NotReady project and its iteration."""
     store = LocalStore(tmp_path / "resources.db")
     project, _ = store.apply(json.loads(json.dumps(PROJECT)))
-    store.update_status("CustomVisionProject", "default", "flowers", NOT_READY)
+    store.update_status("CustomVisionProject", "default", "flowers", NOT_READY, project["metadata"]["resourceVersion"])
     store.apply(json.loads(json.dumps(ITERATION)))
     store.record_event(project, "Warning", "TooFewImages", 'DatasetReady: tag "tulip" has 3 images, 5 needed',
                        "kubevision-local-controller")
