@@ -94,14 +94,19 @@ def load(
         return (SkipReason.MISSING, "not found in S3") if data is None else decode(data, working_size)
 
     with ThreadPoolExecutor(max_workers=4) as pool:  # S3 reads and JPEG decoding release the GIL
-        for record, outcome in zip(tagged, pool.map(read, tagged), strict=True):
-            problem = _label_problem(record, kind)
-            if isinstance(outcome, tuple):
-                skipped.append(SkippedImage(id=record.id, reason=outcome[0], detail=outcome[1]))
-            elif problem:
-                skipped.append(SkippedImage(id=record.id, reason=SkipReason.CONFLICTING_TAGS, detail=problem))
-            else:
-                usable.append((record, outcome))
+        try:
+            outcomes = list(pool.map(read, tagged))
+        except BaseException:  # S3 failing throughout: end now, not after every image's retries
+            pool.shutdown(cancel_futures=True)
+            raise
+    for record, outcome in zip(tagged, outcomes, strict=True):
+        problem = _label_problem(record, kind)
+        if isinstance(outcome, tuple):
+            skipped.append(SkippedImage(id=record.id, reason=outcome[0], detail=outcome[1]))
+        elif problem:
+            skipped.append(SkippedImage(id=record.id, reason=SkipReason.CONFLICTING_TAGS, detail=problem))
+        else:
+            usable.append((record, outcome))
     log.info("loaded %d images, skipped %d, untagged %d", len(usable), len(skipped), untagged)
     for item in skipped:
         log.warning("skipped image %s: %s (%s)", item.id, item.reason, item.detail)
