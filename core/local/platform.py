@@ -128,18 +128,15 @@ class LocalPlatform:
                     "metrics": process.pick_port(self.settings.triton_metrics_port, "Triton metrics"),
                 }
                 pending.append(self._spawn(state, self._triton_spec(state, ports), started))
-            for spec in pending:  # MLflow and Triton start side by side; both take a while
-                self._wait(state, spec)
-            pending = []
-            if "controller" not in running:  # it needs the others
-                spec = services.controller(self.data_dir, process.free_port())
-                pending.append(self._spawn(state, spec, started))
             api_keys.ensure(self.data_dir, DEFAULT_NAMESPACE)
-            if "gateway" not in running:
+            if "gateway" not in running:  # it needs S3 only: Triton is called per request
                 port = process.pick_port(self.settings.gateway_port, "gateway")
                 pending.append(self._spawn(state, services.gateway(self.data_dir, port), started))
-            for spec in pending:  # side by side: neither needs the other
+            for spec in pending:  # MLflow, Triton and the gateway start side by side; each takes a while
                 self._wait(state, spec)
+            if "controller" not in running:  # last: it needs the others
+                spec = services.controller(self.data_dir, process.free_port())
+                self._start(state, spec, started)
         except BaseException:
             for name in started:
                 process.stop(state.services[name].pid, state.services[name].identity)
