@@ -43,8 +43,10 @@ test-unit: $(BIN)/.installed
 test-services: $(BIN)/.installed $(FASHION_MNIST)
 	$(BIN)/pytest -m "services or e2e"
 
+# The generated CRDs, and the Helm chart's copy of them (a test keeps the two equal).
 crds: $(BIN)/.installed
 	$(BIN)/kubevision crds
+	$(BIN)/kubevision crds --output-dir charts/kubevision/crds
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
