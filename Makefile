@@ -3,14 +3,14 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := trainer,operator,gateway,local,dev
+EXTRAS := trainer,operator,gateway,mlflow-server,local,dev
 SOURCES := pyproject.toml constraints.txt $(shell find core operator trainer gateway -name '*.py' 2>/dev/null)
 
 # Real images for the training tests, from Debian's package (needs root or sudo once).
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test test-unit test-services crds lint down clean constraints
+.PHONY: run test test-unit test-services crds lint down clean constraints images
 
 # The environment: one virtualenv with every component. "strict" editable mode links each source file into the
 # environment (see pyproject.toml); a new file needs a re-link, which this rule does when sources change.
@@ -47,6 +47,16 @@ test-services: $(BIN)/.installed $(FASHION_MNIST)
 crds: $(BIN)/.installed
 	$(BIN)/kubevision crds
 	$(BIN)/kubevision crds --output-dir charts/kubevision/crds
+
+# The container images, one target of images/Dockerfile each (needs docker).
+IMAGE_REGISTRY ?= ghcr.io/kubevision
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGES := operator gateway trainer mlflow
+images:
+	@command -v docker >/dev/null || { echo "make images needs docker" >&2; exit 1; }
+	for image in $(IMAGES); do \
+	  docker build -f images/Dockerfile --target $$image -t $(IMAGE_REGISTRY)/$$image:$(IMAGE_TAG) . || exit 1; \
+	done
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
