@@ -9,8 +9,10 @@ SOURCES := pyproject.toml constraints.txt $(shell find core operator trainer gat
 # Real images for the training tests, from Debian's package (needs root or sudo once).
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# The kind script's linter, from Debian's package too.
+SHELLCHECK := /usr/bin/shellcheck
 
-.PHONY: run test test-unit test-services crds lint down clean constraints images
+.PHONY: run test test-unit test-services crds lint down clean constraints images kind-up kind-down
 
 # The environment: one virtualenv with every component. "strict" editable mode links each source file into the
 # environment (see pyproject.toml); a new file needs a re-link, which this rule does when sources change.
@@ -32,12 +34,15 @@ down: $(BIN)/.installed
 $(FASHION_MNIST):
 	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist
 
+$(SHELLCHECK):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq shellcheck
+
 # Every test layer: unit, then real services, then end-to-end.
-test: $(BIN)/.installed $(FASHION_MNIST)
+test: $(BIN)/.installed $(FASHION_MNIST) $(SHELLCHECK)
 	$(BIN)/pytest
 
 # The fast layer alone: pure tests that start nothing.
-test-unit: $(BIN)/.installed
+test-unit: $(BIN)/.installed $(SHELLCHECK)
 	$(BIN)/pytest -m unit
 
 test-services: $(BIN)/.installed $(FASHION_MNIST)
@@ -57,6 +62,13 @@ images:
 	for image in $(IMAGES); do \
 	  docker build -f images/Dockerfile --target $$image -t $(IMAGE_REGISTRY)/$$image:$(IMAGE_TAG) . || exit 1; \
 	done
+
+# KubeVision on a local kind cluster, from nothing to a prediction (docs/install.md); kind-down deletes it.
+kind-up: $(BIN)/.installed
+	deploy/kind/kind.sh up
+
+kind-down:
+	deploy/kind/kind.sh down
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
