@@ -11,6 +11,8 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # The kind script's linter, from Debian's package too.
 SHELLCHECK := /usr/bin/shellcheck
+# checkov, in its own environment: it pins boto3, packaging and others at versions that differ from ours.
+CHECKOV := .venv-checkov/bin/checkov
 
 .PHONY: run test test-unit test-services crds lint down clean constraints images kind-up kind-down
 
@@ -37,12 +39,17 @@ $(FASHION_MNIST):
 $(SHELLCHECK):
 	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq shellcheck
 
+$(CHECKOV): constraints-checkov.txt
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet -c constraints-checkov.txt checkov
+	touch $@
+
 # Every test layer: unit, then real services, then end-to-end.
-test: $(BIN)/.installed $(FASHION_MNIST) $(SHELLCHECK)
+test: $(BIN)/.installed $(FASHION_MNIST) $(SHELLCHECK) $(CHECKOV)
 	$(BIN)/pytest
 
 # The fast layer alone: pure tests that start nothing.
-test-unit: $(BIN)/.installed $(SHELLCHECK)
+test-unit: $(BIN)/.installed $(SHELLCHECK) $(CHECKOV)
 	$(BIN)/pytest -m unit
 
 test-services: $(BIN)/.installed $(FASHION_MNIST)
@@ -81,4 +88,4 @@ constraints:
 	mv constraints.new constraints.txt && rm -rf /tmp/kubevision-resolve
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-checkov build *.egg-info

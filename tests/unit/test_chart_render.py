@@ -93,3 +93,12 @@ def test_the_rendered_text_is_yaml_helm_would_apply():
         if path.endswith(".yaml"):
             for document in yaml.safe_load_all(text):
                 assert document is None or {"apiVersion", "kind", "metadata"} <= set(document), path
+
+
+def test_every_namespaced_object_names_its_namespace():
+    """As `helm template | kubectl apply` and Argo CD need: nothing lands in whatever namespace is current."""
+    for value_set in VALUE_SETS:
+        for obj in rendered(value_set):
+            if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+                assert obj["metadata"].get("namespace"), f"{value_set}: {obj['kind']} {obj['metadata']['name']}"
+    assert {o["metadata"].get("namespace") for o in rendered("defaults")} == {"kubevision", None}

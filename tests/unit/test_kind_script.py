@@ -68,7 +68,7 @@ def test_the_dry_run_prints_every_step_in_order(dry_run):
     lines = dry_run("up")
     steps = [
         rf"^\+ kind create cluster --config {REPO}/kind-config.yaml",
-        *(rf"docker build -f images/Dockerfile --target \$image -t ghcr.io/kubevision/\$image:0.1.0",),
+        r"docker build -f images/Dockerfile --target \$image -t ghcr.io/kubevision/\$image:0.1.0",
         *(rf"^\+ kind load docker-image ghcr.io/kubevision/{image}:0.1.0 --name {KIND_CONFIG['name']}$"
           for image in IMAGES),
         rf"^\+ helm upgrade --install kubevision {REPO}/charts/kubevision --namespace kubevision .*"
