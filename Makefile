@@ -3,14 +3,18 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := trainer,operator,gateway,local,dev
+EXTRAS := trainer,operator,gateway,mlflow-server,local,dev
 SOURCES := pyproject.toml constraints.txt $(shell find core operator trainer gateway -name '*.py' 2>/dev/null)
 
 # Real images for the training tests, from Debian's package (needs root or sudo once).
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# The kind script's linter, from Debian's package too.
+SHELLCHECK := /usr/bin/shellcheck
+# checkov, in its own environment: it pins boto3, packaging and others at versions that differ from ours.
+CHECKOV := .venv-checkov/bin/checkov
 
-.PHONY: run test test-unit test-services crds lint down clean constraints
+.PHONY: run test test-unit test-services crds lint down clean constraints images kind-up kind-down
 
 # The environment: one virtualenv with every component. "strict" editable mode links each source file into the
 # environment (see pyproject.toml); a new file needs a re-link, which this rule does when sources change.
@@ -32,19 +36,46 @@ down: $(BIN)/.installed
 $(FASHION_MNIST):
 	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist
 
+$(SHELLCHECK):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq shellcheck
+
+$(CHECKOV): constraints-checkov.txt
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet -c constraints-checkov.txt checkov
+	touch $@
+
 # Every test layer: unit, then real services, then end-to-end.
-test: $(BIN)/.installed $(FASHION_MNIST)
+test: $(BIN)/.installed $(FASHION_MNIST) $(SHELLCHECK) $(CHECKOV)
 	$(BIN)/pytest
 
 # The fast layer alone: pure tests that start nothing.
-test-unit: $(BIN)/.installed
+test-unit: $(BIN)/.installed $(SHELLCHECK) $(CHECKOV)
 	$(BIN)/pytest -m unit
 
 test-services: $(BIN)/.installed $(FASHION_MNIST)
 	$(BIN)/pytest -m "services or e2e"
 
+# The generated CRDs, and the Helm chart's copy of them (a test keeps the two equal).
 crds: $(BIN)/.installed
 	$(BIN)/kubevision crds
+	$(BIN)/kubevision crds --output-dir charts/kubevision/crds
+
+# The container images, one target of images/Dockerfile each (needs docker).
+IMAGE_REGISTRY ?= ghcr.io/kubevision
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGES := operator gateway trainer mlflow
+images:
+	@command -v docker >/dev/null || { echo "make images needs docker" >&2; exit 1; }
+	for image in $(IMAGES); do \
+	  docker build -f images/Dockerfile --target $$image -t $(IMAGE_REGISTRY)/$$image:$(IMAGE_TAG) . || exit 1; \
+	done
+
+# KubeVision on a local kind cluster, from nothing to a prediction (docs/install.md); kind-down deletes it.
+kind-up: $(BIN)/.installed
+	deploy/kind/kind.sh up
+
+kind-down:
+	deploy/kind/kind.sh down
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -57,4 +88,4 @@ constraints:
 	mv constraints.new constraints.txt && rm -rf /tmp/kubevision-resolve
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-checkov build *.egg-info

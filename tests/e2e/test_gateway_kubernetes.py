@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from chart import role_rules
 from conftest import EXAMPLES
 from gateway_harness import running_gateway
 from kopf_harness import eventually
@@ -130,11 +131,9 @@ async def eventually_async(call, wanted, timeout: float = 20.0) -> None:
 
 
 def test_the_gateway_role_grants_exactly_what_the_test_needed():
-    """RBAC from evidence, as the operator's: every request the gateway made above is allowed by
-    gateway/deploy/rbac.yaml, and the role grants nothing that the test did not need."""
-    role = next(d for d in yaml.safe_load_all((REPO / "gateway" / "deploy" / "rbac.yaml").read_text())
-                if d["kind"] == "ClusterRole")
-    granted = {(verb, group, resource) for rule in role["rules"] for group in rule["apiGroups"]
+    """RBAC from evidence, as the operator's: every request the gateway made above is allowed by the chart's
+    rendered ClusterRole, and the role grants nothing that the test did not need."""
+    granted = {(verb, group, resource) for rule in role_rules("gateway") for group in rule["apiGroups"]
                for resource in rule["resources"] for verb in rule["verbs"]}
     assert OBSERVED_PERMISSIONS, "run with the gateway test above"
     assert OBSERVED_PERMISSIONS - granted == set(), "the role misses these"

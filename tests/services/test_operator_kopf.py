@@ -10,7 +10,7 @@ from typing import Any
 
 import kmock
 import pytest
-import yaml
+from chart import role_rules
 from fault_proxy import FaultProxy
 from kopf_harness import eventually, running_operator
 from kube_emulator import KubeEmulator
@@ -348,11 +348,9 @@ async def test_s3_and_mlflow_that_hang_are_reported_and_recovered_from_in_the_sa
 
 
 def test_the_operator_role_grants_exactly_what_the_tests_needed():
-    """RBAC from evidence: every request the operator made above is allowed by operator/deploy/rbac.yaml, and the role
-    grants nothing that no test needed."""
-    role = next(d for d in yaml.safe_load_all((REPO / "operator" / "deploy" / "rbac.yaml").read_text())
-                if d["kind"] == "ClusterRole")
-    granted = {(verb, group, resource) for rule in role["rules"] for group in rule["apiGroups"]
+    """RBAC from evidence: every request the operator made above is allowed by the chart's rendered ClusterRole, and
+    the role grants nothing that no test needed."""
+    granted = {(verb, group, resource) for rule in role_rules("operator") for group in rule["apiGroups"]
                for resource in rule["resources"] for verb in rule["verbs"]}
     assert OBSERVED_PERMISSIONS, "run with the operator tests above"
     assert OBSERVED_PERMISSIONS - granted == set(), "the role misses these"
