@@ -26,6 +26,8 @@ ITERATION_NOT_READY = {
     Reason.BUDGET_EXCEEDED: "Degraded", Reason.NO_RESULT: "Degraded", Reason.PUBLISH_NAME_CONFLICT: "Degraded",
     Reason.DATASET_NOT_FOUND: "Degraded", Reason.NO_IMAGES: "Degraded", Reason.TOO_FEW_IMAGES: "Degraded",
     Reason.TOO_FEW_TAGS: "Degraded", Reason.UNSUPPORTED_PROJECT_TYPE: "Degraded",
+    Reason.MANIFEST_INVALID: "Degraded", Reason.MODEL_NOT_FOUND: "Degraded",
+    Reason.RECONCILE_FAILED: "Degraded",  # unforeseen: retried, but a person should read the message
 }
 # Reasons that never make an Iteration's Ready False (True reasons, or the project's own).
 NOT_ITERATION_BLOCKERS = {Reason.ENOUGH_IMAGES, Reason.READY, Reason.DATASET_NOT_READY, Reason.TRACKING_UNAVAILABLE,
