@@ -9,6 +9,9 @@ SOURCES := pyproject.toml constraints.txt $(shell find core operator trainer gat
 # Real images for the training tests, from Debian's package (needs root or sudo once).
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# A real PostgreSQL server for the label store's tests (they start it themselves), from Debian's package.
+# Its server's path names its version; when none is installed the rule below installs the current one.
+POSTGRES := $(firstword $(wildcard /usr/lib/postgresql/*/bin/pg_ctl) /usr/lib/postgresql/bin/pg_ctl)
 
 .PHONY: run test test-unit test-services crds lint down clean constraints
 
@@ -32,15 +35,18 @@ down: $(BIN)/.installed
 $(FASHION_MNIST):
 	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist
 
+$(POSTGRES):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql
+
 # Every test layer: unit, then real services, then end-to-end.
-test: $(BIN)/.installed $(FASHION_MNIST)
+test: $(BIN)/.installed $(FASHION_MNIST) $(POSTGRES)
 	$(BIN)/pytest
 
 # The fast layer alone: pure tests that start nothing.
 test-unit: $(BIN)/.installed
 	$(BIN)/pytest -m unit
 
-test-services: $(BIN)/.installed $(FASHION_MNIST)
+test-services: $(BIN)/.installed $(FASHION_MNIST) $(POSTGRES)
 	$(BIN)/pytest -m "services or e2e"
 
 crds: $(BIN)/.installed
