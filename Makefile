@@ -13,6 +13,9 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 SHELLCHECK := /usr/bin/shellcheck
 # checkov, in its own environment: it pins boto3, packaging and others at versions that differ from ours.
 CHECKOV := .venv-checkov/bin/checkov
+# A real PostgreSQL server for the label store's tests (they start it themselves), from Debian's package.
+# Its server's path names its version; when none is installed the rule below installs the current one.
+POSTGRES := $(firstword $(wildcard /usr/lib/postgresql/*/bin/pg_ctl) /usr/lib/postgresql/bin/pg_ctl)
 
 .PHONY: run test test-unit test-services crds lint down clean constraints images kind-up kind-down
 
@@ -44,15 +47,18 @@ $(CHECKOV): constraints-checkov.txt
 	.venv-checkov/bin/python -m pip install --quiet -c constraints-checkov.txt checkov
 	touch $@
 
+$(POSTGRES):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql
+
 # Every test layer: unit, then real services, then end-to-end.
-test: $(BIN)/.installed $(FASHION_MNIST) $(SHELLCHECK) $(CHECKOV)
+test: $(BIN)/.installed $(FASHION_MNIST) $(POSTGRES) $(SHELLCHECK) $(CHECKOV)
 	$(BIN)/pytest
 
 # The fast layer alone: pure tests that start nothing.
 test-unit: $(BIN)/.installed $(SHELLCHECK) $(CHECKOV)
 	$(BIN)/pytest -m unit
 
-test-services: $(BIN)/.installed $(FASHION_MNIST)
+test-services: $(BIN)/.installed $(FASHION_MNIST) $(POSTGRES)
 	$(BIN)/pytest -m "services or e2e"
 
 # The generated CRDs, and the Helm chart's copy of them (a test keeps the two equal).

@@ -167,20 +167,32 @@ def upload(
     folder: Annotated[Path, typer.Argument(help="One subfolder per tag, holding that tag's images.")],
     data_dir: DataDir = None,
 ) -> None:
-    """Add a folder of tagged images to a project's dataset in the local S3 (each stored once, by content)."""
-    from kubevision.core.api import CustomVisionProject
-    from kubevision.core.local.demo import add_tag_folders
-    from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
+    """Add a folder of tagged images to a project through local mode's label store (each stored once, by content),
+    then export the project's manifest. The project is applied first if it is not yet."""
+    from kubevision.core.labelstore.upload import upload_folders
+    from kubevision.core.storage import ObjectStore
 
     documents = [d for _, d in _read_manifests([project_file]) if d.get("kind") == "CustomVisionProject"]
     if len(documents) != 1 or not folder.is_dir():
         raise fail(f"need one CustomVisionProject in {project_file} and a folder of tag folders at {folder}")
-    project = CustomVisionProject.model_validate(validation.admit(documents[0]))
-    store = ObjectStore(_platform(data_dir).s3_settings())
-    store.ensure_bucket(project.spec.dataset.bucket)
-    images = DatasetStore(store, DatasetLayout.of(project.spec.dataset))
-    added = add_tag_folders(images, sorted(p for p in folder.iterdir() if p.is_dir()))
-    typer.echo(f"added {added} images to s3://{project.spec.dataset.bucket}/{project.spec.dataset.prefix}")
+    store = _store(data_dir)
+    meta = documents[0].get("metadata") or {}
+    body = store.get("CustomVisionProject", meta.get("namespace", "default"), meta.get("name", ""))
+    if body is None:
+        try:
+            body, action = store.apply(documents[0])
+        except validation.InvalidManifest as error:
+            raise fail(f"{project_file}: {error}") from error
+        typer.echo(f"customvisionproject.kubevision.io/{body['metadata']['name']} {action}")
+    platform = _platform(data_dir)
+    objects = ObjectStore(platform.s3_settings())
+    objects.ensure_bucket(body["spec"]["dataset"]["bucket"])
+    statuses = upload_folders(platform.data_dir, objects, body, sorted(p for p in folder.iterdir() if p.is_dir()))
+    location = f"s3://{body['spec']['dataset']['bucket']}/{body['spec']['dataset'].get('prefix', '')}"
+    typer.echo(f"added {statuses.pop('OK', 0)} images to {location} ({statuses.pop('OKDuplicate', 0)} were there "
+               "already)")
+    for status, count in sorted(statuses.items()):
+        typer.secho(f"refused {count} images: {status}", err=True, fg=typer.colors.RED)
 
 
 Output = Annotated[str | None, typer.Option(

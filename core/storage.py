@@ -144,8 +144,10 @@ class ObjectStore:
         if not self.client.bucket_exists(bucket):
             self.client.make_bucket(bucket)
 
-    def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        self.client.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+    def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        """Write an object; returns its ETag."""
+        result = self.client.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+        return result.etag.strip('"')
 
     def get(self, bucket: str, key: str) -> bytes:
         response = self.client.get_object(bucket, key)
@@ -154,6 +156,15 @@ class ObjectStore:
         finally:
             response.close()
             response.release_conn()
+
+    def etag(self, bucket: str, key: str) -> str | None:
+        """The object's ETag, or None when it does not exist."""
+        try:
+            return self.client.stat_object(bucket, key).etag.strip('"')
+        except S3Error as error:
+            if error.code in _MISSING:
+                return None
+            raise
 
     def exists(self, bucket: str, key: str) -> bool:
         try:

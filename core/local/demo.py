@@ -4,7 +4,6 @@ the first run made."""
 
 from __future__ import annotations
 
-import mimetypes
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,24 +11,13 @@ from pathlib import Path
 import httpx
 import yaml
 
-from kubevision.core import validation
-from kubevision.core.api import CustomVisionProject
+from kubevision.core.labelstore.upload import upload_folders
 from kubevision.core.local import api_keys
 from kubevision.core.local.platform import DEFAULT_NAMESPACE, LocalPlatform
-from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
+from kubevision.core.storage import ObjectStore
 
 SAMPLE_TAGS = ("Hemlock", "Japanese_Cherry")
 TEST_IMAGE = Path("samples/test/test_image.jpg")
-
-
-def add_tag_folders(images: DatasetStore, folders: list[Path]) -> int:
-    """Each folder's files as images tagged with the folder's name; returns how many were new."""
-    added = 0
-    for tag_folder in folders:
-        for path in sorted(p for p in tag_folder.iterdir() if p.is_file()):
-            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            added += images.add_image(path.read_bytes(), content_type, tags=[tag_folder.name])[1]
-    return added
 
 
 @dataclass
@@ -73,13 +61,11 @@ def run(platform: LocalPlatform, examples: Path, timeout: float = 900,
     name = iteration_manifest["metadata"]["name"]
     iteration = store.get("Iteration", DEFAULT_NAMESPACE, name)
     if (iteration or {}).get("status", {}).get("phase") != "Published":
-        project = CustomVisionProject.model_validate(validation.admit(project_manifest))
+        body, _ = store.apply(project_manifest)
         objects = ObjectStore(platform.s3_settings())
-        objects.ensure_bucket(project.spec.dataset.bucket)
-        images = DatasetStore(objects, DatasetLayout.of(project.spec.dataset))
-        added = add_tag_folders(images, [examples / "samples" / tag for tag in SAMPLE_TAGS])
-        progress(f"uploaded {added} new sample photos; training {name} (Quick) ...")
-        store.apply(project_manifest)
+        objects.ensure_bucket(body["spec"]["dataset"]["bucket"])
+        statuses = upload_folders(platform.data_dir, objects, body, [examples / "samples" / tag for tag in SAMPLE_TAGS])
+        progress(f"uploaded {statuses.get('OK', 0)} new sample photos; training {name} (Quick) ...")
         store.apply(iteration_manifest)
         iteration = _wait_published(store, name, timeout)
     project_body = store.get("CustomVisionProject", DEFAULT_NAMESPACE, iteration["spec"]["projectRef"]["name"])

@@ -1,0 +1,154 @@
+"""The manifest export: the store writes a project's `manifest.jsonl` (the contract with the operator and the
+trainer, docs/storage.md) when its labels change, coalesced, and always before a training it starts.
+
+One exporter at a time per project, across processes: a lease in the project's row, claimed by an atomic UPDATE
+(so SQLite and PostgreSQL behave alike) and expiring if its holder dies. The holder exports until the exported
+version catches up with the labels, so a change made during an export is exported next, never lost.
+
+Who owns the manifest: the store, from its first export or from the import of a manifest found when the project was
+registered. The ETag of what it wrote is kept; a manifest whose ETag differs was written by someone else (a
+pipeline, GitOps), and the store then stops exporting that project and says so rather than overwrite it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import case, or_, select, update
+
+from kubevision.core import dataset
+from kubevision.core.labelstore import tables
+from kubevision.core.labelstore.database import Database
+from kubevision.core.labelstore.errors import Conflict, NotFound
+from kubevision.core.labelstore.store import now
+from kubevision.core.storage import DatasetLayout, ObjectStore
+from kubevision.core.training import NEGATIVE_TAG
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class Exported:
+    project_id: str
+    version: int
+    images: int
+    written: bool  # False when the manifest was current already
+
+
+class ManifestExporter:
+    def __init__(self, database: Database, objects: ObjectStore, holder: str | None = None):
+        self.db = database
+        self.objects = objects
+        self.holder = holder or uuid.uuid4().hex
+
+    def pending(self, quiet_seconds: float, max_wait_seconds: float) -> list[str]:
+        """Projects with changes to export: quiet for `quiet_seconds` (a burst of uploads is over), or changing
+        for longer than `max_wait_seconds` (a long burst still gets exported now and then)."""
+        moment = now()
+        with self.db.reading() as session:
+            return list(session.scalars(select(tables.Project.id).where(
+                tables.Project.labels_version > tables.Project.exported_version,
+                or_(tables.Project.changed_at <= moment - timedelta(seconds=quiet_seconds),
+                    tables.Project.dirty_since <= moment - timedelta(seconds=max_wait_seconds)))))
+
+    def export(self, project_id: str, wait_seconds: float = 120) -> Exported:
+        """Make the manifest current; waits for another exporter of the project to finish first. Conflict if the
+        manifest belongs to someone else."""
+        deadline = time.monotonic() + wait_seconds
+        while not self._claim(project_id):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the manifest of project {project_id} is being exported by another process")
+            time.sleep(0.2)
+        try:
+            result = None
+            while True:
+                step = self._export_once(project_id)
+                result = step if step.written or result is None else result
+                if not step.written:
+                    return result
+        finally:
+            self._release(project_id)
+
+    def _claim(self, project_id: str) -> bool:
+        moment = now()
+        with self.db.writing() as session:
+            if session.get(tables.Project, project_id) is None:
+                raise NotFound(f"Project {project_id} not found.", "NotFoundProject")
+            claimed = session.execute(update(tables.Project).where(
+                tables.Project.id == project_id,
+                or_(tables.Project.export_lease_until.is_(None), tables.Project.export_lease_until < moment,
+                    tables.Project.export_holder == self.holder),
+            ).values(export_holder=self.holder, export_lease_until=moment + timedelta(seconds=LEASE_SECONDS)))
+            return claimed.rowcount == 1
+
+    def _release(self, project_id: str) -> None:
+        with self.db.writing() as session:
+            session.execute(update(tables.Project).where(
+                tables.Project.id == project_id, tables.Project.export_holder == self.holder,
+            ).values(export_holder=None, export_lease_until=None))
+
+    def _export_once(self, project_id: str) -> Exported:
+        with self.db.reading() as session:
+            project = session.get(tables.Project, project_id)
+            version = project.labels_version
+            layout = DatasetLayout(project.bucket, project.prefix)
+            current = self.objects.etag(layout.bucket, layout.manifest_key)
+            if current is not None and current != project.manifest_etag:
+                message = project.export_conflict or self._conflict(layout)
+                if not project.export_conflict:
+                    self._record_conflict(project_id, message)
+                raise Conflict(message)
+            if version == project.exported_version and (current is not None or version == 0):
+                return Exported(project_id, version, 0, written=False)
+            records = self.records(session, project_id)
+        etag = self.objects.put(layout.bucket, layout.manifest_key, dataset.dumps(records), "application/x-ndjson")
+        with self.db.writing() as session:  # a conflict recorded earlier is over: the foreign manifest is gone
+            session.execute(update(tables.Project).where(tables.Project.id == project_id).values(
+                exported_version=version, manifest_etag=etag, export_conflict=None,
+                dirty_since=case((tables.Project.labels_version == version, None),
+                                 else_=tables.Project.dirty_since)))
+        log.info("exported the manifest of project %s: %d images (labels version %d)", project_id, len(records),
+                 version)
+        return Exported(project_id, version, len(records), written=True)
+
+    @staticmethod
+    def _conflict(layout: DatasetLayout) -> str:
+        return (f"s3://{layout.bucket}/{layout.manifest_key} was written by someone else after this store's last "
+                "export; the store does not overwrite it. Keep labelling where that manifest comes from, or delete "
+                "it to let the store export its labels again (docs/storage.md).")
+
+    def _record_conflict(self, project_id: str, message: str) -> None:
+        log.warning("project %s: %s", project_id, message)
+        with self.db.writing() as session:
+            session.execute(update(tables.Project).where(tables.Project.id == project_id).values(
+                export_conflict=message))
+
+    @staticmethod
+    def records(session, project_id: str) -> list[dataset.ImageRecord]:
+        """The manifest's lines, in upload order; a Negative-typed tag is written by the name the trainer knows."""
+        tags = {t.id: (NEGATIVE_TAG if t.type == "Negative" else t.name) for t in session.scalars(
+            select(tables.Tag).where(tables.Tag.project_id == project_id))}
+        image_tags: dict[str, list[str]] = defaultdict(list)
+        for image_id, tag_id in session.execute(select(tables.ImageTag.image_id, tables.ImageTag.tag_id).where(
+                tables.ImageTag.project_id == project_id).order_by(tables.ImageTag.created, tables.ImageTag.tag_id)):
+            image_tags[image_id].append(tags[tag_id])
+        regions: dict[str, list[dataset.Region]] = defaultdict(list)
+        for r in session.scalars(select(tables.Region).where(tables.Region.project_id == project_id)
+                                 .order_by(tables.Region.created, tables.Region.id)):
+            regions[r.image_id].append(dataset.Region(tag=tags[r.tag_id], left=r.left, top=r.top, width=r.width,
+                                                      height=r.height))
+        metadata: dict[str, dict[str, str]] = defaultdict(dict)
+        for m in session.scalars(select(tables.ImageMetadata).where(tables.ImageMetadata.project_id == project_id)):
+            metadata[m.image_id][m.key] = m.value
+        return [dataset.ImageRecord.model_construct(
+            id=i.id, sha256=i.sha256, content_type=i.content_type, size=i.size, tags=image_tags[i.id],
+            regions=regions[i.id], metadata=metadata[i.id], created=i.created,
+        ) for i in session.scalars(select(tables.Image).where(tables.Image.project_id == project_id)
+                                   .order_by(tables.Image.created, tables.Image.id))]

@@ -1,0 +1,487 @@
+"""The label store's operations on projects, tags and images, free of HTTP: the training API, `kubevision upload`
+and the benchmarks call them alike.
+
+Writes keep two promises. Bytes first: an image's bytes are in S3 before its row is committed, so no row ever names
+missing bytes (a crash in between leaves an orphan object, harmless and collectable). Nothing lost: rows are inserted
+with "on conflict do nothing" on keys derived from content and names, so concurrent writers of the same image or tag
+converge on one row, and every change moves the project's labels_version, which the manifest export follows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from kubevision.core import dataset
+from kubevision.core.labelstore import tables
+from kubevision.core.labelstore.database import Database
+from kubevision.core.labelstore.errors import NotFound, StoreError
+from kubevision.core.labelstore.images import Inspected, inspect
+from kubevision.core.storage import DatasetLayout, ObjectStore
+from kubevision.core.training import NEGATIVE_TAG
+
+MAX_BATCH = 64  # images in one upload, as Custom Vision allows
+MAX_TAGS_PER_IMAGE = 100
+MAX_METADATA = 10  # key/value pairs an image may carry
+TAG_TYPES = ("Regular", "Negative", "GeneralProduct")
+UPLOAD_THREADS = 8  # S3 writes of one batch in parallel
+
+
+@dataclass(frozen=True)
+class ProjectRef:
+    """What the store needs of a CustomVisionProject: its uid, and where its dataset lives."""
+
+    id: str
+    namespace: str
+    name: str
+    bucket: str
+    prefix: str
+
+    @property
+    def layout(self) -> DatasetLayout:
+        return DatasetLayout(self.bucket, self.prefix)
+
+
+@dataclass(frozen=True)
+class RegionIn:
+    tag_id: str
+    left: float
+    top: float
+    width: float
+    height: float
+
+
+@dataclass
+class NewImage:
+    """One image of an upload batch: its bytes, or (from a stored prediction) the hash of bytes already stored."""
+
+    data: bytes | None = None
+    tag_ids: list[str] = field(default_factory=list)
+    regions: list[RegionIn] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+    source: str | None = None  # the URL it came from, reported back
+    stored: tables.StoredPrediction | None = None
+
+
+@dataclass(frozen=True)
+class TagView:
+    id: str
+    name: str
+    description: str
+    type: str
+    image_count: int
+
+
+@dataclass
+class ImageView:
+    id: str
+    sha256: str
+    content_type: str
+    created: datetime
+    width: int
+    height: int
+    tags: list[tuple[str, str, datetime]] = field(default_factory=list)  # (tag id, name, created)
+    regions: list[tuple[tables.Region, str]] = field(default_factory=list)  # (region, tag name)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Created:
+    """One image's outcome, with Custom Vision's ImageCreateStatus."""
+
+    status: str
+    image: ImageView | None = None
+    source: str | None = None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def dialect_insert(session: Session):
+    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def touch(session: Session, project_id: str) -> None:
+    """Record a change of labels; the last statement of a write, so the project's row is locked briefly."""
+    moment = now()
+    session.execute(update(tables.Project).where(tables.Project.id == project_id).values(
+        labels_version=tables.Project.labels_version + 1, changed_at=moment,
+        dirty_since=func.coalesce(tables.Project.dirty_since, moment)))
+
+
+class LabelStore:
+    def __init__(self, database: Database, objects: ObjectStore):
+        self.db = database
+        self.objects = objects
+        self._known: set[str] = set()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # projects
+
+    def ensure_project(self, ref: ProjectRef) -> None:
+        """Register a project on first use. A manifest already in S3 (from an earlier upload, a pipeline) is
+        imported in the same transaction and becomes the store's to export (docs/storage.md)."""
+        if ref.id in self._known:
+            return
+        with self.db.writing() as session:
+            inserted = session.execute(dialect_insert(session)(tables.Project).values(
+                id=ref.id, namespace=ref.namespace, name=ref.name, bucket=ref.bucket, prefix=ref.prefix,
+                created=now(), labels_version=0, exported_version=0,
+            ).on_conflict_do_nothing().returning(tables.Project.id)).first()
+            if inserted:
+                self._adopt(session, ref)
+        self._known.add(ref.id)
+
+    def _adopt(self, session: Session, ref: ProjectRef) -> None:
+        layout = ref.layout
+        etag = self.objects.etag(layout.bucket, layout.manifest_key)
+        if etag is None:
+            return
+        records = dataset.loads(self.objects.get(layout.bucket, layout.manifest_key))
+        names = {name for r in records for name in [*r.tags, *(g.tag for g in r.regions)]}
+        moment = now()
+        ids = {name: dataset.tag_id(ref.id, name) for name in names}
+        for name, tag in ids.items():
+            session.add(tables.Tag(project_id=ref.id, id=tag, name=name, description="", created=moment,
+                                   type="Negative" if name == NEGATIVE_TAG else "Regular"))
+        seen: set[str] = set()
+        for record in records:
+            if record.id in seen:
+                continue
+            seen.add(record.id)
+            session.add(tables.Image(project_id=ref.id, id=record.id, sha256=record.sha256, size=record.size,
+                                     content_type=record.content_type, width=0, height=0, created=record.created))
+            session.flush()
+            for name in dict.fromkeys(record.tags):
+                session.add(tables.ImageTag(project_id=ref.id, image_id=record.id, tag_id=ids[name], created=moment))
+            for region in record.regions:
+                session.add(tables.Region(id=str(uuid.uuid4()), project_id=ref.id, image_id=record.id,
+                                          tag_id=ids[region.tag], left=region.left, top=region.top,
+                                          width=region.width, height=region.height, created=moment))
+            for key, value in record.metadata.items():
+                session.add(tables.ImageMetadata(project_id=ref.id, image_id=record.id, key=key, value=value))
+        session.execute(update(tables.Project).where(tables.Project.id == ref.id).values(
+            labels_version=1, exported_version=1, manifest_etag=etag))
+
+    def delete_project(self, project_id: str) -> None:
+        """Forget a project's labels; its bytes stay in S3, where snapshots may still name them."""
+        with self.db.writing() as session:
+            for table in (tables.ImageMetadata, tables.Region, tables.ImageTag, tables.StoredPrediction,
+                          tables.Image, tables.Tag, tables.Project):
+                column = table.project_id if table is not tables.Project else table.id
+                session.execute(delete(table).where(column == project_id))
+        self._known.discard(project_id)
+
+    def project(self, project_id: str) -> tables.Project:
+        with self.db.reading() as session:
+            row = session.get(tables.Project, project_id)
+        if row is None:
+            raise NotFound(f"Project {project_id} not found.", "NotFoundProject")
+        return row
+
+    # ------------------------------------------------------------------------------------------------------------
+    # tags
+
+    def create_tag(self, project_id: str, name: str, description: str = "", type: str = "Regular") -> TagView:
+        name = name.strip()
+        if not name or len(name) > 256:
+            raise StoreError("A tag's name must have 1 to 256 characters.", "BadRequestTagName")
+        if len(description) > 4096:
+            raise StoreError("A tag's description must have at most 4096 characters.", "BadRequestTagDescription")
+        if type not in TAG_TYPES:
+            raise StoreError(f"A tag's type is one of {', '.join(TAG_TYPES)}.", "BadRequestTagType")
+        with self.db.writing() as session:
+            if session.scalar(select(tables.Tag.id).where(tables.Tag.project_id == project_id,
+                                                          func.lower(tables.Tag.name) == name.lower())):
+                raise StoreError(f"A tag named {name!r} exists already.", "BadRequestTagNameNotUnique")
+            if type != "Regular" and session.scalar(select(tables.Tag.id).where(
+                    tables.Tag.project_id == project_id, tables.Tag.type == type)):
+                code = "BadRequestMultipleNegativeTag" if type == "Negative" else "BadRequestMultipleGeneralProductTag"
+                raise StoreError(f"The project has a {type} tag already.", code)
+            tag_id = dataset.tag_id(project_id, name)
+            created = session.execute(dialect_insert(session)(tables.Tag).values(
+                project_id=project_id, id=tag_id, name=name, description=description, type=type, created=now(),
+            ).on_conflict_do_nothing().returning(tables.Tag.id)).first()
+            if created is None:  # another writer created it since the check above
+                raise StoreError(f"A tag named {name!r} exists already.", "BadRequestTagNameNotUnique")
+            touch(session, project_id)
+        return TagView(tag_id, name, description, type, 0)
+
+    def tags(self, project_id: str) -> list[TagView]:
+        with self.db.reading() as session:
+            counts = self._tag_counts(session, project_id)
+            rows = session.scalars(select(tables.Tag).where(tables.Tag.project_id == project_id)
+                                   .order_by(tables.Tag.created, tables.Tag.name)).all()
+        return [TagView(t.id, t.name, t.description, t.type, counts.get(t.id, 0)) for t in rows]
+
+    def tag(self, project_id: str, tag_id: str) -> TagView:
+        found = next((t for t in self.tags(project_id) if t.id == tag_id.lower()), None)
+        if found is None:
+            raise NotFound(f"Tag {tag_id} not found.", "NotFoundTag")
+        return found
+
+    def update_tag(self, project_id: str, tag_id: str, name: str | None, description: str | None,
+                   type: str | None) -> TagView:
+        current = self.tag(project_id, tag_id)
+        if type is not None and type != current.type and type != "Regular":
+            if any(t.type == type for t in self.tags(project_id)):
+                raise StoreError(f"The project has a {type} tag already.", "BadRequestMultipleNegativeTag")
+        if type is not None and type not in TAG_TYPES:
+            raise StoreError(f"A tag's type is one of {', '.join(TAG_TYPES)}.", "BadRequestTagType")
+        name = (name or current.name).strip()
+        if not name or len(name) > 256:
+            raise StoreError("A tag's name must have 1 to 256 characters.", "BadRequestTagName")
+        with self.db.writing() as session:
+            if name.lower() != current.name.lower() and session.scalar(select(tables.Tag.id).where(
+                    tables.Tag.project_id == project_id, func.lower(tables.Tag.name) == name.lower())):
+                raise StoreError(f"A tag named {name!r} exists already.", "BadRequestTagNameNotUnique")
+            session.execute(update(tables.Tag).where(tables.Tag.project_id == project_id,
+                                                     tables.Tag.id == current.id).values(
+                name=name, description=current.description if description is None else description,
+                type=type or current.type))
+            touch(session, project_id)
+        return self.tag(project_id, current.id)
+
+    def delete_tag(self, project_id: str, tag_id: str) -> None:
+        current = self.tag(project_id, tag_id)
+        with self.db.writing() as session:
+            for table in (tables.ImageTag, tables.Region, tables.Tag):
+                column = table.tag_id if table is not tables.Tag else table.id
+                session.execute(delete(table).where(table.project_id == project_id, column == current.id))
+            touch(session, project_id)
+
+    @staticmethod
+    def _tag_counts(session: Session, project_id: str) -> dict[str, int]:
+        """Images per tag, each image once per tag whether the tag is on the image or on its regions."""
+        pairs = select(tables.ImageTag.tag_id, tables.ImageTag.image_id).where(
+            tables.ImageTag.project_id == project_id).union(
+            select(tables.Region.tag_id, tables.Region.image_id).where(tables.Region.project_id == project_id)
+        ).subquery()
+        return dict(session.execute(select(pairs.c.tag_id, func.count()).group_by(pairs.c.tag_id)).all())
+
+    # ------------------------------------------------------------------------------------------------------------
+    # images: writes
+
+    def add_images(self, project: ProjectRef, batch: Sequence[NewImage]) -> list[Created]:
+        """Store a batch: bytes first, then every accepted image's rows in one transaction. Each image gets its
+        own status; a refused image changes nothing."""
+        if len(batch) > MAX_BATCH:
+            raise StoreError(f"A batch holds at most {MAX_BATCH} images; this one has {len(batch)}.",
+                             "BadRequestImageBatch")
+        if not batch:
+            raise StoreError("The batch holds no image.", "BadRequestImageBatch")
+        tags = {t.id: t for t in self.tags(project.id)}
+        results: list[Created] = [Created("OK", source=item.source) for item in batch]
+        accepted: list[tuple[int, NewImage, str, Inspected, int]] = []
+        for index, item in enumerate(batch):
+            status = self._check_labels(item, tags)
+            if status:
+                results[index].status = status
+                continue
+            if item.stored is not None:
+                known = Inspected(item.stored.content_type, 0, 0)
+                accepted.append((index, item, item.stored.sha256, known, item.stored.size))
+                continue
+            inspected = inspect(item.data or b"")
+            if isinstance(inspected, str):
+                results[index].status = inspected
+                continue
+            accepted.append((index, item, dataset.content_hash(item.data), inspected, len(item.data)))
+        try:
+            self._put_bytes(project, [(sha, item.data, found.content_type) for _, item, sha, found, _ in accepted
+                                      if item.data is not None])
+        except Exception:
+            for index, *_ in accepted:
+                results[index].status = "ErrorStorage"
+            return results
+        if not accepted:
+            return results
+        moment = now()
+        with self.db.writing() as session:
+            insert = dialect_insert(session)
+            rows = {sha: dict(project_id=project.id, id=dataset.image_id(sha), sha256=sha, size=size, created=moment,
+                              content_type=found.content_type, width=found.width, height=found.height)
+                    for _, _, sha, found, size in accepted}
+            new = set(session.scalars(insert(tables.Image).values(list(rows.values())).on_conflict_do_nothing()
+                                      .returning(tables.Image.id)).all())
+            for index, item, sha, _, _ in accepted:
+                image_id = dataset.image_id(sha)
+                if image_id not in new or image_id in {r.image.id for r in results if r.image}:
+                    results[index].status = "OKDuplicate"
+                    results[index].image = ImageView(image_id, sha, "", moment, 0, 0)
+                    continue
+                results[index].image = ImageView(image_id, sha, "", moment, 0, 0)
+                self._label(session, project.id, image_id, item, moment)
+            if new:
+                touch(session, project.id)
+        views = {v.id: v for v in self.images_by_ids(project.id, [r.image.id for r in results if r.image])}
+        for result in results:
+            if result.image:
+                result.image = views.get(result.image.id, result.image)
+        return results
+
+    @staticmethod
+    def _check_labels(item: NewImage, tags: dict[str, TagView]) -> str | None:
+        wanted = [*item.tag_ids, *(r.tag_id for r in item.regions)]
+        if any(t not in tags for t in wanted):
+            return "ErrorInvalidTag"
+        if len(set(item.tag_ids)) > MAX_TAGS_PER_IMAGE:
+            return "ErrorTagLimitExceed"
+        types = {tags[t].type for t in item.tag_ids}
+        if "Negative" in types and len(types) > 1:
+            return "ErrorNegativeAndRegularTagOnSameImage"
+        if len(item.metadata) > MAX_METADATA:
+            return "ErrorLimitExceed"
+        return None
+
+    def _put_bytes(self, project: ProjectRef, items: list[tuple[str, bytes, str]]) -> None:
+        layout = project.layout
+        unique = {sha: (data, content_type) for sha, data, content_type in items}
+
+        def put(sha: str) -> None:
+            key = layout.image_key(sha)
+            if not self.objects.exists(layout.bucket, key):
+                self.objects.put(layout.bucket, key, *unique[sha])
+
+        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+            list(pool.map(put, unique))
+
+    @staticmethod
+    def _label(session: Session, project_id: str, image_id: str, item: NewImage, moment: datetime) -> None:
+        for tag_id in dict.fromkeys(item.tag_ids):
+            session.add(tables.ImageTag(project_id=project_id, image_id=image_id, tag_id=tag_id, created=moment))
+        for region in item.regions:
+            session.add(tables.Region(id=str(uuid.uuid4()), project_id=project_id, image_id=image_id,
+                                      tag_id=region.tag_id, left=region.left, top=region.top, width=region.width,
+                                      height=region.height, created=moment))
+        for key, value in item.metadata.items():
+            session.add(tables.ImageMetadata(project_id=project_id, image_id=image_id, key=key, value=value))
+
+    def tag_images(self, project_id: str, pairs: Iterable[tuple[str, str]]) -> tuple[list, list]:
+        """Add (image id, tag id) links; returns those created and those that existed."""
+        pairs = list(dict.fromkeys((i.lower(), t.lower()) for i, t in pairs))
+        self._require(project_id, images=[i for i, _ in pairs], tags=[t for _, t in pairs])
+        with self.db.writing() as session:
+            created = [tuple(row) for row in session.execute(dialect_insert(session)(tables.ImageTag).values(
+                [dict(project_id=project_id, image_id=i, tag_id=t, created=now()) for i, t in pairs]
+            ).on_conflict_do_nothing().returning(tables.ImageTag.image_id, tables.ImageTag.tag_id))]
+            if created:
+                touch(session, project_id)
+        return created, [p for p in pairs if p not in set(created)]
+
+    def untag_images(self, project_id: str, image_ids: list[str], tag_ids: list[str]) -> None:
+        with self.db.writing() as session:
+            session.execute(delete(tables.ImageTag).where(
+                tables.ImageTag.project_id == project_id, tables.ImageTag.image_id.in_([i.lower() for i in image_ids]),
+                tables.ImageTag.tag_id.in_([t.lower() for t in tag_ids])))
+            touch(session, project_id)
+
+    def delete_images(self, project_id: str, image_ids: list[str] | None) -> None:
+        """Remove images (all of them when `image_ids` is None) from the labels. Their bytes stay: a snapshot may
+        name them, and an orphan object is harmless."""
+        with self.db.writing() as session:
+            for table in (tables.ImageMetadata, tables.Region, tables.ImageTag, tables.Image):
+                column = table.image_id if table is not tables.Image else table.id
+                statement = delete(table).where(table.project_id == project_id)
+                if image_ids is not None:
+                    statement = statement.where(column.in_([i.lower() for i in image_ids]))
+                session.execute(statement)
+            touch(session, project_id)
+
+    def update_metadata(self, project_id: str, image_ids: list[str], metadata: dict[str, str]) -> dict[str, str]:
+        """Set metadata pairs on images; returns a status per image id."""
+        wanted = [i.lower() for i in image_ids]
+        with self.db.writing() as session:
+            found = set(session.scalars(select(tables.Image.id).where(
+                tables.Image.project_id == project_id, tables.Image.id.in_(wanted))).all())
+            for image_id in found:
+                for key, value in metadata.items():
+                    session.merge(tables.ImageMetadata(project_id=project_id, image_id=image_id, key=key,
+                                                       value=value))
+            touch(session, project_id)
+        return {i: "OK" if i in found else "ErrorImageNotFound" for i in wanted}
+
+    def _require(self, project_id: str, images: list[str], tags: list[str]) -> None:
+        with self.db.reading() as session:
+            known_images = set(session.scalars(select(tables.Image.id).where(
+                tables.Image.project_id == project_id, tables.Image.id.in_(set(images)))).all())
+            known_tags = set(session.scalars(select(tables.Tag.id).where(
+                tables.Tag.project_id == project_id, tables.Tag.id.in_(set(tags)))).all())
+        missing = sorted(set(images) - known_images) + sorted(set(tags) - known_tags)
+        if missing:
+            raise StoreError(f"Unknown image or tag ids: {', '.join(missing[:10])}.", "BadRequestInvalidIds")
+
+    # ------------------------------------------------------------------------------------------------------------
+    # images: reads
+
+    @staticmethod
+    def _filtered(project_id: str, tagged: bool | None, tag_ids: Sequence[str] | None):
+        statement = select(tables.Image).where(tables.Image.project_id == project_id)
+        if tagged is None:
+            return statement
+        linked = exists().where(tables.ImageTag.project_id == tables.Image.project_id,
+                                tables.ImageTag.image_id == tables.Image.id)
+        boxed = exists().where(tables.Region.project_id == tables.Image.project_id,
+                               tables.Region.image_id == tables.Image.id)
+        if tag_ids:
+            ids = [t.lower() for t in tag_ids]
+            linked = linked.where(tables.ImageTag.tag_id.in_(ids))
+            boxed = boxed.where(tables.Region.tag_id.in_(ids))
+        return statement.where(or_(linked, boxed) if tagged else ~or_(linked, boxed))
+
+    def images(self, project_id: str, tagged: bool | None = None, tag_ids: Sequence[str] | None = None,
+               newest: bool = True, skip: int = 0, take: int = 50) -> list[ImageView]:
+        order = (tables.Image.created.desc(), tables.Image.id.desc()) if newest else (tables.Image.created,
+                                                                                      tables.Image.id)
+        with self.db.reading() as session:
+            rows = session.scalars(self._filtered(project_id, tagged, tag_ids).order_by(*order)
+                                   .offset(skip).limit(take)).all()
+            return self._views(session, project_id, rows)
+
+    def count(self, project_id: str, tagged: bool | None = None, tag_ids: Sequence[str] | None = None) -> int:
+        with self.db.reading() as session:
+            return session.scalar(select(func.count()).select_from(
+                self._filtered(project_id, tagged, tag_ids).subquery()))
+
+    def images_by_ids(self, project_id: str, image_ids: Sequence[str]) -> list[ImageView]:
+        with self.db.reading() as session:
+            rows = session.scalars(select(tables.Image).where(
+                tables.Image.project_id == project_id, tables.Image.id.in_([i.lower() for i in image_ids]))).all()
+            return self._views(session, project_id, rows)
+
+    @staticmethod
+    def _views(session: Session, project_id: str, rows: Sequence[tables.Image]) -> list[ImageView]:
+        ids = [r.id for r in rows]
+        tags: dict[str, list] = defaultdict(list)
+        for image_id, tag_id, name, created in session.execute(
+                select(tables.ImageTag.image_id, tables.ImageTag.tag_id, tables.Tag.name, tables.ImageTag.created)
+                .join(tables.Tag, (tables.Tag.project_id == tables.ImageTag.project_id)
+                      & (tables.Tag.id == tables.ImageTag.tag_id))
+                .where(tables.ImageTag.project_id == project_id, tables.ImageTag.image_id.in_(ids))):
+            tags[image_id].append((tag_id, name, created))
+        regions: dict[str, list] = defaultdict(list)
+        for region, name in session.execute(
+                select(tables.Region, tables.Tag.name)
+                .join(tables.Tag, (tables.Tag.project_id == tables.Region.project_id)
+                      & (tables.Tag.id == tables.Region.tag_id))
+                .where(tables.Region.project_id == project_id, tables.Region.image_id.in_(ids))):
+            regions[region.image_id].append((region, name))
+        metadata: dict[str, dict] = defaultdict(dict)
+        for entry in session.scalars(select(tables.ImageMetadata).where(
+                tables.ImageMetadata.project_id == project_id, tables.ImageMetadata.image_id.in_(ids))):
+            metadata[entry.image_id][entry.key] = entry.value
+        return [ImageView(r.id, r.sha256, r.content_type, r.created, r.width, r.height, tags[r.id], regions[r.id],
+                          metadata[r.id]) for r in rows]

@@ -1,0 +1,235 @@
+"""The label store against the real local S3, on SQLite and on a real PostgreSQL (one parametrised fixture): its
+schema is what the migrations make, uploads keep bytes first and lose nothing under concurrent writers, and the
+manifest export is coalesced and never overwrites a manifest that someone else wrote."""
+
+from __future__ import annotations
+
+import io
+import threading
+import uuid
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from PIL import Image
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from kubevision.core import dataset
+from kubevision.core.labelstore import tables
+from kubevision.core.labelstore.database import open_database
+from kubevision.core.labelstore.errors import Conflict, StoreError
+from kubevision.core.labelstore.export import ManifestExporter
+from kubevision.core.labelstore.store import LabelStore, NewImage, ProjectRef, RegionIn
+from kubevision.core.storage import ObjectStore
+
+BUCKET = "label-store-tests"
+
+
+def png(number: int, size: int = 8) -> bytes:
+    """A small PNG unique to `number`."""
+    image = Image.new("RGB", (size, size), (number % 256, number // 256 % 256, number // 65536 % 256))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def objects(platform) -> ObjectStore:
+    store = ObjectStore(platform.s3_settings())
+    store.ensure_bucket(BUCKET)
+    return store
+
+
+@pytest.fixture
+def database(database_url):
+    db = open_database(database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def project(database, objects) -> ProjectRef:
+    ref = ProjectRef(str(uuid.uuid4()), "tests", "labels", BUCKET, f"{uuid.uuid4().hex}/")
+    LabelStore(database, objects).ensure_project(ref)
+    return ref
+
+
+def test_the_migrations_make_exactly_the_models_schema(database):
+    with database.writer.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), tables.Base.metadata)
+    assert differences == []
+    database.migrate()  # once more: a no-op, as when a second gateway starts
+
+
+def test_an_upload_batch_reports_each_image_and_stores_only_what_it_accepts(database, objects, project):
+    store = LabelStore(database, objects)
+    tree = store.create_tag(project.id, "tree")
+    negative = store.create_tag(project.id, "Negative", type="Negative")
+    with pytest.raises(StoreError) as error:
+        store.create_tag(project.id, "TREE")
+    assert error.value.code == "BadRequestTagNameNotUnique"
+    with pytest.raises(StoreError) as error:
+        store.create_tag(project.id, "none", type="Negative")
+    assert error.value.code == "BadRequestMultipleNegativeTag"
+
+    batch = [
+        NewImage(png(1), [tree.id], metadata={"camera": "3"}),
+        NewImage(png(1), [tree.id]),                      # the same photo again, in the same batch
+        NewImage(b"not an image", [tree.id]),
+        NewImage(png(2, size=7000), [tree.id]),           # 49 megapixels
+        NewImage(png(3), ["0" * 8 + "-0000-0000-0000-" + "0" * 12]),
+        NewImage(png(4), [tree.id, negative.id]),
+        NewImage(png(5), [], regions=[RegionIn(tree.id, 0.1, 0.2, 0.3, 0.4)]),
+        NewImage(png(6)),
+    ]
+    results = store.add_images(project, batch)
+    assert [r.status for r in results] == ["OK", "OKDuplicate", "ErrorImageFormat", "ErrorImageDimensions",
+                                           "ErrorInvalidTag", "ErrorNegativeAndRegularTagOnSameImage", "OK", "OK"]
+    first = results[0].image
+    assert first.id == dataset.image_id(dataset.content_hash(png(1))) and (first.width, first.height) == (8, 8)
+    assert [name for _, name, _ in first.tags] == ["tree"] and first.metadata == {"camera": "3"}
+    assert results[1].image.id == first.id
+    assert store.add_images(project, [NewImage(png(1), [])])[0].status == "OKDuplicate"
+
+    assert store.count(project.id) == 3
+    assert store.count(project.id, tagged=True) == 2  # the image tag, and the region
+    assert store.count(project.id, tagged=False) == 1
+    assert store.count(project.id, tagged=True, tag_ids=[negative.id]) == 0
+    assert {t.name: t.image_count for t in store.tags(project.id)} == {"tree": 2, "Negative": 0}
+    stored = {key.rsplit("/", 1)[1] for key in objects.keys(BUCKET, project.prefix + "images/")}
+    assert stored == {dataset.content_hash(png(n)) for n in (1, 5, 6)}  # refused images left no bytes
+
+    with pytest.raises(StoreError) as error:
+        store.add_images(project, [NewImage(png(n)) for n in range(65)])
+    assert error.value.code == "BadRequestImageBatch"
+    assert store.count(project.id) == 3
+
+
+def test_no_row_names_missing_bytes(database, objects, project, platform):
+    """Bytes first: when S3 refuses the bytes (here, a wrong secret key), no row is written."""
+    refused = platform.s3_settings().model_copy(update={"secret_key": SecretStr("wrong")})
+    results = LabelStore(database, ObjectStore(refused)).add_images(project, [NewImage(png(10)), NewImage(png(11))])
+    assert [r.status for r in results] == ["ErrorStorage", "ErrorStorage"]
+    assert LabelStore(database, objects).count(project.id) == 0
+
+
+def test_deleting_an_image_keeps_its_bytes(database, objects, project):
+    store = LabelStore(database, objects)
+    image = store.add_images(project, [NewImage(png(20))])[0].image
+    store.delete_images(project.id, [image.id])
+    assert store.count(project.id) == 0
+    assert objects.exists(BUCKET, project.layout.image_key(image.sha256))
+
+
+def test_eight_clients_uploading_at_once_lose_nothing(database_url, objects, project):
+    """8 clients, each with its own connections, upload 64-image batches at once; half of each client's images are
+    also uploaded by another client at the same time, and all create the same tags."""
+    clients, per_batch, batches = 8, 64, 2
+    errors: list[BaseException] = []
+    results: list[str] = []
+    start = threading.Barrier(clients)
+
+    def client(number: int) -> None:
+        try:
+            db = open_database(database_url)
+            store = LabelStore(db, objects)
+            tags = {}
+            for name in ("even", "odd"):
+                try:
+                    tags[name] = store.create_tag(project.id, name).id
+                except StoreError as error:
+                    assert error.code == "BadRequestTagNameNotUnique"
+                    tags[name] = dataset.tag_id(project.id, name)
+            start.wait(timeout=120)
+            for batch in range(batches):
+                # own images, then images that the client's pair (0 and 1, 2 and 3, ...) uploads too
+                numbers = [1000 + number * 1000 + batch * per_batch + i for i in range(per_batch // 2)]
+                numbers += [500_000 + number // 2 * 1000 + batch * per_batch + i for i in range(per_batch // 2)]
+                outcome = store.add_images(project, [NewImage(png(n), [tags["even" if n % 2 == 0 else "odd"]])
+                                                     for n in numbers])
+                results.extend(r.status for r in outcome)
+            db.dispose()
+        except BaseException as error:  # reported below
+            errors.append(error)
+            start.abort()  # the others stop waiting for this one
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, repr(errors[0])
+
+    own = clients * batches * per_batch // 2
+    shared = clients // 2 * batches * per_batch // 2
+    uploads = clients * batches * per_batch
+    assert results.count("OK") == own + shared
+    assert results.count("OKDuplicate") == uploads - own - shared
+    db = open_database(database_url)
+    store = LabelStore(db, objects)
+    assert store.count(project.id) == own + shared
+    with db.reading() as session:
+        ids = session.scalars(select(tables.Image.id).where(tables.Image.project_id == project.id)).all()
+        links = session.scalars(select(tables.ImageTag.image_id).where(tables.ImageTag.project_id == project.id)).all()
+    assert len(ids) == len(set(ids)) == len(links) == len(set(links))
+    counts = {t.name: t.image_count for t in store.tags(project.id)}
+    assert sum(counts.values()) == own + shared and set(counts) == {"even", "odd"}
+    exported = ManifestExporter(db, objects).export(project.id)
+    manifest = dataset.loads(objects.get(BUCKET, project.layout.manifest_key))
+    assert exported.images == len(manifest) == own + shared
+    assert len({r.id for r in manifest}) == len(manifest)
+    db.dispose()
+
+
+def test_the_export_is_coalesced_and_always_current_after_an_explicit_export(database, objects, project):
+    store = LabelStore(database, objects)
+    exporter = ManifestExporter(database, objects)
+    tag = store.create_tag(project.id, "tree")
+    for number in range(3):  # a burst
+        store.add_images(project, [NewImage(png(100 + number), [tag.id])])
+    assert exporter.pending(quiet_seconds=60, max_wait_seconds=60) == []  # still changing: not yet
+    assert exporter.pending(quiet_seconds=0, max_wait_seconds=60) == [project.id]
+    first = exporter.export(project.id)
+    assert first.written and first.images == 3
+    assert exporter.pending(quiet_seconds=0, max_wait_seconds=0) == []
+    assert not exporter.export(project.id).written  # nothing changed: nothing written
+    manifest = dataset.loads(objects.get(BUCKET, project.layout.manifest_key))
+    assert [r.tags for r in manifest] == [["tree"]] * 3
+    assert [r.id for r in manifest] == [dataset.image_id(dataset.content_hash(png(100 + n))) for n in range(3)]
+
+
+def test_a_manifest_written_by_someone_else_is_never_overwritten(database, objects, project):
+    store = LabelStore(database, objects)
+    exporter = ManifestExporter(database, objects)
+    tag = store.create_tag(project.id, "tree")
+    store.add_images(project, [NewImage(png(200), [tag.id])])
+    exporter.export(project.id)
+    foreign = b'{"id": "pipeline"}\n'
+    objects.put(BUCKET, project.layout.manifest_key, foreign)  # a data pipeline writes the manifest
+    store.add_images(project, [NewImage(png(201), [tag.id])])
+    with pytest.raises(Conflict) as error:
+        exporter.export(project.id)
+    assert "written by someone else" in error.value.message
+    assert objects.get(BUCKET, project.layout.manifest_key) == foreign
+    objects.client.remove_object(BUCKET, project.layout.manifest_key)  # the owner gives it back
+    assert exporter.export(project.id).images == 2
+
+
+def test_a_manifest_found_when_the_project_is_registered_is_imported(database, objects):
+    ref = ProjectRef(str(uuid.uuid4()), "tests", "adopted", BUCKET, f"{uuid.uuid4().hex}/")
+    records = [dataset.ImageRecord(id=dataset.image_id(dataset.content_hash(png(n))),
+                                   sha256=dataset.content_hash(png(n)), content_type="image/png", size=len(png(n)),
+                                   tags=["a" if n % 2 else "b"], metadata={"n": str(n)}) for n in range(5)]
+    for n in range(5):
+        objects.put(BUCKET, ref.layout.image_key(dataset.content_hash(png(n))), png(n))
+    objects.put(BUCKET, ref.layout.manifest_key, dataset.dumps(records))
+    store = LabelStore(database, objects)
+    store.ensure_project(ref)
+    store.ensure_project(ref)  # a second registration imports nothing twice
+    assert store.count(ref.id) == 5
+    assert {t.name: t.image_count for t in store.tags(ref.id)} == {"a": 2, "b": 3}
+    assert store.tag(ref.id, dataset.tag_id(ref.id, "a")).name == "a"
+    store.add_images(ref, [NewImage(png(9), [dataset.tag_id(ref.id, "a")])])
+    exported = ManifestExporter(database, objects).export(ref.id)  # the imported manifest is the store's own now
+    assert exported.images == 6
