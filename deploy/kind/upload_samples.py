@@ -11,7 +11,7 @@ import yaml
 
 from kubevision.core import validation
 from kubevision.core.api import CustomVisionProject
-from kubevision.core.local.demo import SAMPLE_TAGS, add_tag_folders
+from kubevision.core.local.demo import SAMPLE_TAGS
 from kubevision.core.settings import S3Settings
 from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
 
@@ -22,7 +22,11 @@ def upload(manifest: Path, samples: Path, settings: S3Settings) -> int:
     store = ObjectStore(settings)
     store.ensure_bucket(project.spec.dataset.bucket)
     images = DatasetStore(store, DatasetLayout.of(project.spec.dataset))
-    return add_tag_folders(images, [samples / tag for tag in SAMPLE_TAGS])
+    added = 0
+    for tag in SAMPLE_TAGS:  # a cluster has no label store yet: straight into the manifest the operator reads
+        for path in sorted((samples / tag).glob("*.jpg")):
+            added += images.add_image(path.read_bytes(), "image/jpeg", tags=[tag])[1]
+    return added
 
 
 if __name__ == "__main__":
