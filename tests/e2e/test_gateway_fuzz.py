@@ -12,7 +12,7 @@ IMAGE_ROUTES = ("/image", "/image/nostore")
 
 def test_the_gateway_answers_every_request_as_documented(quickstart):
     schema = schemathesis.openapi.from_url(f"{quickstart.gateway}/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [op for op in (result.ok() for result in schema.get_all_operations()) if "/prediction/" in op.path]
     assert len(operations) == 16  # {v3.0, v3.1} x {classify, detect} x {image, url} x {stored, nostore}
     for operation in operations:
         fuzz(operation, quickstart)
