@@ -283,7 +283,9 @@ class LabelStore:
                              "BadRequestImageBatch")
         if not batch:
             raise StoreError("The batch holds no image.", "BadRequestImageBatch")
-        tags = {t.id: t for t in self.tags(project.id)}
+        with self.db.reading() as session:  # ids and types only: counting images would grow with the project
+            tags = {t.id: TagView(t.id, t.name, t.description, t.type, 0) for t in session.scalars(
+                select(tables.Tag).where(tables.Tag.project_id == project.id))}
         results: list[Created] = [Created("OK", source=item.source) for item in batch]
         accepted: list[tuple[int, NewImage, str, Inspected, int]] = []
         for index, item in enumerate(batch):
