@@ -63,10 +63,14 @@ class PredictionRecorder:
             self.store.put(layout.bucket, image_key, data, content_type)
         key = layout.prediction_key(record.created, record.id)
         self.store.put(layout.bucket, key, record.model_dump_json().encode(), "application/json")
-        if self.labels and self.index:  # after the record: a missed row is indexed by the next query's catch-up
-            self.labels.ensure_project(ProjectRef(project.uid, project.namespace, project.name, project.dataset_bucket,
-                                                  project.dataset_prefix))
-            self.index.add(project.uid, record, key)
+        if self.labels and self.index:  # after the record, which stays the truth
+            try:
+                self.labels.ensure_project(ProjectRef(project.uid, project.namespace, project.name,
+                                                      project.dataset_bucket, project.dataset_prefix))
+                self.index.add(project.uid, record, key)
+            except Exception:
+                self.index.rescan(project.uid)  # the next query indexes it from S3
+                raise
 
     async def drain(self) -> None:
         await asyncio.gather(*self._pending, return_exceptions=True)
