@@ -144,3 +144,17 @@ class GatewaySettings(BaseSettings):
         default=True, description="Keep images and results of predictions made on routes without /nostore."
     )
     refresh_seconds: float = Field(default=1.0, gt=0, description="Local mode: how often resources are re-read.")
+    database_url: str = Field(
+        default="", description="The label store's database, a SQLAlchemy URL (on a cluster: "
+                                "postgresql+psycopg://user:password@host:5432/kubevision). Empty: local mode's SQLite "
+                                "file in the data folder.")
+    datasets_bucket: str = Field(default="kubevision-datasets",
+                                 description="Bucket of the datasets of projects created through the training API.")
+    export_quiet_seconds: float = Field(default=2, ge=0, description="A project's manifest is exported once its "
+                                                                     "labels have been quiet this long...")
+    export_max_wait_seconds: float = Field(default=30, gt=0, description="...or have kept changing this long.")
+    link_seconds: int = Field(default=3600, gt=0, description="How long image and model download links work.")
+    public_url: str = Field(default="", description="The gateway's URL as its callers reach it, for download links; "
+                                                    "empty: the URL a request came to.")
+    publish_wait_seconds: float = Field(default=120, ge=0, description="How long publish_iteration waits for the "
+                                                                       "model to be served before it answers.")

@@ -30,6 +30,7 @@ class Project:
     type: str  # Classification | ObjectDetection
     dataset_bucket: str
     dataset_prefix: str
+    body: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # as stored: spec, annotations
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Catalog:
     projects: dict[str, Project] = field(default_factory=dict)  # by uid
     published: dict[tuple[str, str], PublishedModel] = field(default_factory=dict)  # by (project uid, publish name)
     keys: dict[str, NamespaceKeys] = field(default_factory=dict)  # by namespace
+    iterations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # every Iteration, by project uid
 
     @classmethod
     def build(cls, projects: Iterable[dict[str, Any]], iterations: Iterable[dict[str, Any]],
@@ -61,20 +63,23 @@ class Catalog:
                 continue
             dataset = spec.get("dataset") or {}
             project = Project(meta["uid"], meta["namespace"], meta["name"], spec.get("type", "Classification"),
-                              dataset.get("bucket", ""), dataset.get("prefix", ""))
+                              dataset.get("bucket", ""), dataset.get("prefix", ""), body)
             by_uid[project.uid] = project
             uid_of[(project.namespace, project.name)] = project.uid
         published: dict[tuple[str, str], PublishedModel] = {}
+        all_iterations: dict[str, list[dict[str, Any]]] = {}
         for body in iterations:
             meta, status = body["metadata"], body.get("status") or {}
             project_uid = uid_of.get((meta["namespace"], (body.get("spec") or {}).get("projectRef", {}).get("name")))
+            if project_uid is not None and meta.get("uid") and not meta.get("deletionTimestamp"):
+                all_iterations.setdefault(project_uid, []).append(body)
             name = status.get("publishedName")
             if (project_uid is None or status.get("phase") != "Published" or not name or not status.get("endpoint")
                     or meta.get("deletionTimestamp")):
                 continue
             published[(project_uid, name)] = PublishedModel(
                 name, meta.get("uid") or "", meta["name"], status["endpoint"], status.get("modelUri") or "")
-        return cls(by_uid, published, dict(keys))
+        return cls(by_uid, published, dict(keys), all_iterations)
 
     def namespace_of(self, kind: KeyKind, key: str | None) -> str:
         """The namespace a key belongs to. Every namespace's key is compared, in constant time, so neither the
@@ -96,6 +101,13 @@ class Catalog:
         if project is None or project.namespace != namespace:
             raise NotFound(f"Project {project_id} not found.", "NotFoundProject")
         return project
+
+    def iteration(self, project: Project, iteration_id: str) -> dict[str, Any]:
+        """An Iteration of the project, by uid."""
+        for body in self.iterations.get(project.uid, []):
+            if body["metadata"]["uid"] == iteration_id.lower():
+                return body
+        raise NotFound(f"Iteration {iteration_id} not found.", "NotFoundIteration")
 
     def published_model(self, project: Project, publish_name: str) -> PublishedModel:
         model = self.published.get((project.uid, publish_name.lower()))

@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from kubevision.gateway.labelling import LabellingService
 from kubevision.gateway.predictions import PredictionService
+from kubevision.gateway.training import TrainingService
 
 
 def prediction_namespace(
@@ -22,3 +24,29 @@ def prediction_service(request: Request) -> PredictionService:
 
 PredictionNamespace = Annotated[str, Depends(prediction_namespace)]
 Predictions = Annotated[PredictionService, Depends(prediction_service)]
+
+
+def training_namespace(
+    request: Request,
+    training_key: Annotated[str | None, Header(alias="Training-Key", description="The namespace's key.")] = None,
+) -> str:
+    return request.app.state.source.catalog.namespace_of("training", training_key)
+
+
+def training_service(request: Request) -> TrainingService:
+    return request.app.state.training
+
+
+def labelling_service(request: Request) -> LabellingService:
+    return request.app.state.labelling
+
+
+def base_url(request: Request) -> str:
+    """Where the caller reached the gateway; download links start with it (unless public_url is set)."""
+    return str(request.base_url)
+
+
+TrainingNamespace = Annotated[str, Depends(training_namespace)]
+Trainer = Annotated[TrainingService, Depends(training_service)]
+Labeller = Annotated[LabellingService, Depends(labelling_service)]
+BaseUrl = Annotated[str, Depends(base_url)]

@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from kubevision.core.labelstore.errors import StoreError
+
 log = logging.getLogger(__name__)
 
 
@@ -63,6 +65,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(CustomVisionError)
     async def custom_vision_error(_: Request, error: CustomVisionError) -> JSONResponse:
         return _render(error)
+
+    @app.exception_handler(StoreError)
+    async def store_refusal(_: Request, error: StoreError) -> JSONResponse:
+        return JSONResponse(body(error.code, error.message), status_code=error.status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -3,22 +3,33 @@ mode (local or Kubernetes) that the settings name."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from kubevision.core.labelstore.database import open_database
+from kubevision.core.labelstore.export import ManifestExporter
+from kubevision.core.labelstore.predictions import PredictionIndex
+from kubevision.core.labelstore.store import LabelStore
+from kubevision.core.labelstore.upload import local_database_url
 from kubevision.core.settings import GatewaySettings, S3Settings
 from kubevision.core.storage import ObjectStore
 from kubevision.gateway import errors
 from kubevision.gateway.inference import Classifier
+from kubevision.gateway.labelling import LabellingService
+from kubevision.gateway.manifests import export_forever
 from kubevision.gateway.observe import Observe
 from kubevision.gateway.predictions import PredictionRecorder, PredictionService
-from kubevision.gateway.routers import prediction
+from kubevision.gateway.resources import KubernetesResources, LocalResources, ResourceWriter
+from kubevision.gateway.routers import files, prediction, training
 from kubevision.gateway.sources import CatalogSource, KubernetesSource, LocalSource
+from kubevision.gateway.training import Services, TrainingService
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +44,15 @@ def s3_settings(settings: GatewaySettings) -> S3Settings:
     return S3Settings()
 
 
+def resources(settings: GatewaySettings, source: CatalogSource) -> ResourceWriter:
+    """Where the training API creates projects and iterations: the local store, or the Kubernetes API."""
+    if settings.mode == "local":
+        from kubevision.operator.local_store import LocalStore
+
+        return LocalResources(LocalStore(Path(settings.data_dir) / "resources.db"))
+    return KubernetesResources(source)
+
+
 def create_app(settings: GatewaySettings | None = None, source: CatalogSource | None = None,
                s3: S3Settings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
@@ -42,25 +62,39 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         store = ObjectStore(s3 or s3_settings(settings))
+        database = await asyncio.to_thread(open_database, settings.database_url
+                                           or local_database_url(Path(settings.data_dir)))
+        labels, index = LabelStore(database, store), PredictionIndex(database, store)
+        exporter = ManifestExporter(database, store)
         classifier = Classifier(settings, store.labels)
-        recorder = PredictionRecorder(store)
+        recorder = PredictionRecorder(store, labels, index)
         async with httpx.AsyncClient(timeout=settings.url_timeout_seconds, follow_redirects=False) as http:
             app.state.source = source
             app.state.predictions = PredictionService(settings, source, classifier, recorder, http)
+            services = Services(settings, source, resources(settings, source), labels, exporter, index, store, http)
+            app.state.training, app.state.labelling = TrainingService(services), LabellingService(services)
             await source.start()
+            exports = asyncio.create_task(export_forever(exporter, settings), name="manifest exports")
             try:
                 yield
             finally:
+                exports.cancel()
+                await asyncio.gather(exports, return_exceptions=True)
                 await source.stop()
                 await recorder.drain()
                 await classifier.close()
+                database.dispose()
 
-    app = FastAPI(title="KubeVision Custom Vision API", version="3.1",
-                  description="Azure Custom Vision's REST API, served from KubeVision's published iterations.",
+    app = FastAPI(title="KubeVision Custom Vision API", version="3.4",
+                  description="Azure Custom Vision's REST API: training on KubeVision's label store and iterations, "
+                              "prediction from its published iterations.",
                   lifespan=lifespan)
     errors.install(app)
     for version in prediction.VERSIONS:
         app.include_router(prediction.router(version))
+    for version in training.VERSIONS:
+        app.include_router(training.router(version))
+    app.include_router(files.router())
 
     @app.get("/healthz", tags=["Health"], include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -12,6 +12,8 @@ import httpx
 import numpy as np
 
 from kubevision.core import dataset
+from kubevision.core.labelstore.predictions import PredictionIndex
+from kubevision.core.labelstore.store import LabelStore, ProjectRef
 from kubevision.core.preprocessing import to_input
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import DatasetLayout, ObjectStore
@@ -32,8 +34,10 @@ class PredictionRecorder:
     """Writes stored predictions to the project's dataset bucket after the answer has left: the image once by
     content, then the record that names it (bytes first, so no record points at missing bytes)."""
 
-    def __init__(self, store: ObjectStore):
+    def __init__(self, store: ObjectStore, labels: LabelStore | None = None, index: PredictionIndex | None = None):
         self.store = store
+        self.labels = labels
+        self.index = index  # the label store's index of stored predictions, which the training API queries
         self._pending: set[asyncio.Task] = set()
 
     def record(self, project: Project, content_type: str, data: bytes, record: dataset.PredictionRecord) -> None:
@@ -57,8 +61,16 @@ class PredictionRecorder:
         image_key = layout.image_key(record.sha256)
         if not self.store.exists(layout.bucket, image_key):
             self.store.put(layout.bucket, image_key, data, content_type)
-        self.store.put(layout.bucket, layout.prediction_key(record.created, record.id),
-                       record.model_dump_json().encode(), "application/json")
+        key = layout.prediction_key(record.created, record.id)
+        self.store.put(layout.bucket, key, record.model_dump_json().encode(), "application/json")
+        if self.labels and self.index:  # after the record, which stays the truth
+            try:
+                self.labels.ensure_project(ProjectRef(project.uid, project.namespace, project.name,
+                                                      project.dataset_bucket, project.dataset_prefix))
+                self.index.add(project.uid, record, key)
+            except Exception:
+                self.index.rescan(project.uid)  # the next query indexes it from S3
+                raise
 
     async def drain(self) -> None:
         await asyncio.gather(*self._pending, return_exceptions=True)

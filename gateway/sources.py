@@ -37,6 +37,11 @@ class CatalogSource:
     async def _run(self) -> None:
         raise NotImplementedError
 
+    async def observe(self, kind: str, body: dict[str, Any], deleted: bool = False) -> None:
+        """A resource this gateway just wrote (kind: projects or iterations): in the catalog at once, so that the
+        next request sees it before the watch or the next refresh brings it."""
+        raise NotImplementedError
+
 
 class LocalSource(CatalogSource):
     def __init__(self, settings: GatewaySettings):
@@ -54,6 +59,9 @@ class LocalSource(CatalogSource):
         keys = {ns: NamespaceKeys(k.get("predictionKey", ""), k.get("trainingKey", ""))
                 for ns, k in api_keys.load(self.data_dir).items()}
         return Catalog.build(store.list("CustomVisionProject"), store.list("Iteration"), keys)
+
+    async def observe(self, kind: str, body: dict[str, Any], deleted: bool = False) -> None:
+        self.catalog = await asyncio.to_thread(self.load)  # the local store has it already
 
     async def _run(self) -> None:
         while True:
@@ -146,6 +154,9 @@ class KubernetesSource(CatalogSource):
                 log.warning("watching %s: %s", kind, error)
             await asyncio.sleep(self.BACKOFF_SECONDS[min(failures, len(self.BACKOFF_SECONDS) - 1)])
             failures += 1
+
+    async def observe(self, kind: str, body: dict[str, Any], deleted: bool = False) -> None:
+        self._apply(kind, "DELETED" if deleted else "MODIFIED", body)
 
     def _replace(self, kind: str, namespace: str | None, items: list[dict[str, Any]]) -> None:
         bodies = self._bodies[kind]

@@ -12,6 +12,7 @@ pipeline, GitOps), and the store then stops exporting that project and says so r
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -21,7 +22,6 @@ from datetime import timedelta
 
 from sqlalchemy import case, or_, select, update
 
-from kubevision.core import dataset
 from kubevision.core.labelstore import tables
 from kubevision.core.labelstore.database import Database
 from kubevision.core.labelstore.errors import Conflict, NotFound
@@ -107,16 +107,16 @@ class ManifestExporter:
                 raise Conflict(message)
             if version == project.exported_version and (current is not None or version == 0):
                 return Exported(project_id, version, 0, written=False)
-            records = self.records(session, project_id)
-        etag = self.objects.put(layout.bucket, layout.manifest_key, dataset.dumps(records), "application/x-ndjson")
+            lines = self.manifest(session, project_id)
+        etag = self.objects.put(layout.bucket, layout.manifest_key, b"".join(lines), "application/x-ndjson")
         with self.db.writing() as session:  # a conflict recorded earlier is over: the foreign manifest is gone
             session.execute(update(tables.Project).where(tables.Project.id == project_id).values(
                 exported_version=version, manifest_etag=etag, export_conflict=None,
                 dirty_since=case((tables.Project.labels_version == version, None),
                                  else_=tables.Project.dirty_since)))
-        log.info("exported the manifest of project %s: %d images (labels version %d)", project_id, len(records),
+        log.info("exported the manifest of project %s: %d images (labels version %d)", project_id, len(lines),
                  version)
-        return Exported(project_id, version, len(records), written=True)
+        return Exported(project_id, version, len(lines), written=True)
 
     @staticmethod
     def _conflict(layout: DatasetLayout) -> str:
@@ -131,24 +131,33 @@ class ManifestExporter:
                 export_conflict=message))
 
     @staticmethod
-    def records(session, project_id: str) -> list[dataset.ImageRecord]:
-        """The manifest's lines, in upload order; a Negative-typed tag is written by the name the trainer knows."""
-        tags = {t.id: (NEGATIVE_TAG if t.type == "Negative" else t.name) for t in session.scalars(
-            select(tables.Tag).where(tables.Tag.project_id == project_id))}
+    def manifest(session, project_id: str) -> list[bytes]:
+        """The manifest's lines (core/dataset.ImageRecord as JSON), in upload order; a Negative-typed tag is written
+        by the name the trainer knows. Rows are read as tuples and written with json: a project may hold 100,000
+        images, and building a model or an ORM object for each would take seconds."""
+        tags = {tag_id: (NEGATIVE_TAG if kind == "Negative" else name) for tag_id, name, kind in session.execute(
+            select(tables.Tag.id, tables.Tag.name, tables.Tag.type).where(tables.Tag.project_id == project_id))}
         image_tags: dict[str, list[str]] = defaultdict(list)
         for image_id, tag_id in session.execute(select(tables.ImageTag.image_id, tables.ImageTag.tag_id).where(
                 tables.ImageTag.project_id == project_id).order_by(tables.ImageTag.created, tables.ImageTag.tag_id)):
             image_tags[image_id].append(tags[tag_id])
-        regions: dict[str, list[dataset.Region]] = defaultdict(list)
-        for r in session.scalars(select(tables.Region).where(tables.Region.project_id == project_id)
-                                 .order_by(tables.Region.created, tables.Region.id)):
-            regions[r.image_id].append(dataset.Region(tag=tags[r.tag_id], left=r.left, top=r.top, width=r.width,
-                                                      height=r.height))
+        regions: dict[str, list[dict]] = defaultdict(list)
+        r = tables.Region
+        for image_id, tag_id, left, top, width, height in session.execute(
+                select(r.image_id, r.tag_id, r.left, r.top, r.width, r.height).where(r.project_id == project_id)
+                .order_by(r.created, r.id)):
+            regions[image_id].append({"tag": tags[tag_id], "left": left, "top": top, "width": width,
+                                      "height": height})
         metadata: dict[str, dict[str, str]] = defaultdict(dict)
-        for m in session.scalars(select(tables.ImageMetadata).where(tables.ImageMetadata.project_id == project_id)):
-            metadata[m.image_id][m.key] = m.value
-        return [dataset.ImageRecord.model_construct(
-            id=i.id, sha256=i.sha256, content_type=i.content_type, size=i.size, tags=image_tags[i.id],
-            regions=regions[i.id], metadata=metadata[i.id], created=i.created,
-        ) for i in session.scalars(select(tables.Image).where(tables.Image.project_id == project_id)
-                                   .order_by(tables.Image.created, tables.Image.id))]
+        m = tables.ImageMetadata
+        for image_id, key, value in session.execute(select(m.image_id, m.key, m.value).where(
+                m.project_id == project_id)):
+            metadata[image_id][key] = value
+        i = tables.Image
+        return [json.dumps({
+            "id": image_id, "sha256": sha256, "content_type": content_type, "size": size, "tags": image_tags[image_id],
+            "regions": regions[image_id], "metadata": metadata[image_id],
+            "created": created.isoformat().replace("+00:00", "Z"),
+        }, separators=(",", ":")).encode() + b"\n" for image_id, sha256, content_type, size, created in session.execute(
+            select(i.id, i.sha256, i.content_type, i.size, i.created).where(i.project_id == project_id)
+            .order_by(i.created, i.id))]

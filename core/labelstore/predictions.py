@@ -57,6 +57,10 @@ class PredictionIndex:
             session.execute(dialect_insert(session)(tables.StoredPrediction).values(_row(project_id, record, key))
                             .on_conflict_do_nothing())
 
+    def rescan(self, project_id: str) -> None:
+        """Have the next catch-up look at S3 again (a record could not be indexed when it was written)."""
+        self._scanned.discard(project_id)
+
     def catch_up(self, project: ProjectRef) -> int:
         """Index the project's records that are in S3 but not here (once per process); returns how many."""
         if project.id in self._scanned:

@@ -95,7 +95,7 @@ class Image(Base):
     __tablename__ = "images"
     __table_args__ = (
         ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
-        Index(None, "project_id", "created"),
+        Index(None, "project_id", "created", "id"),  # pages in upload order, newest or oldest first
     )
 
     project_id: Mapped[str] = mapped_column(UUID, primary_key=True)

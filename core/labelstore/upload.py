@@ -17,7 +17,9 @@ DATABASE_FILE = "labels.db"
 
 
 def local_database_url(data_dir: Path) -> str:
-    """Local mode's label store: SQLite in the platform's data folder, shared by the gateway and the CLI."""
+    """Local mode's label store: SQLite in the platform's data folder (made if missing), shared by the gateway and
+    the CLI."""
+    data_dir.mkdir(parents=True, exist_ok=True)
     return sqlite_url(data_dir / DATABASE_FILE)
 
 

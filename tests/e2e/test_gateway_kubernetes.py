@@ -19,6 +19,7 @@ from kube_emulator import KubeEmulator
 from kubernetes_asyncio import client
 
 from kubevision.core.settings import GatewaySettings
+from kubevision.core.storage import ObjectStore
 from kubevision.gateway.main import create_app
 from kubevision.gateway.sources import KubernetesSource
 
@@ -61,7 +62,7 @@ async def put_keys(emulator, namespace: str, prediction_key: str, create_it: boo
         assert response.status == 200, await response.text()
 
 
-async def test_the_gateway_serves_what_resource_status_publishes(kmock, quickstart, platform):
+async def test_the_gateway_serves_what_resource_status_publishes(kmock, quickstart, platform, tmp_path):
     project_manifest = yaml.safe_load((EXAMPLES / "project.yaml").read_text())
     project = await create(kmock, "team-a", "customvisionprojects", project_manifest)
     await create(kmock, "team-b", "customvisionprojects", project_manifest)
@@ -73,7 +74,7 @@ async def test_the_gateway_serves_what_resource_status_publishes(kmock, quicksta
               "modelUri": "s3://kubevision-models/triton/default/trees/trees-quickstart/"}
     await publish(kmock, "team-a", "trees-quickstart", served)
 
-    settings = GatewaySettings(mode="kubernetes")
+    settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path)  # its label store: SQLite in tmp_path
     async with client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/"))) as api_client:
         source = KubernetesSource(settings, api_client)
         async with running_gateway(create_app(settings, source, platform.s3_settings())) as base, \
@@ -128,6 +129,70 @@ async def eventually_async(call, wanted, timeout: float = 20.0) -> None:
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, f"still {results[-1]}, not {wanted}"
         await asyncio.sleep(0.1)
+
+
+async def test_the_training_api_creates_projects_and_iterations_in_the_keys_namespace(kmock, platform, tmp_path):
+    await put_keys(kmock, "team-a", "key-a")  # its trainingKey is t-key-a
+    await put_keys(kmock, "team-b", "key-b")
+    photos = {tag: sorted((EXAMPLES / "samples" / tag).glob("*.jpg"))[:5] for tag in ("Hemlock", "Japanese_Cherry")}
+    settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path, publish_wait_seconds=0)
+    async with client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/"))) as api_client:
+        source = KubernetesSource(settings, api_client)
+        async with running_gateway(create_app(settings, source, platform.s3_settings())) as base, \
+                httpx.AsyncClient(base_url=f"{base}/customvision/v3.4-preview/training", timeout=60,
+                                  headers={"Training-Key": "t-key-a"}) as http:
+            await eventually(lambda: source.ready, what="the first complete list")
+            created = await http.post("/projects", params={"name": "Trees on Kubernetes"})
+            assert created.status_code == 200, created.text
+            project = created.json()
+            path = f"{objects('team-a', 'customvisionprojects')}/trees-on-kubernetes"
+            resource = await (await kmock.get(path)).json()
+            assert resource["metadata"]["uid"] == project["id"]
+            assert resource["spec"]["displayName"] == "Trees on Kubernetes"
+            assert resource["spec"]["dataset"] == {"bucket": "kubevision-datasets",
+                                                   "prefix": "team-a/trees-on-kubernetes/"}
+            foreign = await http.get(f"/projects/{project['id']}", headers={"Training-Key": "t-key-b"})
+            assert (foreign.status_code, foreign.json()["code"]) == (404, "NotFoundProject")
+            renamed = await http.patch(f"/projects/{project['id']}", json={"name": "Trees", "description": "K8s"})
+            assert renamed.json()["name"] == "Trees" and renamed.json()["description"] == "K8s"
+            assert (await (await kmock.get(path)).json())["spec"]["displayName"] == "Trees"
+
+            for tag, paths in photos.items():
+                tag_id = (await http.post(f"/projects/{project['id']}/tags", params={"name": tag})).json()["id"]
+                files = {"images": [{"name": p.name, "contents": base64.b64encode(p.read_bytes()).decode(),
+                                     "tagIds": [tag_id]} for p in paths]}
+                assert (await http.post(f"/projects/{project['id']}/images/files", json=files)).json()[
+                    "isBatchSuccessful"]
+            trained = await http.post(f"/projects/{project['id']}/train")
+            assert trained.status_code == 200, trained.text
+            iteration = trained.json()
+            assert iteration["status"] == "Training" and iteration["name"] == "Iteration 1"
+            body = await (await kmock.get(f"{objects('team-a', 'iterations')}/trees-on-kubernetes-1")).json()
+            assert body["metadata"]["uid"] == iteration["id"]
+            assert body["spec"] == {"projectRef": {"name": "trees-on-kubernetes"}, "trainingType": "Quick"}
+            manifest = ObjectStore(platform.s3_settings()).get(
+                "kubevision-datasets", "team-a/trees-on-kubernetes/manifest.jsonl")  # exported before the Iteration
+            assert len(manifest.splitlines()) == 10
+
+            await publish(kmock, "team-a", "trees-on-kubernetes-1", {  # as the operator reports a trained model
+                "phase": "Trained", "metrics": {"probabilityThreshold": 0.5, "precision": 1, "recall": 1,
+                                                "averagePrecision": 1, "perTag": []}})
+
+            async def status_of() -> str:
+                return (await http.get(f"/projects/{project['id']}/iterations/{iteration['id']}")).json()["status"]
+
+            await eventually_async(status_of, "Completed")
+            published = await http.post(f"/projects/{project['id']}/iterations/{iteration['id']}/publish",
+                                         params={"publishName": "treesK8s", "predictionId": "unused"})
+            assert published.json() is True
+            body = await (await kmock.get(f"{objects('team-a', 'iterations')}/trees-on-kubernetes-1")).json()
+            assert body["spec"]["publishName"] == "treesk8s"
+            assert (await http.delete(f"/projects/{project['id']}/iterations/{iteration['id']}/publish")).status_code \
+                == 204
+            assert (await http.delete(f"/projects/{project['id']}/iterations/{iteration['id']}")).status_code == 204
+            assert (await http.delete(f"/projects/{project['id']}")).status_code == 204
+            assert (await kmock.get(path)).status == 404
+    OBSERVED_PERMISSIONS.update(kmock.permissions)
 
 
 def test_the_gateway_role_grants_exactly_what_the_test_needed():

@@ -73,10 +73,10 @@ def stalled_server():
 
 
 @pytest.mark.parametrize("triton", ["refused", "stalled", "without the model"])
-async def test_triton_unavailable_is_503_with_retry_after(platform, stalled_server, triton):
+async def test_triton_unavailable_is_503_with_retry_after(platform, stalled_server, triton, tmp_path):
     endpoint = {"refused": f"http://127.0.0.1:{free_port()}", "stalled": stalled_server,
                 "without the model": f"http://{platform.triton_settings().http_url}"}[triton]
-    settings = GatewaySettings(mode="kubernetes", triton_timeout_seconds=1, retry_after_seconds=7)
+    settings = GatewaySettings(mode="kubernetes", triton_timeout_seconds=1, retry_after_seconds=7, data_dir=tmp_path)
     async with running_gateway(create_app(settings, FixedSource(endpoint), platform.s3_settings())) as base:
         response = await predict(base, content=photo(), headers={"Content-Type": "application/octet-stream"})
         async with httpx.AsyncClient() as http:
@@ -87,10 +87,10 @@ async def test_triton_unavailable_is_503_with_retry_after(platform, stalled_serv
     assert health.status_code == 200  # liveness never depends on Triton
 
 
-async def test_image_urls_into_private_networks_are_refused_by_default(platform):
+async def test_image_urls_into_private_networks_are_refused_by_default(platform, tmp_path):
     with serving({"photo.jpg": photo()}) as base_url:
         url = {"json": {"url": f"{base_url}/photo.jpg"}}
-        cluster = GatewaySettings(mode="kubernetes", triton_timeout_seconds=1)
+        cluster = GatewaySettings(mode="kubernetes", triton_timeout_seconds=1, data_dir=tmp_path)
         async with running_gateway(create_app(cluster, FixedSource(f"http://127.0.0.1:{free_port()}"),
                                               platform.s3_settings())) as base:
             refused = await predict(base, "url", **url)

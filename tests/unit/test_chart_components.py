@@ -12,9 +12,6 @@ from chart import REPO, component, find, pod_spec, render, render_files, rendere
 from kubevision.core.labels import labels
 from kubevision.core.settings import GatewaySettings, MLflowSettings, OperatorSettings, S3Settings
 
-# Named by the label store's settings, which arrive with the label store itself.
-PENDING_SETTINGS = {"KUBEVISION_GATEWAY_DATABASE_URL"}
-
 
 def env(objects, name_component: str) -> dict[str, dict]:
     (deployment,) = find(objects, "Deployment", name_component)
@@ -30,7 +27,7 @@ def test_every_kubevision_variable_is_a_settings_field():
              (OperatorSettings, GatewaySettings, S3Settings, MLflowSettings) for field in cls.model_fields}
     for name_component in ("operator", "gateway"):
         variables = {v for v in env(rendered("defaults"), name_component) if v.startswith("KUBEVISION_")}
-        assert variables - known - PENDING_SETTINGS == set(), name_component
+        assert variables - known == set(), name_component
 
 
 def test_the_operator_runs_as_a_single_replica():

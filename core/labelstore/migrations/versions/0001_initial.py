@@ -46,7 +46,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('project_id', 'id', name=op.f('pk_images'))
     )
     with op.batch_alter_table('images', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_images_project_id_created'), ['project_id', 'created'], unique=False)
+        batch_op.create_index(batch_op.f('ix_images_project_id_created_id'), ['project_id', 'created', 'id'], unique=False)
 
     op.create_table('predictions',
     sa.Column('project_id', sa.String(length=36), nullable=False),
@@ -137,7 +137,7 @@ def downgrade() -> None:
 
     op.drop_table('predictions')
     with op.batch_alter_table('images', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_images_project_id_created'))
+        batch_op.drop_index(batch_op.f('ix_images_project_id_created_id'))
 
     op.drop_table('images')
     op.drop_table('projects')

@@ -1,0 +1,240 @@
+"""The labelling service, free of HTTP: Custom Vision's images (from files, URLs and stored predictions), image
+tags, metadata, listings and stored predictions, on the label store. Routers only parse and render."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from kubevision.core.labelstore.predictions import MAX_RESULTS, PredictionQuery, TagRange
+from kubevision.core.labelstore.store import MAX_BATCH, Created, ImageView, NewImage, RegionIn
+from kubevision.core.training import MAX_IMAGE_BYTES
+from kubevision.gateway import images as image_urls
+from kubevision.gateway import wire
+from kubevision.gateway.errors import CustomVisionError
+from kubevision.gateway.training import Services, project_wire
+
+MAX_TAG_FILTER = 20
+URL_FETCHES = 8  # image URLs of one batch fetched at once
+OK_STATUSES = ("OK", "OKDuplicate")
+
+
+async def _store_call(function, *args):
+    """A label store call, in a thread (its refusals are rendered by the gateway's error handler)."""
+    return await asyncio.to_thread(function, *args)
+
+
+class LabellingService:
+    def __init__(self, services: Services):
+        self.s = services
+
+    # ------------------------------------------------------------------------------------------------------------
+    # rendering
+
+    def image_wire(self, namespace: str, project_id: str, view: ImageView, base_url: str) -> wire.Image:
+        uri = self.s.link(namespace, base_url, f"{project_id}/images/{view.sha256}")
+        return wire.Image(
+            id=view.id, created=view.created, width=view.width, height=view.height, resized_image_uri=uri,
+            thumbnail_uri=uri, original_image_uri=uri,
+            tags=[wire.ImageTag(tag_id=t, tag_name=n, created=c) for t, n, c in view.tags] or None,
+            regions=[wire.ImageRegion(region_id=r.id, tag_name=n, created=r.created, tag_id=r.tag_id, left=r.left,
+                                      top=r.top, width=r.width, height=r.height) for r, n in view.regions] or None,
+            metadata=view.metadata or None,
+        )
+
+    def _summary(self, namespace: str, project_id: str, results: list[Created],
+                 base_url: str) -> wire.ImageCreateSummary:
+        return wire.ImageCreateSummary(
+            is_batch_successful=all(r.status in OK_STATUSES for r in results),
+            images=[wire.ImageCreateResult(source_url=r.source, status=r.status, image=self.image_wire(
+                namespace, project_id, r.image, base_url) if r.image else None) for r in results])
+
+    # ------------------------------------------------------------------------------------------------------------
+    # creating images
+
+    @staticmethod
+    def _entry(tag_ids: Sequence[str] | None, regions: Sequence[wire.Region] | None, batch_tags: Sequence[str] | None,
+               metadata: dict[str, str] | None, **fields) -> NewImage:
+        tags = [t.lower() for t in [*(tag_ids or []), *(batch_tags or [])]]
+        return NewImage(tag_ids=list(dict.fromkeys(tags)), metadata=dict(metadata or {}),
+                        regions=[RegionIn(r.tag_id.lower(), r.left, r.top, r.width, r.height) for r in regions or []],
+                        **fields)
+
+    @staticmethod
+    def _check_batch(count: int) -> None:
+        if count == 0:
+            raise CustomVisionError("The batch holds no image.", "BadRequestImageBatch")
+        if count > MAX_BATCH:
+            raise CustomVisionError(f"A batch holds at most {MAX_BATCH} images; this one has {count}.",
+                                    "BadRequestImageBatch")
+
+    async def from_data(self, namespace: str, project_id: str, parts: list[bytes], tag_ids: list[str] | None,
+                        base_url: str) -> wire.ImageCreateSummary:
+        self._check_batch(len(parts))
+        batch = [self._entry(tag_ids, None, None, None, data=data) for data in parts]
+        return await self._add(namespace, project_id, batch, base_url)
+
+    async def from_files(self, namespace: str, project_id: str, body: wire.ImageFileCreateBatch,
+                         base_url: str) -> wire.ImageCreateSummary:
+        entries = body.images or []
+        self._check_batch(len(entries))
+        batch = [self._entry(e.tag_ids, e.regions, body.tag_ids, body.metadata, data=e.contents or b"",
+                             source=e.name) for e in entries]
+        return await self._add(namespace, project_id, batch, base_url)
+
+    async def from_urls(self, namespace: str, project_id: str, body: wire.ImageUrlCreateBatch,
+                        base_url: str) -> wire.ImageCreateSummary:
+        entries = body.images or []
+        self._check_batch(len(entries))
+        self.s.project(namespace, project_id)  # an unknown project is told before any fetch
+        limit = asyncio.Semaphore(URL_FETCHES)
+        settings = self.s.settings.model_copy(update={"max_image_bytes": MAX_IMAGE_BYTES})
+
+        async def fetch(url: str) -> bytes:
+            async with limit:
+                try:
+                    return await image_urls.fetch(url, self.s.http, settings)
+                except CustomVisionError as error:
+                    return b"" if error.code != "BadRequestImageSizeBytes" else b"\0" * (MAX_IMAGE_BYTES + 1)
+
+        contents = await asyncio.gather(*(fetch(e.url) for e in entries))
+        batch = [self._entry(e.tag_ids, e.regions, body.tag_ids, body.metadata, data=data, source=e.url)
+                 for e, data in zip(entries, contents, strict=True)]
+        return await self._add(namespace, project_id, batch, base_url)
+
+    async def from_predictions(self, namespace: str, project_id: str, body: wire.ImageIdCreateBatch,
+                               base_url: str) -> wire.ImageCreateSummary:
+        entries = body.images or []
+        self._check_batch(len(entries))
+        ref = await self.s.labelled(namespace, project_id)
+        await asyncio.to_thread(self.s.predictions_index.catch_up, ref)
+        stored = await asyncio.to_thread(self.s.predictions_index.by_ids, ref.id, [e.id or "" for e in entries])
+        batch = []
+        for entry in entries:
+            row = stored.get((entry.id or "").lower())
+            batch.append(self._entry(entry.tag_ids, entry.regions, body.tag_ids, body.metadata, stored=row,
+                                     data=None if row else b"", source=entry.id))
+        return await self._add(namespace, project_id, batch, base_url)
+
+    async def _add(self, namespace: str, project_id: str, batch: list[NewImage],
+                   base_url: str) -> wire.ImageCreateSummary:
+        ref = await self.s.labelled(namespace, project_id)
+        results = await _store_call(self.s.labels.add_images, ref, batch)
+        return self._summary(namespace, ref.id, results, base_url)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # listing, tagging, deleting
+
+    @staticmethod
+    def _tag_filter(tag_ids: list[str] | None) -> list[str] | None:
+        if tag_ids and len(tag_ids) > MAX_TAG_FILTER:
+            raise CustomVisionError(f"At most {MAX_TAG_FILTER} tag ids filter a listing.", "BadRequestInvalidIds")
+        return tag_ids or None
+
+    async def listing(self, namespace: str, project_id: str, tagged: bool | None, tag_ids: list[str] | None,
+                      order_by: str | None, take: int, skip: int, base_url: str) -> list[wire.Image]:
+        ref = await self.s.labelled(namespace, project_id)
+        if order_by not in (None, "Newest", "Oldest"):
+            raise CustomVisionError("orderBy is Newest or Oldest.", "BadRequest")
+        views = await _store_call(self.s.labels.images, ref.id, tagged, self._tag_filter(tag_ids),
+                                  order_by != "Oldest", skip, take)
+        return [self.image_wire(namespace, ref.id, v, base_url) for v in views]
+
+    async def count(self, namespace: str, project_id: str, tagged: bool | None, tag_ids: list[str] | None) -> int:
+        ref = await self.s.labelled(namespace, project_id)
+        return await _store_call(self.s.labels.count, ref.id, tagged, self._tag_filter(tag_ids))
+
+    async def by_ids(self, namespace: str, project_id: str, image_ids: list[str], base_url: str) -> list[wire.Image]:
+        ref = await self.s.labelled(namespace, project_id)
+        if len(image_ids) > 256:
+            raise CustomVisionError("At most 256 image ids.", "BadRequestInvalidIds")
+        views = await _store_call(self.s.labels.images_by_ids, ref.id, image_ids)
+        return [self.image_wire(namespace, ref.id, v, base_url) for v in views]
+
+    async def tag_images(self, namespace: str, project_id: str,
+                         batch: wire.ImageTagCreateBatch) -> wire.ImageTagCreateSummary:
+        ref = await self.s.labelled(namespace, project_id)
+        pairs = [(t.image_id, t.tag_id) for t in batch.tags or []]
+        if not pairs or len(pairs) > MAX_BATCH:
+            raise CustomVisionError(f"Send 1 to {MAX_BATCH} image tags.", "BadRequestExceededBatchSize")
+        created, duplicated = await _store_call(self.s.labels.tag_images, ref.id, pairs)
+        entry = wire.ImageTagCreateEntry
+        return wire.ImageTagCreateSummary(created=[entry(image_id=i, tag_id=t) for i, t in created],
+                                          duplicated=[entry(image_id=i, tag_id=t) for i, t in duplicated],
+                                          exceeded=[])
+
+    async def untag_images(self, namespace: str, project_id: str, image_ids: list[str], tag_ids: list[str]) -> None:
+        ref = await self.s.labelled(namespace, project_id)
+        if not image_ids or not tag_ids or len(image_ids) > MAX_BATCH or len(tag_ids) > MAX_TAG_FILTER:
+            raise CustomVisionError(f"Send 1 to {MAX_BATCH} image ids and 1 to {MAX_TAG_FILTER} tag ids.",
+                                    "BadRequestInvalidIds")
+        await _store_call(self.s.labels.untag_images, ref.id, image_ids, tag_ids)
+
+    async def delete(self, namespace: str, project_id: str, image_ids: list[str] | None, all_images: bool) -> None:
+        ref = await self.s.labelled(namespace, project_id)
+        if not all_images and not image_ids:
+            raise CustomVisionError("Name the images to delete (imageIds), or pass allImages=true.",
+                                    "BadRequestInvalidIds")
+        if image_ids and len(image_ids) > 256:
+            raise CustomVisionError("At most 256 image ids.", "BadRequestInvalidIds")
+        await _store_call(self.s.labels.delete_images, ref.id, None if all_images else image_ids)
+
+    async def update_metadata(self, namespace: str, project_id: str, image_ids: list[str],
+                              metadata: dict[str, str]) -> wire.ImageMetadataUpdateSummary:
+        ref = await self.s.labelled(namespace, project_id)
+        if not image_ids or len(image_ids) > 256:
+            raise CustomVisionError("Send 1 to 256 image ids.", "BadRequestInvalidIds")
+        for key, value in metadata.items():
+            if not key or len(key) > 128:
+                raise CustomVisionError(f"Metadata key {key!r} is not 1 to 128 characters.",
+                                        "BadRequestImageMetadataKey")
+            if len(value) > 256:
+                raise CustomVisionError(f"Metadata value of {key!r} is over 256 characters.",
+                                        "BadRequestImageMetadataValue")
+        statuses = await _store_call(self.s.labels.update_metadata, ref.id, image_ids, metadata)
+        return wire.ImageMetadataUpdateSummary(
+            is_batch_successful=all(s == "OK" for s in statuses.values()),
+            images=[wire.ImageMetadataUpdateEntry(image_id=i, status=s, metadata=metadata if s == "OK" else None)
+                    for i, s in statuses.items()])
+
+    # ------------------------------------------------------------------------------------------------------------
+    # stored predictions
+
+    async def query_predictions(self, namespace: str, project_id: str, token: wire.PredictionQueryToken,
+                                base_url: str) -> wire.PredictionQueryResult:
+        ref = await self.s.labelled(namespace, project_id)
+        take = token.max_count or 50
+        if take > MAX_RESULTS:
+            raise CustomVisionError(f"maxCount is at most {MAX_RESULTS}.", "BadRequestPredictionResultsExceededCount")
+        if token.tags and len(token.tags) > MAX_TAG_FILTER:
+            raise CustomVisionError(f"At most {MAX_TAG_FILTER} tags.", "BadRequestPredictionTagsExceededCount")
+        if token.order_by not in (None, "Newest", "Oldest", "Suggested"):
+            raise CustomVisionError("orderBy is Newest, Oldest or Suggested.",
+                                    "BadRequestPredictionInvalidQueryParameters")
+        skip = int(token.continuation) if token.continuation and token.continuation.isdigit() else 0
+        query = PredictionQuery(
+            iteration_id=token.iteration_id, application=token.application, start=token.start_time,
+            end=token.end_time, newest=token.order_by != "Oldest", skip=skip, take=take,
+            tags=tuple(TagRange(t.id, t.min_threshold, t.max_threshold) for t in token.tags or []))
+        await asyncio.to_thread(self.s.predictions_index.catch_up, ref)
+        rows = await asyncio.to_thread(self.s.predictions_index.query, ref.id, query)
+        domain = project_wire(self.s.project(namespace, project_id)).settings.domain_id
+        results = []
+        for row in rows:
+            uri = self.s.link(namespace, base_url, f"{ref.id}/images/{row.sha256}")
+            results.append(wire.StoredImagePrediction(
+                resized_image_uri=uri, thumbnail_uri=uri, original_image_uri=uri, domain=domain, id=row.id,
+                project=ref.id, iteration=row.iteration_id, created=row.created,
+                predictions=[wire.Prediction(probability=p["probability"], tag_id=p["tag_id"], tag_name=p["tag_name"],
+                                             tag_type=wire.TagType.NEGATIVE if p["tag_name"] == "Negative"
+                                             else wire.TagType.REGULAR) for p in row.predictions]))
+        following = token.model_copy(update={"continuation": str(skip + len(rows)) if len(rows) == take else None})
+        return wire.PredictionQueryResult(token=following, results=results)
+
+    async def delete_predictions(self, namespace: str, project_id: str, ids: list[str]) -> None:
+        ref = await self.s.labelled(namespace, project_id)
+        if not ids:
+            raise CustomVisionError("Name the predictions to delete (ids).", "BadRequestPredictionIdsMissing")
+        if len(ids) > MAX_BATCH:
+            raise CustomVisionError(f"At most {MAX_BATCH} ids.", "BadRequestPredictionIdsExceededCount")
+        await asyncio.to_thread(self.s.predictions_index.delete, ref, ids)

@@ -1,0 +1,416 @@
+"""The training service, free of HTTP: Custom Vision's projects, tags, iterations, publishing, performance and
+exports, on CustomVisionProjects and Iterations in the key's namespace and the label store. Routers only parse and
+render; this module decides."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from kubevision.core import api, dataset
+from kubevision.core.labelstore.export import ManifestExporter
+from kubevision.core.labelstore.predictions import PredictionIndex
+from kubevision.core.labelstore.store import LabelStore, ProjectRef, TagView
+from kubevision.core.settings import GatewaySettings
+from kubevision.core.storage import ObjectStore, model_labels_key
+from kubevision.core.training import MIN_IMAGES_PER_TAG
+from kubevision.gateway import domains, links, wire
+from kubevision.gateway.catalog import Project
+from kubevision.gateway.errors import CustomVisionError, NotFound
+from kubevision.gateway.resources import AlreadyExists, ResourceWriter
+from kubevision.gateway.sources import CatalogSource
+
+DOMAIN_ANNOTATION = "kubevision.io/domain-id"  # the Azure domain id the caller chose (several map to one domain)
+NAME_ANNOTATION = "kubevision.io/display-name"  # an Iteration's Custom Vision name
+LABELS_ANNOTATION = "kubevision.io/labels-version"  # the labels an Iteration was asked to train on
+PROJECT_NAME_LENGTH = 40  # leaves room for "-<n>" in iteration names, which name Triton models (63 at most)
+TRAINING_PHASES = {"Pending": "Training", "Training": "Training", "Trained": "Completed", "Published": "Completed",
+                   "Failed": "Failed"}
+
+
+def resource_name(display_name: str) -> str:
+    """A Kubernetes name for a Custom Vision name: kept when valid, mapped otherwise (the display name is kept)."""
+    name = re.sub(r"[^a-z0-9]+", "-", display_name.lower()).strip("-")[:PROJECT_NAME_LENGTH].rstrip("-")
+    return name or "project"
+
+
+@dataclass
+class Services:
+    """What the training routes share."""
+
+    settings: GatewaySettings
+    source: CatalogSource
+    resources: ResourceWriter
+    labels: LabelStore
+    exporter: ManifestExporter
+    predictions_index: PredictionIndex
+    objects: ObjectStore
+    http: httpx.AsyncClient
+
+    def project(self, namespace: str, project_id: str) -> Project:
+        return self.source.catalog.project(namespace, project_id)
+
+    async def labelled(self, namespace: str, project_id: str) -> ProjectRef:
+        """The project, registered in the label store (importing a manifest found there the first time)."""
+        project = self.project(namespace, project_id)
+        ref = ProjectRef(project.uid, project.namespace, project.name, project.dataset_bucket, project.dataset_prefix)
+        await asyncio.to_thread(self.labels.ensure_project, ref)
+        return ref
+
+    def link(self, namespace: str, base_url: str, path: str) -> str:
+        key = self.source.catalog.keys[namespace].training
+        return links.sign(self.settings.public_url or base_url, key, path, self.settings.link_seconds)
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def project_wire(project: Project) -> wire.Project:
+    meta, spec = project.body["metadata"], project.body["spec"]
+    chosen = (meta.get("annotations") or {}).get(DOMAIN_ANNOTATION)
+    domain = domains.BY_ID.get(chosen or "") or domains.shown(project.type, spec.get("domain", "General"))
+    classification = spec.get("classificationType") or ("Multiclass" if project.type == "Classification" else None)
+    created = _time(meta.get("creationTimestamp"))
+    return wire.Project(
+        id=project.uid, name=spec.get("displayName", project.name), description=spec.get("description", ""),
+        settings=wire.ProjectSettings(domain_id=domain.id, classification_type=classification,
+                                      target_export_platforms=[], use_negative_set=True, image_processing_settings={}),
+        created=created, last_modified=created, dr_mode_enabled=False, status="Succeeded",
+    )
+
+
+class TrainingService:
+    def __init__(self, services: Services):
+        self.s = services
+
+    # ------------------------------------------------------------------------------------------------------------
+    # domains and projects
+
+    @staticmethod
+    def domain_wire(info: domains.DomainInfo) -> wire.Domain:
+        return wire.Domain(id=info.id, name=info.name, type=info.type.value, exportable=True, enabled=True,
+                           exportable_platforms=["ONNX"])
+
+    def projects(self, namespace: str) -> list[wire.Project]:
+        found = [p for p in self.s.source.catalog.projects.values() if p.namespace == namespace]
+        return [project_wire(p) for p in sorted(found, key=lambda p: p.body["metadata"].get("creationTimestamp", ""))]
+
+    def get_project(self, namespace: str, project_id: str) -> wire.Project:
+        return project_wire(self.s.project(namespace, project_id))
+
+    @staticmethod
+    def _project_spec(name: str, description: str | None, domain_id: str | None,
+                      classification_type: str | None) -> tuple[dict[str, Any], domains.DomainInfo]:
+        if not name or not name.strip() or len(name) > 256:
+            raise CustomVisionError("A project's name must have 1 to 256 characters.", "BadRequestProjectName")
+        if description is not None and len(description) > 4096:
+            raise CustomVisionError("A project's description must have at most 4096 characters.",
+                                    "BadRequestProjectDescription")
+        info = domains.domain(domain_id) if domain_id else domains.DEFAULT
+        spec: dict[str, Any] = {"displayName": name.strip(), "type": info.type.value, "domain": info.domain.value}
+        if description is not None:
+            spec["description"] = description
+        if info.type == api.ProjectType.CLASSIFICATION:
+            if classification_type not in (None, "Multiclass", "Multilabel"):
+                raise CustomVisionError(f"Unknown classification type {classification_type!r}: Multiclass or "
+                                        "Multilabel.", "BadRequestProjectUnknownClassification")
+            spec["classificationType"] = classification_type or "Multiclass"
+        return spec, info
+
+    async def create_project(self, namespace: str, name: str, description: str | None, domain_id: str | None,
+                             classification_type: str | None) -> wire.Project:
+        spec, info = self._project_spec(name, description, domain_id, classification_type)
+        base = resource_name(name)
+        await asyncio.to_thread(self.s.objects.ensure_bucket, self.s.settings.datasets_bucket)
+        for attempt in range(20):
+            candidate = base if attempt == 0 else f"{base}-{secrets.token_hex(2)}"
+            body = {"apiVersion": api.API_VERSION, "kind": "CustomVisionProject",
+                    "metadata": {"name": candidate, "namespace": namespace,
+                                 "annotations": {DOMAIN_ANNOTATION: info.id}},
+                    "spec": {**spec, "dataset": {"bucket": self.s.settings.datasets_bucket,
+                                                 "prefix": f"{namespace}/{candidate}/"}}}
+            try:
+                stored = await self.s.resources.create(body)
+                break
+            except AlreadyExists:
+                continue
+        else:
+            raise CustomVisionError(f"No free resource name for {name!r}.", "BadRequestProjectNameNotUnique")
+        await self.s.source.observe("projects", stored)
+        await self.s.labelled(namespace, stored["metadata"]["uid"])
+        return self.get_project(namespace, stored["metadata"]["uid"])
+
+    async def update_project(self, namespace: str, project_id: str, update: wire.Project) -> wire.Project:
+        project = self.s.project(namespace, project_id)
+        settings = update.settings or wire.ProjectSettings()
+        spec, info = self._project_spec(update.name, update.description, settings.domain_id,
+                                        settings.classification_type)
+        if info.type.value != project.type:
+            raise CustomVisionError("A project cannot change between Classification and ObjectDetection.",
+                                    "BadRequestProjectUnsupportedDomainTypeChange")
+        stored = await self.s.resources.patch("CustomVisionProject", namespace, project.name, {
+            "metadata": {"annotations": {DOMAIN_ANNOTATION: info.id}}, "spec": spec})
+        await self.s.source.observe("projects", stored)
+        return self.get_project(namespace, project_id)
+
+    async def delete_project(self, namespace: str, project_id: str) -> None:
+        project = self.s.project(namespace, project_id)
+        for body in self.s.source.catalog.iterations.get(project.uid, []):
+            if body["spec"].get("publishName"):
+                raise CustomVisionError("The project has a published iteration; unpublish it first.",
+                                        "BadRequestIterationIsPublished")
+        for body in self.s.source.catalog.iterations.get(project.uid, []):
+            await self.s.resources.delete("Iteration", namespace, body["metadata"]["name"])
+        await self.s.resources.delete("CustomVisionProject", namespace, project.name)
+        await self.s.source.observe("projects", project.body, deleted=True)
+        await asyncio.to_thread(self.s.labels.delete_project, project.uid)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # tags
+
+    @staticmethod
+    def _tag_wire(tag: TagView) -> wire.Tag:
+        return wire.Tag(id=tag.id, name=tag.name, description=tag.description, type=tag.type,
+                        image_count=tag.image_count)
+
+    async def tags(self, namespace: str, project_id: str) -> list[wire.Tag]:
+        ref = await self.s.labelled(namespace, project_id)
+        return [self._tag_wire(t) for t in await asyncio.to_thread(self.s.labels.tags, ref.id)]
+
+    async def tag(self, namespace: str, project_id: str, tag_id: str) -> wire.Tag:
+        ref = await self.s.labelled(namespace, project_id)
+        return self._tag_wire(await asyncio.to_thread(self.s.labels.tag, ref.id, tag_id))
+
+    async def create_tag(self, namespace: str, project_id: str, name: str, description: str | None,
+                         type: str | None) -> wire.Tag:
+        ref = await self.s.labelled(namespace, project_id)
+        return self._tag_wire(await asyncio.to_thread(self.s.labels.create_tag, ref.id, name, description or "",
+                                                      type or "Regular"))
+
+    async def update_tag(self, namespace: str, project_id: str, tag_id: str, updated: wire.Tag) -> wire.Tag:
+        ref = await self.s.labelled(namespace, project_id)
+        return self._tag_wire(await asyncio.to_thread(
+            self.s.labels.update_tag, ref.id, tag_id, updated.name, updated.description,
+            updated.type.value if updated.type else None))
+
+    async def delete_tag(self, namespace: str, project_id: str, tag_id: str) -> None:
+        ref = await self.s.labelled(namespace, project_id)
+        await asyncio.to_thread(self.s.labels.delete_tag, ref.id, tag_id)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # iterations
+
+    def _iteration_wire(self, project: Project, body: dict[str, Any]) -> wire.Iteration:
+        meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
+        project_view = project_wire(project)
+        failed = next((c for c in status.get("conditions", []) if c.get("status") == "False"
+                       and status.get("phase") == "Failed"), None)
+        started, finished = _time(status.get("trainingStarted")), _time(status.get("trainingFinished"))
+        training_type = spec.get("trainingType") or project.body["spec"].get("trainingDefaults", {}).get(
+            "trainingType", "Quick")
+        return wire.Iteration(
+            id=meta["uid"], name=(meta.get("annotations") or {}).get(NAME_ANNOTATION, meta["name"]),
+            status=TRAINING_PHASES.get(status.get("phase") or "Pending", "Training"),
+            created=_time(meta.get("creationTimestamp")), last_modified=finished or _time(meta.get(
+                "creationTimestamp")), trained_at=finished, project_id=project.uid, exportable=True,
+            exportable_to=["ONNX"], domain_id=project_view.settings.domain_id,
+            classification_type=project_view.settings.classification_type,
+            training_type="Advanced" if training_type == "Advanced" else "Regular",
+            reserved_budget_in_hours=(spec.get("budgetMinutes") or 0) // 60,
+            training_time_in_minutes=int((finished - started).total_seconds() // 60) if started and finished else 0,
+            publish_name=status.get("publishedName") or spec.get("publishName"),
+            training_error_details=f"{failed.get('reason')}: {failed.get('message', '')}" if failed else None,
+        )
+
+    def iterations(self, namespace: str, project_id: str) -> list[wire.Iteration]:
+        project = self.s.project(namespace, project_id)
+        bodies = sorted(self.s.source.catalog.iterations.get(project.uid, []),
+                        key=lambda b: b["metadata"].get("creationTimestamp", ""))
+        return [self._iteration_wire(project, b) for b in bodies]
+
+    def iteration(self, namespace: str, project_id: str, iteration_id: str) -> wire.Iteration:
+        project = self.s.project(namespace, project_id)
+        return self._iteration_wire(project, self.s.source.catalog.iteration(project, iteration_id))
+
+    async def train(self, namespace: str, project_id: str, training_type: str | None, budget_hours: int | None,
+                    force: bool) -> wire.Iteration:
+        project = self.s.project(namespace, project_id)
+        ref = await self.s.labelled(namespace, project_id)
+        bodies = self.s.source.catalog.iterations.get(project.uid, [])
+        if any(TRAINING_PHASES.get((b.get("status") or {}).get("phase") or "Pending") == "Training" for b in bodies):
+            raise CustomVisionError("An iteration of this project is training already.",
+                                    "BadRequestTrainingAlreadyInProgress")
+        if training_type not in (None, "Regular", "Advanced"):
+            raise CustomVisionError("trainingType is Regular or Advanced.", "BadRequest")
+        await self._check_trainable(project)
+        version = (await asyncio.to_thread(self.s.labels.project, ref.id)).labels_version
+        trained = {(b["metadata"].get("annotations") or {}).get(LABELS_ANNOTATION) for b in bodies
+                   if TRAINING_PHASES.get((b.get("status") or {}).get("phase") or "") == "Completed"}
+        if str(version) in trained and not force:
+            raise CustomVisionError("Nothing changed since the last training; pass forceTrain to train again.",
+                                    "BadRequestTrainingNotNeeded")
+        await asyncio.to_thread(self.s.exporter.export, ref.id)  # the snapshot must see every label
+        spec: dict[str, Any] = {"projectRef": {"name": project.name},
+                                "trainingType": "Advanced" if training_type == "Advanced" else "Quick"}
+        if training_type == "Advanced" and budget_hours:
+            spec["budgetMinutes"] = min(budget_hours * 60, 2880)
+        number = len(bodies) + 1
+        while True:
+            body = {"apiVersion": api.API_VERSION, "kind": "Iteration",
+                    "metadata": {"name": f"{project.name}-{number}", "namespace": namespace, "annotations": {
+                        NAME_ANNOTATION: f"Iteration {number}", LABELS_ANNOTATION: str(version)}},
+                    "spec": spec}
+            try:
+                stored = await self.s.resources.create(body)
+                break
+            except AlreadyExists:
+                number += 1
+        await self.s.source.observe("iterations", stored)
+        return self._iteration_wire(project, stored)
+
+    async def _check_trainable(self, project: Project) -> None:
+        tags = await asyncio.to_thread(self.s.labels.tags, project.uid)
+        used = [t for t in tags if t.image_count and t.type != "Negative"]
+        few = [t.name for t in used if t.image_count < MIN_IMAGES_PER_TAG]
+        if len(used) < 2 or few:
+            raise CustomVisionError(
+                f"Training needs at least 2 tags with {MIN_IMAGES_PER_TAG} images or more each"
+                + (f"; too few images: {', '.join(few)}." if few else "."), "BadRequestTrainingValidationFailed")
+
+    async def update_iteration(self, namespace: str, project_id: str, iteration_id: str, name: str) -> wire.Iteration:
+        project = self.s.project(namespace, project_id)
+        body = self.s.source.catalog.iteration(project, iteration_id)
+        if not name or len(name) > 256:
+            raise CustomVisionError("An iteration's name must have 1 to 256 characters.", "BadRequestIterationName")
+        stored = await self.s.resources.patch("Iteration", namespace, body["metadata"]["name"],
+                                              {"metadata": {"annotations": {NAME_ANNOTATION: name}}})
+        await self.s.source.observe("iterations", stored)
+        return self._iteration_wire(project, stored)
+
+    async def delete_iteration(self, namespace: str, project_id: str, iteration_id: str) -> None:
+        project = self.s.project(namespace, project_id)
+        body = self.s.source.catalog.iteration(project, iteration_id)
+        if body["spec"].get("publishName"):  # the wanted state: an unpublish in progress does not count
+            raise CustomVisionError("The iteration is published; unpublish it first.",
+                                    "BadRequestIterationIsPublished")
+        await self.s.resources.delete("Iteration", namespace, body["metadata"]["name"])
+        await self.s.source.observe("iterations", body, deleted=True)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # publishing
+
+    def _trained(self, project: Project, iteration_id: str) -> dict[str, Any]:
+        body = self.s.source.catalog.iteration(project, iteration_id)
+        if TRAINING_PHASES.get((body.get("status") or {}).get("phase") or "Pending") != "Completed":
+            raise CustomVisionError(f"Iteration {iteration_id} has not completed training.",
+                                    "BadRequestIterationIsNotTrained")
+        return body
+
+    async def publish(self, namespace: str, project_id: str, iteration_id: str, publish_name: str,
+                      overwrite: bool) -> bool:
+        project = self.s.project(namespace, project_id)
+        body = self._trained(project, iteration_id)
+        name = publish_name.lower()
+        if not re.fullmatch(api.DNS_LABEL, name) or len(name) > 63:
+            raise CustomVisionError("A publish name here is 1 to 63 letters, digits and '-', starting and ending "
+                                    "with a letter or digit (compared without case).", "BadRequestInvalidPublishName")
+        for other in self.s.source.catalog.iterations.get(project.uid, []):
+            taken = {(other.get("status") or {}).get("publishedName"), other["spec"].get("publishName")}
+            if other is not body and name in taken:
+                if not overwrite:
+                    raise CustomVisionError(f"Another iteration is published as {publish_name!r}.",
+                                            "BadRequestInvalidPublishName")
+                await self._set_publish_name(namespace, other, None)
+        await self._set_publish_name(namespace, body, name)
+        deadline = asyncio.get_running_loop().time() + self.s.settings.publish_wait_seconds
+        while (project.uid, name) not in self.s.source.catalog.published:  # answer once predictions can be served
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.25)
+        return True
+
+    async def _set_publish_name(self, namespace: str, body: dict[str, Any], name: str | None) -> None:
+        stored = await self.s.resources.patch("Iteration", namespace, body["metadata"]["name"],
+                                              {"spec": {"publishName": name}})
+        await self.s.source.observe("iterations", stored)
+
+    async def unpublish(self, namespace: str, project_id: str, iteration_id: str) -> None:
+        project = self.s.project(namespace, project_id)
+        body = self.s.source.catalog.iteration(project, iteration_id)
+        if not body["spec"].get("publishName"):
+            raise CustomVisionError(f"Iteration {iteration_id} is not published.", "BadRequestIterationNotPublished")
+        await self._set_publish_name(namespace, body, None)
+
+    def quick_test_model(self, namespace: str, project_id: str, iteration_id: str | None) -> str:
+        """The publish name that serves an iteration (by default the newest one served). Quick tests run where
+        predictions do: on Triton, which holds published iterations."""
+        project = self.s.project(namespace, project_id)
+        served = [m for (uid, _), m in self.s.source.catalog.published.items() if uid == project.uid]
+        if iteration_id:
+            self._trained(project, iteration_id)
+            served = [m for m in served if m.iteration_uid == iteration_id.lower()]
+        if not served:
+            raise CustomVisionError("Quick tests run on a published iteration here: publish it first.",
+                                    "BadRequestIterationNotPublished")
+        order = {b["metadata"]["uid"]: b["metadata"].get("creationTimestamp", "")
+                 for b in self.s.source.catalog.iterations.get(project.uid, [])}
+        return max(served, key=lambda m: order.get(m.iteration_uid, "")).publish_name
+
+    # ------------------------------------------------------------------------------------------------------------
+    # performance and exports
+
+    async def performance(self, namespace: str, project_id: str, iteration_id: str,
+                          threshold: float | None) -> wire.IterationPerformance:
+        project = self.s.project(namespace, project_id)
+        body = self._trained(project, iteration_id)
+        metrics = (body.get("status") or {}).get("metrics")
+        if not metrics:
+            raise NotFound(f"Iteration {iteration_id} has no performance recorded.", "NotFoundIterationPerformance")
+        ids = {t.name: t.id for t in await asyncio.to_thread(self.s.labels.tags, project.uid)}
+        per_tag = [wire.TagPerformance(
+            id=ids.get(t["tag"], dataset.tag_id(project.uid, t["tag"])), name=t["tag"], precision=t["precision"],
+            precision_std_deviation=0.0, recall=t["recall"], recall_std_deviation=0.0,
+            average_precision=t["averagePrecision"]) for t in metrics.get("perTag", [])]
+        return wire.IterationPerformance(per_tag_performance=per_tag, precision=metrics["precision"],
+                                         precision_std_deviation=0.0, recall=metrics["recall"],
+                                         recall_std_deviation=0.0, average_precision=metrics["averagePrecision"])
+
+    def _export(self, namespace: str, project: Project, body: dict[str, Any], base_url: str,
+                flavor: str | None) -> wire.Export:
+        path = f"{project.uid}/models/{body['metadata']['uid']}.onnx"
+        return wire.Export(platform="ONNX", status="Done", download_uri=self.s.link(namespace, base_url, path),
+                           flavor=flavor, newer_version_available=False)
+
+    def exports(self, namespace: str, project_id: str, iteration_id: str, base_url: str) -> list[wire.Export]:
+        project = self.s.project(namespace, project_id)
+        body = self.s.source.catalog.iteration(project, iteration_id)
+        if TRAINING_PHASES.get((body.get("status") or {}).get("phase") or "") != "Completed":
+            return []
+        return [self._export(namespace, project, body, base_url, None)]
+
+    def export(self, namespace: str, project_id: str, iteration_id: str, platform: str, flavor: str | None,
+               base_url: str) -> wire.Export:
+        project = self.s.project(namespace, project_id)
+        body = self._trained(project, iteration_id)
+        if platform != "ONNX":
+            raise CustomVisionError(f"Export to {platform} is not available: models are exported as ONNX.",
+                                    "BadRequestProjectUnsupportedExportPlatform")
+        if flavor not in (None, "ONNX10", "ONNX12"):
+            raise CustomVisionError(f"ONNX exports have no flavor {flavor!r}.", "BadRequestNotSupported")
+        return self._export(namespace, project, body, base_url, flavor)
+
+    def model_object(self, project: Project, iteration_uid: str) -> tuple[str, str]:
+        """(bucket, key) of an iteration's ONNX model."""
+        body = self.s.source.catalog.iteration(project, iteration_uid)
+        uri = (body.get("status") or {}).get("modelUri")
+        if not uri:
+            raise NotFound("The iteration has no model.", "NotFoundIteration")
+        bucket, labels_key = model_labels_key(uri)
+        return bucket, labels_key.removesuffix("labels.txt") + "1/model.onnx"
