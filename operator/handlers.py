@@ -187,6 +187,8 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, retry_delay: flo
     async def iteration_loop(body: kopf.Body, namespace: str, name: str, stopped: kopf.DaemonStopped,
                              iterations_by_project: kopf.Index, projects: kopf.Index, training_jobs: kopf.Index,
                              training_pods: kopf.Index, triton_deployments: kopf.Index, **_: Any) -> None:
+        created: set[str] = set()  # Jobs this loop created that their watch has not shown yet
+
         async def reconcile_once() -> float | None:
             with metrics.reconcile_timer("Iteration"):
                 snapshot = dict(body)  # the live body moves on while this pass awaits
@@ -196,13 +198,16 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, retry_delay: flo
                 project = CustomVisionProject.model_validate(project_body) if project_body else None
                 siblings = list(iterations_by_project.get((namespace, project_name), []))
                 job_name = iteration.status.training_job or iteration_id(iteration)
+                job_body = _one(training_jobs, (namespace, job_name))
+                if job_body is None and job_name in created:
+                    return None  # not a missing Job, a late watch event: the event itself wakes this loop
+                created.discard(job_name)
                 finished = iteration.status.phase == IterationPhase.FAILED or conditions.is_true(
                     iteration.status.conditions, reconcile.TRAINED)
                 observed = IterationObservation(
                     project=project,
                     job=None if finished else await cluster.observe_job(  # a finished Job is not looked at again
-                        namespace, job_name, _one(training_jobs, (namespace, job_name)),
-                        list(training_pods.get((namespace, job_name), []))),
+                        namespace, job_name, job_body, list(training_pods.get((namespace, job_name), []))),
                     publish_owner=reconcile.publish_owners(siblings).get(iteration.spec.publish_name or ""),
                     serving=serving_observation(_one(triton_deployments, (namespace, triton_name(project_name))),
                                                 project_name, namespace),
@@ -213,6 +218,7 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, retry_delay: flo
                     await asyncio.to_thread(DatasetStore(ObjectStore(cluster.s3), layout).snapshot, plan.train.name)
                     job = objects.training_job(plan.train, snapshot, cluster.settings, cluster.s3)
                     await cluster.create_or_adopt(cluster.batch.create_namespaced_job, namespace, job)
+                    created.add(plan.train.name)
                 await cluster.patch_status(ITERATIONS, snapshot, _status_patch(plan.status))
                 _post_events(body, plan.outcome)
                 served = observed.serving is not None and name in observed.serving.models

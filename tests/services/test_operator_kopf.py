@@ -273,6 +273,7 @@ async def test_a_finishing_job_is_seen_through_its_watch_not_read(kmock, platfor
     assert trained["status"]["metrics"]["averagePrecision"] == 0.95
     reads = {key for key in kmock.request_counts if key[0] == "get" and key[1:] in {("batch", "jobs"), ("", "pods")}}
     assert reads == set() and kmock.request_counts[("list", "", "pods")] == 1  # the watch's first list only
+    assert kmock.create_requests["jobs"] == 1  # a pass before the new Job's watch event does not ask again
 
 
 def reconciles(kind: str) -> float:
