@@ -87,9 +87,9 @@ async def wait(check, timeout: float, every: float = 0.005) -> None:
 
 
 async def settled(emulator: KubeEmulator, quiet: float, timeout: float) -> None:
-    """Until the operator has sent no request for `quiet` seconds."""
-    deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
-    while time.monotonic() - since < quiet:
+    """Until the operator, once it has started sending requests, has sent none for `quiet` seconds."""
+    deadline, last, since = time.monotonic() + timeout, 0, time.monotonic()
+    while not last or time.monotonic() - since < quiet:
         if time.monotonic() > deadline:
             raise TimeoutError("the operator never settled")
         if (total := sum(emulator.request_counts.values())) != last:
