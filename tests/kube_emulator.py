@@ -116,6 +116,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     _keys: dict = attrs.field(init=False, factory=dict)  # resource -> {key: None} of its objects, deleted or not
     _live_uids: set = attrs.field(init=False, factory=set)  # of the objects not deleted
     _dependents: dict = attrs.field(init=False, factory=dict)  # owner uid -> keys of objects that name it
+    _declared: tuple = attrs.field(init=False, default=((), set()))  # (what it was built from, the resources)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()  # kmock's discovery endpoints and fallback reactions
@@ -387,7 +388,23 @@ class KubeEmulator(kmock.KubernetesEmulator):
             if not (obj := self._objects[key]).deleted:
                 yield key, obj
 
+    def _get_resources(self) -> list[kmock.resource]:
+        """kmock's: the declared resources, the reactions', the objects'; without walking every reaction and every
+        object on each request. The first two are kept while their numbers stay, the last come from the index."""
+        stamp = (len(self._resources), len(self._payloads))
+        if self._declared[0] != stamp:
+            self._declared = (stamp, set(kmock.KubernetesScaffold._get_resources(self)))
+        return list(self._declared[1] | self._keys.keys())
+
     # -- reads ----------------------------------------------------------------------------------
+    async def _serve_fetch(self, request: kmock.Request) -> Any:
+        """One object, by its key: kmock's own looks at every object for it."""
+        key = (request.resource, request.namespace, request.name)
+        async with self._lock:
+            if key not in self._objects or self._objects[key].deleted:
+                raise kmock.KubernetesObjectNotFoundError()
+            return self._objects[key].raw
+
     def _selected(self, request: kmock.Request, key: tuple, body: Mapping[str, Any] | None) -> bool:
         res, namespace, name = key
         return (

@@ -35,6 +35,8 @@ async def test_a_deleted_owner_takes_the_dependents_it_alone_owned(kmock):
     await kmock.delete(f"{CONFIGMAPS}/other")
     assert await names(kmock, SECRETS) == ["unowned"]
     assert await names(kmock, CONFIGMAPS) == []
+    assert (await (await kmock.get(f"{SECRETS}/unowned")).json())["metadata"]["name"] == "unowned"
+    assert (await kmock.get(f"{SECRETS}/only-owner")).status == 404
 
 
 async def test_a_resumed_watch_replays_only_what_came_after(kmock):
