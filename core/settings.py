@@ -93,6 +93,10 @@ class OperatorSettings(BaseSettings):
         default=True, description="Tolerate the nvidia.com/gpu taint on pods that request GPUs."
     )
     metrics_port: int = Field(default=8080, ge=1, le=65535, description="Port of the operator's Prometheus metrics.")
+    resync_seconds: float = Field(
+        default=600, gt=0, description="Seconds between a resource's reconciles when nothing it watches changed: a "
+        "safety net under the watches, jittered by up to a fifth so resources do not all come due at once."
+    )
 
     @classmethod
     def from_file(cls, path: Path | None) -> OperatorSettings:

@@ -1,15 +1,11 @@
-"""The Kubernetes driver of the reconcile core: kopf handlers that observe the cluster and S3, ask the core, and
-apply its plan idempotently (deterministic names, owner references, create-or-adopt, merge patches), with Events.
-
-Handlers run on create, update and resume, and on timers: a timer is the level-based repair of drift (a deleted
-Deployment comes back) and the poll of a running training Job.
-"""
+"""The Kubernetes side of the kopf driver: observations built from watched objects (and S3), and the plan applied
+idempotently (deterministic names, owner references, create-or-adopt, merge patches guarded by resourceVersion)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import kopf
@@ -18,14 +14,11 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubevision.core import api as kv
 from kubevision.core import results
-from kubevision.core.api import CustomVisionProject, Iteration
 from kubevision.core.labels import triton_name
 from kubevision.core.settings import OperatorSettings, S3Settings
-from kubevision.core.storage import STORAGE_FAULTS, DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
-from kubevision.core.training import iteration_id
-from kubevision.operator import metrics, objects, reconcile
-from kubevision.operator.observe import ensure_experiment, observe_dataset
-from kubevision.operator.reconcile import IterationObservation, JobObservation, ServingObservation
+from kubevision.core.storage import ModelRepositoryLayout, ObjectStore
+from kubevision.operator import objects, reconcile
+from kubevision.operator.reconcile import JobObservation, ServingObservation
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +50,21 @@ def mlflow_request_limits(settings: OperatorSettings) -> dict[str, str]:
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
 
 
-def _status_patch(status) -> dict[str, Any]:
-    """A merge patch of status: a field that is unset now is removed (null), not left as it was (an endpoint
-    after unpublishing)."""
-    present = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return {field: present.get(field) for field in status.model_dump(by_alias=True)}
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _post_events(body: kopf.Body, outcome: reconcile.Outcome) -> None:
-    for event in outcome.events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
+def serving_observation(deployment: dict[str, Any] | None, project: str, namespace: str) -> ServingObservation | None:
+    """What a project's Triton Deployment says: the models it loads, and whether it is ready."""
+    if deployment is None:
+        return None
+    status = deployment.get("status") or {}
+    ready = (status.get("readyReplicas") or 0) >= 1 and (status.get("observedGeneration") or 0) >= (
+        deployment["metadata"].get("generation") or 0)
+    message = "" if ready else f"Deployment {triton_name(project)}: {status.get('readyReplicas') or 0} ready"
+    return ServingObservation(ready=ready, models=objects.loaded_models(deployment),
+                              endpoint=objects.triton_endpoint(project, namespace), message=message,
+                              version=deployment["metadata"].get("resourceVersion", ""))
 
 
 class Cluster:
@@ -100,49 +94,39 @@ class Cluster:
     # ------------------------------------------------------------------------------------------------------------
     # observations
 
-    async def observe_job(self, namespace: str, name: str) -> JobObservation | None:
-        try:
-            job = await self.batch.read_namespaced_job(name, namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        conditions = {c.type: c for c in (job.status.conditions or [])} if job.status else {}
+    async def observe_job(self, namespace: str, name: str, job: dict[str, Any] | None,
+                          pods: list[dict[str, Any]]) -> JobObservation | None:
+        """The Job and its pods as the watches last saw them; only a termination message held in S3 is read."""
+        if job is None:
+            return None
+        status = job.get("status") or {}
+        conditions = {c["type"]: c for c in status.get("conditions") or []}
         failed = conditions.get("Failed")
-        pods = await self.core.list_namespaced_pod(namespace, label_selector=f"job-name={name}")
         message, waiting_reason, waiting_message = "", "", ""
-        for pod in sorted(pods.items, key=lambda p: p.metadata.creation_timestamp or _now()):
-            for container in (pod.status.container_statuses or []) if pod.status else []:
-                state = container.state
-                if state and state.terminated and state.terminated.message:
-                    message = state.terminated.message
-                if state and state.waiting:
-                    waiting_reason, waiting_message = state.waiting.reason or "", state.waiting.message or ""
+        for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or ""):
+            for container in (pod.get("status") or {}).get("containerStatuses") or []:
+                state = container.get("state") or {}
+                if (state.get("terminated") or {}).get("message"):
+                    message = state["terminated"]["message"]
+                if waiting := state.get("waiting"):
+                    waiting_reason, waiting_message = waiting.get("reason") or "", waiting.get("message") or ""
         result = await asyncio.to_thread(results.read_termination_message, message, ObjectStore(self.s3),
                                          namespace, name) if message else None
-        status = job.status
         return JobObservation(
             name=name,
-            active=bool(status and status.active),
-            succeeded="Complete" in conditions and conditions["Complete"].status == "True",
-            failed=failed is not None and failed.status == "True",
-            failure_reason=(failed.reason or "") if failed else "",
-            failure_message=(failed.message or "") if failed else "",
+            active=bool(status.get("active")),
+            succeeded=(conditions.get("Complete") or {}).get("status") == "True",
+            failed=failed is not None and failed.get("status") == "True",
+            failure_reason=(failed.get("reason") or "") if failed else "",
+            failure_message=(failed.get("message") or "") if failed else "",
             waiting_reason=waiting_reason, waiting_message=waiting_message, result=result,
-            started=status.start_time if status else None, finished=status.completion_time if status else None,
+            started=_time(status.get("startTime")), finished=_time(status.get("completionTime")),
         )
 
     async def observe_serving(self, namespace: str, project: str) -> ServingObservation | None:
-        raw = await self._read(self.apps.read_namespaced_deployment, triton_name(project), namespace)
-        if raw is None:
-            return None
-        status = raw.get("status") or {}
-        ready = (status.get("readyReplicas") or 0) >= 1 and (status.get("observedGeneration") or 0) >= (
-            raw["metadata"].get("generation") or 0)
-        message = "" if ready else f"Deployment {triton_name(project)}: {status.get('readyReplicas') or 0} ready"
-        return ServingObservation(ready=ready, models=objects.loaded_models(raw),
-                                  endpoint=objects.triton_endpoint(project, namespace), message=message,
-                                  version=raw["metadata"].get("resourceVersion", ""))
+        """Read afresh, for a write that must carry the current resourceVersion."""
+        return serving_observation(await self._read(self.apps.read_namespaced_deployment, triton_name(project),
+                                                    namespace), project, namespace)
 
     # ------------------------------------------------------------------------------------------------------------
     # actions
@@ -183,13 +167,13 @@ class Cluster:
                     raise kopf.TemporaryError(f"Deployment {name} changed meanwhile", delay=1) from error
                 raise
 
-    async def repair_serving(self, project_body: dict[str, Any], iterations: list[dict[str, Any]]) -> None:
+    async def repair_serving(self, project_body: dict[str, Any], iterations: list[dict[str, Any]],
+                             deployment: dict[str, Any] | None, service: dict[str, Any] | None) -> None:
         """Drift repair: a project with published models keeps its Triton as the operator made it. A deleted
         Deployment or Service comes back; an edited one (scaled to 0, another image) is set back. Which models it
-        loads is each Iteration's to change (serve_model), so those are kept as found."""
-        meta = project_body["metadata"]
-        name, namespace = triton_name(meta["name"]), meta["namespace"]
-        deployment = await self._read(self.apps.read_namespaced_deployment, name, namespace)
+        loads is each Iteration's to change (serve_model), so those are kept as found. `deployment` and `service`
+        are as the watches last saw them: nothing is read when nothing drifted."""
+        namespace = project_body["metadata"]["namespace"]
         if deployment is None:
             if models := reconcile.served_models(iterations):
                 await self.create_serving(project_body, models)
@@ -197,12 +181,24 @@ class Cluster:
         wanted = objects.triton_deployment(project_body, list(objects.loaded_models(deployment)), self.settings,
                                            self.s3)
         await self._restore(self.apps.patch_namespaced_deployment, deployment, wanted)
-        service = await self._read(self.core.read_namespaced_service, name, namespace)
         if service is None:
             await self.create_or_adopt(self.core.create_namespaced_service, namespace,
                                        objects.triton_service(project_body))
         else:
             await self._restore(self.core.patch_namespaced_service, service, objects.triton_service(project_body))
+
+    async def patch_status(self, plural: str, body: dict[str, Any], status: dict[str, Any]) -> bool:
+        """Write status only when it differs from the one in `body`, the snapshot the status was computed from: the
+        same reconcile twice writes once. (Compared with a newer body instead, two passes that overlap a watch event
+        would keep writing each other's condition times back.)"""
+        seen = body.get("status") or {}
+        if all(seen.get(field) == value for field, value in status.items()):
+            return False
+        meta = body["metadata"]
+        await self.custom.patch_namespaced_custom_object_status(
+            kv.GROUP, kv.VERSION, meta["namespace"], plural, meta["name"], {"status": status},
+            _content_type=MERGE_PATCH)
+        return True
 
     async def _read(self, read, name: str, namespace: str) -> dict[str, Any] | None:
         try:
@@ -246,91 +242,3 @@ class Cluster:
         repository = ModelRepositoryLayout(self.s3.models_bucket, namespace, project)
         for key in store.keys(repository.bucket, repository.model_key(model, "")):
             store.client.remove_object(repository.bucket, key)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Handlers
-
-
-def register(registry: kopf.OperatorRegistry, cluster: Cluster, project_interval: float = 30,
-             iteration_interval: float = reconcile.POLL_TRAINING, retry_delay: float = 10) -> None:
-    """Every handler of the operator, on `registry` (one per operator instance: tests run several). The timers
-    repair drift and follow running Jobs; intervals and the delay between a deletion's retries are in seconds."""
-
-    project_resource = dict(group=kv.GROUP, version=kv.VERSION, plural=PROJECTS, registry=registry)
-    iteration_resource = dict(group=kv.GROUP, version=kv.VERSION, plural=ITERATIONS, registry=registry)
-
-    @kopf.index(**iteration_resource, id="iterations_by_project")  # the name handlers take it by
-    def iterations_by_project(namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status,
-                              **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
-        """Each project's Iterations, kept up to date from the watch: no list request on every reconcile."""
-        metadata = {"name": name, "creationTimestamp": meta.get("creationTimestamp"),
-                    "deletionTimestamp": meta.get("deletionTimestamp")}
-        return {(namespace, spec["projectRef"]["name"]): {"metadata": metadata, "spec": dict(spec),
-                                                          "status": dict(status)}}
-
-    def siblings_of(index: kopf.Index, namespace: str, project: str) -> list[dict[str, Any]]:
-        return list(index.get((namespace, project), []))
-
-    @kopf.on.resume(**project_resource)
-    @kopf.on.create(**project_resource)
-    @kopf.on.update(**project_resource)
-    @kopf.timer(**project_resource, interval=project_interval, initial_delay=project_interval / 6)
-    async def project_handler(body: kopf.Body, patch: kopf.Patch, namespace: str, name: str,
-                              iterations_by_project: kopf.Index, **_: Any) -> None:
-        with metrics.reconcile_timer("CustomVisionProject"):
-            project = CustomVisionProject.model_validate(dict(body))
-            dataset = await asyncio.to_thread(observe_dataset, project, cluster.s3)
-            experiment_id, tracking_error = await asyncio.to_thread(ensure_experiment, project, cluster.tracking_uri)
-            status, outcome = reconcile.reconcile_project(project, dataset, tracking_error, experiment_id, _now())
-            patch.status.update(_status_patch(status))
-            _post_events(body, outcome)
-            await cluster.repair_serving(dict(body), siblings_of(iterations_by_project, namespace, name))
-
-    @kopf.on.resume(**iteration_resource)
-    @kopf.on.create(**iteration_resource)
-    @kopf.on.update(**iteration_resource)
-    @kopf.timer(**iteration_resource, interval=iteration_interval, initial_delay=iteration_interval / 5)
-    async def iteration_handler(body: kopf.Body, patch: kopf.Patch, namespace: str,
-                                iterations_by_project: kopf.Index, **_: Any) -> None:
-        with metrics.reconcile_timer("Iteration"):
-            iteration = Iteration.model_validate(dict(body))
-            project_body = await cluster.get_custom(PROJECTS, namespace, iteration.spec.project_ref.name)
-            project = CustomVisionProject.model_validate(project_body) if project_body else None
-            siblings = siblings_of(iterations_by_project, namespace, iteration.spec.project_ref.name)
-            job_name = iteration.status.training_job or iteration_id(iteration)
-            observed = IterationObservation(
-                project=project,
-                job=await cluster.observe_job(namespace, job_name),
-                publish_owner=reconcile.publish_owners(siblings).get(iteration.spec.publish_name or ""),
-                serving=await cluster.observe_serving(namespace, iteration.spec.project_ref.name),
-            )
-            plan = reconcile.reconcile_iteration(iteration, observed, _now())
-            if plan.train is not None:
-                layout = DatasetLayout.of(project.spec.dataset)
-                await asyncio.to_thread(DatasetStore(ObjectStore(cluster.s3), layout).snapshot, plan.train.name)
-                job = objects.training_job(plan.train, dict(body), cluster.settings, cluster.s3)
-                await cluster.create_or_adopt(cluster.batch.create_namespaced_job, namespace, job)
-            patch.status.update(_status_patch(plan.status))
-            _post_events(body, plan.outcome)
-            served = observed.serving is not None and iteration.metadata.name in observed.serving.models
-            if project_body is not None and plan.serve != served:
-                await cluster.serve_model(project_body, iteration.metadata.name, plan.serve)
-            metrics.RUNNING_JOBS.set(sum(1 for items in iterations_by_project.values() for i in items
-                                         if (i.get("status") or {}).get("phase") == "Training"))
-
-    @kopf.on.delete(**iteration_resource)
-    async def iteration_deleted(body: kopf.Body, namespace: str, name: str, retry: int, **_: Any) -> None:
-        """The served model goes: Triton stops loading it and its folder leaves the model repository. MLflow keeps
-        the run and the registered version. With S3 gone, a few retries, then a Warning, and deletion goes on."""
-        project = body["spec"]["projectRef"]["name"]
-        project_body = await cluster.get_custom(PROJECTS, namespace, project)
-        if project_body is not None:
-            await cluster.serve_model(project_body, name, wanted=False)
-        try:
-            await asyncio.to_thread(cluster.remove_served_model, namespace, project, name)
-        except STORAGE_FAULTS as error:
-            if retry + 1 < DELETE_RETRIES:
-                raise kopf.TemporaryError(f"S3: {error}", delay=retry_delay) from error
-            kopf.warn(body, reason="ModelNotRemoved",
-                      message=f"could not remove the model from S3 after {DELETE_RETRIES} tries: {error}")

@@ -11,7 +11,8 @@ from kubernetes_asyncio import client, config
 from prometheus_client import start_http_server
 
 from kubevision.core.settings import OperatorSettings, S3Settings
-from kubevision.operator.cluster import Cluster, mlflow_request_limits, operator_settings, register
+from kubevision.operator.cluster import Cluster, mlflow_request_limits, operator_settings
+from kubevision.operator.handlers import register
 
 
 async def _kubernetes_client() -> client.ApiClient:

@@ -11,7 +11,8 @@ import kopf
 from kubernetes_asyncio import client
 
 from kubevision.core.settings import OperatorSettings, S3Settings
-from kubevision.operator.cluster import Cluster, operator_settings, register
+from kubevision.operator.cluster import Cluster, operator_settings
+from kubevision.operator.handlers import register
 
 
 class _NotKopfTasks:
@@ -37,7 +38,7 @@ async def running_operator(url: str, namespace: str, s3: S3Settings, tracking_ur
 
     async with client.ApiClient(client.Configuration(host=url.rstrip("/"))) as api_client:
         register(registry, Cluster(api_client, settings or OperatorSettings(), s3, tracking_uri),
-                 project_interval=0.5, iteration_interval=0.3, retry_delay=0.2)
+                 retry_delay=0.2, fault_retry=0.5)
         kopf_settings = operator_settings()
         stop = asyncio.Event()
         ignored = _NotKopfTasks()

@@ -17,7 +17,10 @@ operator against it in pytest. What it fixes or adds (each one was a gap with ko
 * PUT (replace) is served; no-op writes keep the resourceVersion and emit no watch-event;
 * CRDs from YAML files; kmock's bundled built-in resources (batch, apps, v1, coordination, ...);
 * bounded request logs, request matching in O(1) of the log size, and an RBAC-style log of
-  (verb, group, resource) plus ``missing_permissions(role_rules)``.
+  (verb, group, resource) plus ``missing_permissions(role_rules)``;
+* per-request work that does not grow with the number of objects of other resources: lists and
+  watches look at their resource's objects only, a watch resumption at the events after its
+  resourceVersion only, garbage collection at the deleted owner's dependents only.
 
 It relies on kmock 0.8 internals (``_objects``, ``_requests``, ``_payloads``, ``_lock``): pin kmock==0.8.
 """
@@ -26,6 +29,7 @@ import asyncio
 import collections
 import copy
 import datetime
+import itertools
 import re
 import secrets
 import uuid
@@ -109,6 +113,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
     _bus: aiobus.Bus = attrs.field(init=False, factory=aiobus.Bus)  # the same, live, for watchers
     _results: dict = attrs.field(init=False, factory=dict)  # request -> response body of a write
     _counted: int = attrs.field(init=False, default=0)  # objects known to carry server metadata (_adopt_seeded)
+    _keys: dict = attrs.field(init=False, factory=dict)  # resource -> {key: None} of its objects, deleted or not
+    _live_uids: set = attrs.field(init=False, factory=set)  # of the objects not deleted
+    _dependents: dict = attrs.field(init=False, factory=dict)  # owner uid -> keys of objects that name it
+    _declared: tuple = attrs.field(init=False, default=((), set()))  # (what it was built from, the resources)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()  # kmock's discovery endpoints and fallback reactions
@@ -313,14 +321,16 @@ class KubeEmulator(kmock.KubernetesEmulator):
     async def _remove(self, key: tuple, body: dict[str, Any]) -> None:
         self._objects[key].delete()  # kmock's soft-deletion: .history stays for assertions
         await self._emit("DELETED", key, copy.deepcopy(body))
+        uid = body["metadata"]["uid"]
+        self._live_uids.discard(uid)
         # Garbage collection (background propagation): delete the dependents with no owners left.
-        live = {obj.raw["metadata"].get("uid") for obj in self._objects.values() if not obj.deleted}
-        for child_key, child in list(self._objects.items()):
-            owners = (
-                set() if child.deleted else {r.get("uid") for r in child.raw["metadata"].get("ownerReferences") or []}
-            )
-            if body["metadata"]["uid"] in owners and not owners & live and not self._objects[child_key].deleted:
-                await self._delete(child_key, copy.deepcopy(child.raw))
+        for child_key in sorted(self._dependents.pop(uid, ()), key=str):
+            if child_key not in self._objects or self._objects[child_key].deleted:
+                continue
+            child = self._objects[child_key].raw
+            owners = {r.get("uid") for r in child["metadata"].get("ownerReferences") or []}
+            if uid in owners and not owners & self._live_uids:
+                await self._delete(child_key, copy.deepcopy(child))
 
     async def _emit(self, type_: str, key: tuple, body: dict[str, Any], old: dict[str, Any] | None = None) -> None:
         """Give the change a new resourceVersion, store it, remember it, send it to the watchers."""
@@ -331,18 +341,33 @@ class KubeEmulator(kmock.KubernetesEmulator):
         elif type_ != "DELETED":
             self._objects[key] = body
             self._counted += self._counted == len(self._objects) - 1  # still in step: no scan needed
+        if type_ != "DELETED":
+            self._index(key, body)
         if len(self._events) == self._events.maxlen:
             self._dropped_rv = self._events[0][0]
         self._events.append(event := (self._rv, key, {"type": type_, "object": body}, old))
         await self._bus.put(event)
 
+    def _index(self, key: tuple, body: Mapping[str, Any]) -> None:
+        """Remember a live object by resource, by uid, and under each of its owners."""
+        self._keys.setdefault(key[0], {})[key] = None
+        meta = body.get("metadata", {})
+        self._live_uids.add(meta.get("uid"))
+        for owner in meta.get("ownerReferences") or []:
+            self._dependents.setdefault(owner.get("uid"), set()).add(key)
+
     def _adopt_seeded(self) -> None:
-        """Add the server-set metadata to objects put by tests directly into ``kmock.objects[...]``. Only when the
-        number of objects moved without a request: scanning them all on every request is quadratic at scale."""
+        """Add the server-set metadata to objects put by tests directly into ``kmock.objects[...]``, and index them.
+        Only when the number of objects moved without a request: scanning them all on every request is quadratic at
+        scale."""
         if len(self._objects) == self._counted:
             return
         self._counted = len(self._objects)
-        for (_, namespace, name), obj in self._objects.items():
+        self._keys.clear()
+        self._live_uids.clear()
+        self._dependents.clear()
+        for key, obj in self._objects.items():
+            _, namespace, name = key
             if not obj.deleted and "uid" not in obj.raw.get("metadata", {}):
                 self._rv += 1
                 obj["metadata"] = dict(
@@ -354,8 +379,32 @@ class KubeEmulator(kmock.KubernetesEmulator):
                     creationTimestamp=_now(),
                     **({"namespace": namespace} if namespace else {}),
                 )
+            if not obj.deleted:
+                self._index(key, obj.raw)
+
+    def _live(self, resource: kmock.resource) -> Iterable[tuple[tuple, Any]]:
+        """The live objects of one resource, without a look at any other's."""
+        for key in self._keys.get(resource, ()):
+            if not (obj := self._objects[key]).deleted:
+                yield key, obj
+
+    def _get_resources(self) -> list[kmock.resource]:
+        """kmock's: the declared resources, the reactions', the objects'; without walking every reaction and every
+        object on each request. The first two are kept while their numbers stay, the last come from the index."""
+        stamp = (len(self._resources), len(self._payloads))
+        if self._declared[0] != stamp:
+            self._declared = (stamp, set(kmock.KubernetesScaffold._get_resources(self)))
+        return list(self._declared[1] | self._keys.keys())
 
     # -- reads ----------------------------------------------------------------------------------
+    async def _serve_fetch(self, request: kmock.Request) -> Any:
+        """One object, by its key: kmock's own looks at every object for it."""
+        key = (request.resource, request.namespace, request.name)
+        async with self._lock:
+            if key not in self._objects or self._objects[key].deleted:
+                raise kmock.KubernetesObjectNotFoundError()
+            return self._objects[key].raw
+
     def _selected(self, request: kmock.Request, key: tuple, body: Mapping[str, Any] | None) -> bool:
         res, namespace, name = key
         return (
@@ -377,9 +426,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 "kind": f"{kind or 'Object'}List",
                 "metadata": {"resourceVersion": str(self._rv)},
                 "items": [
-                    obj.raw
-                    for key, obj in self._objects.items()
-                    if not obj.deleted and self._selected(request, key, obj.raw)
+                    obj.raw for key, obj in self._live(request.resource) if self._selected(request, key, obj.raw)
                 ],
             }
 
@@ -401,15 +448,12 @@ class KubeEmulator(kmock.KubernetesEmulator):
             }
             return
         async with self._lock:  # no event can slip in between the replay and the live stream
-            replay = (
-                [event for event in self._events if event[0] > since]
-                if since
-                else [
-                    (0, key, {"type": "ADDED", "object": obj.raw}, None)
-                    for key, obj in self._objects.items()
-                    if not obj.deleted
+            if since:  # the events after it, found from the newest back
+                replay = list(itertools.takewhile(lambda event: event[0] > since, reversed(self._events)))[::-1]
+            else:
+                replay = [
+                    (0, key, {"type": "ADDED", "object": obj.raw}, None) for key, obj in self._live(request.resource)
                 ]
-            )
             marker, current_rv = await self._bus.mark(), self._rv
         try:
             for event in replay:

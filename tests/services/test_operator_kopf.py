@@ -14,6 +14,7 @@ from chart import role_rules
 from fault_proxy import FaultProxy
 from kopf_harness import eventually, running_operator
 from kube_emulator import KubeEmulator
+from prometheus_client import REGISTRY
 
 from kubevision.core.reasons import Reason
 from kubevision.core.results import TERMINATION_MESSAGE_BYTES, termination_message
@@ -45,10 +46,15 @@ pytestmark = pytest.mark.kmock(cls=KubeEmulator, crds=sorted(str(p) for p in (RE
                                strict=True)
 
 
+# A resync far beyond any test's wait: whatever the operator notices in these tests, it notices through a watch.
+WATCHES_ONLY = OperatorSettings(resync_seconds=3600)
+QUICK_RESYNC = 0.3
+
+
 @pytest.fixture
 async def operator(kmock, platform):
     s3 = platform.s3_settings()
-    async with running_operator(str(kmock.url), NS, s3, platform.mlflow_settings().tracking_uri):
+    async with running_operator(str(kmock.url), NS, s3, platform.mlflow_settings().tracking_uri, WATCHES_ONLY):
         yield
     OBSERVED_PERMISSIONS.update(kmock.permissions)
 
@@ -107,7 +113,8 @@ async def finish_job(emulator, platform, job: dict, result: TrainingResult | Non
     name = job["metadata"]["name"]
     message = "" if result is None else termination_message(result, ObjectStore(platform.s3_settings()), NS, name)
     pod = await create(emulator, PODS, {"apiVersion": "v1", "kind": "Pod",
-                                        "metadata": {"name": f"{name}-pod", "labels": {"job-name": name}},
+                                        "metadata": {"name": f"{name}-pod", "labels": {
+                                            **job["spec"]["template"]["metadata"]["labels"], "job-name": name}},
                                         "spec": {"containers": [{"name": "trainer", "image": "trainer"}]}})
     terminated = {"exitCode": result.exit_code if result else 1,
                   "message": message.encode()[:TERMINATION_MESSAGE_BYTES].decode(errors="ignore")}
@@ -253,6 +260,45 @@ async def test_drift_is_repaired_and_a_deleted_project_leaves_no_stale_ready(kmo
         o, "Ready")["reason"] == Reason.PROJECT_NOT_FOUND and o, what="not Ready without its project")
     assert condition(orphan, "Ready")["status"] == "False"
     assert condition(orphan, "Published")["status"] == "False" and "endpoint" not in orphan["status"]
+
+
+async def test_a_finishing_job_is_seen_through_its_watch_not_read(kmock, platform, operator):
+    await create_project(kmock, platform, "cats")
+    await eventually(phase(kmock, "project", "cats", "Ready"))
+    iteration = await create_iteration(kmock, "cats-1", "cats")
+    job = await eventually(lambda: current(kmock, "job", f"cats-1-{iteration['metadata']['uid'][:8]}"))
+    await eventually(phase(kmock, "iteration", "cats-1", "Training"))
+    await finish_job(kmock, platform, job, succeeded())
+    trained = await eventually(phase(kmock, "iteration", "cats-1", "Trained"), what="Trained, from the Job's watch")
+    assert trained["status"]["metrics"]["averagePrecision"] == 0.95
+    reads = {key for key in kmock.request_counts if key[0] == "get" and key[1:] in {("batch", "jobs"), ("", "pods")}}
+    assert reads == set() and kmock.request_counts[("list", "", "pods")] == 1  # the watch's first list only
+    assert kmock.create_requests["jobs"] == 1  # a pass before the new Job's watch event does not ask again
+
+
+def reconciles(kind: str) -> float:
+    return REGISTRY.get_sample_value("kubevision_reconciles_total", {"kind": kind}) or 0
+
+
+async def test_a_settled_operator_resyncs_without_a_single_request(kmock, platform):
+    """Resyncs of a finished Iteration and of its project reconcile again, find nothing changed, and neither read
+    the cluster (the watches keep what they need) nor patch a status that would not change."""
+    s3, tracking = platform.s3_settings(), platform.mlflow_settings().tracking_uri
+    async with running_operator(str(kmock.url), NS, s3, tracking, OperatorSettings(resync_seconds=QUICK_RESYNC)):
+        await create_project(kmock, platform, "moths")
+        await eventually(phase(kmock, "project", "moths", "Ready"))
+        iteration = await create_iteration(kmock, "moths-1", "moths")
+        await finish_job(kmock, platform, await eventually(
+            lambda: current(kmock, "job", f"moths-1-{iteration['metadata']['uid'][:8]}")), succeeded())
+        await eventually(phase(kmock, "iteration", "moths-1", "Trained"))
+        await asyncio.sleep(5 * QUICK_RESYNC)  # the last status writes' own watch events come back and settle
+        before = dict(kmock.request_counts)
+        iterations, projects = reconciles("Iteration"), reconciles("CustomVisionProject")
+        await asyncio.sleep(10 * QUICK_RESYNC)
+        assert reconciles("Iteration") >= iterations + 3, "the Iteration was not resynced"
+        assert reconciles("CustomVisionProject") >= projects + 3, "the project was not resynced"
+        assert dict(kmock.request_counts) == before
+    OBSERVED_PERMISSIONS.update(kmock.permissions)
 
 
 @pytest.mark.parametrize(
