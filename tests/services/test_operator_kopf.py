@@ -280,6 +280,20 @@ def reconciles(kind: str) -> float:
     return REGISTRY.get_sample_value("kubevision_reconciles_total", {"kind": kind}) or 0
 
 
+async def settled_counts(emulator: KubeEmulator, still: float) -> dict:
+    """The operator's request counts once they have not moved for `still` seconds (an operator that keeps writing
+    never gets there, and the wait fails)."""
+    async def settle() -> dict:
+        counts = dict(emulator.request_counts)
+        while True:
+            await asyncio.sleep(still)
+            if (latest := dict(emulator.request_counts)) == counts:
+                return counts
+            counts = latest
+
+    return await asyncio.wait_for(settle(), timeout=30)
+
+
 async def test_a_settled_operator_resyncs_without_a_single_request(kmock, platform):
     """Resyncs of a finished Iteration and of its project reconcile again, find nothing changed, and neither read
     the cluster (the watches keep what they need) nor patch a status that would not change."""
@@ -291,8 +305,7 @@ async def test_a_settled_operator_resyncs_without_a_single_request(kmock, platfo
         await finish_job(kmock, platform, await eventually(
             lambda: current(kmock, "job", f"moths-1-{iteration['metadata']['uid'][:8]}")), succeeded())
         await eventually(phase(kmock, "iteration", "moths-1", "Trained"))
-        await asyncio.sleep(5 * QUICK_RESYNC)  # the last status writes' own watch events come back and settle
-        before = dict(kmock.request_counts)
+        before = await settled_counts(kmock, 5 * QUICK_RESYNC)  # the last writes' own watch events come back
         iterations, projects = reconciles("Iteration"), reconciles("CustomVisionProject")
         await asyncio.sleep(10 * QUICK_RESYNC)
         assert reconciles("Iteration") >= iterations + 3, "the Iteration was not resynced"
