@@ -109,8 +109,8 @@ def test_database_urls_carry_the_generated_password():
     urls = next(s for s in find(objects, "Secret") if s["metadata"]["name"] == "kubevision-database")
     secret = base64.b64decode(password["data"]["password"]).decode()
     assert len(secret) == 32
-    assert urls["stringData"]["gatewayUrl"] == (
-        f"postgresql://kubevision:{secret}@kubevision-postgresql.kubevision.svc:5432/kubevision")
+    assert urls["stringData"]["gatewayUrl"] == (  # the label store speaks psycopg 3, SQLAlchemy's default is psycopg2
+        f"postgresql+psycopg://kubevision:{secret}@kubevision-postgresql.kubevision.svc:5432/kubevision")
     assert urls["stringData"]["mlflowUrl"].endswith("/mlflow")
 
 
