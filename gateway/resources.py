@@ -84,7 +84,7 @@ async def _json(response) -> dict[str, Any]:
 
 
 class KubernetesResources(ResourceWriter):
-    """Through the gateway's own ServiceAccount (gateway/deploy/rbac.yaml grants create, patch and delete)."""
+    """Through the gateway's own ServiceAccount (the chart's gateway ClusterRole grants create, patch and delete)."""
 
     def __init__(self, source):
         self.source = source  # its ApiClient, made when the watches start
