@@ -62,9 +62,9 @@ def _too_large(limit: int) -> CustomVisionError:
     return CustomVisionError(f"The image is over the limit of {limit} bytes.", "BadRequestImageSizeBytes")
 
 
-def first_part(body: bytes, content_type: str) -> bytes:
-    """The bytes of a multipart body's first part, undecoded (a form parser would decode a part without a file name
-    as text)."""
+def multipart_parts(body: bytes, content_type: str) -> list[bytes]:
+    """The bytes of every part of a multipart body, undecoded (a form parser would decode a part without a file
+    name as text)."""
     _, options = parse_options_header(content_type)
     if not options.get(b"boundary"):
         raise CustomVisionError("The multipart body has no boundary.", "BadRequestImageStream")
@@ -78,9 +78,15 @@ def first_part(body: bytes, content_type: str) -> bytes:
         parser.finalize()
     except MultipartParseError as error:
         raise CustomVisionError(f"The multipart body cannot be read: {error}", "BadRequestImageStream") from error
+    return [bytes(part) for part in parts]
+
+
+def first_part(body: bytes, content_type: str) -> bytes:
+    """The first part of a multipart body: the SDKs send one, imageData."""
+    parts = multipart_parts(body, content_type)
     if not parts:
         raise CustomVisionError("The form holds no image (imageData).", "BadRequestImageStream")
-    return bytes(parts[0])
+    return parts[0]
 
 
 def _image_route(kind: Kind, store: bool):

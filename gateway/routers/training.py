@@ -7,15 +7,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
 
 from kubevision.core.labelstore.store import MAX_BATCH
 from kubevision.core.training import MAX_IMAGE_BYTES
 from kubevision.gateway import domains, wire
 from kubevision.gateway.deps import BaseUrl, Labeller, Predictions, Trainer, TrainingNamespace, training_namespace
 from kubevision.gateway.errors import CustomVisionError, UnsupportedMediaType
-from kubevision.gateway.routers.prediction import image_bytes
+from kubevision.gateway.routers.prediction import image_bytes, multipart_parts
 
 VERSIONS = ("v3.3", "v3.4-preview")
 UPLOAD_LIMIT = MAX_BATCH * MAX_IMAGE_BYTES + 1024 * 1024  # a full batch of the largest images, and its multipart
@@ -63,20 +61,7 @@ async def all_parts(request: Request) -> list[bytes]:
         body += chunk
         if len(body) > UPLOAD_LIMIT:
             raise CustomVisionError(f"The batch is over {UPLOAD_LIMIT} bytes.", "BadRequestImageBatch")
-    _, options = parse_options_header(content_type)
-    if not options.get(b"boundary"):
-        raise CustomVisionError("The multipart body has no boundary.", "BadRequestImageStream")
-    parts: list[bytearray] = []
-    parser = MultipartParser(options[b"boundary"], {
-        "on_part_begin": lambda: parts.append(bytearray()),
-        "on_part_data": lambda data, start, end: parts[-1].extend(data[start:end]),
-    })
-    try:
-        parser.write(bytes(body))
-        parser.finalize()
-    except MultipartParseError as error:
-        raise CustomVisionError(f"The multipart body cannot be read: {error}", "BadRequestImageStream") from error
-    return [bytes(part) for part in parts]
+    return multipart_parts(bytes(body), content_type)
 
 
 def router(version: str) -> APIRouter:
