@@ -167,14 +167,23 @@ def upload(
     folder: Annotated[Path, typer.Argument(help="One subfolder per tag, holding that tag's images.")],
     data_dir: DataDir = None,
 ) -> None:
-    """Add a folder of tagged images to a project through local mode's label store (each stored once, by content),
-    then export the project's manifest. The project is applied first if it is not yet."""
-    from kubevision.core.labelstore.upload import upload_folders
+    """Add a folder of tagged images to a project through local mode's label store, then export the project's
+    manifest. Each file is checked first (format, size, decodable); a refused file is listed with its reason and not
+    stored, and the command then exits 1. An image stored already (same bytes) is skipped. The project is applied
+    first if it is not yet."""
+    from kubevision.core.labelstore.errors import StoreError
+    from kubevision.core.labelstore.upload import tagged_files, upload_folders
+    from kubevision.core.progress import progress
     from kubevision.core.storage import ObjectStore
 
     documents = [d for _, d in _read_manifests([project_file]) if d.get("kind") == "CustomVisionProject"]
-    if len(documents) != 1 or not folder.is_dir():
-        raise fail(f"need one CustomVisionProject in {project_file} and a folder of tag folders at {folder}")
+    if len(documents) != 1:
+        raise fail(f"{project_file} holds {len(documents)} CustomVisionProjects; give the manifest of the one "
+                   "project to add the images to")
+    tag_folders = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    total = len(tagged_files(tag_folders))
+    if not total:
+        raise fail(f"{folder} holds no tag folders with files; put each tag's images in {folder}/<tag>/")
     store = _store(data_dir)
     meta = documents[0].get("metadata") or {}
     body = store.get("CustomVisionProject", meta.get("namespace", "default"), meta.get("name", ""))
@@ -184,15 +193,22 @@ def upload(
         except validation.InvalidManifest as error:
             raise fail(f"{project_file}: {error}") from error
         typer.echo(f"customvisionproject.kubevision.io/{body['metadata']['name']} {action}")
+    project = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
     platform = _platform(data_dir)
     objects = ObjectStore(platform.s3_settings())
     objects.ensure_bucket(body["spec"]["dataset"]["bucket"])
-    statuses = upload_folders(platform.data_dir, objects, body, sorted(p for p in folder.iterdir() if p.is_dir()))
+    try:
+        with progress("uploading", total, "files") as advance:
+            report = upload_folders(platform.data_dir, objects, body, tag_folders, advance)
+    except StoreError as error:
+        raise fail(f"project {project}: {error.message}") from error
     location = f"s3://{body['spec']['dataset']['bucket']}/{body['spec']['dataset'].get('prefix', '')}"
-    typer.echo(f"added {statuses.pop('OK', 0)} images to {location} ({statuses.pop('OKDuplicate', 0)} were there "
-               "already)")
-    for status, count in sorted(statuses.items()):
-        typer.secho(f"refused {count} images: {status}", err=True, fg=typer.colors.RED)
+    typer.echo(f"{report.added} added, {report.present} already present: project {project} ({location})")
+    for refused in report.refused:
+        typer.secho(f"refused {folder / refused.file}: {refused.reason}", err=True, fg=typer.colors.RED)
+    if report.refused:
+        raise fail(f"{len(report.refused)} of {total} files refused, not stored in project {project}; fix or "
+                   "remove them and run the same upload again (images stored already are skipped)")
 
 
 Output = Annotated[str | None, typer.Option(

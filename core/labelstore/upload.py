@@ -1,19 +1,28 @@
 """Folders of tagged images into the label store, as `kubevision upload` and the local demo add them: one
-subfolder per tag, sent in batches of the API's size, then the manifest exported once."""
+subfolder per tag; each file checked before anything is stored (a refused file is reported with its reason, never
+stored), batches stored concurrently, then the manifest exported once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubevision.core import dataset
+from kubevision.core import dataset, preprocessing
 from kubevision.core.labelstore.database import open_database, sqlite_url
 from kubevision.core.labelstore.errors import StoreError
 from kubevision.core.labelstore.export import ManifestExporter
-from kubevision.core.labelstore.store import MAX_BATCH, LabelStore, NewImage, ProjectRef
+from kubevision.core.labelstore.images import MAX_PIXELS
+from kubevision.core.labelstore.store import LabelStore, NewImage, ProjectRef
 from kubevision.core.storage import ObjectStore
+from kubevision.core.training import MAX_IMAGE_BYTES
 
 DATABASE_FILE = "labels.db"
+UPLOAD_WORKERS = 4  # batches read, decoded and stored at once (the store puts each batch's bytes with 8 threads)
+UPLOAD_BATCH = 16  # files a batch: small enough to share a small folder among the workers, large enough that a
+# transaction carries many rows
 
 
 def local_database_url(data_dir: Path) -> str:
@@ -29,46 +38,112 @@ def project_ref(body: dict) -> ProjectRef:
     return ProjectRef(meta["uid"], meta["namespace"], meta["name"], location["bucket"], location.get("prefix", ""))
 
 
-def _batches(folders: list[Path], tag_ids: dict[str, str]) -> Iterator[list[NewImage]]:
-    batch: list[NewImage] = []
-    for folder in folders:
-        for path in sorted(p for p in folder.iterdir() if p.is_file()):
-            batch.append(NewImage(path.read_bytes(), [tag_ids[folder.name]], source=str(path)))
-            if len(batch) == MAX_BATCH:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
+@dataclass(frozen=True)
+class Refused:
+    file: str  # <tag folder>/<file name>
+    reason: str
 
 
-def add_tag_folders(store: LabelStore, project: ProjectRef, folders: list[Path]) -> dict[str, int]:
-    """Each folder's files as images tagged with the folder's name (the tag is made if missing). Returns the count
-    of each image status (OK, OKDuplicate, ErrorImageFormat, ...)."""
+@dataclass
+class UploadReport:
+    added: int = 0
+    present: int = 0  # stored already, by content
+    refused: list[Refused] = field(default_factory=list)
+
+    def merge(self, other: UploadReport) -> None:
+        self.added += other.added
+        self.present += other.present
+        self.refused += other.refused
+
+
+STORE_REASONS = {"ErrorStorage": "S3 did not take the bytes; check it with: kubevision local status"}
+
+
+def tagged_files(folders: list[Path]) -> list[tuple[Path, str]]:
+    """Every file of each tag folder, with the folder's name as its tag; hidden files (.DS_Store) are no images."""
+    return [(path, folder.name) for folder in folders for path in sorted(folder.iterdir())
+            if path.is_file() and not path.name.startswith(".")]
+
+
+def checked_bytes(path: Path) -> bytes:
+    """The file's bytes, decoded once as the gateway and the trainer decode them and within the store's limits;
+    raises ImageProblem or OSError saying why they are no usable image."""
+    data = path.read_bytes()
+    preprocessing.decode(data, MAX_IMAGE_BYTES, MAX_PIXELS)
+    return data
+
+
+class _TagIds:
+    """Tag ids by name; a tag is made when its first image is accepted, so a folder of refused files adds none."""
+
+    def __init__(self, store: LabelStore, project_id: str):
+        self.store, self.project_id = store, project_id
+        self.ids = {t.name: t.id for t in store.tags(project_id)}
+        self.lock = threading.Lock()
+
+    def __call__(self, name: str) -> str:
+        with self.lock:
+            if name not in self.ids:
+                try:
+                    self.ids[name] = self.store.create_tag(self.project_id, name).id
+                except StoreError as error:  # made by another writer since
+                    if error.code != "BadRequestTagNameNotUnique":
+                        raise
+                    self.ids[name] = dataset.tag_id(self.project_id, name)
+            return self.ids[name]
+
+
+def _store_batch(store: LabelStore, project: ProjectRef, tag_ids: _TagIds, batch: list[tuple[Path, str]]
+                 ) -> UploadReport:
+    report, images = UploadReport(), []
+    for path, tag in batch:
+        name = f"{tag}/{path.name}"
+        try:
+            images.append(NewImage(checked_bytes(path), [tag_ids(tag)], source=name))
+        except (preprocessing.ImageProblem, OSError) as problem:
+            report.refused.append(Refused(name, str(problem)))
+    for result in store.add_images(project, images) if images else []:
+        if result.status == "OK":
+            report.added += 1
+        elif result.status == "OKDuplicate":
+            report.present += 1
+        else:  # what the store refuses beyond decoding (Custom Vision's ImageCreateStatus)
+            report.refused.append(Refused(result.source, STORE_REASONS.get(result.status, result.status)))
+    return report
+
+
+def add_tag_folders(store: LabelStore, project: ProjectRef, folders: list[Path],
+                    advance: Callable[[int], None] = lambda n: None) -> UploadReport:
+    """Each folder's files as images tagged with the folder's name (the tag is made if missing). Batches are read,
+    checked and stored by a few threads at once; `advance` hears how many files each finished batch held."""
     store.ensure_project(project)
-    tag_ids = {t.name: t.id for t in store.tags(project.id)}
-    for folder in folders:
-        if folder.name not in tag_ids:
-            try:
-                tag_ids[folder.name] = store.create_tag(project.id, folder.name).id
-            except StoreError as error:
-                if error.code != "BadRequestTagNameNotUnique":
-                    raise
-                tag_ids[folder.name] = dataset.tag_id(project.id, folder.name)
-    statuses: dict[str, int] = {}
-    for batch in _batches(folders, tag_ids):
-        for result in store.add_images(project, batch):
-            statuses[result.status] = statuses.get(result.status, 0) + 1
-    return statuses
+    tag_ids = _TagIds(store, project.id)
+    files = tagged_files(folders)
+    report = UploadReport()
+    with ThreadPoolExecutor(UPLOAD_WORKERS) as pool:
+        batches = [files[i:i + UPLOAD_BATCH] for i in range(0, len(files), UPLOAD_BATCH)]
+        futures = {pool.submit(_store_batch, store, project, tag_ids, batch): len(batch) for batch in batches}
+        try:
+            for future in as_completed(futures):
+                report.merge(future.result())
+                advance(futures[future])
+        except BaseException:  # an error or Ctrl-C: what is stored stays (a re-upload skips it), the rest is dropped
+            for future in futures:
+                future.cancel()
+            raise
+    report.refused.sort(key=lambda r: r.file)
+    return report
 
 
-def upload_folders(data_dir: Path, objects: ObjectStore, body: dict, folders: list[Path]) -> dict[str, int]:
+def upload_folders(data_dir: Path, objects: ObjectStore, body: dict, folders: list[Path],
+                   advance: Callable[[int], None] = lambda n: None) -> UploadReport:
     """`kubevision upload` in local mode: through the store, then the manifest exported before returning, so that
     an iteration applied next trains on every image."""
     database = open_database(local_database_url(data_dir))
     try:
         project = project_ref(body)
-        statuses = add_tag_folders(LabelStore(database, objects), project, folders)
+        report = add_tag_folders(LabelStore(database, objects), project, folders, advance)
         ManifestExporter(database, objects).export(project.id)
-        return statuses
+        return report
     finally:
         database.dispose()

@@ -115,8 +115,24 @@ def test_errors_name_the_resource_and_exit_1(cli):
     assert "kubevision describe iteration flowers-1" in not_started.stderr
     wrong_flag = cli("get", "cvi", "--outptu", "yaml")
     assert wrong_flag.returncode == 1 and "No such option: --outptu" in wrong_flag.stderr
-    no_platform = cli("upload", "-f", str(REPO / "examples" / "project.yaml"), str(REPO / "examples"))
+    no_platform = cli("upload", "-f", str(REPO / "examples" / "project.yaml"), str(REPO / "examples" / "samples"))
     assert no_platform.returncode == 1 and "run: kubevision local up" in no_platform.stderr
+
+
+def test_upload_errors_name_the_project_file_and_folder(cli, tmp_path):
+    project_file = REPO / "examples" / "project.yaml"
+    empty = tmp_path / "empty"
+    (empty / "rose").mkdir(parents=True)
+    no_images = cli("upload", "-f", str(project_file), str(empty))
+    assert no_images.returncode == 1
+    assert no_images.stderr.strip() == (f"error: {empty} holds no tag folders with files; put each tag's images in "
+                                        f"{empty}/<tag>/")
+    no_project = tmp_path / "nothing.yaml"
+    no_project.write_text("")
+    wrong_file = cli("upload", "-f", str(no_project), str(REPO / "examples" / "samples"))
+    assert wrong_file.returncode == 1
+    assert wrong_file.stderr.strip() == (f"error: {no_project} holds 0 CustomVisionProjects; give the manifest of "
+                                         "the one project to add the images to")
 
 
 def test_logs_on_a_cluster_prints_the_kubectl_line(cli):
