@@ -1,6 +1,6 @@
 """The label store against the real local S3, on SQLite and on a real PostgreSQL (one parametrised fixture): its
-schema is what the migrations make, uploads keep bytes first and lose nothing under concurrent writers, and the
-manifest export is coalesced and never overwrites a manifest that someone else wrote."""
+schema is what the migrations make, uploads (of API batches and of folders) keep bytes first and lose nothing under
+concurrent writers, and the manifest export is coalesced and never overwrites a manifest that someone else wrote."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from kubevision.core.labelstore.database import open_database
 from kubevision.core.labelstore.errors import Conflict, StoreError
 from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.store import LabelStore, NewImage, ProjectRef, RegionIn
+from kubevision.core.labelstore.upload import add_tag_folders
 from kubevision.core.storage import ObjectStore
 
 BUCKET = "label-store-tests"
@@ -180,6 +181,25 @@ def test_eight_clients_uploading_at_once_lose_nothing(database_url, objects, pro
     assert exported.images == len(manifest) == own + shared
     assert len({r.id for r in manifest}) == len(manifest)
     db.dispose()
+
+
+def test_a_folder_upload_stores_its_batches_at_once_and_loses_nothing(database, objects, project, tmp_path):
+    """More batches than threads, spanning folders; each folder's tag made once; a broken file stored nowhere."""
+    folders = [tmp_path / name for name in ("alder", "birch", "cedar", "dogwood")]
+    for index, folder in enumerate(folders):
+        folder.mkdir()
+        for number in range(30 if folder.name != "dogwood" else 0):
+            (folder / f"{number}.png").write_bytes(png(index * 1000 + number))
+    (folders[3] / "broken.png").write_bytes(png(9999, size=64)[:60])  # a header, then nothing: cannot decode
+    store = LabelStore(database, objects)
+    steps: list[int] = []
+    report = add_tag_folders(store, project, folders, steps.append)
+    assert (report.added, report.present, [r.file for r in report.refused]) == (90, 0, ["dogwood/broken.png"])
+    assert len(steps) == 6 and sum(steps) == 91  # batches of 16 files
+    assert {t.name: t.image_count for t in store.tags(project.id)} == {"alder": 30, "birch": 30, "cedar": 30}
+    assert store.count(project.id) == len(objects.keys(BUCKET, f"{project.prefix}images/")) == 90
+    again = add_tag_folders(store, project, folders)
+    assert (again.added, again.present, again.refused) == (0, 90, report.refused)
 
 
 def test_the_export_is_coalesced_and_always_current_after_an_explicit_export(database, objects, project):
