@@ -36,8 +36,8 @@ class _Rate(ProgressColumn):
 def progress(description: str, total: int, unit: str) -> Iterator[Callable[[int], None]]:
     """Yields `advance(n)`, to call as `n` more of the `total` are done."""
     if sys.stderr.isatty():
-        columns = (TextColumn(description), BarColumn(), MofNCompleteColumn(), _Rate(unit), TimeRemainingColumn())
-        with Progress(*columns, console=Console(stderr=True)) as bar:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(unit),
+                      TimeRemainingColumn(), console=Console(stderr=True)) as bar:
             task = bar.add_task(description, total=total)
             yield lambda n: bar.advance(task, n)
         return
