@@ -102,7 +102,9 @@ def _store_batch(store: LabelStore, project: ProjectRef, tag_ids: _TagIds, batch
             images.append(NewImage(checked_bytes(path), [tag_ids(tag)], source=name))
         except (preprocessing.ImageProblem, OSError) as problem:
             report.refused.append(Refused(name, str(problem)))
-    for result in store.add_images(project, images) if images else []:
+    if not images:
+        return report
+    for result in store.add_images(project, images):
         if result.status == "OK":
             report.added += 1
         elif result.status == "OKDuplicate":
