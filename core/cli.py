@@ -174,7 +174,7 @@ def upload(
     from kubevision.core.labelstore.errors import StoreError
     from kubevision.core.labelstore.upload import tagged_files, upload_folders
     from kubevision.core.progress import progress
-    from kubevision.core.storage import ObjectStore
+    from kubevision.core.storage import ObjectStore, StorageUnavailable, retrying
 
     documents = [d for _, d in _read_manifests([project_file]) if d.get("kind") == "CustomVisionProject"]
     if len(documents) != 1:
@@ -184,6 +184,8 @@ def upload(
     total = len(tagged_files(tag_folders))
     if not total:
         raise fail(f"{folder} holds no tag folders with files; put each tag's images in {folder}/<tag>/")
+    platform = _platform(data_dir)
+    s3 = platform.s3_settings()  # fails first when the platform is not up: nothing is applied then
     store = _store(data_dir)
     meta = documents[0].get("metadata") or {}
     body = store.get("CustomVisionProject", meta.get("namespace", "default"), meta.get("name", ""))
@@ -194,9 +196,12 @@ def upload(
             raise fail(f"{project_file}: {error}") from error
         typer.echo(f"customvisionproject.kubevision.io/{body['metadata']['name']} {action}")
     project = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
-    platform = _platform(data_dir)
-    objects = ObjectStore(platform.s3_settings())
-    objects.ensure_bucket(body["spec"]["dataset"]["bucket"])
+    objects = ObjectStore(s3)
+    try:
+        retrying(lambda: objects.ensure_bucket(body["spec"]["dataset"]["bucket"]), "the dataset's bucket")
+    except StorageUnavailable as error:
+        raise fail(f"project {project}: S3 is not answering ({error}); check it with: kubevision local status") \
+            from error
     try:
         with progress("uploading", total, "files") as advance:
             report = upload_folders(platform.data_dir, objects, body, tag_folders, advance)
