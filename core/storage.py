@@ -8,6 +8,7 @@
     <models bucket>/triton/<namespace>/<project>/<model>/config.pbtxt      one model a trained iteration
     <models bucket>/results/<namespace>/<iteration id>.json               a training result too big for the
                                                                            Job's termination message
+    <models bucket>/results/<namespace>/<iteration id>.heldout.json       its held-out predictions
 """
 
 from __future__ import annotations
@@ -117,6 +118,11 @@ def model_labels_key(model_uri: str) -> tuple[str, str]:
 def result_key(namespace: str, iteration_id: str) -> str:
     """Where a trainer keeps its whole result when the termination message (4 KiB) cannot hold it."""
     return f"results/{namespace}/{iteration_id}.json"
+
+
+def held_out_key(namespace: str, iteration_id: str) -> str:
+    """Where a trainer keeps its held-out predictions (kubevision.core.heldout), beside its result."""
+    return f"results/{namespace}/{iteration_id}.heldout.json"
 
 
 class ObjectStore:

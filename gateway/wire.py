@@ -111,7 +111,7 @@ class Tag(Wire):
 class ImageTag(Wire):
     tag_id: str
     tag_name: str
-    created: datetime
+    created: datetime | None = None
 
 
 class ImageRegion(Wire):
@@ -266,6 +266,19 @@ class IterationPerformance(Wire):
     recall: float
     recall_std_deviation: float
     average_precision: float | None = None
+
+
+class ImagePerformance(Wire):
+    """A held-out image of an iteration: its true tags and the iteration's predictions."""
+
+    id: str
+    created: datetime | None = None
+    width: int | None = None
+    height: int | None = None
+    image_uri: str | None = None
+    thumbnail_uri: str | None = None
+    tags: list[ImageTag]
+    predictions: list[Prediction] = Field(description="Sorted by probability, highest first.")
 
 
 class Export(Wire):

@@ -211,7 +211,11 @@ class LabelStore:
                     tables.Tag.project_id == project_id, tables.Tag.type == type)):
                 code = "BadRequestMultipleNegativeTag" if type == "Negative" else "BadRequestMultipleGeneralProductTag"
                 raise StoreError(f"The project has a {type} tag already.", code)
+            # The id derived from the name, as every component names a tag it has never looked up; a random one
+            # when a renamed tag holds it already (an id never changes with the name).
             tag_id = dataset.tag_id(project_id, name)
+            if session.get(tables.Tag, (project_id, tag_id)) is not None:
+                tag_id = str(uuid.uuid4())
             created = session.execute(dialect_insert(session)(tables.Tag).values(
                 project_id=project_id, id=tag_id, name=name, description=description, type=type, created=now(),
             ).on_conflict_do_nothing().returning(tables.Tag.id)).first()

@@ -11,8 +11,12 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from kubevision.core.labelstore.store import MAX_BATCH
 from kubevision.core.training import MAX_IMAGE_BYTES
 from kubevision.gateway import domains, wire
+from kubevision.gateway.catalog import Project
 from kubevision.gateway.deps import BaseUrl, Labeller, Predictions, Trainer, TrainingNamespace, training_namespace
 from kubevision.gateway.errors import CustomVisionError, UnsupportedMediaType
+from kubevision.gateway.images import fetch as fetch_image
+from kubevision.gateway.labelling import newest_first, tag_filter
+from kubevision.gateway.predictions import PredictionService
 from kubevision.gateway.routers.prediction import image_bytes, multipart_parts
 
 VERSIONS = ("v3.3", "v3.4-preview")
@@ -174,7 +178,7 @@ def router(version: str) -> APIRouter:
                               order_by: Annotated[str | None, Query(alias="orderBy", max_length=16)] = None,
                               take: Take = 50, skip: Skip = 0):
             return await labeller.listing(namespace, project_id, status_filter(tagged, tagging_status),
-                                          ids(tag_ids), order_by, take, skip, base)
+                                          ids(tag_ids), order_by, take, skip, base, iteration_id)
 
         return list_images
 
@@ -184,7 +188,8 @@ def router(version: str) -> APIRouter:
                                tag_ids: Annotated[IdList, Query(alias="tagIds")] = None,
                                tagging_status: Annotated[str | None, Query(alias="taggingStatus",
                                                                            max_length=16)] = None):
-            return await labeller.count(namespace, project_id, status_filter(tagged, tagging_status), ids(tag_ids))
+            return await labeller.count(namespace, project_id, status_filter(tagged, tagging_status), ids(tag_ids),
+                                        iteration_id)
 
         return count_images
 
@@ -277,6 +282,22 @@ def router(version: str) -> APIRouter:
                                             alias="overlapThreshold", ge=0, le=1)] = None):
         return await trainer.performance(namespace, project_id, iteration_id, threshold)
 
+    @route("GET", "/projects/{project_id}/iterations/{iteration_id}/performance/images",
+           response_model=list[wire.ImagePerformance])
+    async def get_image_performances(project_id: str, iteration_id: str, namespace: TrainingNamespace,
+                                     trainer: Trainer, base: BaseUrl, tag_ids: Annotated[IdList, Query(
+                                         alias="tagIds")] = None,
+                                     order_by: Annotated[str | None, Query(alias="orderBy", max_length=16)] = None,
+                                     take: Take = 50, skip: Skip = 0):
+        return await trainer.image_performances(namespace, project_id, iteration_id, tag_filter(ids(tag_ids)),
+                                                newest_first(order_by), skip, take, base)
+
+    @route("GET", "/projects/{project_id}/iterations/{iteration_id}/performance/images/count", response_model=int)
+    async def get_image_performance_count(project_id: str, iteration_id: str, namespace: TrainingNamespace,
+                                          trainer: Trainer, tag_ids: Annotated[IdList, Query(alias="tagIds")] = None):
+        return await trainer.image_performance_count(namespace, project_id, iteration_id,
+                                                     tag_filter(ids(tag_ids)))
+
     @route("GET", "/projects/{project_id}/iterations/{iteration_id}/export", response_model=list[wire.Export])
     async def get_exports(project_id: str, iteration_id: str, namespace: TrainingNamespace, trainer: Trainer,
                           base: BaseUrl):
@@ -305,9 +326,9 @@ def router(version: str) -> APIRouter:
                                predictions: Predictions,
                                iteration_id: Annotated[str | None, Query(alias="iterationId", max_length=64)] = None,
                                store: bool = True):
-        publish_name = trainer.quick_test_model(namespace, project_id, iteration_id)
+        target = trainer.quick_test_target(namespace, project_id, iteration_id)
         data = await image_bytes(request, predictions.settings.max_image_bytes)
-        return await predictions.predict(namespace, project_id, publish_name, "classify", data, store, None)
+        return await quick_test(predictions, namespace, target, data, store)
 
     @route("POST", "/projects/{project_id}/quicktest/url", response_model=wire.ImagePrediction)
     async def quick_test_image_url(project_id: str, image: wire.ImageUrl, namespace: TrainingNamespace,
@@ -315,10 +336,20 @@ def router(version: str) -> APIRouter:
                                    iteration_id: Annotated[str | None, Query(alias="iterationId",
                                                                              max_length=64)] = None,
                                    store: bool = True):
-        publish_name = trainer.quick_test_model(namespace, project_id, iteration_id)
-        return await predictions.predict_url(namespace, project_id, publish_name, "classify", image.url, store, None)
+        target = trainer.quick_test_target(namespace, project_id, iteration_id)
+        data = await fetch_image(image.url, predictions.http, predictions.settings)
+        return await quick_test(predictions, namespace, target, data, store)
 
     return routes
+
+
+async def quick_test(predictions: PredictionService, namespace: str, target: tuple[Project, dict, str | None],
+                     data: bytes, store: bool) -> wire.ImagePrediction:
+    """A published iteration is tested where predictions run (Triton); any other trained one in the gateway."""
+    project, body, served = target
+    if served:
+        return await predictions.predict(namespace, project.uid, served, "classify", data, store, None)
+    return await predictions.quick_test(project, body, data, store)
 
 
 def status_filter(tagged: bool | None, tagging_status: str | None) -> bool | None:

@@ -233,3 +233,17 @@ def test_a_manifest_found_when_the_project_is_registered_is_imported(database, o
     store.add_images(ref, [NewImage(png(9), [dataset.tag_id(ref.id, "a")])])
     exported = ManifestExporter(database, objects).export(ref.id)  # the imported manifest is the store's own now
     assert exported.images == 6
+
+
+def test_a_tag_keeps_its_id_when_renamed_and_its_old_name_can_be_taken_again(database, objects, project):
+    store = LabelStore(database, objects)
+    hemlock = store.create_tag(project.id, "Hemlock")
+    assert hemlock.id == dataset.tag_id(project.id, "Hemlock")  # named without a lookup while never renamed
+    renamed = store.update_tag(project.id, hemlock.id, "Tsuga", None, None)
+    assert (renamed.id, renamed.name) == (hemlock.id, "Tsuga")
+    again = store.create_tag(project.id, "Hemlock")  # its derived id is the renamed tag's: it gets another one
+    assert again.id != hemlock.id and again.name == "Hemlock"
+    assert {(t.id, t.name) for t in store.tags(project.id)} == {(hemlock.id, "Tsuga"), (again.id, "Hemlock")}
+    with pytest.raises(StoreError) as refused:
+        store.create_tag(project.id, "hemlock")
+    assert refused.value.code == "BadRequestTagNameNotUnique"

@@ -1,0 +1,115 @@
+"""What a trained iteration offers before it is published, through Microsoft's SDK and plain HTTP against the gateway
+that `kubevision local up` runs: precision and recall at any threshold, counted from its held-out predictions, each
+held-out image with its predictions, quick tests, the images it was trained on, and tag ids that outlive renames."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from azure.cognitiveservices.vision.customvision.training.models import (
+    ImageFileCreateBatch,
+    ImageFileCreateEntry,
+    PredictionQueryToken,
+    Tag,
+)
+from test_training_api import SAMPLES, TEST_IMAGE, Api, code, keys, png, trainer_for, wait_trained
+
+from kubevision.core import dataset
+
+
+def counted(images, tag_ids: list[str], threshold: float) -> tuple[float, float]:
+    """Overall precision and recall at `threshold`, counted from the image performances, as Custom Vision does."""
+    predicted = actual = right = 0
+    for image in images:
+        truth = {t.tag_id for t in image.tags}
+        chosen = {p.tag_id for p in image.predictions if p.probability >= threshold and p.tag_id in tag_ids}
+        predicted, actual, right = predicted + len(chosen), actual + len(truth), right + len(chosen & truth)
+    return right / predicted if predicted else 0.0, right / actual
+
+
+def test_a_trained_iteration_reports_its_held_out_images_and_quick_tests_unpublished(quickstart, platform):
+    trainer = trainer_for(quickstart, platform)
+    api = Api(quickstart, keys(platform)["trainingKey"])
+    project = trainer.create_project("Iteration views")
+    hemlock = trainer.create_tag(project.id, "Hemlock")
+    assert hemlock.id == dataset.tag_id(project.id, "Hemlock")
+    trainer.update_tag(project.id, hemlock.id, Tag(name="Tsuga"))  # before training: the model knows "Tsuga"
+    taken_again = trainer.create_tag(project.id, "Hemlock")  # its derived id belongs to the renamed tag
+    cherry = trainer.create_tag(project.id, "Japanese Cherry")
+    assert taken_again.id not in (hemlock.id, cherry.id)
+    entries = [ImageFileCreateEntry(name=path.name, contents=path.read_bytes(), tag_ids=[tag.id])
+               for tag, folder in ((hemlock, "Hemlock"), (cherry, "Japanese_Cherry"))
+               for path in sorted((SAMPLES / folder).glob("*.jpg"))]
+    assert trainer.create_images_from_files(project.id, ImageFileCreateBatch(images=entries)).is_batch_successful
+
+    iteration = wait_trained(trainer, project.id, trainer.train_project(project.id).id)
+    assert iteration.status == "Completed", iteration.training_error_details
+    trainer.update_tag(project.id, hemlock.id, Tag(name="Hemlock tree"))  # after training: the id stays
+    ids = [hemlock.id, cherry.id]
+
+    # held-out images: every one once, tags and predictions by the tags' ids, paged, filtered by tag
+    total = trainer.get_image_performance_count(project.id, iteration.id)
+    assert 2 <= total < len(entries)  # held out: never all of them
+    everything = trainer.get_image_performances(project.id, iteration.id, take=256)
+    assert len(everything) == total and len({i.id for i in everything}) == total
+    assert all(i.image_uri and i.width and len(i.tags) == 1 and i.predictions[0].tag_id in ids for i in everything)
+    assert {p.tag_id for i in everything for p in i.predictions} == set(ids)
+    pages = [i.id for skip in range(0, total, 2) for i in
+             trainer.get_image_performances(project.id, iteration.id, take=2, skip=skip, order_by="Oldest")]
+    assert pages == [i.id for i in reversed(everything)]
+    per_tag = [trainer.get_image_performance_count(project.id, iteration.id, tag_ids=[t]) for t in ids]
+    assert sum(per_tag) == total and min(per_tag) >= 1
+    only_cherry = trainer.get_image_performances(project.id, iteration.id, tag_ids=[cherry.id], take=256)
+    assert len(only_cherry) == per_tag[1] and all(i.tags[0].tag_id == cherry.id for i in only_cherry)
+
+    # performance at a threshold: counted again from the same predictions; average precision does not move
+    figures = {}
+    for threshold in (0.0, 0.5, 0.9):
+        performance = trainer.get_iteration_performance(project.id, iteration.id, threshold=threshold)
+        assert {t.id for t in performance.per_tag_performance} == set(ids)
+        expected = counted(everything, ids, threshold)
+        assert (performance.precision, performance.recall) == pytest.approx(expected)
+        figures[threshold] = performance
+    assert figures[0.0].recall == 1.0 and figures[0.0].precision == 0.5  # every tag predicted for every image
+    assert figures[0.5].precision > figures[0.0].precision
+    assert figures[0.0].average_precision == figures[0.9].average_precision > 0.5
+    assert code(api("GET", f"/projects/{project.id}/iterations/{iteration.id}/performance",
+                    params={"threshold": 1.5})) == (400, "BadRequest")
+
+    # quick tests on the unpublished iteration, run by the gateway: the renamed tag keeps its id
+    unstored = trainer.quick_test_image(project.id, TEST_IMAGE, iteration_id=iteration.id, store=False)
+    assert unstored.iteration == iteration.id and unstored.predictions[0].tag_id == hemlock.id
+    assert {p.tag_id for p in unstored.predictions} == set(ids)
+    url = everything[0].image_uri
+    by_url = trainer.quick_test_image_url(project.id, url=url)  # the newest trained iteration by default
+    assert by_url.iteration == iteration.id and by_url.predictions[0].tag_id == everything[0].predictions[0].tag_id
+    assert by_url.predictions[0].probability == pytest.approx(everything[0].predictions[0].probability, abs=1e-4)
+    deadline = time.monotonic() + 30  # a quick test is stored unless store=false, after its answer has left
+    while True:
+        stored = trainer.query_predictions(project.id, PredictionQueryToken(iteration_id=iteration.id)).results
+        if any(r.id == by_url.id for r in stored) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert by_url.id in {r.id for r in stored} and unstored.id not in {r.id for r in stored}
+
+    # the images it was trained on, labelled as they were, whatever happened since
+    added = api("POST", f"/projects/{project.id}/images", params={"tagIds": cherry.id}, content=png(99),
+                headers={"Content-Type": "application/octet-stream"}).json()
+    assert added["images"][0]["status"] == "OK"
+    trained_on = {"iterationId": iteration.id}
+    assert trainer.get_tagged_image_count(project.id) == len(entries) + 1
+    assert trainer.get_tagged_image_count(project.id, iteration_id=iteration.id) == len(entries)
+    assert trainer.get_untagged_image_count(project.id, iteration_id=iteration.id) == 0
+    assert api("GET", f"/projects/{project.id}/images/tagged/count", params={**trained_on, "tagIds": cherry.id}
+               ).json() == sum(1 for e in entries if e.tag_ids == [cherry.id])
+    listed = trainer.get_tagged_images(project.id, iteration_id=iteration.id, take=256, order_by="Oldest")
+    # one batch: one upload time, then by id
+    assert [i.id for i in listed] == sorted(dataset.image_id(dataset.content_hash(e.contents)) for e in entries)
+    assert {(t.tag_id, t.tag_name) for i in listed for t in i.tags} == {(hemlock.id, "Tsuga"),
+                                                                        (cherry.id, "Japanese Cherry")}
+    contents = {dataset.image_id(dataset.content_hash(e.contents)): e.contents for e in entries}
+    assert httpx.get(listed[0].original_image_uri, timeout=30).content == contents[listed[0].id]
+    assert code(api("GET", f"/projects/{project.id}/images/tagged",
+                    params={"iterationId": "00000000-0000-0000-0000-000000000000"})) == (404, "NotFoundIteration")
