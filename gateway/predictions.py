@@ -23,7 +23,7 @@ from kubevision.gateway.errors import CustomVisionError
 from kubevision.gateway.inference import Classifier
 from kubevision.gateway.sources import CatalogSource
 from kubevision.gateway.trained import TrainedIterations, tag_ids
-from kubevision.gateway.wire import ImagePrediction, Prediction, TagType
+from kubevision.gateway.wire import ImagePrediction, Prediction, SuggestedTags, TagType
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,17 @@ class PredictionService:
         probabilities = await asyncio.to_thread(model.run, batch)
         return self._answer(project, body, "", model.labels, probabilities,
                             (data, content_type, None) if store else None)
+
+    async def suggest(self, project: Project, body: dict, images: list[tuple[str, bytes]]) -> list[SuggestedTags]:
+        """Tags for images of the project, from a trained iteration run in the gateway (never stored): for
+        labelling, so it never takes Triton's time from the served traffic."""
+        suggested = []
+        for image_id, data in images:
+            answer = await self.quick_test(project, body, data, store=False)
+            suggested.append(SuggestedTags(id=image_id, project=project.uid, iteration=answer.iteration,
+                                           created=answer.created, predictions=answer.predictions,
+                                           prediction_uncertainty=1 - answer.predictions[0].probability))
+        return suggested
 
     def _answer(self, project: Project, body: dict, publish_name: str, labels: tuple[str, ...],
                 probabilities: np.ndarray, stored: tuple[bytes, str, str | None] | None) -> ImagePrediction:

@@ -281,6 +281,18 @@ class ImagePerformance(Wire):
     predictions: list[Prediction] = Field(description="Sorted by probability, highest first.")
 
 
+class SuggestedTags(Wire):
+    """Custom Vision's SuggestedTagAndRegion, for a classification project: an image's tags as an iteration sees
+    them."""
+
+    id: str = Field(description="The image's id.")
+    project: str
+    iteration: str
+    created: datetime
+    predictions: list[Prediction] = Field(description="Sorted by probability, highest first.")
+    prediction_uncertainty: float = Field(description="1 minus the highest probability.")
+
+
 class Export(Wire):
     platform: str
     status: str = Field(description="Exporting, Failed or Done.")

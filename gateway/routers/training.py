@@ -340,6 +340,15 @@ def router(version: str) -> APIRouter:
         data = await fetch_image(image.url, predictions.http, predictions.settings)
         return await quick_test(predictions, namespace, target, data, store)
 
+    @route("POST", "/projects/{project_id}/tagsandregions/suggestions", response_model=list[wire.SuggestedTags])
+    async def suggest_tags_and_regions(project_id: str, namespace: TrainingNamespace, trainer: Trainer,
+                                       labeller: Labeller, predictions: Predictions,
+                                       iteration_id: Annotated[str, Query(alias="iterationId", max_length=64)],
+                                       image_ids: Annotated[IdList, Query(alias="imageIds")] = None):
+        project, body, _ = trainer.quick_test_target(namespace, project_id, iteration_id)
+        images = await labeller.image_contents(namespace, project_id, ids(image_ids) or [])
+        return await predictions.suggest(project, body, images)
+
     return routes
 
 
