@@ -31,6 +31,7 @@ from kubevision.gateway.routers import files, prediction, training
 from kubevision.gateway.sources import CatalogSource, KubernetesSource, LocalSource
 from kubevision.gateway.trained import TrainedIterations
 from kubevision.gateway.training import Services, TrainingService
+from kubevision.gateway.transfer import ProjectTransfer
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
             services = Services(settings, source, resources(settings, source), labels, exporter, index, store, http,
                                 trained)
             app.state.training, app.state.labelling = TrainingService(services), LabellingService(services)
+            app.state.transfer = ProjectTransfer(app.state.training)
             await source.start()
             exports = asyncio.create_task(export_forever(exporter, settings), name="manifest exports")
             try:

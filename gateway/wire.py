@@ -281,6 +281,16 @@ class ImagePerformance(Wire):
     predictions: list[Prediction] = Field(description="Sorted by probability, highest first.")
 
 
+class ProjectExport(Wire):
+    iteration_count: int
+    image_count: int
+    tag_count: int
+    region_count: int
+    estimated_import_time_in_ms: int = Field(serialization_alias="estimatedImportTimeInMS",
+                                             validation_alias="estimatedImportTimeInMS")
+    token: str
+
+
 class SuggestedTags(Wire):
     """Custom Vision's SuggestedTagAndRegion, for a classification project: an image's tags as an iteration sees
     them."""

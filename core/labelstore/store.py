@@ -33,6 +33,7 @@ MAX_TAGS_PER_IMAGE = 100
 MAX_METADATA = 10  # key/value pairs an image may carry
 TAG_TYPES = ("Regular", "Negative", "GeneralProduct")
 UPLOAD_THREADS = 8  # S3 writes of one batch in parallel
+ANALYZE_EVERY = 5000  # images this store has added since PostgreSQL last gathered statistics at its request
 # What a view needs of an image, read as plain rows: a page of ORM objects costs more than its query.
 IMAGE_COLUMNS = (tables.Image.id, tables.Image.sha256, tables.Image.content_type, tables.Image.created,
                  tables.Image.width, tables.Image.height)
@@ -135,10 +136,24 @@ def touch(session: Session, project_id: str) -> None:
 
 
 class LabelStore:
-    def __init__(self, database: Database, objects: ObjectStore):
+    def __init__(self, database: Database, objects: ObjectStore, analyze_every: int = ANALYZE_EVERY):
         self.db = database
         self.objects = objects
         self._known: set[str] = set()
+        self._analyze_every = analyze_every
+        self._added = 0  # images added since the last ANALYZE
+
+    def _added_images(self, count: int) -> None:
+        """After a bulk load, PostgreSQL's planner has no statistics until autovacuum runs (up to a minute later),
+        and plans a page as a sort of the whole project (400 ms at 50,000 images). So the store gathers them itself
+        once it has added many images: ANALYZE samples a fixed number of rows and takes well under a second."""
+        self._added += count
+        if self._added < self._analyze_every or self.db.dialect != "postgresql":
+            return
+        self._added = 0
+        with self.db.writer.connect() as connection:
+            connection.exec_driver_sql("ANALYZE images, image_tags, regions")
+            connection.commit()
 
     # ------------------------------------------------------------------------------------------------------------
     # projects
@@ -153,15 +168,16 @@ class LabelStore:
                 id=ref.id, namespace=ref.namespace, name=ref.name, bucket=ref.bucket, prefix=ref.prefix,
                 created=now(), labels_version=0, exported_version=0,
             ).on_conflict_do_nothing().returning(tables.Project.id)).first()
-            if inserted:
-                self._adopt(session, ref)
+            adopted = self._adopt(session, ref) if inserted else 0
+        self._added_images(adopted)
         self._known.add(ref.id)
 
-    def _adopt(self, session: Session, ref: ProjectRef) -> None:
+    def _adopt(self, session: Session, ref: ProjectRef) -> int:
+        """Import the manifest found in S3, if any; returns how many images it held."""
         layout = ref.layout
         etag = self.objects.etag(layout.bucket, layout.manifest_key)
         if etag is None:
-            return
+            return 0
         records = dataset.loads(self.objects.get(layout.bucket, layout.manifest_key))
         names = {name for r in records for name in [*r.tags, *(g.tag for g in r.regions)]}
         moment = now()
@@ -187,6 +203,7 @@ class LabelStore:
                 session.add(tables.ImageMetadata(project_id=ref.id, image_id=record.id, key=key, value=value))
         session.execute(update(tables.Project).where(tables.Project.id == ref.id).values(
             labels_version=1, exported_version=1, manifest_etag=etag))
+        return len(seen)
 
     def delete_project(self, project_id: str) -> None:
         """Forget a project's labels; its bytes stay in S3, where snapshots may still name them."""
@@ -345,6 +362,7 @@ class LabelStore:
                 self._label(session, project.id, image_id, item, moment)
             if new:
                 touch(session, project.id)
+        self._added_images(len(new))
         views = {v.id: v for v in self.images_by_ids(project.id, [r.image.id for r in results if r.image])}
         for result in results:
             if result.image:

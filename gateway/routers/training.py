@@ -12,7 +12,15 @@ from kubevision.core.labelstore.store import MAX_BATCH
 from kubevision.core.training import MAX_IMAGE_BYTES
 from kubevision.gateway import domains, wire
 from kubevision.gateway.catalog import Project
-from kubevision.gateway.deps import BaseUrl, Labeller, Predictions, Trainer, TrainingNamespace, training_namespace
+from kubevision.gateway.deps import (
+    BaseUrl,
+    Labeller,
+    Predictions,
+    Trainer,
+    TrainingNamespace,
+    Transfers,
+    training_namespace,
+)
 from kubevision.gateway.errors import CustomVisionError, UnsupportedMediaType
 from kubevision.gateway.images import fetch as fetch_image
 from kubevision.gateway.labelling import newest_first, tag_filter
@@ -117,6 +125,16 @@ def router(version: str) -> APIRouter:
     @route("DELETE", "/projects/{project_id}", status_code=204, response_class=Response)
     async def delete_project(project_id: str, namespace: TrainingNamespace, trainer: Trainer):
         await trainer.delete_project(namespace, project_id)
+
+    @route("GET", "/projects/{project_id}/export", response_model=wire.ProjectExport)
+    async def export_project(project_id: str, namespace: TrainingNamespace, transfers: Transfers):
+        return await transfers.export_project(namespace, project_id)
+
+    @route("POST", "/projects/import", response_model=wire.Project)
+    async def import_project(namespace: TrainingNamespace, transfers: Transfers,
+                             token: Annotated[str, Query(max_length=4096)],
+                             name: Annotated[str | None, Query(max_length=256)] = None):
+        return await transfers.import_project(namespace, token, name)
 
     # tags ------------------------------------------------------------------------------------------------------
     @route("GET", "/projects/{project_id}/tags", response_model=list[wire.Tag])

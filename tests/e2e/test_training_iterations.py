@@ -133,3 +133,23 @@ def test_a_trained_iteration_reports_its_held_out_images_and_quick_tests_unpubli
     assert code(api("POST", f"/projects/{project.id}/tagsandregions/suggestions",
                     params={"iterationId": iteration.id, "imageIds": str(uuid.uuid4())})
                 ) == (400, "BadRequestInvalidIds")
+
+    # export, then import from another namespace: settings, tags and labelled images, no iteration
+    exported = trainer.export_project(project.id)
+    tagged_now = trainer.get_tagged_image_count(project.id)
+    assert (exported.iteration_count, exported.image_count, exported.tag_count) == (0, tagged_now + 1, 3)
+    other = trainer_for(quickstart, platform, "team-b")
+    other_api = Api(quickstart, keys(platform, "team-b")["trainingKey"])
+    deadline = time.monotonic() + 10  # the gateway reads a new namespace's keys within a second
+    while other_api("GET", "/projects").status_code == 401 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    tampered = exported.token[:-1] + ("0" if exported.token[-1] != "0" else "1")
+    assert code(other_api("POST", "/projects/import", params={"token": tampered})) == (
+        400, "BadRequestInvalidImportToken")
+    imported = other.import_project(exported.token, name="Imported views")
+    assert imported.name == "Imported views" and imported.settings.domain_id == project.settings.domain_id
+    assert {t.name: t.image_count for t in other.get_tags(imported.id)} == {
+        t.name: t.image_count for t in trainer.get_tags(project.id)}
+    assert other.get_tagged_image_count(imported.id) == tagged_now and other.get_iterations(imported.id) == []
+    assert other.get_untagged_image_count(imported.id) == 1
+    assert code(api("GET", f"/projects/{imported.id}")) == (404, "NotFoundProject")  # it is team-b's

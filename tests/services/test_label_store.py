@@ -247,3 +247,24 @@ def test_a_tag_keeps_its_id_when_renamed_and_its_old_name_can_be_taken_again(dat
     with pytest.raises(StoreError) as refused:
         store.create_tag(project.id, "hemlock")
     assert refused.value.code == "BadRequestTagNameNotUnique"
+
+
+def test_the_store_gathers_postgresql_statistics_after_a_bulk_load(postgres, objects):
+    """Before autovacuum's statistics, PostgreSQL would sort a whole project to serve a page of it."""
+    database = open_database(postgres.new_database())
+    store = LabelStore(database, objects, analyze_every=64)
+    ref = ProjectRef(str(uuid.uuid4()), "tests", "labels", BUCKET, f"{uuid.uuid4().hex}/")
+    store.ensure_project(ref)
+    tag = store.create_tag(ref.id, "a").id
+
+    def manual_analyses() -> int:
+        with database.writer.connect() as connection:
+            connection.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+            return connection.exec_driver_sql(
+                "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'images'").scalar_one()
+
+    store.add_images(ref, [NewImage(png(n), [tag]) for n in range(32)])
+    assert manual_analyses() == 0
+    store.add_images(ref, [NewImage(png(n), [tag]) for n in range(32, 64)])
+    assert manual_analyses() == 1
+    database.dispose()
