@@ -115,6 +115,12 @@ def model_labels_key(model_uri: str) -> tuple[str, str]:
     return bucket, folder.rstrip("/") + "/labels.txt"
 
 
+def model_onnx_key(model_uri: str) -> tuple[str, str]:
+    """(bucket, key) of the ONNX model in the model folder that `model_uri` names (beside labels.txt)."""
+    bucket, labels_key = model_labels_key(model_uri)
+    return bucket, labels_key.removesuffix("labels.txt") + "1/model.onnx"
+
+
 def result_key(namespace: str, iteration_id: str) -> str:
     """Where a trainer keeps its whole result when the termination message (4 KiB) cannot hold it."""
     return f"results/{namespace}/{iteration_id}.json"

@@ -79,8 +79,7 @@ class PredictionRecorder:
 
 class PredictionService:
     def __init__(self, settings: GatewaySettings, source: CatalogSource, classifier: Classifier,
-                 recorder: PredictionRecorder | None, http: httpx.AsyncClient,
-                 trained: TrainedIterations | None = None):
+                 recorder: PredictionRecorder | None, http: httpx.AsyncClient, trained: TrainedIterations):
         self.settings = settings
         self.source = source
         self.classifier = classifier

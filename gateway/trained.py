@@ -30,6 +30,7 @@ from kubevision.core.storage import (
     held_out_key,
     is_missing,
     model_labels_key,
+    model_onnx_key,
 )
 from kubevision.core.training import iteration_id
 from kubevision.gateway.catalog import Project
@@ -136,7 +137,7 @@ class TrainedIterations:
         if not uri:
             raise NotFound("The iteration has no model.", "NotFoundIteration")
         bucket, labels_key = model_labels_key(uri)
-        model_key = labels_key.removesuffix("labels.txt") + "1/model.onnx"
+        model_key = model_onnx_key(uri)[1]
 
         def load() -> LocalModel:
             try:

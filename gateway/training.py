@@ -19,7 +19,7 @@ from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.predictions import PredictionIndex
 from kubevision.core.labelstore.store import LabelStore, ProjectRef, TagView
 from kubevision.core.settings import GatewaySettings
-from kubevision.core.storage import ObjectStore, model_labels_key
+from kubevision.core.storage import ObjectStore, model_onnx_key
 from kubevision.core.training import MIN_IMAGES_PER_TAG, NEGATIVE_TAG
 from kubevision.gateway import domains, links, wire
 from kubevision.gateway.catalog import Project
@@ -419,22 +419,23 @@ class TrainingService:
             precision=precision, precision_std_deviation=0.0, recall=recall, recall_std_deviation=0.0,
             average_precision=metrics["averagePrecision"])
 
-    async def _held_out_images(self, project: Project, iteration_id: str,
-                               tag_filter: list[str] | None) -> tuple[dict[str, Any], list[heldout.HeldOutImage]]:
+    async def _held_out_images(self, project: Project, iteration_id: str, tag_filter: list[str] | None
+                               ) -> tuple[dict[str, Any], heldout.HeldOut, list[heldout.HeldOutImage]]:
+        """The iteration, its held-out predictions, and those of images carrying one of the tags filtered on."""
         body = self._trained(project, iteration_id)
         held_out = await self.s.trained.held_out(body)
         if held_out is None:
             raise NotFound(f"Iteration {iteration_id} was trained before its held-out predictions were kept.",
                            "NotFoundIterationPerformance")
         if not tag_filter:
-            return body, held_out.images
+            return body, held_out, held_out.images
         tag_id, wanted = tag_ids(project.uid, body), {t.lower() for t in tag_filter}
-        return body, [i for i in held_out.images if any(tag_id(t) in wanted for t in i.tags)]
+        return body, held_out, [i for i in held_out.images if any(tag_id(t) in wanted for t in i.tags)]
 
     async def image_performance_count(self, namespace: str, project_id: str, iteration_id: str,
                                       tag_filter: list[str] | None) -> int:
         project = self.s.project(namespace, project_id)
-        return len((await self._held_out_images(project, iteration_id, tag_filter))[1])
+        return len((await self._held_out_images(project, iteration_id, tag_filter))[2])
 
     async def image_performances(self, namespace: str, project_id: str, iteration_id: str,
                                  tag_filter: list[str] | None, newest: bool, skip: int, take: int,
@@ -442,11 +443,10 @@ class TrainingService:
         """The held-out images of an iteration (those its model never trained on) with their true tags and the
         model's predictions, in upload order, paged. An image deleted since keeps its id, tags and predictions."""
         project = self.s.project(namespace, project_id)
-        body, images = await self._held_out_images(project, iteration_id, tag_filter)
+        body, held_out, images = await self._held_out_images(project, iteration_id, tag_filter)
         page = (images[::-1] if newest else images)[skip:skip + take]
         stored = {v.id: v for v in await asyncio.to_thread(self.s.labels.images_by_ids, project.uid,
                                                            [i.id for i in page])} if page else {}
-        held_out = await self.s.trained.held_out(body)
         tag_id = tag_ids(project.uid, body)
         answer = []
         for image in page:
@@ -492,5 +492,4 @@ class TrainingService:
         uri = (body.get("status") or {}).get("modelUri")
         if not uri:
             raise NotFound("The iteration has no model.", "NotFoundIteration")
-        bucket, labels_key = model_labels_key(uri)
-        return bucket, labels_key.removesuffix("labels.txt") + "1/model.onnx"
+        return model_onnx_key(uri)
