@@ -4,6 +4,7 @@
     <dataset bucket>/<dataset prefix>manifest.jsonl                        the live dataset manifest
     <dataset bucket>/<dataset prefix>snapshots/<iteration id>.jsonl        immutable manifest of one iteration
     <dataset bucket>/<dataset prefix>predictions/<date>/<prediction id>.json  a stored prediction (image in images/)
+    <dataset bucket>/<dataset prefix>exports/<export id>.json              a project exported for import elsewhere
     <models bucket>/triton/<namespace>/<project>/                          the project's Triton model repository
     <models bucket>/triton/<namespace>/<project>/<model>/config.pbtxt      one model a trained iteration
     <models bucket>/results/<namespace>/<iteration id>.json               a training result too big for the
@@ -80,6 +81,9 @@ class DatasetLayout:
 
     def snapshot_key(self, iteration_id: str) -> str:
         return f"{self.prefix}snapshots/{iteration_id}.jsonl"
+
+    def export_key(self, export_id: str) -> str:
+        return f"{self.prefix}exports/{export_id}.json"
 
     def prediction_key(self, created: datetime, prediction_id: str) -> str:
         return f"{self.prefix}predictions/{created.astimezone(UTC):%Y-%m-%d}/{prediction_id}.json"

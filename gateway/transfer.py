@@ -73,7 +73,7 @@ class ProjectTransfer:
                           classification_type=shown.settings.classification_type,
                           tags=[PackageTag(name=t.name, description=t.description, type=t.type) for t in tags],
                           images=records)
-        key = f"{ref.prefix}exports/{uuid.uuid4()}.json"
+        key = ref.layout.export_key(str(uuid.uuid4()))
         await asyncio.to_thread(self.s.objects.put, ref.bucket, key, package.model_dump_json().encode(),
                                 "application/json")
         payload = Token(namespace=namespace, bucket=ref.bucket, prefix=ref.prefix, package=key).model_dump_json()
