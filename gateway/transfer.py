@@ -14,7 +14,6 @@ import base64
 import hashlib
 import hmac
 import uuid
-from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -124,7 +123,7 @@ class ProjectTransfer:
                     "holds what came before.", "ErrorProjectImportRequestFailed")
         return created
 
-    def _image(self, layout: DatasetLayout, record: dataset.ImageRecord, tag_ids: dict[str, Any]) -> NewImage:
+    def _image(self, layout: DatasetLayout, record: dataset.ImageRecord, tag_ids: dict[str, str]) -> NewImage:
         return NewImage(data=self.s.objects.get(layout.bucket, layout.image_key(record.sha256)),
                         tag_ids=[tag_ids[t] for t in record.tags], metadata=dict(record.metadata),
                         regions=[RegionIn(tag_ids[r.tag], r.left, r.top, r.width, r.height) for r in record.regions])
