@@ -141,7 +141,7 @@ class LabelStore:
         self.objects = objects
         self._known: set[str] = set()
         self._analyze_every = analyze_every
-        self._added = 0  # images added since the last ANALYZE
+        self._added = 0  # images added since the last ANALYZE; approximate under concurrent uploads, as it may be
 
     def _added_images(self, count: int) -> None:
         """After a bulk load, PostgreSQL's planner has no statistics until autovacuum runs (up to a minute later),
@@ -497,7 +497,8 @@ class LabelStore:
     def images_by_ids(self, project_id: str, image_ids: Sequence[str]) -> list[ImageView]:
         with self.db.reading() as session:
             rows = session.execute(select(*IMAGE_COLUMNS).where(
-                tables.Image.project_id == project_id, tables.Image.id.in_([i.lower() for i in image_ids]))).all()
+                tables.Image.project_id == project_id, one_of(tables.Image.id, [i.lower() for i in image_ids],
+                                                              session))).all()
             return self._views(session, project_id, rows)
 
     @staticmethod
