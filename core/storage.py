@@ -4,10 +4,12 @@
     <dataset bucket>/<dataset prefix>manifest.jsonl                        the live dataset manifest
     <dataset bucket>/<dataset prefix>snapshots/<iteration id>.jsonl        immutable manifest of one iteration
     <dataset bucket>/<dataset prefix>predictions/<date>/<prediction id>.json  a stored prediction (image in images/)
+    <dataset bucket>/<dataset prefix>exports/<export id>.json              a project exported for import elsewhere
     <models bucket>/triton/<namespace>/<project>/                          the project's Triton model repository
     <models bucket>/triton/<namespace>/<project>/<model>/config.pbtxt      one model a trained iteration
     <models bucket>/results/<namespace>/<iteration id>.json               a training result too big for the
                                                                            Job's termination message
+    <models bucket>/results/<namespace>/<iteration id>.heldout.json       its held-out predictions
 """
 
 from __future__ import annotations
@@ -80,6 +82,9 @@ class DatasetLayout:
     def snapshot_key(self, iteration_id: str) -> str:
         return f"{self.prefix}snapshots/{iteration_id}.jsonl"
 
+    def export_key(self, export_id: str) -> str:
+        return f"{self.prefix}exports/{export_id}.json"
+
     def prediction_key(self, created: datetime, prediction_id: str) -> str:
         return f"{self.prefix}predictions/{created.astimezone(UTC):%Y-%m-%d}/{prediction_id}.json"
 
@@ -114,9 +119,20 @@ def model_labels_key(model_uri: str) -> tuple[str, str]:
     return bucket, folder.rstrip("/") + "/labels.txt"
 
 
+def model_onnx_key(model_uri: str) -> tuple[str, str]:
+    """(bucket, key) of the ONNX model in the model folder that `model_uri` names (beside labels.txt)."""
+    bucket, labels_key = model_labels_key(model_uri)
+    return bucket, labels_key.removesuffix("labels.txt") + "1/model.onnx"
+
+
 def result_key(namespace: str, iteration_id: str) -> str:
     """Where a trainer keeps its whole result when the termination message (4 KiB) cannot hold it."""
     return f"results/{namespace}/{iteration_id}.json"
+
+
+def held_out_key(namespace: str, iteration_id: str) -> str:
+    """Where a trainer keeps its held-out predictions (kubevision.core.heldout), beside its result."""
+    return f"results/{namespace}/{iteration_id}.heldout.json"
 
 
 class ObjectStore:

@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Request
 from kubevision.gateway.labelling import LabellingService
 from kubevision.gateway.predictions import PredictionService
 from kubevision.gateway.training import TrainingService
+from kubevision.gateway.transfer import ProjectTransfer
 
 
 def prediction_namespace(
@@ -41,6 +42,10 @@ def labelling_service(request: Request) -> LabellingService:
     return request.app.state.labelling
 
 
+def transfer_service(request: Request) -> ProjectTransfer:
+    return request.app.state.transfer
+
+
 def base_url(request: Request) -> str:
     """Where the caller reached the gateway; download links start with it (unless public_url is set)."""
     return str(request.base_url)
@@ -49,4 +54,5 @@ def base_url(request: Request) -> str:
 TrainingNamespace = Annotated[str, Depends(training_namespace)]
 Trainer = Annotated[TrainingService, Depends(training_service)]
 Labeller = Annotated[LabellingService, Depends(labelling_service)]
+Transfers = Annotated[ProjectTransfer, Depends(transfer_service)]
 BaseUrl = Annotated[str, Depends(base_url)]

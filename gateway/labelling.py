@@ -4,19 +4,34 @@ tags, metadata, listings and stored predictions, on the label store. Routers onl
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 
 from kubevision.core.labelstore.predictions import MAX_RESULTS, PredictionQuery, TagRange
 from kubevision.core.labelstore.store import MAX_BATCH, Created, ImageView, NewImage, RegionIn
+from kubevision.core.labelstore.tables import Region
 from kubevision.core.training import MAX_IMAGE_BYTES
 from kubevision.gateway import images as image_urls
 from kubevision.gateway import wire
 from kubevision.gateway.errors import CustomVisionError
+from kubevision.gateway.trained import tag_ids as tag_ids_of
 from kubevision.gateway.training import Services, project_wire
 
 MAX_TAG_FILTER = 20
 URL_FETCHES = 8  # image URLs of one batch fetched at once
 OK_STATUSES = ("OK", "OKDuplicate")
+
+
+def tag_filter(tag_ids: list[str] | None) -> list[str] | None:
+    if tag_ids and len(tag_ids) > MAX_TAG_FILTER:
+        raise CustomVisionError(f"At most {MAX_TAG_FILTER} tag ids filter a listing.", "BadRequestInvalidIds")
+    return tag_ids or None
+
+
+def newest_first(order_by: str | None) -> bool:
+    if order_by not in (None, "Newest", "Oldest"):
+        raise CustomVisionError("orderBy is Newest or Oldest.", "BadRequest")
+    return order_by != "Oldest"
 
 
 async def _store_call(function, *args):
@@ -125,24 +140,48 @@ class LabellingService:
     # ------------------------------------------------------------------------------------------------------------
     # listing, tagging, deleting
 
-    @staticmethod
-    def _tag_filter(tag_ids: list[str] | None) -> list[str] | None:
-        if tag_ids and len(tag_ids) > MAX_TAG_FILTER:
-            raise CustomVisionError(f"At most {MAX_TAG_FILTER} tag ids filter a listing.", "BadRequestInvalidIds")
-        return tag_ids or None
-
     async def listing(self, namespace: str, project_id: str, tagged: bool | None, tag_ids: list[str] | None,
-                      order_by: str | None, take: int, skip: int, base_url: str) -> list[wire.Image]:
+                      order_by: str | None, take: int, skip: int, base_url: str,
+                      iteration_id: str | None = None) -> list[wire.Image]:
         ref = await self.s.labelled(namespace, project_id)
-        if order_by not in (None, "Newest", "Oldest"):
-            raise CustomVisionError("orderBy is Newest or Oldest.", "BadRequest")
-        views = await _store_call(self.s.labels.images, ref.id, tagged, self._tag_filter(tag_ids),
-                                  order_by != "Oldest", skip, take)
-        return [self.image_wire(namespace, ref.id, v, base_url) for v in views]
+        newest, tag_ids = newest_first(order_by), tag_filter(tag_ids)
+        if iteration_id:
+            views = await self._trained_on(namespace, project_id, iteration_id, tagged, tag_ids)
+            page = (views[::-1] if newest else views)[skip:skip + take]
+            sizes = {v.id: v for v in await _store_call(self.s.labels.images_by_ids, ref.id, [v.id for v in page])}
+            for view in page:  # the snapshot has no sizes; an image deleted since has none
+                view.width, view.height = (sizes[view.id].width, sizes[view.id].height) if view.id in sizes else (0, 0)
+        else:
+            page = await _store_call(self.s.labels.images, ref.id, tagged, tag_ids, newest, skip, take)
+        return [self.image_wire(namespace, ref.id, v, base_url) for v in page]
 
-    async def count(self, namespace: str, project_id: str, tagged: bool | None, tag_ids: list[str] | None) -> int:
+    async def count(self, namespace: str, project_id: str, tagged: bool | None, tag_ids: list[str] | None,
+                    iteration_id: str | None = None) -> int:
         ref = await self.s.labelled(namespace, project_id)
-        return await _store_call(self.s.labels.count, ref.id, tagged, self._tag_filter(tag_ids))
+        if iteration_id:
+            return len(await self._trained_on(namespace, project_id, iteration_id, tagged, tag_filter(tag_ids)))
+        return await _store_call(self.s.labels.count, ref.id, tagged, tag_filter(tag_ids))
+
+    async def _trained_on(self, namespace: str, project_id: str, iteration_id: str, tagged: bool | None,
+                          tag_ids: list[str] | None) -> list[ImageView]:
+        """The images of an iteration's training snapshot, labelled as they were then, in upload order."""
+        project = self.s.project(namespace, project_id)
+        body = self.s.source.catalog.iteration(project, iteration_id)
+        records = await self.s.trained.snapshot(project, body)
+        tag_id, wanted = tag_ids_of(project.uid, body), {t.lower() for t in tag_ids or []}
+        views = []
+        for record in records:
+            names = [*record.tags, *(r.tag for r in record.regions)]
+            if tagged is not None and bool(names) != tagged or wanted and not wanted & {tag_id(n) for n in names}:
+                continue
+            views.append(ImageView(
+                record.id, record.sha256, record.content_type, record.created, 0, 0,
+                tags=[(tag_id(n), n, record.created) for n in record.tags], metadata=dict(record.metadata),
+                regions=[(Region(id=str(uuid.uuid5(uuid.UUID(record.id), str(i))), project_id=project.uid,
+                                 image_id=record.id, tag_id=tag_id(r.tag), left=r.left, top=r.top, width=r.width,
+                                 height=r.height, created=record.created), r.tag)
+                         for i, r in enumerate(record.regions)]))
+        return views
 
     async def by_ids(self, namespace: str, project_id: str, image_ids: list[str], base_url: str) -> list[wire.Image]:
         ref = await self.s.labelled(namespace, project_id)
@@ -150,6 +189,24 @@ class LabellingService:
             raise CustomVisionError("At most 256 image ids.", "BadRequestInvalidIds")
         views = await _store_call(self.s.labels.images_by_ids, ref.id, image_ids)
         return [self.image_wire(namespace, ref.id, v, base_url) for v in views]
+
+    async def image_contents(self, namespace: str, project_id: str, image_ids: list[str]) -> list[tuple[str, bytes]]:
+        """(id, bytes) of up to 64 of the project's images, in the order asked; BadRequestInvalidIds if one is not
+        the project's."""
+        ref = await self.s.labelled(namespace, project_id)
+        wanted = list(dict.fromkeys(i.lower() for i in image_ids))
+        if not wanted or len(wanted) > MAX_BATCH:
+            raise CustomVisionError(f"Send 1 to {MAX_BATCH} image ids.", "BadRequestInvalidIds")
+        views = {v.id: v for v in await _store_call(self.s.labels.images_by_ids, ref.id, wanted)}
+        missing = [i for i in wanted if i not in views]
+        if missing:
+            raise CustomVisionError(f"Unknown image ids: {', '.join(missing[:10])}.", "BadRequestInvalidIds")
+        layout = ref.layout
+
+        def read(image_id: str) -> tuple[str, bytes]:
+            return image_id, self.s.objects.get(layout.bucket, layout.image_key(views[image_id].sha256))
+
+        return await asyncio.gather(*(asyncio.to_thread(read, i) for i in wanted))
 
     async def tag_images(self, namespace: str, project_id: str,
                          batch: wire.ImageTagCreateBatch) -> wire.ImageTagCreateSummary:

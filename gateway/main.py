@@ -29,7 +29,9 @@ from kubevision.gateway.predictions import PredictionRecorder, PredictionService
 from kubevision.gateway.resources import KubernetesResources, LocalResources, ResourceWriter
 from kubevision.gateway.routers import files, prediction, training
 from kubevision.gateway.sources import CatalogSource, KubernetesSource, LocalSource
+from kubevision.gateway.trained import TrainedIterations
 from kubevision.gateway.training import Services, TrainingService
+from kubevision.gateway.transfer import ProjectTransfer
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +72,12 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
         recorder = PredictionRecorder(store, labels, index)
         async with httpx.AsyncClient(timeout=settings.url_timeout_seconds, follow_redirects=False) as http:
             app.state.source = source
-            app.state.predictions = PredictionService(settings, source, classifier, recorder, http)
-            services = Services(settings, source, resources(settings, source), labels, exporter, index, store, http)
+            trained = TrainedIterations(store, settings)
+            app.state.predictions = PredictionService(settings, source, classifier, recorder, http, trained)
+            services = Services(settings, source, resources(settings, source), labels, exporter, index, store, http,
+                                trained)
             app.state.training, app.state.labelling = TrainingService(services), LabellingService(services)
+            app.state.transfer = ProjectTransfer(app.state.training)
             await source.start()
             exports = asyncio.create_task(export_forever(exporter, settings), name="manifest exports")
             try:

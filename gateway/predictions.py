@@ -22,7 +22,8 @@ from kubevision.gateway.catalog import Project, PublishedModel
 from kubevision.gateway.errors import CustomVisionError
 from kubevision.gateway.inference import Classifier
 from kubevision.gateway.sources import CatalogSource
-from kubevision.gateway.wire import ImagePrediction, Prediction, TagType
+from kubevision.gateway.trained import TrainedIterations, tag_ids
+from kubevision.gateway.wire import ImagePrediction, Prediction, SuggestedTags, TagType
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,11 @@ class PredictionRecorder:
 
 class PredictionService:
     def __init__(self, settings: GatewaySettings, source: CatalogSource, classifier: Classifier,
-                 recorder: PredictionRecorder | None, http: httpx.AsyncClient):
+                 recorder: PredictionRecorder | None, http: httpx.AsyncClient, trained: TrainedIterations):
         self.settings = settings
         self.source = source
         self.classifier = classifier
+        self.trained = trained  # runs iterations that are not published, for quick tests
         self.recorder = recorder
         self.http = http
 
@@ -111,19 +113,49 @@ class PredictionService:
         shape = await self.classifier.shape(model)
         batch, content_type = await asyncio.to_thread(self._prepare, data, shape.backbone)
         probabilities = await self.classifier.infer(model, batch)
-        if probabilities.shape != (len(shape.labels),):
-            raise CustomVisionError(f"The model returned {probabilities.shape} scores for {len(shape.labels)} tags.",
+        body = next((b for b in self.source.catalog.iterations.get(project.uid, [])
+                     if b["metadata"]["uid"] == model.iteration_uid), {"metadata": {"uid": model.iteration_uid}})
+        return self._answer(project, body, model.publish_name, shape.labels, probabilities,
+                            (data, content_type, application) if store else None)
+
+    async def quick_test(self, project: Project, body: dict, data: bytes, store: bool) -> ImagePrediction:
+        """An iteration that is not published, run here in ONNX Runtime from its exported model."""
+        model = await self.trained.model(body)
+        batch, content_type = await asyncio.to_thread(self._prepare, data, model.backbone)
+        probabilities = await asyncio.to_thread(model.run, batch)
+        return self._answer(project, body, "", model.labels, probabilities,
+                            (data, content_type, None) if store else None)
+
+    async def suggest(self, project: Project, body: dict, images: list[tuple[str, bytes]]) -> list[SuggestedTags]:
+        """Tags for images of the project, from a trained iteration run in the gateway (never stored): for
+        labelling, so it never takes Triton's time from the served traffic."""
+        suggested = []
+        for image_id, data in images:
+            answer = await self.quick_test(project, body, data, store=False)
+            suggested.append(SuggestedTags(id=image_id, project=project.uid, iteration=answer.iteration,
+                                           created=answer.created, predictions=answer.predictions,
+                                           prediction_uncertainty=1 - answer.predictions[0].probability))
+        return suggested
+
+    def _answer(self, project: Project, body: dict, publish_name: str, labels: tuple[str, ...],
+                probabilities: np.ndarray, stored: tuple[bytes, str, str | None] | None) -> ImagePrediction:
+        """The answer in Custom Vision's shape, each tag by the id it had when the iteration was trained; kept as
+        a stored prediction when `stored` holds the image, its type and the application."""
+        if probabilities.shape != (len(labels),):
+            raise CustomVisionError(f"The model returned {probabilities.shape} scores for {len(labels)} tags.",
                                     "ErrorPrediction")
+        tag_id = tag_ids(project.uid, body)
         predictions = sorted(
-            (Prediction(probability=p, tag_id=dataset.tag_id(project.uid, tag), tag_name=tag,
+            (Prediction(probability=p, tag_id=tag_id(tag), tag_name=tag,
                         tag_type=TagType.NEGATIVE if tag == NEGATIVE_TAG else TagType.REGULAR)
-             for tag, p in zip(shape.labels, probabilities.tolist(), strict=True)),
+             for tag, p in zip(labels, probabilities.tolist(), strict=True)),
             key=lambda p: -p.probability,
         )
-        answer = ImagePrediction(id=str(uuid.uuid4()), project=project.uid, iteration=model.iteration_uid,
+        answer = ImagePrediction(id=str(uuid.uuid4()), project=project.uid, iteration=body["metadata"]["uid"],
                                  created=datetime.now(UTC), predictions=predictions)
-        if store and self.recorder and self.settings.store_predictions:
-            self.recorder.record(project, content_type, data, self._record(answer, model, data, content_type,
+        if stored and self.recorder and self.settings.store_predictions:
+            data, content_type, application = stored
+            self.recorder.record(project, content_type, data, self._record(answer, publish_name, data, content_type,
                                                                            application))
         return answer
 
@@ -132,10 +164,10 @@ class PredictionService:
         return to_input(image, backbone)[np.newaxis], content_type
 
     @staticmethod
-    def _record(answer: ImagePrediction, model: PublishedModel, data: bytes, content_type: str,
+    def _record(answer: ImagePrediction, publish_name: str, data: bytes, content_type: str,
                 application: str | None) -> dataset.PredictionRecord:
         return dataset.PredictionRecord(
-            id=answer.id, project=answer.project, iteration=answer.iteration, published_name=model.publish_name,
+            id=answer.id, project=answer.project, iteration=answer.iteration, published_name=publish_name,
             created=answer.created, sha256=dataset.content_hash(data), content_type=content_type, size=len(data),
             application=application,
             predictions=[dataset.PredictedTag(tag_id=p.tag_id, tag_name=p.tag_name, probability=p.probability)

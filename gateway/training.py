@@ -5,6 +5,7 @@ render; this module decides."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -13,18 +14,19 @@ from typing import Any
 
 import httpx
 
-from kubevision.core import api, dataset
+from kubevision.core import api, dataset, heldout
 from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.predictions import PredictionIndex
 from kubevision.core.labelstore.store import LabelStore, ProjectRef, TagView
 from kubevision.core.settings import GatewaySettings
-from kubevision.core.storage import ObjectStore, model_labels_key
-from kubevision.core.training import MIN_IMAGES_PER_TAG
+from kubevision.core.storage import ObjectStore, model_onnx_key
+from kubevision.core.training import MIN_IMAGES_PER_TAG, NEGATIVE_TAG
 from kubevision.gateway import domains, links, wire
 from kubevision.gateway.catalog import Project
 from kubevision.gateway.errors import CustomVisionError, NotFound
 from kubevision.gateway.resources import AlreadyExists, ResourceWriter
 from kubevision.gateway.sources import CatalogSource
+from kubevision.gateway.trained import TAG_IDS_ANNOTATION, TrainedIterations, tag_ids
 
 DOMAIN_ANNOTATION = "kubevision.io/domain-id"  # the Azure domain id the caller chose (several map to one domain)
 NAME_ANNOTATION = "kubevision.io/display-name"  # an Iteration's Custom Vision name
@@ -52,6 +54,7 @@ class Services:
     predictions_index: PredictionIndex
     objects: ObjectStore
     http: httpx.AsyncClient
+    trained: TrainedIterations
 
     def project(self, namespace: str, project_id: str) -> Project:
         return self.source.catalog.project(namespace, project_id)
@@ -257,6 +260,7 @@ class TrainingService:
             raise CustomVisionError("Nothing changed since the last training; pass forceTrain to train again.",
                                     "BadRequestTrainingNotNeeded")
         await asyncio.to_thread(self.s.exporter.export, ref.id)  # the snapshot must see every label
+        kept_ids = await self._kept_tag_ids(project.uid)
         spec: dict[str, Any] = {"projectRef": {"name": project.name},
                                 "trainingType": "Advanced" if training_type == "Advanced" else "Quick"}
         if training_type == "Advanced" and budget_hours:
@@ -265,7 +269,8 @@ class TrainingService:
         while True:
             body = {"apiVersion": api.API_VERSION, "kind": "Iteration",
                     "metadata": {"name": f"{project.name}-{number}", "namespace": namespace, "annotations": {
-                        NAME_ANNOTATION: f"Iteration {number}", LABELS_ANNOTATION: str(version)}},
+                        NAME_ANNOTATION: f"Iteration {number}", LABELS_ANNOTATION: str(version),
+                        **({TAG_IDS_ANNOTATION: json.dumps(kept_ids)} if kept_ids else {})}},
                     "spec": spec}
             try:
                 stored = await self.s.resources.create(body)
@@ -274,6 +279,17 @@ class TrainingService:
                 number += 1
         await self.s.source.observe("iterations", stored)
         return self._iteration_wire(project, stored)
+
+    async def _kept_tag_ids(self, project_uid: str) -> dict[str, str]:
+        """{name the model will know: id} for each tag whose id is not derived from that name (a renamed tag, a
+        Negative tag, which the trainer knows by one name): the iteration keeps them, so that its model reports
+        the ids the tags have, whatever they are called later."""
+        kept = {}
+        for tag in await asyncio.to_thread(self.s.labels.tags, project_uid):
+            name = NEGATIVE_TAG if tag.type == "Negative" else tag.name
+            if tag.id != dataset.tag_id(project_uid, name):
+                kept[name] = tag.id
+        return kept
 
     async def _check_trainable(self, project: Project) -> None:
         tags = await asyncio.to_thread(self.s.labels.tags, project.uid)
@@ -348,39 +364,103 @@ class TrainingService:
             raise CustomVisionError(f"Iteration {iteration_id} is not published.", "BadRequestIterationNotPublished")
         await self._set_publish_name(namespace, body, None)
 
-    def quick_test_model(self, namespace: str, project_id: str, iteration_id: str | None) -> str:
-        """The publish name that serves an iteration (by default the newest one served). Quick tests run where
-        predictions do: on Triton, which holds published iterations."""
+    def quick_test_target(self, namespace: str, project_id: str,
+                          iteration_id: str | None) -> tuple[Project, dict[str, Any], str | None]:
+        """The iteration a quick test runs (by default the newest trained one), and the name Triton serves it by
+        when it is published (None: the gateway runs its exported model itself)."""
         project = self.s.project(namespace, project_id)
-        served = [m for (uid, _), m in self.s.source.catalog.published.items() if uid == project.uid]
+        if project.type != "Classification":
+            raise CustomVisionError("Quick tests run on classification projects here.", "BadRequestNotSupported")
         if iteration_id:
-            self._trained(project, iteration_id)
-            served = [m for m in served if m.iteration_uid == iteration_id.lower()]
-        if not served:
-            raise CustomVisionError("Quick tests run on a published iteration here: publish it first.",
-                                    "BadRequestIterationNotPublished")
-        order = {b["metadata"]["uid"]: b["metadata"].get("creationTimestamp", "")
-                 for b in self.s.source.catalog.iterations.get(project.uid, [])}
-        return max(served, key=lambda m: order.get(m.iteration_uid, "")).publish_name
+            body = self._trained(project, iteration_id)
+        else:
+            trained = [b for b in self.s.source.catalog.iterations.get(project.uid, [])
+                       if TRAINING_PHASES.get((b.get("status") or {}).get("phase") or "") == "Completed"]
+            if not trained:
+                raise NotFound("No iteration of this project has completed training.",
+                               "NotFoundProjectDefaultIteration")
+            body = max(trained, key=lambda b: b["metadata"].get("creationTimestamp", ""))
+        served = [m.publish_name for (uid, _), m in self.s.source.catalog.published.items()
+                  if uid == project.uid and m.iteration_uid == body["metadata"]["uid"]]
+        return project, body, min(served) if served else None
 
     # ------------------------------------------------------------------------------------------------------------
     # performance and exports
 
     async def performance(self, namespace: str, project_id: str, iteration_id: str,
                           threshold: float | None) -> wire.IterationPerformance:
+        """Precision and recall at `threshold` (by default the one the iteration was trained for), counted again
+        from the held-out predictions; average precision does not depend on it and is the trainer's."""
         project = self.s.project(namespace, project_id)
         body = self._trained(project, iteration_id)
         metrics = (body.get("status") or {}).get("metrics")
         if not metrics:
             raise NotFound(f"Iteration {iteration_id} has no performance recorded.", "NotFoundIterationPerformance")
-        ids = {t.name: t.id for t in await asyncio.to_thread(self.s.labels.tags, project.uid)}
-        per_tag = [wire.TagPerformance(
-            id=ids.get(t["tag"], dataset.tag_id(project.uid, t["tag"])), name=t["tag"], precision=t["precision"],
-            precision_std_deviation=0.0, recall=t["recall"], recall_std_deviation=0.0,
-            average_precision=t["averagePrecision"]) for t in metrics.get("perTag", [])]
-        return wire.IterationPerformance(per_tag_performance=per_tag, precision=metrics["precision"],
-                                         precision_std_deviation=0.0, recall=metrics["recall"],
-                                         recall_std_deviation=0.0, average_precision=metrics["averagePrecision"])
+        tag_id = tag_ids(project.uid, body)
+        trained_at = metrics["probabilityThreshold"]
+        threshold = trained_at if threshold is None else threshold
+        held_out = await self.s.trained.held_out(body)
+        if held_out is None:  # trained before held-out predictions were kept: its figures at one threshold only
+            if abs(threshold - trained_at) > 1e-9:
+                raise NotFound(f"Iteration {iteration_id} kept its performance at threshold {trained_at} only; "
+                               "train again to see other thresholds.", "NotFoundIterationPerformance")
+            per_tag = [(t["tag"], t["precision"], t["recall"]) for t in metrics.get("perTag", [])]
+            precision, recall = metrics["precision"], metrics["recall"]
+        else:
+            counted = heldout.counted_at(*held_out.arrays(), threshold)
+            per_tag = list(zip(held_out.tags, counted.tag_precision, counted.tag_recall, strict=True))
+            precision, recall = counted.precision, counted.recall
+        average = {t["tag"]: t["averagePrecision"] for t in metrics.get("perTag", [])}
+        return wire.IterationPerformance(
+            per_tag_performance=[wire.TagPerformance(
+                id=tag_id(name), name=name, precision=tag_precision, precision_std_deviation=0.0, recall=tag_recall,
+                recall_std_deviation=0.0, average_precision=average.get(name)) for name, tag_precision, tag_recall
+                in per_tag],
+            precision=precision, precision_std_deviation=0.0, recall=recall, recall_std_deviation=0.0,
+            average_precision=metrics["averagePrecision"])
+
+    async def _held_out_images(self, project: Project, iteration_id: str, tag_filter: list[str] | None
+                               ) -> tuple[dict[str, Any], heldout.HeldOut, list[heldout.HeldOutImage]]:
+        """The iteration, its held-out predictions, and those of images carrying one of the tags filtered on."""
+        body = self._trained(project, iteration_id)
+        held_out = await self.s.trained.held_out(body)
+        if held_out is None:
+            raise NotFound(f"Iteration {iteration_id} was trained before its held-out predictions were kept.",
+                           "NotFoundIterationPerformance")
+        if not tag_filter:
+            return body, held_out, held_out.images
+        tag_id, wanted = tag_ids(project.uid, body), {t.lower() for t in tag_filter}
+        return body, held_out, [i for i in held_out.images if any(tag_id(t) in wanted for t in i.tags)]
+
+    async def image_performance_count(self, namespace: str, project_id: str, iteration_id: str,
+                                      tag_filter: list[str] | None) -> int:
+        project = self.s.project(namespace, project_id)
+        return len((await self._held_out_images(project, iteration_id, tag_filter))[2])
+
+    async def image_performances(self, namespace: str, project_id: str, iteration_id: str,
+                                 tag_filter: list[str] | None, newest: bool, skip: int, take: int,
+                                 base_url: str) -> list[wire.ImagePerformance]:
+        """The held-out images of an iteration (those its model never trained on) with their true tags and the
+        model's predictions, in upload order, paged. An image deleted since keeps its id, tags and predictions."""
+        project = self.s.project(namespace, project_id)
+        body, held_out, images = await self._held_out_images(project, iteration_id, tag_filter)
+        page = (images[::-1] if newest else images)[skip:skip + take]
+        stored = {v.id: v for v in await asyncio.to_thread(self.s.labels.images_by_ids, project.uid,
+                                                           [i.id for i in page])} if page else {}
+        tag_id = tag_ids(project.uid, body)
+        answer = []
+        for image in page:
+            view = stored.get(image.id)
+            uri = self.s.link(namespace, base_url, f"{project.uid}/images/{view.sha256}") if view else None
+            answer.append(wire.ImagePerformance(
+                id=image.id, created=view.created if view else None, width=view.width if view else None,
+                height=view.height if view else None, image_uri=uri, thumbnail_uri=uri,
+                tags=[wire.ImageTag(tag_id=tag_id(t), tag_name=t, created=view.created if view else None)
+                      for t in image.tags],
+                predictions=sorted((wire.Prediction(probability=p, tag_id=tag_id(t), tag_name=t)
+                                    for t, p in zip(held_out.tags, image.probabilities, strict=True)),
+                                   key=lambda p: -p.probability)))
+        return answer
 
     def _export(self, namespace: str, project: Project, body: dict[str, Any], base_url: str,
                 flavor: str | None) -> wire.Export:
@@ -412,5 +492,4 @@ class TrainingService:
         uri = (body.get("status") or {}).get("modelUri")
         if not uri:
             raise NotFound("The iteration has no model.", "NotFoundIteration")
-        bucket, labels_key = model_labels_key(uri)
-        return bucket, labels_key.removesuffix("labels.txt") + "1/model.onnx"
+        return model_onnx_key(uri)

@@ -111,7 +111,7 @@ class Tag(Wire):
 class ImageTag(Wire):
     tag_id: str
     tag_name: str
-    created: datetime
+    created: datetime | None = None
 
 
 class ImageRegion(Wire):
@@ -266,6 +266,41 @@ class IterationPerformance(Wire):
     recall: float
     recall_std_deviation: float
     average_precision: float | None = None
+
+
+class ImagePerformance(Wire):
+    """A held-out image of an iteration: its true tags and the iteration's predictions."""
+
+    id: str
+    created: datetime | None = None
+    width: int | None = None
+    height: int | None = None
+    image_uri: str | None = None
+    thumbnail_uri: str | None = None
+    tags: list[ImageTag]
+    predictions: list[Prediction] = Field(description="Sorted by probability, highest first.")
+
+
+class ProjectExport(Wire):
+    iteration_count: int
+    image_count: int
+    tag_count: int
+    region_count: int
+    estimated_import_time_in_ms: int = Field(serialization_alias="estimatedImportTimeInMS",
+                                             validation_alias="estimatedImportTimeInMS")
+    token: str
+
+
+class SuggestedTags(Wire):
+    """Custom Vision's SuggestedTagAndRegion, for a classification project: an image's tags as an iteration sees
+    them."""
+
+    id: str = Field(description="The image's id.")
+    project: str
+    iteration: str
+    created: datetime
+    predictions: list[Prediction] = Field(description="Sorted by probability, highest first.")
+    prediction_uncertainty: float = Field(description="1 minus the highest probability.")
 
 
 class Export(Wire):

@@ -13,6 +13,7 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 from kubevision.core.api import IterationMetrics, TagMetrics
+from kubevision.core.heldout import counted_at
 
 
 def folds(labels: np.ndarray, seed: int, max_folds: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -36,24 +37,16 @@ def _safe_ratio(numerator: float, denominator: float) -> float:
 
 
 def metrics_at(targets: np.ndarray, probabilities: np.ndarray, tags: list[str], threshold: float) -> IterationMetrics:
-    predicted = probabilities >= threshold
     actual = targets.astype(bool)
-    true_positives = (predicted & actual).sum(axis=0)
-    per_tag = []
-    for i, tag in enumerate(tags):
-        ap = average_precision_score(actual[:, i], probabilities[:, i]) if actual[:, i].any() else 0.0
-        per_tag.append(TagMetrics(
-            tag=tag,
-            precision=_safe_ratio(true_positives[i], predicted[:, i].sum()),
-            recall=_safe_ratio(true_positives[i], actual[:, i].sum()),
-            average_precision=float(ap),
-        ))
+    counted = counted_at(actual, probabilities, threshold)
+    per_tag = [TagMetrics(
+        tag=tag, precision=counted.tag_precision[i], recall=counted.tag_recall[i],
+        average_precision=float(average_precision_score(actual[:, i], probabilities[:, i])) if actual[:, i].any()
+        else 0.0,
+    ) for i, tag in enumerate(tags)]
     return IterationMetrics(
-        probability_threshold=threshold,
-        precision=_safe_ratio(true_positives.sum(), predicted.sum()),
-        recall=_safe_ratio(true_positives.sum(), actual.sum()),
-        average_precision=float(np.mean([t.average_precision for t in per_tag])),
-        per_tag=per_tag,
+        probability_threshold=threshold, precision=counted.precision, recall=counted.recall,
+        average_precision=float(np.mean([t.average_precision for t in per_tag])), per_tag=per_tag,
     )
 
 

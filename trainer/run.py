@@ -15,6 +15,7 @@ from minio.error import S3Error
 from kubevision.core.api import ClassificationType, ProjectType, TrainingType
 from kubevision.core.dataset import ManifestError
 from kubevision.core.domains import BACKBONES, Backbone
+from kubevision.core.heldout import HeldOut, HeldOutImage
 from kubevision.core.reasons import Reason
 from kubevision.core.settings import MLflowSettings, S3Settings
 from kubevision.core.storage import (
@@ -23,6 +24,7 @@ from kubevision.core.storage import (
     ModelRepositoryLayout,
     ObjectStore,
     StorageUnavailable,
+    held_out_key,
     retrying,
 )
 from kubevision.core.training import (
@@ -34,7 +36,7 @@ from kubevision.core.training import (
     resolve_training,
 )
 from kubevision.trainer import advanced, backbone, data, evaluation, export, quick
-from kubevision.trainer.network import Classifier, Trained
+from kubevision.trainer.network import Classifier
 from kubevision.trainer.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -137,8 +139,15 @@ def _train(records, images: DatasetStore, store: ObjectStore, s3: S3Settings, re
         with torch.no_grad():
             trained.classifier.head.bias += torch.from_numpy(shifts)
     metrics = evaluation.metrics_at(targets, probabilities, dataset.tags, threshold)
-    _record_evaluation(tracker, dataset, trained, targets, probabilities, metrics, multilabel)
+    held_out = HeldOut(threshold=threshold, tags=dataset.tags, images=[
+        HeldOutImage(id=dataset.ids[i], tags=[t for t, on in zip(dataset.tags, targets[row], strict=True) if on],
+                     probabilities=[round(float(p), 6) for p in probabilities[row]])
+        for row, i in sorted(enumerate(trained.held_out), key=lambda pair: pair[1])])  # in upload order
+    _record_evaluation(tracker, dataset, targets, probabilities, metrics, held_out, multilabel)
     model_uri, registered = _export(trained.classifier, network_spec, dataset, store, s3, request, tracker)
+    key = held_out_key(request.iteration.metadata.namespace, iteration_id(request.iteration))
+    retrying(lambda: store.put(s3.models_bucket, key, held_out.model_dump_json().encode(), "application/json"),
+             "the held-out predictions")
     log.info("precision %.3f recall %.3f mAP %.3f; model at %s", metrics.precision, metrics.recall,
              metrics.average_precision, model_uri)
     return TrainingResult(
@@ -150,7 +159,7 @@ def _train(records, images: DatasetStore, store: ObjectStore, s3: S3Settings, re
     )
 
 
-def _record_evaluation(tracker: Tracker, dataset, trained: Trained, targets, probabilities, metrics, multilabel):
+def _record_evaluation(tracker: Tracker, dataset, targets, probabilities, metrics, held_out: HeldOut, multilabel):
     tracker.metric("precision", metrics.precision)
     tracker.metric("recall", metrics.recall)
     tracker.metric("mean_average_precision", metrics.average_precision)
@@ -160,14 +169,7 @@ def _record_evaluation(tracker: Tracker, dataset, trained: Trained, targets, pro
         tracker.metric("top1_accuracy", evaluation.top1_accuracy(targets, probabilities))
         tracker.confusion_matrix(evaluation.confusion(targets, probabilities), dataset.tags)
     tracker.precision_recall_curves(targets, probabilities, dataset.tags)
-    tracker.json({
-        "tags": dataset.tags,
-        "predictions": [
-            {"id": dataset.ids[i], "tags": [t for t, on in zip(dataset.tags, targets[row], strict=True) if on],
-             "probabilities": [round(float(p), 6) for p in probabilities[row]]}
-            for row, i in enumerate(trained.held_out)
-        ],
-    }, "evaluation/predictions.json")
+    tracker.json(held_out.model_dump(mode="json"), "evaluation/predictions.json")
     tracker.json(metrics.model_dump(mode="json", by_alias=True), "evaluation/metrics.json")
 
 

@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, literal, select, union_all, update
+from sqlalchemy import String, any_, delete, func, literal, select, union_all, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from kubevision.core import dataset
@@ -32,6 +33,10 @@ MAX_TAGS_PER_IMAGE = 100
 MAX_METADATA = 10  # key/value pairs an image may carry
 TAG_TYPES = ("Regular", "Negative", "GeneralProduct")
 UPLOAD_THREADS = 8  # S3 writes of one batch in parallel
+ANALYZE_EVERY = 5000  # images this store has added since PostgreSQL last gathered statistics at its request
+# What a view needs of an image, read as plain rows: a page of ORM objects costs more than its query.
+IMAGE_COLUMNS = (tables.Image.id, tables.Image.sha256, tables.Image.content_type, tables.Image.created,
+                 tables.Image.width, tables.Image.height)
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,14 @@ def dialect_insert(session: Session):
     return insert
 
 
+def one_of(column, values: list[str], session: Session):
+    """`column IN values`; on PostgreSQL as `column = ANY(array)`, one parameter: binding a page's 256 ids one
+    parameter each costs more than the query that reads them."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(values, ARRAY(String)))
+    return column.in_(values)
+
+
 def touch(session: Session, project_id: str) -> None:
     """Record a change of labels; the last statement of a write, so the project's row is locked briefly."""
     moment = now()
@@ -123,10 +136,24 @@ def touch(session: Session, project_id: str) -> None:
 
 
 class LabelStore:
-    def __init__(self, database: Database, objects: ObjectStore):
+    def __init__(self, database: Database, objects: ObjectStore, analyze_every: int = ANALYZE_EVERY):
         self.db = database
         self.objects = objects
         self._known: set[str] = set()
+        self._analyze_every = analyze_every
+        self._added = 0  # images added since the last ANALYZE; approximate under concurrent uploads, as it may be
+
+    def _added_images(self, count: int) -> None:
+        """After a bulk load, PostgreSQL's planner has no statistics until autovacuum runs (up to a minute later),
+        and plans a page as a sort of the whole project (400 ms at 50,000 images). So the store gathers them itself
+        once it has added many images: ANALYZE samples a fixed number of rows and takes well under a second."""
+        self._added += count
+        if self._added < self._analyze_every or self.db.dialect != "postgresql":
+            return
+        self._added = 0
+        with self.db.writer.connect() as connection:
+            connection.exec_driver_sql("ANALYZE images, image_tags, regions")
+            connection.commit()
 
     # ------------------------------------------------------------------------------------------------------------
     # projects
@@ -141,15 +168,16 @@ class LabelStore:
                 id=ref.id, namespace=ref.namespace, name=ref.name, bucket=ref.bucket, prefix=ref.prefix,
                 created=now(), labels_version=0, exported_version=0,
             ).on_conflict_do_nothing().returning(tables.Project.id)).first()
-            if inserted:
-                self._adopt(session, ref)
+            adopted = self._adopt(session, ref) if inserted else 0
+        self._added_images(adopted)
         self._known.add(ref.id)
 
-    def _adopt(self, session: Session, ref: ProjectRef) -> None:
+    def _adopt(self, session: Session, ref: ProjectRef) -> int:
+        """Import the manifest found in S3, if any; returns how many images it held."""
         layout = ref.layout
         etag = self.objects.etag(layout.bucket, layout.manifest_key)
         if etag is None:
-            return
+            return 0
         records = dataset.loads(self.objects.get(layout.bucket, layout.manifest_key))
         names = {name for r in records for name in [*r.tags, *(g.tag for g in r.regions)]}
         moment = now()
@@ -175,6 +203,7 @@ class LabelStore:
                 session.add(tables.ImageMetadata(project_id=ref.id, image_id=record.id, key=key, value=value))
         session.execute(update(tables.Project).where(tables.Project.id == ref.id).values(
             labels_version=1, exported_version=1, manifest_etag=etag))
+        return len(seen)
 
     def delete_project(self, project_id: str) -> None:
         """Forget a project's labels; its bytes stay in S3, where snapshots may still name them."""
@@ -211,7 +240,11 @@ class LabelStore:
                     tables.Tag.project_id == project_id, tables.Tag.type == type)):
                 code = "BadRequestMultipleNegativeTag" if type == "Negative" else "BadRequestMultipleGeneralProductTag"
                 raise StoreError(f"The project has a {type} tag already.", code)
+            # The id derived from the name, as every component names a tag it has never looked up; a random one
+            # when a renamed tag holds it already (an id never changes with the name).
             tag_id = dataset.tag_id(project_id, name)
+            if session.get(tables.Tag, (project_id, tag_id)) is not None:
+                tag_id = str(uuid.uuid4())
             created = session.execute(dialect_insert(session)(tables.Tag).values(
                 project_id=project_id, id=tag_id, name=name, description=description, type=type, created=now(),
             ).on_conflict_do_nothing().returning(tables.Tag.id)).first()
@@ -329,6 +362,7 @@ class LabelStore:
                 self._label(session, project.id, image_id, item, moment)
             if new:
                 touch(session, project.id)
+        self._added_images(len(new))
         views = {v.id: v for v in self.images_by_ids(project.id, [r.image.id for r in results if r.image])}
         for result in results:
             if result.image:
@@ -431,7 +465,7 @@ class LabelStore:
 
     @staticmethod
     def _filtered(project_id: str, tagged: bool | None, tag_ids: Sequence[str] | None):
-        statement = select(tables.Image).where(tables.Image.project_id == project_id)
+        statement = select(*IMAGE_COLUMNS).where(tables.Image.project_id == project_id)
         if tagged is None:
             return statement
         linked = select(literal(1)).where(tables.ImageTag.project_id == tables.Image.project_id,
@@ -451,10 +485,9 @@ class LabelStore:
                newest: bool = True, skip: int = 0, take: int = 50) -> list[ImageView]:
         order = (tables.Image.created.desc(), tables.Image.id.desc()) if newest else (tables.Image.created,
                                                                                       tables.Image.id)
+        page = self._filtered(project_id, tagged, tag_ids).order_by(*order).offset(skip).limit(take)
         with self.db.reading() as session:
-            rows = session.scalars(self._filtered(project_id, tagged, tag_ids).order_by(*order)
-                                   .offset(skip).limit(take)).all()
-            return self._views(session, project_id, rows)
+            return self._views(session, project_id, session.execute(page).all())
 
     def count(self, project_id: str, tagged: bool | None = None, tag_ids: Sequence[str] | None = None) -> int:
         with self.db.reading() as session:
@@ -463,30 +496,31 @@ class LabelStore:
 
     def images_by_ids(self, project_id: str, image_ids: Sequence[str]) -> list[ImageView]:
         with self.db.reading() as session:
-            rows = session.scalars(select(tables.Image).where(
-                tables.Image.project_id == project_id, tables.Image.id.in_([i.lower() for i in image_ids]))).all()
+            rows = session.execute(select(*IMAGE_COLUMNS).where(
+                tables.Image.project_id == project_id, one_of(tables.Image.id, [i.lower() for i in image_ids],
+                                                              session))).all()
             return self._views(session, project_id, rows)
 
     @staticmethod
-    def _views(session: Session, project_id: str, rows: Sequence[tables.Image]) -> list[ImageView]:
+    def _views(session: Session, project_id: str, rows: Sequence) -> list[ImageView]:
         ids = [r.id for r in rows]
         tags: dict[str, list] = defaultdict(list)
         for image_id, tag_id, name, created in session.execute(
                 select(tables.ImageTag.image_id, tables.ImageTag.tag_id, tables.Tag.name, tables.ImageTag.created)
                 .join(tables.Tag, (tables.Tag.project_id == tables.ImageTag.project_id)
                       & (tables.Tag.id == tables.ImageTag.tag_id))
-                .where(tables.ImageTag.project_id == project_id, tables.ImageTag.image_id.in_(ids))):
+                .where(tables.ImageTag.project_id == project_id, one_of(tables.ImageTag.image_id, ids, session))):
             tags[image_id].append((tag_id, name, created))
         regions: dict[str, list] = defaultdict(list)
         for region, name in session.execute(
                 select(tables.Region, tables.Tag.name)
                 .join(tables.Tag, (tables.Tag.project_id == tables.Region.project_id)
                       & (tables.Tag.id == tables.Region.tag_id))
-                .where(tables.Region.project_id == project_id, tables.Region.image_id.in_(ids))):
+                .where(tables.Region.project_id == project_id, one_of(tables.Region.image_id, ids, session))):
             regions[region.image_id].append((region, name))
         metadata: dict[str, dict] = defaultdict(dict)
         for entry in session.scalars(select(tables.ImageMetadata).where(
-                tables.ImageMetadata.project_id == project_id, tables.ImageMetadata.image_id.in_(ids))):
+                tables.ImageMetadata.project_id == project_id, one_of(tables.ImageMetadata.image_id, ids, session))):
             metadata[entry.image_id][entry.key] = entry.value
         return [ImageView(r.id, r.sha256, r.content_type, r.created, r.width, r.height, tags[r.id], regions[r.id],
                           metadata[r.id]) for r in rows]

@@ -11,8 +11,20 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from kubevision.core.labelstore.store import MAX_BATCH
 from kubevision.core.training import MAX_IMAGE_BYTES
 from kubevision.gateway import domains, wire
-from kubevision.gateway.deps import BaseUrl, Labeller, Predictions, Trainer, TrainingNamespace, training_namespace
+from kubevision.gateway.catalog import Project
+from kubevision.gateway.deps import (
+    BaseUrl,
+    Labeller,
+    Predictions,
+    Trainer,
+    TrainingNamespace,
+    Transfers,
+    training_namespace,
+)
 from kubevision.gateway.errors import CustomVisionError, UnsupportedMediaType
+from kubevision.gateway.images import fetch as fetch_image
+from kubevision.gateway.labelling import newest_first, tag_filter
+from kubevision.gateway.predictions import PredictionService
 from kubevision.gateway.routers.prediction import image_bytes, multipart_parts
 
 VERSIONS = ("v3.3", "v3.4-preview")
@@ -114,6 +126,16 @@ def router(version: str) -> APIRouter:
     async def delete_project(project_id: str, namespace: TrainingNamespace, trainer: Trainer):
         await trainer.delete_project(namespace, project_id)
 
+    @route("GET", "/projects/{project_id}/export", response_model=wire.ProjectExport)
+    async def export_project(project_id: str, namespace: TrainingNamespace, transfers: Transfers):
+        return await transfers.export_project(namespace, project_id)
+
+    @route("POST", "/projects/import", response_model=wire.Project)
+    async def import_project(namespace: TrainingNamespace, transfers: Transfers,
+                             token: Annotated[str, Query(max_length=4096)],
+                             name: Annotated[str | None, Query(max_length=256)] = None):
+        return await transfers.import_project(namespace, token, name)
+
     # tags ------------------------------------------------------------------------------------------------------
     @route("GET", "/projects/{project_id}/tags", response_model=list[wire.Tag])
     async def get_tags(project_id: str, namespace: TrainingNamespace, trainer: Trainer,
@@ -174,7 +196,7 @@ def router(version: str) -> APIRouter:
                               order_by: Annotated[str | None, Query(alias="orderBy", max_length=16)] = None,
                               take: Take = 50, skip: Skip = 0):
             return await labeller.listing(namespace, project_id, status_filter(tagged, tagging_status),
-                                          ids(tag_ids), order_by, take, skip, base)
+                                          ids(tag_ids), order_by, take, skip, base, iteration_id)
 
         return list_images
 
@@ -184,7 +206,8 @@ def router(version: str) -> APIRouter:
                                tag_ids: Annotated[IdList, Query(alias="tagIds")] = None,
                                tagging_status: Annotated[str | None, Query(alias="taggingStatus",
                                                                            max_length=16)] = None):
-            return await labeller.count(namespace, project_id, status_filter(tagged, tagging_status), ids(tag_ids))
+            return await labeller.count(namespace, project_id, status_filter(tagged, tagging_status), ids(tag_ids),
+                                        iteration_id)
 
         return count_images
 
@@ -277,6 +300,22 @@ def router(version: str) -> APIRouter:
                                             alias="overlapThreshold", ge=0, le=1)] = None):
         return await trainer.performance(namespace, project_id, iteration_id, threshold)
 
+    @route("GET", "/projects/{project_id}/iterations/{iteration_id}/performance/images",
+           response_model=list[wire.ImagePerformance])
+    async def get_image_performances(project_id: str, iteration_id: str, namespace: TrainingNamespace,
+                                     trainer: Trainer, base: BaseUrl, tag_ids: Annotated[IdList, Query(
+                                         alias="tagIds")] = None,
+                                     order_by: Annotated[str | None, Query(alias="orderBy", max_length=16)] = None,
+                                     take: Take = 50, skip: Skip = 0):
+        return await trainer.image_performances(namespace, project_id, iteration_id, tag_filter(ids(tag_ids)),
+                                                newest_first(order_by), skip, take, base)
+
+    @route("GET", "/projects/{project_id}/iterations/{iteration_id}/performance/images/count", response_model=int)
+    async def get_image_performance_count(project_id: str, iteration_id: str, namespace: TrainingNamespace,
+                                          trainer: Trainer, tag_ids: Annotated[IdList, Query(alias="tagIds")] = None):
+        return await trainer.image_performance_count(namespace, project_id, iteration_id,
+                                                     tag_filter(ids(tag_ids)))
+
     @route("GET", "/projects/{project_id}/iterations/{iteration_id}/export", response_model=list[wire.Export])
     async def get_exports(project_id: str, iteration_id: str, namespace: TrainingNamespace, trainer: Trainer,
                           base: BaseUrl):
@@ -305,9 +344,9 @@ def router(version: str) -> APIRouter:
                                predictions: Predictions,
                                iteration_id: Annotated[str | None, Query(alias="iterationId", max_length=64)] = None,
                                store: bool = True):
-        publish_name = trainer.quick_test_model(namespace, project_id, iteration_id)
+        target = trainer.quick_test_target(namespace, project_id, iteration_id)
         data = await image_bytes(request, predictions.settings.max_image_bytes)
-        return await predictions.predict(namespace, project_id, publish_name, "classify", data, store, None)
+        return await quick_test(predictions, namespace, target, data, store)
 
     @route("POST", "/projects/{project_id}/quicktest/url", response_model=wire.ImagePrediction)
     async def quick_test_image_url(project_id: str, image: wire.ImageUrl, namespace: TrainingNamespace,
@@ -315,10 +354,29 @@ def router(version: str) -> APIRouter:
                                    iteration_id: Annotated[str | None, Query(alias="iterationId",
                                                                              max_length=64)] = None,
                                    store: bool = True):
-        publish_name = trainer.quick_test_model(namespace, project_id, iteration_id)
-        return await predictions.predict_url(namespace, project_id, publish_name, "classify", image.url, store, None)
+        target = trainer.quick_test_target(namespace, project_id, iteration_id)
+        data = await fetch_image(image.url, predictions.http, predictions.settings)
+        return await quick_test(predictions, namespace, target, data, store)
+
+    @route("POST", "/projects/{project_id}/tagsandregions/suggestions", response_model=list[wire.SuggestedTags])
+    async def suggest_tags_and_regions(project_id: str, namespace: TrainingNamespace, trainer: Trainer,
+                                       labeller: Labeller, predictions: Predictions,
+                                       iteration_id: Annotated[str, Query(alias="iterationId", max_length=64)],
+                                       image_ids: Annotated[IdList, Query(alias="imageIds")] = None):
+        project, body, _ = trainer.quick_test_target(namespace, project_id, iteration_id)
+        images = await labeller.image_contents(namespace, project_id, ids(image_ids) or [])
+        return await predictions.suggest(project, body, images)
 
     return routes
+
+
+async def quick_test(predictions: PredictionService, namespace: str, target: tuple[Project, dict, str | None],
+                     data: bytes, store: bool) -> wire.ImagePrediction:
+    """A published iteration is tested where predictions run (Triton); any other trained one in the gateway."""
+    project, body, served = target
+    if served:
+        return await predictions.predict(namespace, project.uid, served, "classify", data, store, None)
+    return await predictions.quick_test(project, body, data, store)
 
 
 def status_filter(tagged: bool | None, tagging_status: str | None) -> bool | None:

@@ -253,3 +253,38 @@ def test_a_manifest_found_when_the_project_is_registered_is_imported(database, o
     store.add_images(ref, [NewImage(png(9), [dataset.tag_id(ref.id, "a")])])
     exported = ManifestExporter(database, objects).export(ref.id)  # the imported manifest is the store's own now
     assert exported.images == 6
+
+
+def test_a_tag_keeps_its_id_when_renamed_and_its_old_name_can_be_taken_again(database, objects, project):
+    store = LabelStore(database, objects)
+    hemlock = store.create_tag(project.id, "Hemlock")
+    assert hemlock.id == dataset.tag_id(project.id, "Hemlock")  # named without a lookup while never renamed
+    renamed = store.update_tag(project.id, hemlock.id, "Tsuga", None, None)
+    assert (renamed.id, renamed.name) == (hemlock.id, "Tsuga")
+    again = store.create_tag(project.id, "Hemlock")  # its derived id is the renamed tag's: it gets another one
+    assert again.id != hemlock.id and again.name == "Hemlock"
+    assert {(t.id, t.name) for t in store.tags(project.id)} == {(hemlock.id, "Tsuga"), (again.id, "Hemlock")}
+    with pytest.raises(StoreError) as refused:
+        store.create_tag(project.id, "hemlock")
+    assert refused.value.code == "BadRequestTagNameNotUnique"
+
+
+def test_the_store_gathers_postgresql_statistics_after_a_bulk_load(postgres, objects):
+    """Before autovacuum's statistics, PostgreSQL would sort a whole project to serve a page of it."""
+    database = open_database(postgres.new_database())
+    store = LabelStore(database, objects, analyze_every=64)
+    ref = ProjectRef(str(uuid.uuid4()), "tests", "labels", BUCKET, f"{uuid.uuid4().hex}/")
+    store.ensure_project(ref)
+    tag = store.create_tag(ref.id, "a").id
+
+    def manual_analyses() -> int:
+        with database.writer.connect() as connection:
+            connection.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+            return connection.exec_driver_sql(
+                "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'images'").scalar_one()
+
+    store.add_images(ref, [NewImage(png(n), [tag]) for n in range(32)])
+    assert manual_analyses() == 0
+    store.add_images(ref, [NewImage(png(n), [tag]) for n in range(32, 64)])
+    assert manual_analyses() == 1
+    database.dispose()

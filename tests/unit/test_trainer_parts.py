@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import precision_score, recall_score
 
 from kubevision.core import api
+from kubevision.core.heldout import HeldOut, HeldOutImage, counted_at
 from kubevision.core.reasons import SkipReason
 from kubevision.core.training import SkippedImage, TrainingResult, resolve_training
 from kubevision.trainer import data, evaluation, quick
@@ -82,6 +84,24 @@ def test_metrics_at_a_threshold_as_custom_vision_counts_them():
     assert mixed.per_tag[0].average_precision == pytest.approx((1 + 2 / 3) / 2)  # ranks: a+, c-, b+
     lower = evaluation.metrics_at(targets, probabilities, ["a", "b"], 0.35)
     assert lower.per_tag[0].recall == 1.0
+
+
+def test_held_out_predictions_give_sklearns_precision_and_recall_at_any_threshold():
+    rng = np.random.default_rng(7)
+    tags = ["a", "b", "c"]
+    held_out = HeldOut(threshold=0.5, tags=tags, images=[
+        HeldOutImage(id=str(i), tags=[t for t in tags if rng.random() < 0.4], probabilities=rng.random(3).tolist())
+        for i in range(200)])
+    actual, probabilities = held_out.arrays()
+    assert actual.sum() == sum(len(i.tags) for i in held_out.images)
+    for threshold in (0.0, 0.3, 0.5, 0.9):
+        predicted = probabilities >= threshold
+        counted = counted_at(actual, probabilities, threshold)
+        assert counted.precision == pytest.approx(precision_score(actual, predicted, average="micro"))
+        assert counted.recall == pytest.approx(recall_score(actual, predicted, average="micro"))
+        assert counted.tag_precision == pytest.approx(precision_score(actual, predicted, average=None).tolist())
+        assert counted.tag_recall == pytest.approx(recall_score(actual, predicted, average=None).tolist())
+    assert counted_at(actual, probabilities, 0.3).recall > counted_at(actual, probabilities, 0.9).recall
 
 
 def test_threshold_shifts_move_each_tags_best_cut_to_the_served_threshold():

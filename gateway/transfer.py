@@ -1,0 +1,129 @@
+"""Custom Vision's project export and import (v3.3): `export_project` freezes a project's settings, tags and labelled
+images in a package beside its dataset and answers a token; `import_project`, from any namespace, creates a new
+project from the package a token names. Iterations are not carried: the new project trains its own.
+
+A token names the package and the namespace that exported it, signed (HMAC-SHA256) with that namespace's
+Training-Key: it cannot be forged or pointed at another package, and rotating the key ends every token it signed.
+Image bytes are read from the exporting project's dataset (never deleted while a package names them) and stored
+again, by content, in the new project's, through the label store's ordinary upload."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import uuid
+
+from pydantic import BaseModel, ValidationError
+
+from kubevision.core import dataset
+from kubevision.core.labelstore.store import MAX_BATCH, NewImage, RegionIn
+from kubevision.core.storage import STORAGE_FAULTS, DatasetLayout
+from kubevision.core.training import NEGATIVE_TAG
+from kubevision.gateway import wire
+from kubevision.gateway.errors import CustomVisionError
+from kubevision.gateway.training import TrainingService, project_wire
+
+ESTIMATED_MS_PER_IMAGE = 50  # what an import takes per image here (read, inspect, store), for the estimate
+
+
+class PackageTag(BaseModel):
+    name: str
+    description: str
+    type: str
+
+
+class Package(BaseModel):
+    """What an export freezes; images as manifest records (core/dataset.ImageRecord), by tag name."""
+
+    name: str
+    description: str
+    domain_id: str
+    classification_type: str | None
+    tags: list[PackageTag]
+    images: list[dataset.ImageRecord]
+
+
+class Token(BaseModel):
+    namespace: str
+    bucket: str
+    prefix: str
+    package: str
+
+
+def _signature(key: str, payload: bytes) -> str:
+    return hmac.new(key.encode(), payload, hashlib.sha256).hexdigest()
+
+
+class ProjectTransfer:
+    def __init__(self, trainer: TrainingService):
+        self.trainer = trainer
+        self.s = trainer.s
+
+    async def export_project(self, namespace: str, project_id: str) -> wire.ProjectExport:
+        ref = await self.s.labelled(namespace, project_id)
+        await asyncio.to_thread(self.s.exporter.export, ref.id)  # the package is the current labels
+        shown = project_wire(self.s.project(namespace, project_id))
+        tags = await asyncio.to_thread(self.s.labels.tags, ref.id)
+        records = await asyncio.to_thread(lambda: dataset.loads(self.s.objects.get(
+            ref.bucket, ref.layout.manifest_key)))
+        package = Package(name=shown.name, description=shown.description, domain_id=shown.settings.domain_id,
+                          classification_type=shown.settings.classification_type,
+                          tags=[PackageTag(name=t.name, description=t.description, type=t.type) for t in tags],
+                          images=records)
+        key = ref.layout.export_key(str(uuid.uuid4()))
+        await asyncio.to_thread(self.s.objects.put, ref.bucket, key, package.model_dump_json().encode(),
+                                "application/json")
+        payload = Token(namespace=namespace, bucket=ref.bucket, prefix=ref.prefix, package=key).model_dump_json()
+        token = (base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=") + "."
+                 + _signature(self.s.source.catalog.keys[namespace].training, payload.encode()))
+        return wire.ProjectExport(iteration_count=0, image_count=len(records), tag_count=len(tags),
+                                  region_count=sum(len(r.regions) for r in records),
+                                  estimated_import_time_in_ms=len(records) * ESTIMATED_MS_PER_IMAGE, token=token)
+
+    def _token(self, token: str) -> Token:
+        invalid = CustomVisionError("The import token is not valid.", "BadRequestInvalidImportToken")
+        encoded, _, signature = token.strip().partition(".")
+        try:
+            payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            found = Token.model_validate_json(payload)
+        except (ValueError, ValidationError) as error:
+            raise invalid from error
+        keys = self.s.source.catalog.keys.get(found.namespace)
+        if keys is None or not keys.training or not hmac.compare_digest(
+                _signature(keys.training, payload), signature):
+            raise invalid
+        return found
+
+    async def import_project(self, namespace: str, token: str, name: str | None) -> wire.Project:
+        source = self._token(token)
+        try:
+            package = Package.model_validate_json(
+                await asyncio.to_thread(self.s.objects.get, source.bucket, source.package))
+        except STORAGE_FAULTS as error:
+            raise CustomVisionError("The exported project cannot be read; export it again.",
+                                    "BadRequestInvalidImportToken") from error
+        created = await self.trainer.create_project(namespace, name or package.name, package.description,
+                                                    package.domain_id, package.classification_type)
+        ref = await self.s.labelled(namespace, created.id)
+        tag_ids: dict[str, str] = {}
+        for tag in package.tags:
+            made = await asyncio.to_thread(self.s.labels.create_tag, ref.id, tag.name, tag.description, tag.type)
+            tag_ids[NEGATIVE_TAG if tag.type == "Negative" else tag.name] = made.id  # as the manifest names it
+        layout = DatasetLayout(source.bucket, source.prefix)
+        for first in range(0, len(package.images), MAX_BATCH):
+            batch = await asyncio.gather(*(asyncio.to_thread(self._image, layout, record, tag_ids)
+                                           for record in package.images[first:first + MAX_BATCH]))
+            results = await asyncio.to_thread(self.s.labels.add_images, ref, batch)
+            refused = [r.status for r in results if r.status not in ("OK", "OKDuplicate")]
+            if refused:
+                raise CustomVisionError(
+                    f"The import stopped: images refused ({', '.join(sorted(set(refused)))}); project {created.id} "
+                    "holds what came before.", "ErrorProjectImportRequestFailed")
+        return created
+
+    def _image(self, layout: DatasetLayout, record: dataset.ImageRecord, tag_ids: dict[str, str]) -> NewImage:
+        return NewImage(data=self.s.objects.get(layout.bucket, layout.image_key(record.sha256)),
+                        tag_ids=[tag_ids[t] for t in record.tags], metadata=dict(record.metadata),
+                        regions=[RegionIn(tag_ids[r.tag], r.left, r.top, r.width, r.height) for r in record.regions])
