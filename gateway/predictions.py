@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import numpy as np
 
-from kubevision.core import dataset
+from kubevision.core import dataset, detection_model
 from kubevision.core.labelstore.predictions import PredictionIndex
 from kubevision.core.labelstore.store import LabelStore, ProjectRef
 from kubevision.core.preprocessing import to_input
@@ -20,13 +20,14 @@ from kubevision.core.storage import DatasetLayout, ObjectStore
 from kubevision.gateway import images, metrics
 from kubevision.gateway.catalog import Project, PublishedModel
 from kubevision.gateway.errors import CustomVisionError
-from kubevision.gateway.inference import Classifier
+from kubevision.gateway.inference import Classifier, Detections, ModelShape
 from kubevision.gateway.sources import CatalogSource
-from kubevision.gateway.wire import ImagePrediction, Prediction, TagType
+from kubevision.gateway.wire import BoundingBox, ImagePrediction, Prediction, TagType
 
 log = logging.getLogger(__name__)
 
 NEGATIVE_TAG = "Negative"
+PROJECT_TYPES = {"classify": "Classification", "detect": "ObjectDetection"}
 MAX_PENDING_RECORDS = 256  # stored predictions being written; past this, new ones are dropped and counted
 
 
@@ -88,14 +89,9 @@ class PredictionService:
     def _model(self, namespace: str, project_id: str, publish_name: str, kind: str) -> tuple[Project, PublishedModel]:
         catalog = self.source.catalog
         project = catalog.project(namespace, project_id)
-        if kind == "detect":
-            if project.type != "ObjectDetection":
-                raise CustomVisionError(f"Project {project.uid} is a {project.type} project: use the classify "
-                                        "routes.", "BadRequestNotSupported")
-            raise CustomVisionError("Object detection cannot be served yet: its training and serving are still "
-                                    "being built.", "BadRequestNotSupported")
-        if project.type != "Classification":
-            raise CustomVisionError(f"Project {project.uid} is an {project.type} project: use the detect routes.",
+        if project.type != PROJECT_TYPES[kind]:
+            other = "classify" if kind == "detect" else "detect"
+            raise CustomVisionError(f"Project {project.uid} is a {project.type} project: use the {other} routes.",
                                     "BadRequestNotSupported")
         return project, catalog.published_model(project, publish_name)
 
@@ -109,17 +105,16 @@ class PredictionService:
                       store: bool, application: str | None) -> ImagePrediction:
         project, model = self._model(namespace, project_id, publish_name, kind)
         shape = await self.classifier.shape(model)
-        batch, content_type = await asyncio.to_thread(self._prepare, data, shape.backbone)
-        probabilities = await self.classifier.infer(model, batch)
-        if probabilities.shape != (len(shape.labels),):
-            raise CustomVisionError(f"The model returned {probabilities.shape} scores for {len(shape.labels)} tags.",
-                                    "ErrorPrediction")
-        predictions = sorted(
-            (Prediction(probability=p, tag_id=dataset.tag_id(project.uid, tag), tag_name=tag,
-                        tag_type=TagType.NEGATIVE if tag == NEGATIVE_TAG else TagType.REGULAR)
-             for tag, p in zip(shape.labels, probabilities.tolist(), strict=True)),
-            key=lambda p: -p.probability,
-        )
+        detector = shape.task == detection_model.DETECTION
+        if detector != (kind == "detect"):
+            what = "an object detector" if detector else "a classifier"
+            raise CustomVisionError(f"The iteration published as {publish_name!r} is {what}: use the "
+                                    f"{'detect' if detector else 'classify'} routes.", "BadRequestNotSupported")
+        batch, content_type = await asyncio.to_thread(self._prepare, data, shape)
+        if detector:
+            predictions = self._boxes(project, shape, await self.classifier.detect(model, batch))
+        else:
+            predictions = self._tags(project, shape, await self.classifier.infer(model, batch))
         answer = ImagePrediction(id=str(uuid.uuid4()), project=project.uid, iteration=model.iteration_uid,
                                  created=datetime.now(UTC), predictions=predictions)
         if store and self.recorder and self.settings.store_predictions:
@@ -127,9 +122,35 @@ class PredictionService:
                                                                            application))
         return answer
 
-    def _prepare(self, data: bytes, backbone) -> tuple[np.ndarray, str]:
+    @staticmethod
+    def _tags(project: Project, shape: ModelShape, probabilities: np.ndarray) -> list[Prediction]:
+        if probabilities.shape != (len(shape.labels),):
+            raise CustomVisionError(f"The model returned {probabilities.shape} scores for {len(shape.labels)} tags.",
+                                    "ErrorPrediction")
+        return sorted((_prediction(project, tag, p) for tag, p in zip(shape.labels, probabilities.tolist(),
+                                                                       strict=True)), key=lambda p: -p.probability)
+
+    @staticmethod
+    def _boxes(project: Project, shape: ModelShape, found: Detections) -> list[Prediction]:
+        if found.classes.size and not 0 <= int(found.classes.min()) <= int(found.classes.max()) < len(shape.labels):
+            raise CustomVisionError(f"The model named a tag outside its {len(shape.labels)} labels.",
+                                    "ErrorPrediction")
+        predictions = []
+        for (left, top, width, height), score, row in zip(found.boxes.tolist(), found.scores.tolist(),
+                                                          found.classes.tolist(), strict=True):
+            # The model's boxes may reach past the image by a rounding error; Custom Vision's stay inside it.
+            left, top = min(max(left, 0.0), 1.0), min(max(top, 0.0), 1.0)
+            box = BoundingBox(left=left, top=top, width=min(max(width, 0.0), 1 - left),
+                              height=min(max(height, 0.0), 1 - top))
+            if box.width > 0 and box.height > 0:
+                predictions.append(_prediction(project, shape.labels[row], score, box))
+        return sorted(predictions, key=lambda p: -p.probability)
+
+    def _prepare(self, data: bytes, shape: ModelShape) -> tuple[np.ndarray, str]:
         image, content_type = images.decode(data, self.settings)
-        return to_input(image, backbone)[np.newaxis], content_type
+        if shape.task == detection_model.DETECTION:
+            return detection_model.to_input(image, shape.backbone.input_size)[np.newaxis], content_type
+        return to_input(image, shape.backbone)[np.newaxis], content_type
 
     @staticmethod
     def _record(answer: ImagePrediction, model: PublishedModel, data: bytes, content_type: str,
@@ -138,6 +159,13 @@ class PredictionService:
             id=answer.id, project=answer.project, iteration=answer.iteration, published_name=model.publish_name,
             created=answer.created, sha256=dataset.content_hash(data), content_type=content_type, size=len(data),
             application=application,
-            predictions=[dataset.PredictedTag(tag_id=p.tag_id, tag_name=p.tag_name, probability=p.probability)
-                         for p in answer.predictions],
+            predictions=[dataset.PredictedTag(
+                tag_id=p.tag_id, tag_name=p.tag_name, probability=p.probability,
+                region=dataset.Region(tag=p.tag_name, **p.bounding_box.model_dump()) if p.bounding_box else None)
+                for p in answer.predictions],
         )
+
+
+def _prediction(project: Project, tag: str, probability: float, box: BoundingBox | None = None) -> Prediction:
+    return Prediction(probability=probability, tag_id=dataset.tag_id(project.uid, tag), tag_name=tag, bounding_box=box,
+                      tag_type=TagType.NEGATIVE if tag == NEGATIVE_TAG else TagType.REGULAR)

@@ -19,7 +19,7 @@ from kubevision.core.labelstore.predictions import PredictionIndex
 from kubevision.core.labelstore.store import LabelStore, ProjectRef, TagView
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import ObjectStore, model_labels_key
-from kubevision.core.training import MIN_IMAGES_PER_TAG
+from kubevision.core.training import min_images_per_tag
 from kubevision.gateway import domains, links, wire
 from kubevision.gateway.catalog import Project
 from kubevision.gateway.errors import CustomVisionError, NotFound
@@ -84,6 +84,16 @@ def project_wire(project: Project) -> wire.Project:
                                       target_export_platforms=[], use_negative_set=True, image_processing_settings={}),
         created=created, last_modified=created, dr_mode_enabled=False, status="Succeeded",
     )
+
+
+def at_overlap(metrics: dict[str, Any] | None, overlap_threshold: float | None) -> dict[str, Any] | None:
+    """A detector's figures at the overlap (IoU) threshold nearest the one asked for, when the trainer recorded
+    several (`byOverlap`: entries shaped as the metrics, each with its `overlapThreshold`); otherwise the metrics
+    as recorded, a classifier's or a detector's at its one overlap threshold."""
+    choices = (metrics or {}).get("byOverlap") or []
+    if overlap_threshold is None or not choices:
+        return metrics
+    return min(choices, key=lambda m: abs(m.get("overlapThreshold", 0.0) - overlap_threshold))
 
 
 class TrainingService:
@@ -278,10 +288,11 @@ class TrainingService:
     async def _check_trainable(self, project: Project) -> None:
         tags = await asyncio.to_thread(self.s.labels.tags, project.uid)
         used = [t for t in tags if t.image_count and t.type != "Negative"]
-        few = [t.name for t in used if t.image_count < MIN_IMAGES_PER_TAG]
+        needed = min_images_per_tag(api.ProjectType(project.type))
+        few = [t.name for t in used if t.image_count < needed]
         if len(used) < 2 or few:
             raise CustomVisionError(
-                f"Training needs at least 2 tags with {MIN_IMAGES_PER_TAG} images or more each"
+                f"Training needs at least 2 tags with {needed} images or more each"
                 + (f"; too few images: {', '.join(few)}." if few else "."), "BadRequestTrainingValidationFailed")
 
     async def update_iteration(self, namespace: str, project_id: str, iteration_id: str, name: str) -> wire.Iteration:
@@ -366,11 +377,11 @@ class TrainingService:
     # ------------------------------------------------------------------------------------------------------------
     # performance and exports
 
-    async def performance(self, namespace: str, project_id: str, iteration_id: str,
-                          threshold: float | None) -> wire.IterationPerformance:
+    async def performance(self, namespace: str, project_id: str, iteration_id: str, threshold: float | None,
+                          overlap_threshold: float | None = None) -> wire.IterationPerformance:
         project = self.s.project(namespace, project_id)
         body = self._trained(project, iteration_id)
-        metrics = (body.get("status") or {}).get("metrics")
+        metrics = at_overlap((body.get("status") or {}).get("metrics"), overlap_threshold)
         if not metrics:
             raise NotFound(f"Iteration {iteration_id} has no performance recorded.", "NotFoundIterationPerformance")
         ids = {t.name: t.id for t in await asyncio.to_thread(self.s.labels.tags, project.uid)}

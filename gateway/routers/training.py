@@ -221,6 +221,16 @@ def router(version: str) -> APIRouter:
                                 tag_ids: Annotated[IdList, Query(alias="tagIds")] = None):
         await labeller.untag_images(namespace, project_id, ids(image_ids) or [], ids(tag_ids) or [])
 
+    @route("POST", "/projects/{project_id}/images/regions", response_model=wire.ImageRegionCreateSummary)
+    async def create_image_regions(project_id: str, batch: wire.ImageRegionCreateBatch,
+                                   namespace: TrainingNamespace, labeller: Labeller):
+        return await labeller.create_regions(namespace, project_id, batch)
+
+    @route("DELETE", "/projects/{project_id}/images/regions", status_code=204, response_class=Response)
+    async def delete_image_regions(project_id: str, namespace: TrainingNamespace, labeller: Labeller,
+                                   region_ids: Annotated[IdList, Query(alias="regionIds")] = None):
+        await labeller.delete_regions(namespace, project_id, ids(region_ids) or [])
+
     @route("POST", "/projects/{project_id}/images/metadata", response_model=wire.ImageMetadataUpdateSummary)
     async def update_image_metadata(project_id: str, metadata: dict[str, str], namespace: TrainingNamespace,
                                     labeller: Labeller, image_ids: Annotated[IdList, Query(alias="imageIds")] = None):
@@ -275,7 +285,7 @@ def router(version: str) -> APIRouter:
                                         trainer: Trainer, threshold: Annotated[float | None, Query(ge=0, le=1)] = None,
                                         overlap_threshold: Annotated[float | None, Query(
                                             alias="overlapThreshold", ge=0, le=1)] = None):
-        return await trainer.performance(namespace, project_id, iteration_id, threshold)
+        return await trainer.performance(namespace, project_id, iteration_id, threshold, overlap_threshold)
 
     @route("GET", "/projects/{project_id}/iterations/{iteration_id}/export", response_model=list[wire.Export])
     async def get_exports(project_id: str, iteration_id: str, namespace: TrainingNamespace, trainer: Trainer,
