@@ -62,7 +62,8 @@ def box(tag_id: str, left=0.1, top=0.2, width=0.5, height=0.4) -> dict:
 
 async def test_regions_are_kept_listed_exported_and_every_bad_one_is_refused(kmock, platform, tmp_path):
     await put_keys(kmock, NS, "key-d")  # its trainingKey is t-key-d
-    settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path, publish_wait_seconds=0)
+    settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path, publish_wait_seconds=0,
+                               allow_loopback_urls=True)  # the test serves its images on 127.0.0.1
     async with client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/"))) as api_client:
         source = KubernetesSource(settings, api_client)
         async with running_gateway(create_app(settings, source, platform.s3_settings())) as base, \
@@ -173,10 +174,14 @@ async def test_the_detect_routes_answer_boxes_from_triton_and_keep_them(kmock, p
     # The detector, under its project and under a Classification project that (wrongly) serves it too.
     uris = {project: upload(store, ModelRepositoryLayout(s3.models_bucket, NS, project), f"{project}-1", model, tags)
             for project in ("cutlery", "mislabelled")}
-    await asyncio.to_thread(platform.restart_triton)  # a new project's repository is seen when Triton starts
-    triton = triton_http.InferenceServerClient(platform.triton_settings().http_url)
-    for project_name in uris:
-        await asyncio.to_thread(triton.load_model, f"{project_name}-1")
+
+    def serve() -> None:  # Triton's HTTP client stays in the thread that made it
+        platform.restart_triton()  # a new project's repository is seen when Triton starts
+        triton = triton_http.InferenceServerClient(platform.triton_settings().http_url)
+        for project_name in uris:
+            triton.load_model(f"{project_name}-1")
+
+    await asyncio.to_thread(serve)
     await put_keys(kmock, NS, "key-d")
     project = await create(kmock, NS, "customvisionprojects", {
         "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "cutlery"},
@@ -198,7 +203,7 @@ async def test_the_detect_routes_answer_boxes_from_triton_and_keep_them(kmock, p
     wanted = expected_detections(model, picture)
     assert wanted, "the stand-in detector finds something in the picture"
 
-    settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path)
+    settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path, allow_loopback_urls=True)
     async with client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/"))) as api_client:
         source = KubernetesSource(settings, api_client)
         async with running_gateway(create_app(settings, source, s3)) as base, \
