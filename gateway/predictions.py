@@ -86,6 +86,11 @@ class PredictionService:
         self.recorder = recorder
         self.http = http
 
+    def kind(self, namespace: str, project_id: str) -> str:
+        """The prediction a project's models make: classify, or detect for an ObjectDetection project."""
+        project_type = self.source.catalog.project(namespace, project_id).type
+        return next((kind for kind, wanted in PROJECT_TYPES.items() if wanted == project_type), "classify")
+
     def _model(self, namespace: str, project_id: str, publish_name: str, kind: str) -> tuple[Project, PublishedModel]:
         catalog = self.source.catalog
         project = catalog.project(namespace, project_id)

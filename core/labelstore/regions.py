@@ -6,13 +6,14 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, select
 
 from kubevision.core.labelstore import tables
 from kubevision.core.labelstore.boxes import MAX_REGIONS_PER_IMAGE, check_boxes
 from kubevision.core.labelstore.errors import StoreError
-from kubevision.core.labelstore.store import LabelStore, RegionIn, dialect_insert, now, touch
+from kubevision.core.labelstore.store import LabelStore, RegionIn, now, touch
 
 MAX_BATCH = 64  # regions in one create or delete, as Custom Vision allows
 
@@ -29,7 +30,7 @@ class CreatedRegion:
     image_id: str
     tag_name: str
     region: RegionIn
-    created: object
+    created: datetime
 
 
 @dataclass
@@ -77,9 +78,9 @@ def create_regions(store: LabelStore, project_id: str, entries: Sequence[RegionE
             seen.add(key)
             counts[entry.image_id] += 1
             region_id = str(uuid.uuid4())
-            session.execute(dialect_insert(session)(tables.Region).values(
-                id=region_id, project_id=project_id, image_id=entry.image_id, tag_id=region.tag_id, left=region.left,
-                top=region.top, width=region.width, height=region.height, created=moment))
+            session.add(tables.Region(id=region_id, project_id=project_id, image_id=entry.image_id,
+                                      tag_id=region.tag_id, left=region.left, top=region.top, width=region.width,
+                                      height=region.height, created=moment))
             summary.created.append(CreatedRegion(region_id, entry.image_id, names[region.tag_id], region, moment))
         if summary.created:
             touch(session, project_id)
@@ -95,4 +96,3 @@ def delete_regions(store: LabelStore, project_id: str, region_ids: Sequence[str]
             tables.Region.project_id == project_id, tables.Region.id.in_([i.lower() for i in region_ids])))
         if removed.rowcount:
             touch(session, project_id)
-

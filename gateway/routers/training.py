@@ -317,7 +317,8 @@ def router(version: str) -> APIRouter:
                                store: bool = True):
         publish_name = trainer.quick_test_model(namespace, project_id, iteration_id)
         data = await image_bytes(request, predictions.settings.max_image_bytes)
-        return await predictions.predict(namespace, project_id, publish_name, "classify", data, store, None)
+        return await predictions.predict(namespace, project_id, publish_name, predictions.kind(namespace, project_id),
+                                         data, store, None)
 
     @route("POST", "/projects/{project_id}/quicktest/url", response_model=wire.ImagePrediction)
     async def quick_test_image_url(project_id: str, image: wire.ImageUrl, namespace: TrainingNamespace,
@@ -326,7 +327,8 @@ def router(version: str) -> APIRouter:
                                                                              max_length=64)] = None,
                                    store: bool = True):
         publish_name = trainer.quick_test_model(namespace, project_id, iteration_id)
-        return await predictions.predict_url(namespace, project_id, publish_name, "classify", image.url, store, None)
+        return await predictions.predict_url(namespace, project_id, publish_name,
+                                             predictions.kind(namespace, project_id), image.url, store, None)
 
     return routes
 

@@ -255,6 +255,13 @@ async def test_the_detect_routes_answer_boxes_from_triton_and_keep_them(kmock, p
                 assert [p["boundingBox"] for p in result["predictions"]] == [
                     p["boundingBox"] for p in answers[0].json()["predictions"]]
 
+            # A quick test of a detector's iteration detects.
+            quick = await http.post(f"/customvision/v3.3/training/projects/{pid}/quicktest/image", content=data,
+                                    params={"store": "false"}, headers={"Training-Key": "t-key-d",
+                                                                        "Content-Type": "application/octet-stream"})
+            assert quick.status_code == 200, quick.text
+            assert quick.json()["predictions"] == answers[0].json()["predictions"]
+
 
 async def published(http: httpx.AsyncClient, project_id: str) -> int:
     response = await http.post(f"/customvision/v3.1/Prediction/{project_id}/detect/iterations/tools/image/nostore",
