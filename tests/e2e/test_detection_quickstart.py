@@ -41,7 +41,7 @@ def test_the_official_sdk_runs_the_object_detection_quickstart(quickstart, platf
     tags = {name: trainer.create_tag(project.id, name) for name in by_tag}
 
     tagged_images_with_regions = []
-    for name, photos in by_tag.items():
+    for photos in by_tag.values():
         for entry in photos[:-HELD_OUT]:
             regions = [Region(tag_id=tags[r["tag"]].id, left=r["left"], top=r["top"], width=r["width"],
                               height=r["height"]) for r in entry["regions"]]
