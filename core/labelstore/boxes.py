@@ -3,6 +3,7 @@ height, so the rules need no pixel size: a box is inside the image when its edge
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -14,6 +15,8 @@ EDGE_TOLERANCE = 1e-6  # boxes drawn to the very edge, written as floats, may pa
 
 def box_problem(left: float, top: float, width: float, height: float) -> str | None:
     """Why a box cannot be a region of its image, or None."""
+    if not all(math.isfinite(figure) for figure in (left, top, width, height)):
+        return f"is not a box (left {left}, top {top}, width {width}, height {height})"
     if width <= 0 or height <= 0:
         return f"has zero size (width {width}, height {height})"
     if left < 0 or top < 0 or left + width > 1 + EDGE_TOLERANCE or top + height > 1 + EDGE_TOLERANCE:

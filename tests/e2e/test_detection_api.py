@@ -106,6 +106,7 @@ async def test_regions_are_kept_listed_exported_and_every_bad_one_is_refused(kmo
                 (box(fork, top=-0.1), "BadRequestImageRegions"),  # above the top
                 (box(fork, width=0), "BadRequestImageRegions"),  # zero size
                 (box(fork, height=0), "BadRequestImageRegions"),
+                (box(fork, left=float("nan")), "BadRequestImageRegions"),  # JSON's NaN, which Python reads
             ):
                 entries = [{"name": "good.png", "contents": encoded(photo(10)), "regions": [box(fork)]},
                            {"name": "bad.png", "contents": encoded(photo(11)), "regions": [bad]}]
