@@ -256,6 +256,18 @@ async def test_the_detect_routes_answer_boxes_from_triton_and_keep_them(kmock, p
                 assert [p["boundingBox"] for p in result["predictions"]] == [
                     p["boundingBox"] for p in answers[0].json()["predictions"]]
 
+            # A tag's probability range matches when one of the tag's boxes is in it.
+            forks = [p["probability"] for p in answers[0].json()["predictions"] if p["tagName"] == "fork"]
+            assert min(forks) < max(forks)
+
+            async def in_range(low: float) -> int:
+                query = await http.post(f"/customvision/v3.3/training/projects/{pid}/predictions/query", json={
+                    "tags": [{"id": dataset.tag_id(pid, "fork"), "minThreshold": low, "maxThreshold": 1}]},
+                    headers={"Training-Key": "t-key-d"})
+                return len(query.json()["results"])
+
+            assert await in_range((min(forks) + max(forks)) / 2) == 4 and await in_range(max(forks) + 1e-4) == 0
+
             # A quick test of a detector's iteration detects.
             quick = await http.post(f"/customvision/v3.3/training/projects/{pid}/quicktest/image", content=data,
                                     params={"store": "false"}, headers={"Training-Key": "t-key-d",
