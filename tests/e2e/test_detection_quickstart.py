@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
 from azure.cognitiveservices.vision.customvision.training.models import (
     ImageFileCreateBatch,
@@ -30,6 +31,7 @@ def overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, 
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
+@pytest.mark.timeout(1500)  # a detector's Quick training takes longer than the suite's 600 s a test on 2 cores
 def test_the_official_sdk_runs_the_object_detection_quickstart(quickstart, platform):
     entries = json.loads((DETECTION / "regions.json").read_text())
     by_tag = {tag: [e for e in entries if e["regions"][0]["tag"] == tag] for tag in ("fork", "scissors")}
