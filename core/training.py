@@ -18,12 +18,14 @@ from kubevision.core.api import (
     Hyperparameters,
     Iteration,
     IterationMetrics,
+    ProjectType,
     TrainingType,
 )
 from kubevision.core.reasons import Reason, SkipReason
 
 # Custom Vision's rules for a trainable dataset.
 MIN_IMAGES_PER_TAG = 5
+MIN_REGION_IMAGES_PER_TAG = 15  # object detection: images with at least one region of the tag
 MAX_IMAGE_BYTES = 6 * 1024 * 1024
 MAX_IMAGE_PIXELS = 89_478_485  # where Pillow starts to warn of decompression bombs; about 270 MB as RGB
 SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
@@ -65,6 +67,11 @@ def resolve_training(project: CustomVisionProject, iteration: Iteration) -> Reso
         budget_minutes=iteration.spec.budget_minutes or defaults.budget_minutes,
         **chosen,
     )
+
+
+def min_images_per_tag(project_type: ProjectType) -> int:
+    """Custom Vision's minimum of images a tag, by project type (a detector's tag counts images with its boxes)."""
+    return MIN_REGION_IMAGES_PER_TAG if project_type == ProjectType.OBJECT_DETECTION else MIN_IMAGES_PER_TAG
 
 
 def classification_type(project: CustomVisionProject) -> ClassificationType:

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 
+from kubevision.core.labelstore import regions
 from kubevision.core.labelstore.predictions import MAX_RESULTS, PredictionQuery, TagRange
 from kubevision.core.labelstore.store import MAX_BATCH, Created, ImageView, NewImage, RegionIn
 from kubevision.core.labelstore.tables import Region
@@ -236,6 +237,29 @@ class LabellingService:
             raise CustomVisionError("At most 256 image ids.", "BadRequestInvalidIds")
         await _store_call(self.s.labels.delete_images, ref.id, None if all_images else image_ids)
 
+    async def create_regions(self, namespace: str, project_id: str,
+                             batch: wire.ImageRegionCreateBatch) -> wire.ImageRegionCreateSummary:
+        ref = await self.s.labelled(namespace, project_id)
+        entries = [regions.RegionEntry(r.image_id, RegionIn(r.tag_id.lower(), r.left, r.top, r.width, r.height))
+                   for r in batch.regions or []]
+        summary = await _store_call(regions.create_regions, self.s.labels, ref.id, entries)
+
+        def entry(e: regions.RegionEntry) -> wire.ImageRegionCreateEntry:
+            box = e.region
+            return wire.ImageRegionCreateEntry(image_id=e.image_id, tag_id=box.tag_id, left=box.left, top=box.top,
+                                               width=box.width, height=box.height)
+
+        return wire.ImageRegionCreateSummary(
+            created=[wire.ImageRegionCreateResult(
+                image_id=c.image_id, region_id=c.id, tag_name=c.tag_name, created=c.created, tag_id=c.region.tag_id,
+                left=c.region.left, top=c.region.top, width=c.region.width, height=c.region.height)
+                for c in summary.created],
+            duplicated=[entry(e) for e in summary.duplicated], exceeded=[entry(e) for e in summary.exceeded])
+
+    async def delete_regions(self, namespace: str, project_id: str, region_ids: list[str]) -> None:
+        ref = await self.s.labelled(namespace, project_id)
+        await _store_call(regions.delete_regions, self.s.labels, ref.id, region_ids)
+
     async def update_metadata(self, namespace: str, project_id: str, image_ids: list[str],
                               metadata: dict[str, str]) -> wire.ImageMetadataUpdateSummary:
         ref = await self.s.labelled(namespace, project_id)
@@ -282,9 +306,7 @@ class LabellingService:
             results.append(wire.StoredImagePrediction(
                 resized_image_uri=uri, thumbnail_uri=uri, original_image_uri=uri, domain=domain, id=row.id,
                 project=ref.id, iteration=row.iteration_id, created=row.created,
-                predictions=[wire.Prediction(probability=p["probability"], tag_id=p["tag_id"], tag_name=p["tag_name"],
-                                             tag_type=wire.TagType.NEGATIVE if p["tag_name"] == "Negative"
-                                             else wire.TagType.REGULAR) for p in row.predictions]))
+                predictions=[stored_prediction(p) for p in row.predictions]))
         following = token.model_copy(update={"continuation": str(skip + len(rows)) if len(rows) == take else None})
         return wire.PredictionQueryResult(token=following, results=results)
 
@@ -295,3 +317,12 @@ class LabellingService:
         if len(ids) > MAX_BATCH:
             raise CustomVisionError(f"At most {MAX_BATCH} ids.", "BadRequestPredictionIdsExceededCount")
         await asyncio.to_thread(self.s.predictions_index.delete, ref, ids)
+
+
+def stored_prediction(kept: dict) -> wire.Prediction:
+    """A prediction as the index keeps it (core.dataset.PredictedTag), a detector's with its box."""
+    region = kept.get("region")
+    return wire.Prediction(
+        probability=kept["probability"], tag_id=kept["tag_id"], tag_name=kept["tag_name"],
+        bounding_box=wire.BoundingBox(**{k: region[k] for k in ("left", "top", "width", "height")}) if region else None,
+        tag_type=wire.TagType.NEGATIVE if kept["tag_name"] == "Negative" else wire.TagType.REGULAR)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
 import numpy as np
 
-from kubevision.core import dataset
+from kubevision.core import dataset, detection_model
+from kubevision.core.domains import Backbone
 from kubevision.core.labelstore.predictions import PredictionIndex
 from kubevision.core.labelstore.store import LabelStore, ProjectRef
 from kubevision.core.preprocessing import to_input
@@ -20,14 +22,15 @@ from kubevision.core.storage import DatasetLayout, ObjectStore
 from kubevision.gateway import images, metrics
 from kubevision.gateway.catalog import Project, PublishedModel
 from kubevision.gateway.errors import CustomVisionError
-from kubevision.gateway.inference import Classifier
+from kubevision.gateway.inference import CLASSIFICATION, Classifier, Detections
 from kubevision.gateway.sources import CatalogSource
 from kubevision.gateway.trained import TrainedIterations, tag_ids
-from kubevision.gateway.wire import ImagePrediction, Prediction, SuggestedTags, TagType
+from kubevision.gateway.wire import BoundingBox, ImagePrediction, Prediction, SuggestedTags, TagType
 
 log = logging.getLogger(__name__)
 
 NEGATIVE_TAG = "Negative"
+PROJECT_TYPES = {"classify": "Classification", "detect": "ObjectDetection"}
 MAX_PENDING_RECORDS = 256  # stored predictions being written; past this, new ones are dropped and counted
 
 
@@ -87,17 +90,17 @@ class PredictionService:
         self.recorder = recorder
         self.http = http
 
+    def kind(self, namespace: str, project_id: str) -> str:
+        """The prediction a project's models make: classify, or detect for an ObjectDetection project."""
+        project_type = self.source.catalog.project(namespace, project_id).type
+        return next((kind for kind, wanted in PROJECT_TYPES.items() if wanted == project_type), "classify")
+
     def _model(self, namespace: str, project_id: str, publish_name: str, kind: str) -> tuple[Project, PublishedModel]:
         catalog = self.source.catalog
         project = catalog.project(namespace, project_id)
-        if kind == "detect":
-            if project.type != "ObjectDetection":
-                raise CustomVisionError(f"Project {project.uid} is a {project.type} project: use the classify "
-                                        "routes.", "BadRequestNotSupported")
-            raise CustomVisionError("Object detection cannot be served yet: its training and serving are still "
-                                    "being built.", "BadRequestNotSupported")
-        if project.type != "Classification":
-            raise CustomVisionError(f"Project {project.uid} is an {project.type} project: use the detect routes.",
+        if project.type != PROJECT_TYPES[kind]:
+            other = "classify" if kind == "detect" else "detect"
+            raise CustomVisionError(f"Project {project.uid} is a {project.type} project: use the {other} routes.",
                                     "BadRequestNotSupported")
         return project, catalog.published_model(project, publish_name)
 
@@ -111,19 +114,28 @@ class PredictionService:
                       store: bool, application: str | None) -> ImagePrediction:
         project, model = self._model(namespace, project_id, publish_name, kind)
         shape = await self.classifier.shape(model)
-        batch, content_type = await asyncio.to_thread(self._prepare, data, shape.backbone)
-        probabilities = await self.classifier.infer(model, batch)
-        body = next((b for b in self.source.catalog.iterations.get(project.uid, [])
-                     if b["metadata"]["uid"] == model.iteration_uid), {"metadata": {"uid": model.iteration_uid}})
-        return self._answer(project, body, model.publish_name, shape.labels, probabilities,
+        detector = shape.task == detection_model.DETECTION
+        if detector != (kind == "detect"):
+            what = "an object detector" if detector else "a classifier"
+            raise CustomVisionError(f"The iteration published as {publish_name!r} is {what}: use the "
+                                    f"{'detect' if detector else 'classify'} routes.", "BadRequestNotSupported")
+        iteration = next((b for b in self.source.catalog.iterations.get(project.uid, [])
+                          if b["metadata"]["uid"] == model.iteration_uid), {"metadata": {"uid": model.iteration_uid}})
+        tag_id = tag_ids(project.uid, iteration)
+        batch, content_type = await asyncio.to_thread(self._prepare, data, shape.backbone, shape.task)
+        if detector:
+            predictions = _boxes(tag_id, shape.labels, await self.classifier.detect(model, batch))
+        else:
+            predictions = _tags(tag_id, shape.labels, await self.classifier.infer(model, batch))
+        return self._answer(project, iteration, model.publish_name, predictions,
                             (data, content_type, application) if store else None)
 
     async def quick_test(self, project: Project, body: dict, data: bytes, store: bool) -> ImagePrediction:
-        """An iteration that is not published, run here in ONNX Runtime from its exported model."""
+        """A classifier that is not published, run here in ONNX Runtime from its exported model."""
         model = await self.trained.model(body)
-        batch, content_type = await asyncio.to_thread(self._prepare, data, model.backbone)
+        batch, content_type = await asyncio.to_thread(self._prepare, data, model.backbone, CLASSIFICATION)
         probabilities = await asyncio.to_thread(model.run, batch)
-        return self._answer(project, body, "", model.labels, probabilities,
+        return self._answer(project, body, "", _tags(tag_ids(project.uid, body), model.labels, probabilities),
                             (data, content_type, None) if store else None)
 
     async def suggest(self, project: Project, body: dict, images: list[tuple[str, bytes]]) -> list[SuggestedTags]:
@@ -137,20 +149,10 @@ class PredictionService:
                                            prediction_uncertainty=1 - answer.predictions[0].probability))
         return suggested
 
-    def _answer(self, project: Project, body: dict, publish_name: str, labels: tuple[str, ...],
-                probabilities: np.ndarray, stored: tuple[bytes, str, str | None] | None) -> ImagePrediction:
-        """The answer in Custom Vision's shape, each tag by the id it had when the iteration was trained; kept as
-        a stored prediction when `stored` holds the image, its type and the application."""
-        if probabilities.shape != (len(labels),):
-            raise CustomVisionError(f"The model returned {probabilities.shape} scores for {len(labels)} tags.",
-                                    "ErrorPrediction")
-        tag_id = tag_ids(project.uid, body)
-        predictions = sorted(
-            (Prediction(probability=p, tag_id=tag_id(tag), tag_name=tag,
-                        tag_type=TagType.NEGATIVE if tag == NEGATIVE_TAG else TagType.REGULAR)
-             for tag, p in zip(labels, probabilities.tolist(), strict=True)),
-            key=lambda p: -p.probability,
-        )
+    def _answer(self, project: Project, body: dict, publish_name: str, predictions: list[Prediction],
+                stored: tuple[bytes, str, str | None] | None) -> ImagePrediction:
+        """The answer in Custom Vision's shape; kept as a stored prediction when `stored` holds the image, its type
+        and the application."""
         answer = ImagePrediction(id=str(uuid.uuid4()), project=project.uid, iteration=body["metadata"]["uid"],
                                  created=datetime.now(UTC), predictions=predictions)
         if stored and self.recorder and self.settings.store_predictions:
@@ -159,8 +161,10 @@ class PredictionService:
                                                                            application))
         return answer
 
-    def _prepare(self, data: bytes, backbone) -> tuple[np.ndarray, str]:
+    def _prepare(self, data: bytes, backbone: Backbone, task: str) -> tuple[np.ndarray, str]:
         image, content_type = images.decode(data, self.settings)
+        if task == detection_model.DETECTION:
+            return detection_model.to_input(image, backbone.input_size)[np.newaxis], content_type
         return to_input(image, backbone)[np.newaxis], content_type
 
     @staticmethod
@@ -170,6 +174,37 @@ class PredictionService:
             id=answer.id, project=answer.project, iteration=answer.iteration, published_name=publish_name,
             created=answer.created, sha256=dataset.content_hash(data), content_type=content_type, size=len(data),
             application=application,
-            predictions=[dataset.PredictedTag(tag_id=p.tag_id, tag_name=p.tag_name, probability=p.probability)
-                         for p in answer.predictions],
+            predictions=[dataset.PredictedTag(
+                tag_id=p.tag_id, tag_name=p.tag_name, probability=p.probability,
+                region=dataset.Region(tag=p.tag_name, **p.bounding_box.model_dump()) if p.bounding_box else None)
+                for p in answer.predictions],
         )
+
+
+def _tags(tag_id: Callable[[str], str], labels: tuple[str, ...], probabilities: np.ndarray) -> list[Prediction]:
+    if probabilities.shape != (len(labels),):
+        raise CustomVisionError(f"The model returned {probabilities.shape} scores for {len(labels)} tags.",
+                                "ErrorPrediction")
+    return sorted((_prediction(tag_id, tag, p) for tag, p in zip(labels, probabilities.tolist(), strict=True)),
+                  key=lambda p: -p.probability)
+
+
+def _boxes(tag_id: Callable[[str], str], labels: tuple[str, ...], found: Detections) -> list[Prediction]:
+    if found.classes.size and not 0 <= int(found.classes.min()) <= int(found.classes.max()) < len(labels):
+        raise CustomVisionError(f"The model named a tag outside its {len(labels)} labels.", "ErrorPrediction")
+    predictions = []
+    for (left, top, width, height), score, row in zip(found.boxes.tolist(), found.scores.tolist(),
+                                                      found.classes.tolist(), strict=True):
+        # The model's boxes may reach past the image by a rounding error; Custom Vision's stay inside it.
+        left, top = min(max(left, 0.0), 1.0), min(max(top, 0.0), 1.0)
+        box = BoundingBox(left=left, top=top, width=min(max(width, 0.0), 1 - left),
+                          height=min(max(height, 0.0), 1 - top))
+        if box.width > 0 and box.height > 0:
+            predictions.append(_prediction(tag_id, labels[row], score, box))
+    return sorted(predictions, key=lambda p: -p.probability)
+
+
+def _prediction(tag_id: Callable[[str], str], tag: str, probability: float, box: BoundingBox | None = None
+                ) -> Prediction:
+    return Prediction(probability=probability, tag_id=tag_id(tag), tag_name=tag, bounding_box=box,
+                      tag_type=TagType.NEGATIVE if tag == NEGATIVE_TAG else TagType.REGULAR)

@@ -20,7 +20,7 @@ from kubevision.core.labelstore.predictions import PredictionIndex
 from kubevision.core.labelstore.store import LabelStore, ProjectRef, TagView
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import ObjectStore, model_onnx_key
-from kubevision.core.training import MIN_IMAGES_PER_TAG, NEGATIVE_TAG
+from kubevision.core.training import NEGATIVE_TAG, min_images_per_tag
 from kubevision.gateway import domains, links, wire
 from kubevision.gateway.catalog import Project
 from kubevision.gateway.errors import CustomVisionError, NotFound
@@ -87,6 +87,16 @@ def project_wire(project: Project) -> wire.Project:
                                       target_export_platforms=[], use_negative_set=True, image_processing_settings={}),
         created=created, last_modified=created, dr_mode_enabled=False, status="Succeeded",
     )
+
+
+def at_overlap(metrics: dict[str, Any] | None, overlap_threshold: float | None) -> dict[str, Any] | None:
+    """A detector's figures at the overlap (IoU) threshold nearest the one asked for, when the trainer recorded
+    several (`byOverlap`: entries shaped as the metrics, each with its `overlapThreshold`); otherwise the metrics
+    as recorded, a classifier's or a detector's at its one overlap threshold."""
+    choices = (metrics or {}).get("byOverlap") or []
+    if overlap_threshold is None or not choices:
+        return metrics
+    return min(choices, key=lambda m: abs(m.get("overlapThreshold", 0.0) - overlap_threshold))
 
 
 class TrainingService:
@@ -294,10 +304,11 @@ class TrainingService:
     async def _check_trainable(self, project: Project) -> None:
         tags = await asyncio.to_thread(self.s.labels.tags, project.uid)
         used = [t for t in tags if t.image_count and t.type != "Negative"]
-        few = [t.name for t in used if t.image_count < MIN_IMAGES_PER_TAG]
+        needed = min_images_per_tag(api.ProjectType(project.type))
+        few = [t.name for t in used if t.image_count < needed]
         if len(used) < 2 or few:
             raise CustomVisionError(
-                f"Training needs at least 2 tags with {MIN_IMAGES_PER_TAG} images or more each"
+                f"Training needs at least 2 tags with {needed} images or more each"
                 + (f"; too few images: {', '.join(few)}." if few else "."), "BadRequestTrainingValidationFailed")
 
     async def update_iteration(self, namespace: str, project_id: str, iteration_id: str, name: str) -> wire.Iteration:
@@ -369,8 +380,6 @@ class TrainingService:
         """The iteration a quick test runs (by default the newest trained one), and the name Triton serves it by
         when it is published (None: the gateway runs its exported model itself)."""
         project = self.s.project(namespace, project_id)
-        if project.type != "Classification":
-            raise CustomVisionError("Quick tests run on classification projects here.", "BadRequestNotSupported")
         if iteration_id:
             body = self._trained(project, iteration_id)
         else:
@@ -387,20 +396,22 @@ class TrainingService:
     # ------------------------------------------------------------------------------------------------------------
     # performance and exports
 
-    async def performance(self, namespace: str, project_id: str, iteration_id: str,
-                          threshold: float | None) -> wire.IterationPerformance:
+    async def performance(self, namespace: str, project_id: str, iteration_id: str, threshold: float | None,
+                          overlap_threshold: float | None = None) -> wire.IterationPerformance:
         """Precision and recall at `threshold` (by default the one the iteration was trained for), counted again
-        from the held-out predictions; average precision does not depend on it and is the trainer's."""
+        from the held-out predictions; average precision does not depend on it and is the trainer's. A detector's
+        figures are the trainer's, at the overlap threshold nearest the one asked."""
         project = self.s.project(namespace, project_id)
         body = self._trained(project, iteration_id)
-        metrics = (body.get("status") or {}).get("metrics")
+        metrics = at_overlap((body.get("status") or {}).get("metrics"), overlap_threshold)
         if not metrics:
             raise NotFound(f"Iteration {iteration_id} has no performance recorded.", "NotFoundIterationPerformance")
         tag_id = tag_ids(project.uid, body)
         trained_at = metrics["probabilityThreshold"]
         threshold = trained_at if threshold is None else threshold
-        held_out = await self.s.trained.held_out(body)
-        if held_out is None:  # trained before held-out predictions were kept: its figures at one threshold only
+        detector = project.type == api.ProjectType.OBJECT_DETECTION
+        held_out = None if detector else await self.s.trained.held_out(body)
+        if held_out is None:  # a detector, or trained before held-out predictions were kept: one threshold only
             if abs(threshold - trained_at) > 1e-9:
                 raise NotFound(f"Iteration {iteration_id} kept its performance at threshold {trained_at} only; "
                                "train again to see other thresholds.", "NotFoundIterationPerformance")

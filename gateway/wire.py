@@ -150,11 +150,13 @@ class ImageCreateSummary(Wire):
 
 
 class Region(Wire):
+    """A tagged box; the label store checks it lies in the image (BadRequestImageRegions)."""
+
     tag_id: str
-    left: float = Field(ge=0, le=1)
-    top: float = Field(ge=0, le=1)
-    width: float = Field(gt=0, le=1)
-    height: float = Field(gt=0, le=1)
+    left: float
+    top: float
+    width: float
+    height: float
 
 
 Metadata = dict[str, str]
@@ -195,6 +197,26 @@ class ImageIdCreateBatch(Wire):
     images: list[ImageIdCreateEntry] | None = None
     tag_ids: list[str] | None = None
     metadata: Metadata | None = None
+
+
+class ImageRegionCreateEntry(Region):
+    image_id: str
+
+
+class ImageRegionCreateBatch(Wire):
+    regions: list[ImageRegionCreateEntry] | None = None
+
+
+class ImageRegionCreateResult(ImageRegionCreateEntry):
+    region_id: str
+    tag_name: str
+    created: datetime
+
+
+class ImageRegionCreateSummary(Wire):
+    created: list[ImageRegionCreateResult] | None = None
+    duplicated: list[ImageRegionCreateEntry] | None = None
+    exceeded: list[ImageRegionCreateEntry] | None = None
 
 
 class ImageTagCreateEntry(Wire):

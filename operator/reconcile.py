@@ -18,17 +18,16 @@ from kubevision.core.api import (
     IterationPhase,
     IterationStatus,
     ProjectPhase,
-    ProjectType,
     TagCount,
 )
 from kubevision.core.reasons import Reason
 from kubevision.core.training import (
-    MIN_IMAGES_PER_TAG,
     NEGATIVE_TAG,
     ResolvedTraining,
     TrainingRequest,
     TrainingResult,
     iteration_id,
+    min_images_per_tag,
     resolve_training,
 )
 
@@ -81,11 +80,12 @@ def dataset_problem(project: CustomVisionProject, dataset: DatasetObservation) -
         return Reason.MANIFEST_INVALID, f"{location}: {dataset.manifest_error}"
     if dataset.image_count == 0 or not dataset.tag_counts:
         return Reason.NO_IMAGES, f"the dataset at {location} has no tagged images"
-    short = {tag: n for tag, n in sorted(dataset.tag_counts.items()) if n < MIN_IMAGES_PER_TAG}
+    needed = min_images_per_tag(project.spec.type)
+    short = {tag: n for tag, n in sorted(dataset.tag_counts.items()) if n < needed}
     if short:
         tag, count = next(iter(short.items()))
         more = f" (and {len(short) - 1} more tags)" if len(short) > 1 else ""
-        return Reason.TOO_FEW_IMAGES, f'tag "{tag}" has {count} images, {MIN_IMAGES_PER_TAG} needed{more}'
+        return Reason.TOO_FEW_IMAGES, f'tag "{tag}" has {count} images, {needed} needed{more}'
     tags = [t for t in dataset.tag_counts if not (t == NEGATIVE_TAG and _multilabel(project))]
     if len(dataset.tag_counts) < 2 or not tags:
         return Reason.TOO_FEW_TAGS, f"found tags {sorted(dataset.tag_counts)}; at least 2 are needed"
@@ -122,9 +122,7 @@ def reconcile_project(
         else:
             condition(DATASET_READY, "True", Reason.ENOUGH_IMAGES,
                       f"{dataset.image_count} images, {len(dataset.tag_counts)} tags")
-    if project.spec.type != ProjectType.CLASSIFICATION:
-        condition(READY, "False", Reason.UNSUPPORTED_PROJECT_TYPE, f"{project.spec.type} cannot be trained yet")
-    elif not conditions.is_true(status.conditions, DATASET_READY):
+    if not conditions.is_true(status.conditions, DATASET_READY):
         dataset_condition = conditions.find(status.conditions, DATASET_READY)
         condition(READY, "False", Reason.DATASET_NOT_READY, dataset_condition.message)
     elif tracking_error is not None:

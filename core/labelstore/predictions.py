@@ -106,8 +106,9 @@ class PredictionIndex:
 
     @staticmethod
     def _matches(row: tables.StoredPrediction, ranges: Sequence[TagRange]) -> bool:
-        scores = {p["tag_id"]: p["probability"] for p in row.predictions}
-        return all(r.tag_id.lower() in scores and r.low <= scores[r.tag_id.lower()] <= r.high for r in ranges)
+        # A detector's answer holds several boxes of a tag: a range matches when one of them is in it.
+        return all(any(p["tag_id"] == r.tag_id.lower() and r.low <= p["probability"] <= r.high
+                       for p in row.predictions) for r in ranges)
 
     def by_ids(self, project_id: str, ids: Sequence[str]) -> dict[str, tables.StoredPrediction]:
         with self.db.reading() as session:

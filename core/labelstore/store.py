@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from kubevision.core import dataset
 from kubevision.core.labelstore import tables
+from kubevision.core.labelstore.boxes import MAX_REGIONS_PER_IMAGE, check_boxes
 from kubevision.core.labelstore.database import Database
 from kubevision.core.labelstore.errors import NotFound, StoreError
 from kubevision.core.labelstore.images import Inspected, inspect
@@ -316,6 +317,8 @@ class LabelStore:
                              "BadRequestImageBatch")
         if not batch:
             raise StoreError("The batch holds no image.", "BadRequestImageBatch")
+        check_boxes([(f"image {n} ({item.source or 'no name'})", region) for n, item in enumerate(batch)
+                     for region in item.regions])
         with self.db.reading() as session:  # ids and types only: counting images would grow with the project
             tags = {t.id: TagView(t.id, t.name, t.description, t.type, 0) for t in session.scalars(
                 select(tables.Tag).where(tables.Tag.project_id == project.id))}
@@ -376,6 +379,8 @@ class LabelStore:
             return "ErrorInvalidTag"
         if len(set(item.tag_ids)) > MAX_TAGS_PER_IMAGE:
             return "ErrorTagLimitExceed"
+        if len(item.regions) > MAX_REGIONS_PER_IMAGE:
+            return "ErrorRegionLimitExceed"
         types = {tags[t].type for t in item.tag_ids}
         if "Negative" in types and len(types) > 1:
             return "ErrorNegativeAndRegularTagOnSameImage"

@@ -244,6 +244,16 @@ def router(version: str) -> APIRouter:
                                 tag_ids: Annotated[IdList, Query(alias="tagIds")] = None):
         await labeller.untag_images(namespace, project_id, ids(image_ids) or [], ids(tag_ids) or [])
 
+    @route("POST", "/projects/{project_id}/images/regions", response_model=wire.ImageRegionCreateSummary)
+    async def create_image_regions(project_id: str, batch: wire.ImageRegionCreateBatch,
+                                   namespace: TrainingNamespace, labeller: Labeller):
+        return await labeller.create_regions(namespace, project_id, batch)
+
+    @route("DELETE", "/projects/{project_id}/images/regions", status_code=204, response_class=Response)
+    async def delete_image_regions(project_id: str, namespace: TrainingNamespace, labeller: Labeller,
+                                   region_ids: Annotated[IdList, Query(alias="regionIds")] = None):
+        await labeller.delete_regions(namespace, project_id, ids(region_ids) or [])
+
     @route("POST", "/projects/{project_id}/images/metadata", response_model=wire.ImageMetadataUpdateSummary)
     async def update_image_metadata(project_id: str, metadata: dict[str, str], namespace: TrainingNamespace,
                                     labeller: Labeller, image_ids: Annotated[IdList, Query(alias="imageIds")] = None):
@@ -298,7 +308,7 @@ def router(version: str) -> APIRouter:
                                         trainer: Trainer, threshold: Annotated[float | None, Query(ge=0, le=1)] = None,
                                         overlap_threshold: Annotated[float | None, Query(
                                             alias="overlapThreshold", ge=0, le=1)] = None):
-        return await trainer.performance(namespace, project_id, iteration_id, threshold)
+        return await trainer.performance(namespace, project_id, iteration_id, threshold, overlap_threshold)
 
     @route("GET", "/projects/{project_id}/iterations/{iteration_id}/performance/images",
            response_model=list[wire.ImagePerformance])
@@ -364,6 +374,8 @@ def router(version: str) -> APIRouter:
                                        iteration_id: Annotated[str, Query(alias="iterationId", max_length=64)],
                                        image_ids: Annotated[IdList, Query(alias="imageIds")] = None):
         project, body, _ = trainer.quick_test_target(namespace, project_id, iteration_id)
+        if project.type != "Classification":
+            raise CustomVisionError("Tags are suggested for classification projects only.", "BadRequestNotSupported")
         images = await labeller.image_contents(namespace, project_id, ids(image_ids) or [])
         return await predictions.suggest(project, body, images)
 
@@ -374,8 +386,12 @@ async def quick_test(predictions: PredictionService, namespace: str, target: tup
                      data: bytes, store: bool) -> wire.ImagePrediction:
     """A published iteration is tested where predictions run (Triton); any other trained one in the gateway."""
     project, body, served = target
+    kind = predictions.kind(namespace, project.uid)
     if served:
-        return await predictions.predict(namespace, project.uid, served, "classify", data, store, None)
+        return await predictions.predict(namespace, project.uid, served, kind, data, store, None)
+    if kind == "detect":
+        raise CustomVisionError("An unpublished detector is not run in the gateway; publish the iteration to "
+                                "quick-test it.", "BadRequestIterationNotPublished")
     return await predictions.quick_test(project, body, data, store)
 
 

@@ -16,7 +16,8 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from kubevision.core import dataset
-from kubevision.core.labelstore import tables
+from kubevision.core.labelstore import regions, tables
+from kubevision.core.labelstore.boxes import MAX_REGIONS_PER_IMAGE
 from kubevision.core.labelstore.database import open_database
 from kubevision.core.labelstore.errors import Conflict, StoreError
 from kubevision.core.labelstore.export import ManifestExporter
@@ -288,3 +289,47 @@ def test_the_store_gathers_postgresql_statistics_after_a_bulk_load(postgres, obj
     store.add_images(ref, [NewImage(png(n), [tag]) for n in range(32, 64)])
     assert manual_analyses() == 1
     database.dispose()
+
+
+def test_regions_are_created_once_limited_per_image_and_a_bad_batch_changes_nothing(database, objects, project):
+    store = LabelStore(database, objects)
+    fork = store.create_tag(project.id, "fork")
+    image = store.add_images(project, [NewImage(data=png(900), regions=[RegionIn(fork.id, 0, 0, 1, 1)])])[0].image
+    version = store.project(project.id).labels_version
+
+    def boxes() -> list[tuple]:
+        return sorted((r.left, r.top, r.width, r.height) for r, _ in store.images_by_ids(project.id, [image.id])[0]
+                      .regions)
+
+    for bad, wanted in ((RegionIn(fork.id, 0.5, 0.5, 0.6, 0.1), "BadRequestImageRegions"),
+                        (RegionIn(fork.id, 0.5, 0.5, 0.0, 0.1), "BadRequestImageRegions"),
+                        (RegionIn(str(uuid.uuid4()), 0.1, 0.1, 0.1, 0.1), "BadRequestInvalidIds")):
+        good = RegionIn(fork.id, 0.2, 0.2, 0.2, 0.2)
+        with pytest.raises(StoreError) as error:
+            regions.create_regions(store, project.id, [regions.RegionEntry(image.id, good),
+                                                       regions.RegionEntry(image.id, bad)])
+        assert error.value.code == wanted
+    with pytest.raises(StoreError) as error:  # at upload too, before any byte is stored
+        store.add_images(project, [NewImage(data=png(901)), NewImage(data=png(902), regions=[
+            RegionIn(fork.id, -0.1, 0, 0.5, 0.5)])])
+    assert error.value.code == "BadRequestImageRegions" and not objects.exists(
+        BUCKET, project.layout.image_key(dataset.content_hash(png(901))))
+    assert boxes() == [(0, 0, 1, 1)] and store.project(project.id).labels_version == version
+
+    def batch(top: float) -> list[regions.RegionEntry]:
+        return [regions.RegionEntry(image.id.upper(), RegionIn(fork.id, 0.005 * n, top, 0.5, 0.5))
+                for n in range(regions.MAX_BATCH)]
+
+    first = regions.create_regions(store, project.id, batch(0))
+    again = regions.create_regions(store, project.id, batch(0))  # the same boxes: reported, not repeated
+    assert (len(first.created), len(again.created), len(again.duplicated)) == (64, 0, 64)
+    assert {c.tag_name for c in first.created} == {"fork"} and len({c.id for c in first.created}) == 64
+    for top in (0.1, 0.2):
+        regions.create_regions(store, project.id, batch(top))
+    assert len(boxes()) == 1 + 3 * regions.MAX_BATCH
+    last = regions.create_regions(store, project.id, batch(0.3)[:10])
+    assert (len(last.created), len(last.exceeded), last.duplicated) == (MAX_REGIONS_PER_IMAGE - 193, 3, [])
+    assert len(boxes()) == MAX_REGIONS_PER_IMAGE
+
+    regions.delete_regions(store, project.id, [c.id.upper() for c in first.created[:63]] + [str(uuid.uuid4())])
+    assert len(boxes()) == MAX_REGIONS_PER_IMAGE - 63

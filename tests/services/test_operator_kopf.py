@@ -16,6 +16,7 @@ from kopf_harness import eventually, running_operator
 from kube_emulator import KubeEmulator
 from prometheus_client import REGISTRY
 
+from kubevision.core.dataset import Region
 from kubevision.core.reasons import Reason
 from kubevision.core.results import TERMINATION_MESSAGE_BYTES, termination_message
 from kubevision.core.settings import OperatorSettings
@@ -331,6 +332,38 @@ async def test_a_failed_job_says_why(kmock, platform, operator, result, failure,
     await finish_job(kmock, platform, job, result, failure=failure)
     failed = await eventually(phase(kmock, "iteration", "birds-1", "Failed"), what="Failed")
     assert condition(failed, "Trained")["reason"] == reason and condition(failed, "Ready")["reason"] == reason
+
+
+async def test_an_object_detection_project_trains_and_is_served_like_a_classifier(kmock, platform, operator):
+    """Its tags count images by their regions (15 a tag); the Job's request names the project's type; the trained
+    detector joins the project's Triton as a classifier does."""
+    store = ObjectStore(platform.s3_settings())
+    store.ensure_bucket(BUCKET)
+    images = DatasetStore(store, DatasetLayout(BUCKET, "tools/"))
+    for i in range(16):
+        regions = [Region(tag="fork", left=0.1, top=0.1, width=0.3, height=0.3)] * (2 if i < 15 else 0)
+        regions += [Region(tag="scissors", left=0.5, top=0.5, width=0.5, height=0.5)]
+        images.add_image(f"tools-{i}".encode(), "image/jpeg", regions=regions)
+    await create(kmock, PROJECTS, {
+        "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "tools"},
+        "spec": {"displayName": "tools", "type": "ObjectDetection", "domain": "GeneralCompact",
+                 "dataset": {"bucket": BUCKET, "prefix": "tools/"}}})
+    ready = await eventually(phase(kmock, "project", "tools", "Ready"), what="project Ready")
+    assert ready["status"]["tags"] == [{"tag": "fork", "images": 15}, {"tag": "scissors", "images": 16}]
+
+    iteration = await create_iteration(kmock, "tools-1", "tools", publishName="tools")
+    job = await eventually(lambda: current(kmock, "job", f"tools-1-{iteration['metadata']['uid'][:8]}"),
+                           what="the training Job")
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert json.loads(env["KUBEVISION_TRAINING_REQUEST"]["value"])["project"]["spec"]["type"] == "ObjectDetection"
+    model_uri = "s3://kubevision-models/triton/ml/tools/tools-1/"
+    await finish_job(kmock, platform, job, succeeded().model_copy(update={"model_uri": model_uri}))
+    deployment = await eventually(lambda: current(kmock, "deployment", "kv-triton-tools"), what="Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--load-model=tools-1" in args
+    await make_ready(kmock, deployment)
+    published = await eventually(phase(kmock, "iteration", "tools-1", "Published"), what="Published")
+    assert published["status"]["modelUri"] == model_uri and published["status"]["publishedName"] == "tools"
 
 
 async def test_a_dataset_that_cannot_train_is_reported_on_the_project(kmock, platform, operator):

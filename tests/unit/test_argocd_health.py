@@ -97,11 +97,6 @@ def test_a_project_waiting_on_s3_or_mlflow_is_progressing(ready):
     assert health("CustomVisionProject", resource(dataset, ready))["status"] == "Progressing"
 
 
-def test_an_unsupported_project_type_is_degraded():
-    project = resource(condition("Ready", "False", "UnsupportedProjectType", "ObjectDetection cannot be trained yet"))
-    assert health("CustomVisionProject", project)["status"] == "Degraded"
-
-
 @pytest.mark.parametrize(("reason", "phase"), [("Published", "Published"), ("TrainingSucceeded", "Trained")])
 def test_a_published_or_trained_iteration_is_healthy(reason, phase):
     iteration = resource(condition("Trained", "True", "TrainingSucceeded"), condition("Ready", "True", reason,

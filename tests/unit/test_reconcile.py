@@ -85,9 +85,18 @@ def test_unreachable_storage_and_tracking_are_retried():
     assert reason(status, "Ready") == Reason.TRACKING_UNAVAILABLE and outcome.requeue_after == 30
 
 
-def test_object_detection_is_not_trainable_yet():
-    status, _ = core.reconcile_project(project(type="ObjectDetection"), ENOUGH, None, None, NOW)
-    assert reason(status, "Ready") == Reason.UNSUPPORTED_PROJECT_TYPE
+def test_an_object_detection_project_needs_15_images_a_tag_and_trains_like_a_classifier():
+    detector = project(type="ObjectDetection", domain="GeneralCompact")
+    status, _ = core.reconcile_project(detector, ENOUGH, None, "7", NOW)
+    assert (status.phase, reason(status, "DatasetReady")) == ("NotReady", Reason.TOO_FEW_IMAGES)
+    assert conditions.find(status.conditions, "DatasetReady").message == 'tag "cat" has 5 images, 15 needed ' \
+                                                                          '(and 1 more tags)'
+    boxed = DatasetObservation(manifest_found=True, tag_counts={"fork": 15, "scissors": 16}, image_count=31)
+    detector.status, _ = core.reconcile_project(detector, boxed, None, "7", NOW)
+    assert detector.status.phase == "Ready" and reason(detector.status, "Ready") == Reason.READY
+    plan = core.reconcile_iteration(iteration(), IterationObservation(project=detector), NOW)
+    assert plan.train.request.project.spec.type == "ObjectDetection"
+    assert plan.status.phase == "Training" and reason(plan.status, "Trained") == Reason.TRAINING
 
 
 def test_transition_time_moves_only_when_the_status_flips():

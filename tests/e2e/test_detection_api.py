@@ -1,0 +1,288 @@
+"""Object detection through the gateway on a cluster (the Kubernetes emulator), over plain HTTP as Microsoft's REST
+reference shows it: regions at upload, created and deleted on stored images, listed and exported to the manifest;
+every bad region refused with Custom Vision's error and nothing changed; the detect routes answered by the real
+Triton serving a detector of core.detection_model's contract, and stored predictions that keep their boxes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import tritonclient.http as triton_http
+from detector_model import expected_detections, onnx_detector, upload
+from gateway_harness import running_gateway
+from image_server import serving
+from kopf_harness import eventually
+from kube_emulator import KubeEmulator
+from kubernetes_asyncio import client
+from PIL import Image
+from test_gateway_kubernetes import create, eventually_async, publish, put_keys
+
+from kubevision.core import dataset
+from kubevision.core.settings import GatewaySettings
+from kubevision.core.storage import DatasetLayout, ModelRepositoryLayout, ObjectStore
+from kubevision.gateway.main import create_app
+from kubevision.gateway.sources import KubernetesSource
+
+REPO = Path(__file__).resolve().parents[2]
+DETECTION_DOMAIN = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"  # General, ObjectDetection
+NS = "team-d"
+
+pytestmark = pytest.mark.kmock(cls=KubeEmulator, crds=sorted(str(p) for p in (REPO / "crds").glob("*.yaml")),
+                               strict=True)
+
+
+def photo(number: int, size: tuple[int, int] = (48, 32)) -> bytes:
+    """A distinct small picture: a coloured square on grey, placed by `number`."""
+    image = Image.new("RGB", size, (120, 120, 120))
+    image.paste((200, number * 37 % 256, 40), (number % 20, number % 12, number % 20 + 16, number % 12 + 16))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def encoded(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def code(response: httpx.Response) -> tuple[int, str]:
+    body = response.json()
+    assert set(body) == {"code", "message"} and body["message"], body
+    return response.status_code, body["code"]
+
+
+def box(tag_id: str, left=0.1, top=0.2, width=0.5, height=0.4) -> dict:
+    return {"tagId": tag_id, "left": left, "top": top, "width": width, "height": height}
+
+
+async def test_regions_are_kept_listed_exported_and_every_bad_one_is_refused(kmock, platform, tmp_path):
+    await put_keys(kmock, NS, "key-d")  # its trainingKey is t-key-d
+    settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path, publish_wait_seconds=0,
+                               allow_loopback_urls=True)  # the test serves its images on 127.0.0.1
+    async with client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/"))) as api_client:
+        source = KubernetesSource(settings, api_client)
+        async with running_gateway(create_app(settings, source, platform.s3_settings())) as base, \
+                httpx.AsyncClient(base_url=f"{base}/customvision/v3.3/training", timeout=60,
+                                  headers={"Training-Key": "t-key-d"}) as http:
+            await eventually(lambda: source.ready, what="the first complete list")
+            created = await http.post("/projects", params={"name": "Cutlery", "domainId": DETECTION_DOMAIN})
+            assert created.status_code == 200, created.text
+            pid = created.json()["id"]
+            assert created.json()["settings"]["domainId"] == DETECTION_DOMAIN
+            fork = (await http.post(f"/projects/{pid}/tags", params={"name": "fork"})).json()["id"]
+            scissors = (await http.post(f"/projects/{pid}/tags", params={"name": "scissors"})).json()["id"]
+
+            async def images() -> list[dict]:
+                return (await http.get(f"/projects/{pid}/images", params={"take": 256})).json()
+
+            # Regions at upload, from files and from URLs.
+            files = [{"name": f"{n}.png", "contents": encoded(photo(n)),
+                      "regions": [box(fork if n % 2 else scissors, left=0.05 * n)]} for n in range(4)]
+            files[0]["regions"].append(box(fork, 0.6, 0.5, 0.4, 0.5))  # to the very corner
+            summary = (await http.post(f"/projects/{pid}/images/files", json={"images": files})).json()
+            assert summary["isBatchSuccessful"], summary
+            with serving({"4.png": photo(4)}) as server:
+                by_url = (await http.post(f"/projects/{pid}/images/urls", json={"images": [
+                    {"url": f"{server}/4.png", "regions": [box(scissors, 0.25, 0.25, 0.5, 0.5)]}]})).json()
+            assert by_url["images"][0]["status"] == "OK"
+            listed = {i["id"]: i for i in await images()}
+            first = listed[dataset.image_id(dataset.content_hash(photo(0)))]
+            assert sorted((r["tagName"], r["left"], r["top"], r["width"], r["height"]) for r in first["regions"]) == [
+                ("fork", 0.6, 0.5, 0.4, 0.5), ("scissors", 0.0, 0.2, 0.5, 0.4)]
+            assert {"regionId", "tagId", "created"} <= set(first["regions"][0])
+            assert (await http.get(f"/projects/{pid}/images/tagged/count")).json() == 5  # regions tag an image
+            counts = {t["name"]: t["imageCount"] for t in (await http.get(f"/projects/{pid}/tags")).json()}
+            assert counts == {"fork": 3, "scissors": 3}
+
+            # Every bad region at upload refuses the request and stores nothing.
+            before = await images()
+            for bad, wanted in (
+                (box(fork, left=0.7, width=0.5), "BadRequestImageRegions"),  # past the right edge
+                (box(fork, top=-0.1), "BadRequestImageRegions"),  # above the top
+                (box(fork, width=0), "BadRequestImageRegions"),  # zero size
+                (box(fork, height=0), "BadRequestImageRegions"),
+                (box(fork, left=float("nan")), "BadRequestImageRegions"),  # JSON's NaN, which Python reads
+            ):
+                entries = [{"name": "good.png", "contents": encoded(photo(10)), "regions": [box(fork)]},
+                           {"name": "bad.png", "contents": encoded(photo(11)), "regions": [bad]}]
+                refused = await http.post(f"/projects/{pid}/images/files", content=json.dumps({"images": entries}),
+                                          headers={"Content-Type": "application/json"})  # json.dumps writes NaN
+                assert code(refused) == (400, wanted), bad
+                assert "bad.png" in refused.json()["message"]
+            unknown = await http.post(f"/projects/{pid}/images/files", json={"images": [
+                {"name": "unknown.png", "contents": encoded(photo(12)), "regions": [box(str(uuid.uuid4()))]}]})
+            assert unknown.json()["images"][0]["status"] == "ErrorInvalidTag"  # Custom Vision's per-image status
+            assert await images() == before
+
+            # Regions created on stored images: created, duplicated; bad ones refuse the whole batch.
+            image_id = dataset.image_id(dataset.content_hash(photo(1)))
+            new = [{"imageId": image_id, **box(scissors, 0.5, 0.5, 0.25, 0.25)},
+                   {"imageId": image_id, **box(fork, left=0.05)}]  # already there, from the upload
+            made = (await http.post(f"/projects/{pid}/images/regions", json={"regions": new})).json()
+            assert [(r["imageId"], r["tagName"], r["left"]) for r in made["created"]] == [(image_id, "scissors", 0.5)]
+            assert [(r["imageId"], r["tagId"]) for r in made["duplicated"]] == [(image_id, fork)]
+            assert made["exceeded"] == []
+            before = await images()
+            for bad, wanted in (
+                ({"imageId": image_id, **box(fork, top=0.9, height=0.2)}, (400, "BadRequestImageRegions")),
+                ({"imageId": image_id, **box(fork, width=0, height=0)}, (400, "BadRequestImageRegions")),
+                ({"imageId": image_id, **box(str(uuid.uuid4()))}, (400, "BadRequestInvalidIds")),
+                ({"imageId": str(uuid.uuid4()), **box(fork)}, (400, "BadRequestInvalidIds")),
+            ):
+                good = {"imageId": image_id, **box(fork, 0.3, 0.3, 0.1, 0.1)}
+                assert code(await http.post(f"/projects/{pid}/images/regions", json={"regions": [good, bad]})) == \
+                    wanted, bad
+            assert code(await http.post(f"/projects/{pid}/images/regions", json={"regions": []})) == (
+                400, "BadRequestExceededBatchSize")
+            assert await images() == before
+
+            # Deleting regions; the image stays, untagged once its last region goes.
+            made_id = made["created"][0]["regionId"]
+            assert (await http.delete(f"/projects/{pid}/images/regions", params={"regionIds": made_id})).status_code \
+                == 204
+            left = [r for i in await images() if i["id"] == image_id for r in i["regions"]]
+            assert [r["tagName"] for r in left] == ["fork"]
+            assert (await http.delete(f"/projects/{pid}/images/regions", params={
+                "regionIds": left[0]["regionId"]})).status_code == 204
+            assert (await http.get(f"/projects/{pid}/images/untagged/count")).json() == 1
+            assert code(await http.delete(f"/projects/{pid}/images/regions")) == (400, "BadRequestInvalidIds")
+
+            # Training needs 15 images a tag for a detector; the manifest it exports carries the regions.
+            assert code(await http.post(f"/projects/{pid}/train")) == (400, "BadRequestTrainingValidationFailed")
+            more = [{"name": f"{n}.png", "contents": encoded(photo(n)),
+                     "regions": [box(fork), box(scissors, 0.5, 0.5, 0.5, 0.5)]} for n in range(20, 35)]
+            assert (await http.post(f"/projects/{pid}/images/files", json={"images": more})).json()[
+                "isBatchSuccessful"]
+            trained = await http.post(f"/projects/{pid}/train")
+            assert trained.status_code == 200, trained.text
+            layout = DatasetLayout("kubevision-datasets", f"{NS}/cutlery/")
+            records = {r.id: r for r in dataset.loads(ObjectStore(platform.s3_settings()).get(
+                layout.bucket, layout.manifest_key))}
+            assert sorted((r.tag, r.left, r.top, r.width, r.height) for r in records[first["id"]].regions) == [
+                ("fork", 0.6, 0.5, 0.4, 0.5), ("scissors", 0.0, 0.2, 0.5, 0.4)]
+            assert dataset.tag_counts(list(records.values())) == {"fork": 17, "scissors": 18}
+
+
+async def test_the_detect_routes_answer_boxes_from_triton_and_keep_them(kmock, platform, tmp_path):
+    s3 = platform.s3_settings()
+    store = ObjectStore(s3)
+    tags = ["fork", "scissors"]
+    model = onnx_detector(len(tags))
+    # The detector, under its project and under a Classification project that (wrongly) serves it too.
+    uris = {project: upload(store, ModelRepositoryLayout(s3.models_bucket, NS, project), f"{project}-1", model, tags)
+            for project in ("cutlery", "mislabelled")}
+
+    def serve() -> None:  # Triton's HTTP client stays in the thread that made it
+        platform.restart_triton()  # a new project's repository is seen when Triton starts
+        triton = triton_http.InferenceServerClient(platform.triton_settings().http_url)
+        for project_name in uris:
+            triton.load_model(f"{project_name}-1")
+
+    await asyncio.to_thread(serve)
+    await put_keys(kmock, NS, "key-d")
+    project = await create(kmock, NS, "customvisionprojects", {
+        "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "cutlery"},
+        "spec": {"displayName": "Cutlery", "type": "ObjectDetection", "domain": "General",
+                 "dataset": {"bucket": "kubevision-datasets", "prefix": f"{NS}/cutlery/"}}})
+    classifier_project = await create(kmock, NS, "customvisionprojects", {
+        "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "mislabelled"},
+        "spec": {"displayName": "A classifier serving a detector",
+                 "dataset": {"bucket": "kubevision-datasets", "prefix": f"{NS}/mislabelled/"}}})
+    for project_name, model_uri in uris.items():
+        name = f"{project_name}-1"
+        await create(kmock, NS, "iterations", {"apiVersion": "kubevision.io/v1alpha1", "kind": "Iteration",
+                                               "metadata": {"name": name},
+                                               "spec": {"projectRef": {"name": project_name}}})
+        await publish(kmock, NS, name, {"phase": "Published", "publishedName": "tools", "modelUri": model_uri,
+                                        "endpoint": f"http://{platform.triton_settings().http_url}"})
+    pid, other = project["metadata"]["uid"], classifier_project["metadata"]["uid"]
+    picture = Image.open(io.BytesIO(photo(3, size=(96, 64))))  # not square: the model stretches it
+    wanted = expected_detections(model, picture)
+    assert wanted, "the stand-in detector finds something in the picture"
+
+    settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path, allow_loopback_urls=True)
+    async with client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/"))) as api_client:
+        source = KubernetesSource(settings, api_client)
+        async with running_gateway(create_app(settings, source, s3)) as base, \
+                httpx.AsyncClient(base_url=base, timeout=60, headers={"Prediction-Key": "key-d"}) as http:
+            await eventually(lambda: source.ready, what="the first complete list")
+            await eventually_async(lambda: published(http, pid), 200)
+            data = photo(3, size=(96, 64))
+            answers = []
+            with serving({"cutlery.png": data}) as server:
+                for version in ("v3.0", "v3.1"):
+                    route = f"/customvision/{version}/Prediction/{pid}/detect/iterations/tools"
+                    for suffix in ("image", "image/nostore"):
+                        answers.append(await http.post(f"{route}/{suffix}", files={"imageData": ("c.png", data)}))
+                    for suffix in ("url", "url/nostore"):
+                        answers.append(await http.post(f"{route}/{suffix}", json={"url": f"{server}/cutlery.png"}))
+            for answer in answers:
+                assert answer.status_code == 200, answer.text
+                body = answer.json()
+                assert body["project"] == pid and set(body) == {"id", "project", "iteration", "created", "predictions"}
+                got = body["predictions"]
+                assert [p["probability"] for p in got] == sorted((p["probability"] for p in got), reverse=True)
+                assert len(got) == len(wanted)
+                for p, (row, score, (left, top, width, height)) in zip(got, wanted, strict=True):
+                    assert set(p) == {"probability", "tagId", "tagName", "tagType", "boundingBox"}
+                    assert (p["tagName"], p["tagId"]) == (tags[row], dataset.tag_id(pid, tags[row]))
+                    assert p["probability"] == pytest.approx(score, abs=1e-5)
+                    assert [p["boundingBox"][k] for k in ("left", "top", "width", "height")] == pytest.approx(
+                        [left, top, min(width, 1 - left), min(height, 1 - top)], abs=1e-5)
+
+            classify = await http.post(f"/customvision/v3.1/Prediction/{pid}/classify/iterations/tools/image",
+                                       content=data, headers={"Content-Type": "application/octet-stream"})
+            assert code(classify) == (400, "BadRequestNotSupported") and "detect" in classify.json()["message"]
+            served_wrong = await http.post(f"/customvision/v3.1/Prediction/{other}/classify/iterations/tools/image",
+                                           content=data, headers={"Content-Type": "application/octet-stream"})
+            assert code(served_wrong) == (400, "BadRequestNotSupported")
+            assert "object detector" in served_wrong.json()["message"]
+            detect_classifier = await http.post(f"/customvision/v3.1/Prediction/{other}/detect/iterations/tools/url",
+                                                json={"url": "http://127.0.0.1:9/never-fetched.png"})
+            assert code(detect_classifier) == (400, "BadRequestNotSupported")
+
+            # The stored predictions (the two stored routes of each version) keep their boxes.
+            async def stored() -> list[dict]:
+                query = await http.post(f"/customvision/v3.3/training/projects/{pid}/predictions/query", json={},
+                                        headers={"Training-Key": "t-key-d"})
+                return query.json()["results"]
+
+            await eventually_async(lambda: count_of(stored), 4)
+            for result in await stored():
+                assert [p["boundingBox"] for p in result["predictions"]] == [
+                    p["boundingBox"] for p in answers[0].json()["predictions"]]
+
+            # A tag's probability range matches when one of the tag's boxes is in it.
+            forks = [p["probability"] for p in answers[0].json()["predictions"] if p["tagName"] == "fork"]
+            assert min(forks) < max(forks)
+
+            async def in_range(low: float) -> int:
+                query = await http.post(f"/customvision/v3.3/training/projects/{pid}/predictions/query", json={
+                    "tags": [{"id": dataset.tag_id(pid, "fork"), "minThreshold": low, "maxThreshold": 1}]},
+                    headers={"Training-Key": "t-key-d"})
+                return len(query.json()["results"])
+
+            assert await in_range((min(forks) + max(forks)) / 2) == 4 and await in_range(max(forks) + 1e-4) == 0
+
+            # A quick test of a detector's iteration detects.
+            quick = await http.post(f"/customvision/v3.3/training/projects/{pid}/quicktest/image", content=data,
+                                    params={"store": "false"}, headers={"Training-Key": "t-key-d",
+                                                                        "Content-Type": "application/octet-stream"})
+            assert quick.status_code == 200, quick.text
+            assert quick.json()["predictions"] == answers[0].json()["predictions"]
+
+
+async def published(http: httpx.AsyncClient, project_id: str) -> int:
+    response = await http.post(f"/customvision/v3.1/Prediction/{project_id}/detect/iterations/tools/image/nostore",
+                               content=photo(1), headers={"Content-Type": "application/octet-stream"})
+    return response.status_code
+
+
+async def count_of(call) -> int:
+    return len(await call())
