@@ -19,6 +19,7 @@ from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
 from kubevision.core.local import api_keys
+from kubevision.gateway import portal
 
 # Debian's package (the Makefile installs it); Playwright's own browser download is not used.
 CHROMIUM = Path(os.environ.get("KUBEVISION_CHROMIUM", "/usr/bin/chromium-headless-shell"))
@@ -44,9 +45,9 @@ def shots(tmp_path) -> Path:
 
 
 def save(page: Page, folder: Path, name: str) -> None:
-    """The page as a small PNG (half size, 64 colours: the docs' copies stay light)."""
+    """The page as a small PNG (60% size, 64 colours: the docs' copies stay light)."""
     image = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
-    image = image.resize((image.width // 2, image.height // 2), Image.Resampling.LANCZOS)
+    image = image.resize((image.width * 3 // 5, image.height * 3 // 5), Image.Resampling.LANCZOS)
     image.quantize(64).save(folder / f"{name}.png", optimize=True)
 
 
@@ -138,6 +139,7 @@ def test_a_new_user_goes_from_nothing_to_a_published_model(browser, shots, platf
     expect(page.get_by_role("status").filter(has_text="of 11")).to_have_text("1–11 of 11")
     page.get_by_label(re.compile(r"^Select image ")).first.check()  # newest first: the red square
     page.get_by_role("button", name="Remove tag").click()
+    expect(page.get_by_role("status").filter(has_text="of 10")).to_have_text("1–10 of 10")
     page.get_by_label("Show").select_option("untagged")
     expect(page.get_by_role("status").filter(has_text="of 1")).to_have_text("1–1 of 1")
     page.get_by_label(re.compile(r"^Select image ")).first.check()
@@ -149,7 +151,7 @@ def test_a_new_user_goes_from_nothing_to_a_published_model(browser, shots, platf
     # Train (Quick); the iteration list follows the training without a reload.
     page.get_by_role("link", name="Train").click()
     page.get_by_role("button", name="Train", exact=True).click()
-    expect(page.get_by_text("Iteration 1 is training.")).to_be_visible()
+    expect(page.get_by_text("Iteration 1 is training")).to_be_visible()
     expect(page.locator(".status").first).to_have_text("Completed", timeout=TRAINING_TIMEOUT_MS)
     save(page, shots, "4-train")
 
@@ -214,7 +216,51 @@ def test_a_new_user_goes_from_nothing_to_a_published_model(browser, shots, platf
 
     # A narrow window: nothing wider than the screen.
     page.set_viewport_size({"width": 380, "height": 760})
-    page.goto(f"{gateway}/portal/#/projects/{project_id}/publish")
-    expect(page.get_by_text("Published as trees")).to_be_visible()
-    assert page.evaluate("document.documentElement.scrollWidth") <= 380
+    for tab in ("images", "publish"):
+        page.goto(f"{gateway}/portal/#/projects/{project_id}/{tab}")
+        expect(page.get_by_role("link", name="Publish")).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 380, tab
+
+    # Delete the project, after the confirmation: refused while an iteration is published, then unpublished.
+    page.set_viewport_size({"width": 1100, "height": 760})
+    page.get_by_role("link", name="Projects").first.click()
+    delete = page.get_by_role("button", name="Delete project Trees in the portal")
+    delete.click()
+    expect(page.get_by_role("listitem").get_by_role("alert")).to_contain_text("BadRequestIterationIsPublished")
+    page.get_by_role("link", name="Trees in the portal").click()
+    page.get_by_role("link", name="Publish").click()
+    page.get_by_role("button", name="Unpublish").click()
+    expect(page.get_by_role("button", name="Publish", exact=True)).to_be_visible()
+    page.get_by_role("link", name="Projects").first.click()
+    delete.click()
+    expect(page.get_by_text("No project yet")).to_be_visible()
     assert not failed, failed
+
+
+def test_make_run_prints_the_portal_and_the_key_to_sign_in_with(quickstart, platform):
+    portal = f"{quickstart.gateway}/portal/"
+    training_key = api_keys.ensure(platform.data_dir, "default")["trainingKey"]
+    assert f"Open the web portal at {portal} and sign in with the Training-Key {training_key}" in quickstart.output
+    page = httpx.get(portal, timeout=30)
+    assert page.status_code == 200 and "<title>KubeVision</title>" in page.text
+
+
+def test_the_precision_recall_curve_follows_the_per_image_results(browser):
+    """prcurve.js in the browser, on per-image results worked out by hand (the files come from the package)."""
+    page = browser.new_page()
+    page.route("http://portal.test/**", lambda route: route.fulfill(
+        path=portal.ASSETS / route.request.url.removeprefix("http://portal.test/portal/")))
+    page.goto("http://portal.test/portal/index.html")
+    images = [{"tags": [{"tagId": tag}], "predictions": [{"tagId": "h", "probability": h},
+                                                         {"tagId": "c", "probability": c}]}
+              for tag, h, c in (("h", 0.9, 0.1), ("c", 0.6, 0.4), ("h", 0.3, 0.7))]
+    points, chosen, hemlock = page.evaluate("""async (images) => {
+        const curve = await import("./js/prcurve.js");
+        const points = curve.precisionRecall(images);
+        return [points, curve.at(points, 0.5), curve.precisionRecall(images, "h")];
+    }""", images)
+    assert [(p["threshold"], round(p["precision"], 3), round(p["recall"], 3)) for p in points] == [
+        (0.9, 1, 0.333), (0.7, 0.5, 0.333), (0.6, 0.333, 0.333), (0.4, 0.5, 0.667), (0.3, 0.6, 1), (0.1, 0.5, 1)]
+    assert chosen["threshold"] == 0.6
+    assert [(p["precision"], p["recall"]) for p in hemlock] == [(1, 0.5), (0.5, 0.5), (2 / 3, 1)]

@@ -26,6 +26,7 @@ const crumbs = document.getElementById("crumbs");
 const signOut = document.getElementById("sign-out");
 let leave = null; // the shown screen's cleanup (timers)
 let domains = null;
+let visit = 0; // a newer route wins over one still loading
 
 signOut.addEventListener("click", () => {
   session.signOut();
@@ -45,6 +46,7 @@ function parse(hash) {
 async function show() {
   leave?.();
   leave = null;
+  const mine = ++visit;
   const route = parse(location.hash);
   signOut.hidden = !session.trainingKey;
   if (!session.trainingKey || route.first === "signin") {
@@ -57,7 +59,7 @@ async function show() {
   if (!route.projectId) {
     fill(crumbs, h("span", {"aria-current": "page"}, "Projects"));
     document.title = "Projects · KubeVision";
-    leave = await projects.render(context);
+    await projects.render(context);
     return;
   }
   let project;
@@ -70,6 +72,7 @@ async function show() {
     return;
   }
   const domain = (await context.getDomains().catch(() => [])).find((d) => d.id === project.settings?.domainId);
+  if (mine !== visit) return;
   const tab = TABS.find((t) => t.name === route.tab) || TABS[0];
   fill(crumbs, h("a", {href: "#/projects"}, "Projects"), " / ",
        h("span", {"aria-current": "page"}, project.name));
@@ -79,7 +82,8 @@ async function show() {
   }, t.label)));
   const body = h("section", {class: "screen", "aria-label": tab.label});
   fill(main, tabs, body);
-  leave = await tab.screen.render({...context, root: body, project, domain, rest: route.rest});
+  const cleanup = await tab.screen.render({...context, root: body, project, domain, rest: route.rest});
+  if (mine === visit) leave = cleanup; else cleanup?.();
 }
 
 function signInAgain() {

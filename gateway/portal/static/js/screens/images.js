@@ -18,7 +18,7 @@ const REASONS = {
 };
 
 export async function render({api, root, project}) {
-  const state = {tags: [], filter: "all", tagId: "", skip: 0, selected: new Set()};
+  const state = {tags: [], filter: "all", tagId: "", skip: 0, selected: new Set(), loads: 0};
   const tagList = h("datalist", {id: "known-tags"});
   const tagSummary = h("ul", {class: "chips", "aria-label": "Tags"});
   const message = messageArea();
@@ -51,9 +51,11 @@ export async function render({api, root, project}) {
   }
 
   async function loadPage() {
+    const mine = ++state.loads; // the page of the latest filter wins over one still loading
     const options = {filter: state.filter, tagIds: state.tagId || undefined};
     const [count, page] = await Promise.all([api.imageCount(project.id, options),
       api.images(project.id, {...options, take: PAGE, skip: state.skip})]);
+    if (mine !== state.loads) return;
     state.selected.clear();
     actions.update();
     fill(grid, page.length ? page.map(tile) : h("li", {class: "empty"}, "No images here."));

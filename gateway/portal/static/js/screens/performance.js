@@ -25,6 +25,8 @@ export async function render({api, root, project, rest, navigate}) {
   const summary = h("div", {class: "figures", "aria-live": "polite"});
   const perTag = h("tbody", {});
   const curve = h("figure", {class: "curve-box"});
+  const curveTag = h("select", {}, h("option", {value: ""}, "All tags"));
+  curveTag.addEventListener("change", () => drawPerImage(slider.value / 100));
   root.append(h("div", {class: "row"}, field("Iteration", choose),
                 field("Probability threshold", slider, shown)),
               message, summary,
@@ -33,7 +35,7 @@ export async function render({api, root, project, rest, navigate}) {
                   h("div", {class: "scroll"}, h("table", {}, h("thead", {}, h("tr", {},
                     ["Tag", "Precision", "Recall", "AP"].map((c) => h("th", {scope: "col"}, c)))), perTag))),
                 h("section", {"aria-label": "Precision-recall curve"}, h("h2", {}, "Precision-recall curve"),
-                  curve)));
+                  field("Curve of", curveTag), curve)));
 
   let images = null; // the per-image results, once read; null while not offered
   let pending = 0;
@@ -47,6 +49,9 @@ export async function render({api, root, project, rest, navigate}) {
       message.clear();
       fill(summary, figure("Precision", performance.precision), figure("Recall", performance.recall),
            figure("AP", performance.averagePrecision));
+      if (curveTag.options.length === 1) {
+        curveTag.append(...performance.perTagPerformance.map((t) => h("option", {value: t.id}, t.name)));
+      }
       fill(perTag, performance.perTagPerformance.map((t) => h("tr", {}, h("th", {scope: "row"}, t.name),
         h("td", {}, percent(t.precision)), h("td", {}, percent(t.recall)), h("td", {}, percent(t.averagePrecision)))));
     } catch (error) {
@@ -57,7 +62,7 @@ export async function render({api, root, project, rest, navigate}) {
 
   function drawPerImage(threshold) {
     if (images === null) return;
-    const points = precisionRecall(images);
+    const points = precisionRecall(images, curveTag.value || undefined);
     fill(curve, points.length ? drawCurve(points, threshold) : "No held-out image to draw the curve from.",
          h("figcaption", {}, `${images.length} held-out images; the dot is the threshold.`));
   }

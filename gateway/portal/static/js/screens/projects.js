@@ -8,7 +8,7 @@ export async function render({api, root, navigate, getDomains}) {
               list);
   try {
     const [projects, domains] = await Promise.all([api.projects(), getDomains()]);
-    fill(list, projects.length ? h("ul", {class: "cards"}, projects.map((p) => card(api, p, domains, list, message)))
+    fill(list, projects.length ? h("ul", {class: "cards"}, projects.map((p) => card(api, p, domains, list)))
                                : h("p", {}, "No project yet: create one above."));
   } catch (error) {
     fill(list);
@@ -16,7 +16,8 @@ export async function render({api, root, navigate, getDomains}) {
   }
 }
 
-function card(api, project, domains, list, message) {
+function card(api, project, domains, list) {
+  const message = messageArea();
   const domain = domains.find((d) => d.id === project.settings?.domainId);
   const images = h("span", {}, "…");
   const latest = h("span", {}, "…");
@@ -40,7 +41,7 @@ function card(api, project, domains, list, message) {
       h("dt", {}, "Images"), h("dd", {}, images),
       h("dt", {}, "Last iteration"), h("dd", {}, latest),
       h("dt", {}, "Created"), h("dd", {}, when(project.created))),
-    remove);
+    remove, message);
   remove.addEventListener("click", () => {
     if (!confirm(`Delete the project "${project.name}" with its images and iterations? This cannot be undone.`)) return;
     run(remove, message, async () => {

@@ -45,7 +45,7 @@ export async function render({api, root, project}) {
       const advanced = kind.value() === "Advanced";
       const iteration = await api.train(project.id, {trainingType: kind.value(), forceTrain: force.checked,
                                                      reservedBudgetInHours: advanced ? budget.value : undefined});
-      message.info(`${iteration.name} is training.`);
+      message.info(`${iteration.name} is training: its status below follows it.`);
       await refresh();
     });
   });
