@@ -45,7 +45,11 @@ def shots(tmp_path) -> Path:
 
 
 def save(page: Page, folder: Path, name: str) -> None:
-    """The page as a small PNG (60% size, 64 colours: the docs' copies stay light)."""
+    """The page as a small PNG (60% size, 64 colours: the docs' copies stay light), once its images are in."""
+    deadline = time.monotonic() + 30  # wait_for_function would need the eval that the portal's CSP forbids
+    while not page.evaluate("[...document.images].every((image) => image.complete)"):
+        assert time.monotonic() < deadline, "images did not load"
+        page.wait_for_timeout(100)
     image = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
     image = image.resize((image.width * 3 // 5, image.height * 3 // 5), Image.Resampling.LANCZOS)
     image.quantize(64).save(folder / f"{name}.png", optimize=True)

@@ -2,6 +2,7 @@
 with the package, and nothing is loaded from another origin."""
 
 import re
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -40,3 +41,11 @@ def test_every_imported_module_ships_and_none_comes_from_elsewhere():
     index = (portal.ASSETS / "index.html").read_text()
     for reference in re.findall(r'(?:src|href)="([^"#]+)"', index):
         assert reference.startswith("data:") or (portal.ASSETS / reference).is_file(), reference
+
+
+def test_the_docs_show_every_screen_from_a_committed_screenshot():
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    shown = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (docs / "portal.md").read_text())
+    assert len(shown) == 8
+    for picture in shown:
+        assert (docs / picture).is_file(), picture

@@ -61,7 +61,6 @@ export class Api {
   // tags
   tags(projectId) { return this.call("GET", `/projects/${projectId}/tags`); }
   createTag(projectId, name) { return this.call("POST", `/projects/${projectId}/tags`, {params: {name}}); }
-  deleteTag(projectId, tagId) { return this.call("DELETE", `/projects/${projectId}/tags/${tagId}`); }
 
   // images: filter is "all", "tagged" or "untagged"
   images(projectId, {filter = "all", tagIds, take, skip, orderBy = "Newest"} = {}) {
@@ -104,7 +103,6 @@ export class Api {
                      {params: {trainingType, reservedBudgetInHours, forceTrain: forceTrain || undefined}});
   }
   iterations(projectId) { return this.call("GET", `/projects/${projectId}/iterations`); }
-  deleteIteration(projectId, id) { return this.call("DELETE", `/projects/${projectId}/iterations/${id}`); }
   publish(projectId, id, publishName) {
     return this.call("POST", `/projects/${projectId}/iterations/${id}/publish`,
                      {params: {publishName, predictionId: "kubevision"}});

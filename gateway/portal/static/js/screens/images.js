@@ -77,7 +77,7 @@ export async function render({api, root, project}) {
       actions.update();
     });
     return h("li", {class: "tile"}, h("label", {},
-      box, h("img", {src: image.thumbnailUri, alt: label, loading: "lazy", width: 120, height: 120}),
+      box, h("img", {src: image.thumbnailUri, alt: label, width: 120, height: 120}),
       h("span", {class: "tile-tags"}, label)));
   }
 

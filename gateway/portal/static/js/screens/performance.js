@@ -27,6 +27,8 @@ export async function render({api, root, project, rest, navigate}) {
   const curve = h("figure", {class: "curve-box"});
   const curveTag = h("select", {}, h("option", {value: ""}, "All tags"));
   curveTag.addEventListener("change", () => drawPerImage(slider.value / 100));
+  const curveChoice = field("Curve of", curveTag);
+  curveChoice.hidden = true; // until the per-image results are read
   root.append(h("div", {class: "row"}, field("Iteration", choose),
                 field("Probability threshold", slider, shown)),
               message, summary,
@@ -35,7 +37,7 @@ export async function render({api, root, project, rest, navigate}) {
                   h("div", {class: "scroll"}, h("table", {}, h("thead", {}, h("tr", {},
                     ["Tag", "Precision", "Recall", "AP"].map((c) => h("th", {scope: "col"}, c)))), perTag))),
                 h("section", {"aria-label": "Precision-recall curve"}, h("h2", {}, "Precision-recall curve"),
-                  field("Curve of", curveTag), curve)));
+                  curveChoice, curve)));
 
   let images = null; // the per-image results, once read; null while not offered
   let pending = 0;
@@ -72,6 +74,7 @@ export async function render({api, root, project, rest, navigate}) {
   await update();
   try {
     images = await api.imagePerformances(project.id, iteration.id);
+    curveChoice.hidden = false;
     drawPerImage(slider.value / 100);
   } catch (error) {
     // Gateways without per-image results (GetImagePerformances) still show the figures above.

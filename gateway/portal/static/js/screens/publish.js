@@ -3,6 +3,8 @@
 import {PREDICTION_BASE} from "../api.js";
 import {field, fill, h, messageArea, run} from "../dom.js";
 
+const UNPUBLISH_POLLS = 120; // seconds
+
 export async function render({api, root, project, domain, session}) {
   const task = domain?.type === "ObjectDetection" ? "detect" : "classify";
   const message = messageArea();
@@ -21,6 +23,15 @@ export async function render({api, root, project, domain, session}) {
     }
   }
 
+  /** The API answers an unpublish at once; the iteration says so once its model is unloaded. */
+  async function unpublished(id) {
+    for (let tries = 0; tries < UNPUBLISH_POLLS; tries++) {
+      const iteration = (await api.iterations(project.id)).find((i) => i.id === id);
+      if (!iteration?.publishName) return;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+
   function card(iteration) {
     const itemMessage = messageArea();
     const body = [h("h2", {}, iteration.name), itemMessage];
@@ -28,7 +39,12 @@ export async function render({api, root, project, domain, session}) {
       const unpublish = h("button", {type: "button", class: "danger"}, "Unpublish");
       unpublish.addEventListener("click", () => {
         if (!confirm(`Unpublish ${iteration.name}? Calls to "${iteration.publishName}" will fail.`)) return;
-        run(unpublish, itemMessage, async () => { await api.unpublish(project.id, iteration.id); await show(); });
+        run(unpublish, itemMessage, async () => {
+          await api.unpublish(project.id, iteration.id);
+          itemMessage.info("Unpublishing: the model is being unloaded…");
+          await unpublished(iteration.id);
+          await show();
+        });
       });
       body.push(h("p", {}, "Published as ", h("strong", {}, iteration.publishName), " ", unpublish),
                 predictionUrl(project, task, iteration.publishName, session.predictionKey));
