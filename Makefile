@@ -4,7 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 EXTRAS := trainer,operator,gateway,mlflow-server,local,dev
-SOURCES := pyproject.toml constraints.txt $(shell find core operator trainer gateway -name '*.py' 2>/dev/null)
+SOURCES := pyproject.toml constraints.txt $(shell find core operator trainer gateway -name '*.py' 2>/dev/null) \
+           $(shell find gateway/portal/static -type f 2>/dev/null)
 
 # Real images for the training tests, from Debian's package (needs root or sudo once).
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
@@ -13,6 +14,8 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 SHELLCHECK := /usr/bin/shellcheck
 # checkov, in its own environment: it pins boto3, packaging and others at versions that differ from ours.
 CHECKOV := .venv-checkov/bin/checkov
+# The browser the portal's test drives (Playwright's own browser download is not used), from Debian's package.
+CHROMIUM := /usr/bin/chromium-headless-shell
 # A real PostgreSQL server for the label store's tests (they start it themselves), from Debian's package.
 # Its server's path names its version; when none is installed the rule below installs the current one.
 POSTGRES := $(firstword $(wildcard /usr/lib/postgresql/*/bin/pg_ctl) /usr/lib/postgresql/bin/pg_ctl)
@@ -50,15 +53,18 @@ $(CHECKOV): constraints-checkov.txt
 $(POSTGRES):
 	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql
 
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium-headless-shell
+
 # Every test layer: unit, then real services, then end-to-end.
-test: $(BIN)/.installed $(FASHION_MNIST) $(POSTGRES) $(SHELLCHECK) $(CHECKOV)
+test: $(BIN)/.installed $(FASHION_MNIST) $(POSTGRES) $(SHELLCHECK) $(CHECKOV) $(CHROMIUM)
 	$(BIN)/pytest
 
 # The fast layer alone: pure tests that start nothing.
 test-unit: $(BIN)/.installed $(SHELLCHECK) $(CHECKOV)
 	$(BIN)/pytest -m unit
 
-test-services: $(BIN)/.installed $(FASHION_MNIST) $(POSTGRES)
+test-services: $(BIN)/.installed $(FASHION_MNIST) $(POSTGRES) $(CHROMIUM)
 	$(BIN)/pytest -m "services or e2e"
 
 # The generated CRDs, and the Helm chart's copy of them (a test keeps the two equal).

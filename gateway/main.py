@@ -20,7 +20,7 @@ from kubevision.core.labelstore.store import LabelStore
 from kubevision.core.labelstore.upload import local_database_url
 from kubevision.core.settings import GatewaySettings, S3Settings
 from kubevision.core.storage import ObjectStore
-from kubevision.gateway import errors
+from kubevision.gateway import errors, portal
 from kubevision.gateway.inference import Classifier
 from kubevision.gateway.labelling import LabellingService
 from kubevision.gateway.manifests import export_forever
@@ -100,6 +100,7 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
     for version in training.VERSIONS:
         app.include_router(training.router(version))
     app.include_router(files.router())
+    portal.mount(app)
 
     @app.get("/healthz", tags=["Health"], include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -25,13 +25,17 @@ class Demo:
     project_uid: str
     publish_name: str
     prediction_key: str
+    training_key: str
     gateway: str
     test_image: Path
 
     def instructions(self) -> str:
         url = (f"{self.gateway}/customvision/v3.1/Prediction/{self.project_uid}/classify/iterations/"
                f"{self.publish_name}/image")
-        return f"""Classify the quickstart's test photo (a hemlock) with curl:
+        return f"""Open the web portal at {self.gateway}/portal/ and sign in with the Training-Key {self.training_key}
+to create projects, upload and tag photos, train, test and publish in the browser.
+
+Classify the quickstart's test photo (a hemlock) with curl:
 
   curl -s -H "Prediction-Key: {self.prediction_key}" -H "Content-Type: application/octet-stream" \\
     --data-binary @{self.test_image} \\
@@ -70,9 +74,10 @@ def run(platform: LocalPlatform, examples: Path, timeout: float = 900,
         iteration = _wait_published(store, name, timeout)
     project_body = store.get("CustomVisionProject", DEFAULT_NAMESPACE, iteration["spec"]["projectRef"]["name"])
     gateway = next(s for s in platform.status() if s.name == "gateway")
+    keys = api_keys.ensure(platform.data_dir, DEFAULT_NAMESPACE)
     demo = Demo(
         project_uid=project_body["metadata"]["uid"], publish_name=iteration["status"]["publishedName"],
-        prediction_key=api_keys.ensure(platform.data_dir, DEFAULT_NAMESPACE)["predictionKey"],
+        prediction_key=keys["predictionKey"], training_key=keys["trainingKey"],
         gateway=gateway.endpoints.get("api", ""), test_image=examples / TEST_IMAGE,
     )
     _wait_served(demo, timeout=60)

@@ -217,5 +217,5 @@ def gateway(data_dir: Path, port: int) -> ServiceSpec:
         command=command,
         health_url=f"http://127.0.0.1:{port}/readyz",
         ports={"http": port},
-        endpoints={"api": f"http://127.0.0.1:{port}"},
+        endpoints={"api": f"http://127.0.0.1:{port}", "portal": f"http://127.0.0.1:{port}/portal/"},
     )

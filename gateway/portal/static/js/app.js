@@ -1,0 +1,99 @@
+// The portal's shell: sign-in, hash routes, the project's tabs, and one screen at a time.
+import {Api} from "./api.js";
+import {fill, h} from "./dom.js";
+import {session} from "./session.js";
+import * as signIn from "./screens/signin.js";
+import * as projects from "./screens/projects.js";
+import * as images from "./screens/images.js";
+import * as train from "./screens/train.js";
+import * as performance from "./screens/performance.js";
+import * as quickTest from "./screens/quicktest.js";
+import * as predictions from "./screens/predictions.js";
+import * as publish from "./screens/publish.js";
+
+// A project's tabs, in the order of the work. A detection project's regions view joins here as its own module.
+const TABS = [
+  {name: "images", label: "Images", screen: images},
+  {name: "train", label: "Train", screen: train},
+  {name: "performance", label: "Performance", screen: performance},
+  {name: "quicktest", label: "Quick Test", screen: quickTest},
+  {name: "predictions", label: "Predictions", screen: predictions},
+  {name: "publish", label: "Publish", screen: publish},
+];
+
+const main = document.getElementById("main");
+const crumbs = document.getElementById("crumbs");
+const signOut = document.getElementById("sign-out");
+let leave = null; // the shown screen's cleanup (timers)
+let domains = null;
+let visit = 0; // a newer route wins over one still loading
+
+signOut.addEventListener("click", () => {
+  session.signOut();
+  location.hash = "#/signin";
+});
+
+export function navigate(hash) {
+  if (location.hash === hash) show(); else location.hash = hash;
+}
+
+/** "#/projects/ID/tab/rest" → {projectId, tab, rest}. */
+function parse(hash) {
+  const [, first, projectId, tab, ...rest] = hash.replace(/^#/, "").split("/");
+  return {first: first || "projects", projectId, tab: tab || "images", rest};
+}
+
+async function show() {
+  leave?.();
+  leave = null;
+  const mine = ++visit;
+  const route = parse(location.hash);
+  signOut.hidden = !session.trainingKey;
+  if (!session.trainingKey || route.first === "signin") {
+    fill(crumbs);
+    document.title = "Sign in · KubeVision";
+    return signIn.render({root: fill(main), done: () => navigate("#/projects")});
+  }
+  const api = new Api(session.trainingKey);
+  const context = {api, navigate, session, root: fill(main), getDomains: () => (domains ??= api.domains())};
+  if (!route.projectId) {
+    fill(crumbs, h("span", {"aria-current": "page"}, "Projects"));
+    document.title = "Projects · KubeVision";
+    await projects.render(context);
+    return;
+  }
+  let project;
+  try {
+    project = await api.project(route.projectId);
+  } catch (error) {
+    if (error.status === 401) return signInAgain();
+    fill(main, h("p", {class: "message error", role: "alert"}, `${error.code}: ${error.message}`),
+         h("a", {href: "#/projects"}, "Back to the projects"));
+    return;
+  }
+  const domain = (await context.getDomains().catch(() => [])).find((d) => d.id === project.settings?.domainId);
+  if (mine !== visit) return;
+  const tab = TABS.find((t) => t.name === route.tab) || TABS[0];
+  fill(crumbs, h("a", {href: "#/projects"}, "Projects"), " / ",
+       h("span", {"aria-current": "page"}, project.name));
+  document.title = `${tab.label} · ${project.name} · KubeVision`;
+  const tabs = h("nav", {class: "tabs", "aria-label": "Project"}, TABS.map((t) => h("a", {
+    href: `#/projects/${project.id}/${t.name}`, "aria-current": t === tab ? "page" : undefined,
+  }, t.label)));
+  const body = h("section", {class: "screen", "aria-label": tab.label});
+  fill(main, tabs, body);
+  const cleanup = await tab.screen.render({...context, root: body, project, domain, rest: route.rest});
+  if (mine === visit) leave = cleanup; else cleanup?.();
+}
+
+function signInAgain() {
+  session.signOut();
+  navigate("#/signin");
+}
+
+addEventListener("hashchange", show);
+// A key that stops working (rotated, or the wrong one) sends the user back to the sign-in.
+addEventListener("unhandledrejection", (event) => {
+  if (event.reason?.status === 401) signInAgain();
+});
+show();

@@ -1,0 +1,77 @@
+// Predictions: what the published iterations answered (stored predictions), with the model's tags; accept or
+// correct them and add the image to the training set.
+import {field, fill, h, messageArea, percent, run, when} from "../dom.js";
+
+const PAGE = 24;
+const SUGGESTED = 0.5; // tags the model gave at least this probability start checked
+
+export async function render({api, root, project}) {
+  const message = messageArea();
+  const list = h("ul", {class: "stored", "aria-label": "Stored predictions"});
+  const iteration = h("select", {});
+  const refresh = h("button", {type: "button"}, "Refresh");
+  const more = h("button", {type: "button", hidden: true}, "More");
+  root.append(h("div", {class: "row"}, field("Iteration", iteration), refresh), message, list, more);
+  let tags = [];
+  let token = null;
+  let generation = 0; // a newer reload wins over one still under way
+
+  async function load(reset) {
+    const mine = reset ? ++generation : generation;
+    const asked = reset ? {orderBy: "Newest", maxCount: PAGE, iterationId: iteration.value || undefined} : token;
+    const answer = await api.queryPredictions(project.id, asked);
+    if (mine !== generation) return;
+    if (reset) fill(list);
+    token = {...answer.token, maxCount: PAGE};
+    list.append(...answer.results.map(item));
+    if (!list.children.length) list.append(h("li", {class: "empty"}, "No stored prediction yet: call the "
+      + "prediction API of a published iteration (see Publish), or run a Quick Test."));
+    more.hidden = !answer.token?.continuation;
+  }
+
+  function item(stored) {
+    const given = new Map(stored.predictions.map((p) => [p.tagId, p.probability]));
+    const boxes = tags.map((tag) => {
+      const box = h("input", {type: "checkbox", value: tag.id, checked: (given.get(tag.id) ?? 0) >= SUGGESTED});
+      return h("label", {class: "choice"}, box, ` ${tag.name}`,
+               given.has(tag.id) ? h("small", {}, ` ${percent(given.get(tag.id))}`) : "");
+    });
+    const itemMessage = messageArea();
+    const add = h("button", {type: "button", class: "primary"}, "Add to training set");
+    const remove = h("button", {type: "button", class: "quiet"}, "Delete");
+    const top = stored.predictions[0];
+    const element = h("li", {class: "card stored-item", "data-prediction": stored.id},
+      h("img", {src: stored.thumbnailUri, alt: `Predicted ${top?.tagName ?? "nothing"}`, width: 160, height: 160}),
+      h("div", {},
+        h("p", {}, h("strong", {}, top ? `${top.tagName} ${percent(top.probability)}` : "No tag"),
+          h("br"), h("small", {}, when(stored.created))),
+        h("fieldset", {class: "choices"}, h("legend", {}, "Tags for the training set"), boxes),
+        add, " ", remove, itemMessage));
+    add.addEventListener("click", () => run(add, itemMessage, async () => {
+      const tagIds = boxes.map((b) => b.querySelector("input")).filter((b) => b.checked).map((b) => b.value);
+      const summary = await api.imagesFromPredictions(project.id, [{id: stored.id, tagIds}]);
+      const status = summary.images[0]?.status;
+      if (status === "OK" || status === "OKDuplicate") itemMessage.info(
+        status === "OK" ? "Added to the training set." : "Already in the training set.");
+      else itemMessage.show({code: status, message: "The image was not added."});
+    }));
+    remove.addEventListener("click", () => run(remove, itemMessage, async () => {
+      await api.deletePredictions(project.id, [stored.id]);
+      element.remove();
+    }));
+    return element;
+  }
+
+  refresh.addEventListener("click", () => run(refresh, message, () => load(true)));
+  iteration.addEventListener("change", () => run(null, message, () => load(true)));
+  more.addEventListener("click", () => run(more, message, () => load(false)));
+  try {
+    const iterations = await api.iterations(project.id);
+    tags = await api.tags(project.id);
+    fill(iteration, h("option", {value: ""}, "All iterations"),
+         iterations.filter((i) => i.status === "Completed").reverse().map((i) => h("option", {value: i.id}, i.name)));
+    await load(true);
+  } catch (error) {
+    message.show(error);
+  }
+}

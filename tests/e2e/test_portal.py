@@ -1,0 +1,270 @@
+"""The web portal in a real browser (Debian's Chromium, driven by Playwright): a new user signs in, creates a
+project, uploads the quickstart photos with their tags, trains, reads the performance, publishes, runs a Quick
+Test, and finds a prediction made through the API in the Predictions view. Each screen is saved as a screenshot
+(KUBEVISION_PORTAL_SCREENSHOTS names the folder; docs/portal.md shows them)."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import time
+from pathlib import Path
+
+import httpx
+import onnx
+import pytest
+from conftest import SAMPLES
+from PIL import Image
+from playwright.sync_api import Page, expect, sync_playwright
+
+from kubevision.core.local import api_keys
+from kubevision.gateway import portal
+
+# Debian's package (the Makefile installs it); Playwright's own browser download is not used.
+CHROMIUM = Path(os.environ.get("KUBEVISION_CHROMIUM", "/usr/bin/chromium-headless-shell"))
+NAMESPACE = "portal-user"  # a namespace of its own: the new user starts with no project
+TRAINING_TIMEOUT_MS = 600_000
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: make test installs Debian's chromium-headless-shell")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    folder = Path(os.environ.get("KUBEVISION_PORTAL_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save(page: Page, folder: Path, name: str) -> None:
+    """The page as a small PNG (60% size, 64 colours: the docs' copies stay light), once its images are in."""
+    deadline = time.monotonic() + 30  # wait_for_function would need the eval that the portal's CSP forbids
+    while not page.evaluate("[...document.images].every((image) => image.complete)"):
+        assert time.monotonic() < deadline, "images did not load"
+        page.wait_for_timeout(100)
+    image = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
+    image = image.resize((image.width * 3 // 5, image.height * 3 // 5), Image.Resampling.LANCZOS)
+    image.quantize(64).save(folder / f"{name}.png", optimize=True)
+
+
+def png(colour: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def photo(path: Path) -> dict:
+    return {"name": path.name, "mimeType": "image/jpeg", "buffer": path.read_bytes()}
+
+
+def upload(page: Page, files: list[dict], tags: str) -> None:
+    page.get_by_label("Choose files").set_input_files(files)
+    page.get_by_label("Tags for these images").fill(tags)
+    page.get_by_role("button", name=re.compile(r"^Upload \d+ file")).click()
+
+
+def wait_for_key(gateway: str, key: str) -> None:
+    """The gateway reads a new namespace's keys within a second."""
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{gateway}/customvision/v3.3/training/projects", headers={"Training-Key": key},
+                    timeout=10).status_code == 401:
+        assert time.monotonic() < deadline, "the gateway did not take the new key"
+        time.sleep(0.2)
+
+
+def test_a_new_user_goes_from_nothing_to_a_published_model(browser, shots, platform):
+    gateway = next(s for s in platform.status() if s.name == "gateway").endpoints["api"]
+    keys = api_keys.ensure(platform.data_dir, NAMESPACE)
+    page = browser.new_page(viewport={"width": 1100, "height": 760})
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirmations of deletes
+    failed = []
+    page.on("pageerror", lambda error: failed.append(str(error)))
+
+    # Sign in: a wrong key is refused on the sign-in form; the gateway reads the new namespace's key within a second.
+    page.goto(f"{gateway}/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Training key").fill("0" * 32)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Unauthorized")
+    save(page, shots, "1-sign-in")
+    page.get_by_label("Training key").fill(keys["trainingKey"])
+    page.get_by_label("Prediction key (optional)").fill(keys["predictionKey"])
+    wait_for_key(gateway, keys["trainingKey"])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+    assert keys["trainingKey"] not in page.url
+    expect(page.get_by_text("No project yet")).to_be_visible()
+
+    # Create a project.
+    page.locator("summary", has_text="New project").click()
+    page.get_by_label("Name").fill("Trees in the portal")
+    page.get_by_label("Description").fill("Hemlock or Japanese cherry")
+    expect(page.get_by_label("Domain")).to_contain_text("General")
+    page.get_by_role("button", name="Create project").click()
+    expect(page.get_by_role("heading", name="Add images")).to_be_visible()
+    project_id = re.search(r"#/projects/([0-9a-f-]{36})/images", page.url)[1]
+
+    # Training before any image is refused, next to the Train button.
+    page.get_by_role("link", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
+    expect(page.get_by_role("alert").first).to_contain_text("BadRequestTrainingValidationFailed")
+
+    # Upload the quickstart photos with their tags, and one file that is not an image.
+    page.get_by_role("link", name="Images").click()
+    upload(page, [photo(p) for p in sorted((SAMPLES / "Hemlock").glob("*.jpg"))], "Hemlock")
+    expect(page.get_by_text("10 of 10 file(s) uploaded.")).to_be_visible()
+    cherries = [photo(p) for p in sorted((SAMPLES / "Japanese_Cherry").glob("*.jpg"))]
+    upload(page, [*cherries, {"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"not an image"}],
+           "Japanese_Cherry")
+    expect(page.get_by_text("10 of 11 file(s) uploaded.")).to_be_visible()
+    expect(page.get_by_label("Upload results")).to_contain_text("broken.jpg: not a JPEG, PNG, BMP, GIF or WEBP image")
+    expect(page.get_by_role("status").filter(has_text="of 20")).to_have_text("1–20 of 20")
+    save(page, shots, "3-images")
+
+    # An untagged image: filtered, tagged, untagged and deleted through the selection.
+    upload(page, [{"name": "red.png", "mimeType": "image/png", "buffer": png((200, 20, 20))}], "")
+    expect(page.get_by_text("1 of 1 file(s) uploaded.")).to_be_visible()
+    page.get_by_label("Show").select_option("untagged")
+    expect(page.get_by_role("status").filter(has_text="of 1")).to_have_text("1–1 of 1")
+    page.get_by_label(re.compile(r"^Select image .*\(untagged\)")).check()
+    page.get_by_label("Tag", exact=True).select_option(label="Hemlock")
+    page.get_by_role("button", name="Add tag").click()
+    expect(page.get_by_role("status").filter(has_text="images")).to_have_text("0 images")
+    page.get_by_label("Show").select_option("tagged")
+    page.get_by_label("With tag").select_option(label="Hemlock")
+    expect(page.get_by_role("status").filter(has_text="of 11")).to_have_text("1–11 of 11")
+    page.get_by_label(re.compile(r"^Select image ")).first.check()  # newest first: the red square
+    page.get_by_role("button", name="Remove tag").click()
+    expect(page.get_by_role("status").filter(has_text="of 10")).to_have_text("1–10 of 10")
+    page.get_by_label("Show").select_option("untagged")
+    expect(page.get_by_role("status").filter(has_text="of 1")).to_have_text("1–1 of 1")
+    page.get_by_label(re.compile(r"^Select image ")).first.check()
+    page.get_by_role("button", name="Delete images").click()
+    expect(page.get_by_role("status").filter(has_text="images")).to_have_text("0 images")
+    page.get_by_label("Show").select_option("all")
+    expect(page.get_by_role("status").filter(has_text="of 20")).to_have_text("1–20 of 20")
+
+    # Train (Quick); the iteration list follows the training without a reload.
+    page.get_by_role("link", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
+    expect(page.get_by_text("Iteration 1 is training")).to_be_visible()
+    expect(page.locator(".status").first).to_have_text("Completed", timeout=TRAINING_TIMEOUT_MS)
+    save(page, shots, "4-train")
+
+    # Performance: figures per tag, recomputed at the slider's threshold.
+    page.get_by_role("link", name="Performance").click()
+    per_tag = page.get_by_role("region", name="Performance per tag")
+    expect(per_tag.get_by_role("row")).to_have_count(3)
+    expect(per_tag).to_contain_text("Hemlock")
+    expect(per_tag).to_contain_text("Japanese_Cherry")
+    expect(page.locator(".figure").first).to_contain_text("%")
+    with page.expect_request(lambda r: "/performance?threshold=0.8" in r.url):
+        page.get_by_label("Probability threshold").fill("80")
+    expect(page.locator("output")).to_have_text("80%")
+    expect(page.get_by_role("region", name="Precision-recall curve").locator("svg, .note")).to_be_visible()
+    save(page, shots, "5-performance")
+
+    # Publish, with the Prediction URL panel and the ONNX export.
+    page.get_by_role("link", name="Publish").click()
+    page.get_by_label("Published name").fill("trees")
+    page.get_by_role("button", name="Publish", exact=True).click()
+    expect(page.get_by_text("Published as trees")).to_be_visible(timeout=120_000)
+    curl = page.get_by_label("Ready curl line").input_value()
+    assert f"Prediction-Key: {keys['predictionKey']}" in curl
+    assert f"/customvision/v3.1/Prediction/{project_id}/classify/iterations/trees/image" in curl
+    page.get_by_role("button", name="Export ONNX").click()
+    download_link = page.get_by_role("link", name="Download Iteration 1.onnx")
+    expect(download_link).to_be_visible()
+    model = httpx.get(download_link.get_attribute("href"), timeout=60)
+    assert model.status_code == 200 and onnx.load_from_string(model.content).graph.input
+    save(page, shots, "6-publish")
+
+    # Quick Test: the quickstart's test photo is a hemlock.
+    page.get_by_role("link", name="Quick Test").click()
+    page.get_by_label("Image file").set_input_files(SAMPLES / "test" / "test_image.jpg")
+    page.get_by_role("button", name="Test this file").click()
+    first = page.get_by_role("table", name="Predictions").get_by_role("row").nth(1)
+    expect(first).to_contain_text("Hemlock", timeout=60_000)
+    save(page, shots, "7-quick-test")
+
+    # A prediction through the API, as an application makes it, shows in the Predictions view; add it to the set.
+    answer = httpx.post(curl.split()[-1], content=(SAMPLES / "test" / "test_image.jpg").read_bytes(), timeout=60,
+                        headers={"Prediction-Key": keys["predictionKey"], "Content-Type": "application/octet-stream"})
+    assert answer.status_code == 200, answer.text
+    page.get_by_role("link", name="Predictions").click()
+    stored = page.locator(f'[data-prediction="{answer.json()["id"]}"]')
+    deadline = time.monotonic() + 30  # the gateway stores a prediction after its answer has left
+    while not stored.is_visible() and time.monotonic() < deadline:
+        page.get_by_role("button", name="Refresh").click()
+        page.wait_for_timeout(500)
+    expect(stored).to_contain_text("Hemlock")
+    expect(stored.get_by_label("Hemlock")).to_be_checked()
+    stored.get_by_role("button", name="Add to training set").click()
+    expect(stored.get_by_role("alert")).to_have_text("Added to the training set.")
+    save(page, shots, "8-predictions")
+
+    # Back on the projects list: the project, its image count and its published iteration.
+    page.get_by_role("link", name="Projects").first.click()
+    card = page.get_by_role("listitem").filter(has_text="Trees in the portal")
+    expect(card).to_contain_text("21 images")
+    expect(card).to_contain_text("Iteration 1: Completed (published as trees)")
+    save(page, shots, "2-projects")
+
+    # A narrow window: nothing wider than the screen.
+    page.set_viewport_size({"width": 380, "height": 760})
+    for tab in ("images", "publish"):
+        page.goto(f"{gateway}/portal/#/projects/{project_id}/{tab}")
+        expect(page.get_by_role("link", name="Publish")).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 380, tab
+
+    # Delete the project, after the confirmation: refused while an iteration is published, then unpublished.
+    page.set_viewport_size({"width": 1100, "height": 760})
+    page.get_by_role("link", name="Projects").first.click()
+    delete = page.get_by_role("button", name="Delete project Trees in the portal")
+    delete.click()
+    expect(page.get_by_role("listitem").get_by_role("alert")).to_contain_text("BadRequestIterationIsPublished")
+    page.get_by_role("link", name="Trees in the portal").click()
+    page.get_by_role("link", name="Publish").click()
+    page.get_by_role("button", name="Unpublish").click()
+    expect(page.get_by_role("button", name="Publish", exact=True)).to_be_visible()
+    page.get_by_role("link", name="Projects").first.click()
+    delete.click()
+    expect(page.get_by_text("No project yet")).to_be_visible()
+    assert not failed, failed
+
+
+def test_make_run_prints_the_portal_and_the_key_to_sign_in_with(quickstart, platform):
+    portal = f"{quickstart.gateway}/portal/"
+    training_key = api_keys.ensure(platform.data_dir, "default")["trainingKey"]
+    assert f"Open the web portal at {portal} and sign in with the Training-Key {training_key}" in quickstart.output
+    page = httpx.get(portal, timeout=30)
+    assert page.status_code == 200 and "<title>KubeVision</title>" in page.text
+
+
+def test_the_precision_recall_curve_follows_the_per_image_results(browser):
+    """prcurve.js in the browser, on per-image results worked out by hand (the files come from the package)."""
+    page = browser.new_page()
+    page.route("http://portal.test/**", lambda route: route.fulfill(
+        path=portal.ASSETS / route.request.url.removeprefix("http://portal.test/portal/")))
+    page.goto("http://portal.test/portal/index.html")
+    images = [{"tags": [{"tagId": tag}], "predictions": [{"tagId": "h", "probability": h},
+                                                         {"tagId": "c", "probability": c}]}
+              for tag, h, c in (("h", 0.9, 0.1), ("c", 0.6, 0.4), ("h", 0.3, 0.7))]
+    points, chosen, hemlock = page.evaluate("""async (images) => {
+        const curve = await import("./js/prcurve.js");
+        const points = curve.precisionRecall(images);
+        return [points, curve.at(points, 0.5), curve.precisionRecall(images, "h")];
+    }""", images)
+    assert [(p["threshold"], round(p["precision"], 3), round(p["recall"], 3)) for p in points] == [
+        (0.9, 1, 0.333), (0.7, 0.5, 0.333), (0.6, 0.333, 0.333), (0.4, 0.5, 0.667), (0.3, 0.6, 1), (0.1, 0.5, 1)]
+    assert chosen["threshold"] == 0.6
+    assert [(p["precision"], p["recall"]) for p in hemlock] == [(1, 0.5), (0.5, 0.5), (2 / 3, 1)]
