@@ -28,17 +28,26 @@ FINALIZER = "kubevision.io/finalizer"
 DELETE_RETRIES = 3  # then the Iteration goes anyway, with a Warning Event
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """Keeps no last-handled state. Kopf stores it (an annotation) on every object it handles, to tell a creation from
+    an update; the operator has no creation or update handlers, only a deletion handler and watches, so it would be a
+    PATCH to each Iteration at the operator's first start, read by no one."""
+
+    def fetch(self, *, body: kopf.Body) -> None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        pass
+
+
 def operator_settings() -> kopf.OperatorSettings:
-    """Progress and diff-base in annotations: the CRDs' structural schemas would prune kopf's status fields."""
+    """A deletion's progress in annotations: the CRDs' structural schemas would prune kopf's status fields."""
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubevision.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubevision.io")
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.WARNING  # Events come from the core's transitions, not from log lines
     settings.scanning.disabled = True  # the CRDs are installed before the operator starts (docs/operator.md)
-    # A timer caught mid-reconcile by a deletion is looked at again this often: kopf's default (60 s) would hold
-    # every deletion that long behind the finalizer.
-    settings.background.cancellation_polling = 1.0
     return settings
 
 

@@ -4,6 +4,7 @@ Job and Deployment controllers, which the emulator does not run, by writing thos
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 from pathlib import Path
 from typing import Any
@@ -312,6 +313,35 @@ async def test_a_settled_operator_resyncs_without_a_single_request(kmock, platfo
         assert reconciles("CustomVisionProject") >= projects + 3, "the project was not resynced"
         assert dict(kmock.request_counts) == before
     OBSERVED_PERMISSIONS.update(kmock.permissions)
+
+
+async def test_a_restarted_operator_reads_settled_resources_and_writes_nothing(kmock, platform):
+    """At start the operator lists and watches, and reconciles everything once from what the watches bring: a
+    project (which needs no finalizer) and a finished Iteration (which has its finalizer already) cost no write,
+    and kopf's last-handled state is kept nowhere."""
+    s3, tracking = platform.s3_settings(), platform.mlflow_settings().tracking_uri
+    async with running_operator(str(kmock.url), NS, s3, tracking, WATCHES_ONLY):
+        await create_project(kmock, platform, "wasps")
+        await eventually(phase(kmock, "project", "wasps", "Ready"))
+        iteration = await create_iteration(kmock, "wasps-1", "wasps")
+        await finish_job(kmock, platform, await eventually(
+            lambda: current(kmock, "job", f"wasps-1-{iteration['metadata']['uid'][:8]}")), succeeded())
+        await eventually(phase(kmock, "iteration", "wasps-1", "Trained"))
+        await settled_counts(kmock, 1.0)
+    assert not current(kmock, "project", "wasps")["metadata"].get("finalizers")
+    trained = current(kmock, "iteration", "wasps-1")["metadata"]
+    assert trained["finalizers"] == ["kubevision.io/finalizer"]  # its model leaves S3 when it goes
+    assert not any("last-handled" in key for key in trained.get("annotations") or {})
+
+    before = collections.Counter(kmock.request_counts)
+    iterations, projects = reconciles("Iteration"), reconciles("CustomVisionProject")
+    async with running_operator(str(kmock.url), NS, s3, tracking, WATCHES_ONLY):
+        await eventually(lambda: reconciles("Iteration") > iterations and reconciles("CustomVisionProject") > projects,
+                         what="both reconciled after the restart")
+        await settled_counts(kmock, 1.0)
+    OBSERVED_PERMISSIONS.update(kmock.permissions)
+    sent = collections.Counter(kmock.request_counts) - before
+    assert sent and {verb for verb, _, _ in sent} == {"list", "watch"}, sent
 
 
 @pytest.mark.parametrize(
