@@ -4,7 +4,9 @@ idempotently (deterministic names, owner references, create-or-adopt, merge patc
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +16,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubevision.core import api as kv
 from kubevision.core import results
-from kubevision.core.labels import triton_name
+from kubevision.core.labels import ITERATION_LABEL, PROJECT_LABEL, triton_name
 from kubevision.core.settings import OperatorSettings, S3Settings
 from kubevision.core.storage import ModelRepositoryLayout, ObjectStore
 from kubevision.operator import objects, reconcile
@@ -99,6 +101,28 @@ class Cluster:
             if error.status == 404:
                 return None
             raise
+
+    async def list_watched(self, namespaces: list[str]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(kind, object) for every object the operator watches, in `namespaces` (none: all), listed once. Read
+        as JSON, as the watches' events are: the typed models would be slower, and keep other field names."""
+        trainer, triton = ITERATION_LABEL, f"app.kubernetes.io/component=triton,{PROJECT_LABEL}"
+        for namespace in namespaces or [None]:
+            lists = [(kind, self.custom.list_namespaced_custom_object(kv.GROUP, kv.VERSION, namespace, plural)
+                      if namespace else self.custom.list_cluster_custom_object(kv.GROUP, kv.VERSION, plural))
+                     for kind, plural in (("project", PROJECTS), ("iteration", ITERATIONS))]
+            for kind, selector, in_namespace, in_all in (
+                    ("job", trainer, self.batch.list_namespaced_job, self.batch.list_job_for_all_namespaces),
+                    ("pod", trainer, self.core.list_namespaced_pod, self.core.list_pod_for_all_namespaces),
+                    ("deployment", triton, self.apps.list_namespaced_deployment,
+                     self.apps.list_deployment_for_all_namespaces),
+                    ("service", triton, self.core.list_namespaced_service, self.core.list_service_for_all_namespaces)):
+                lists.append((kind, in_namespace(namespace, label_selector=selector, _preload_content=False)
+                              if namespace else in_all(label_selector=selector, _preload_content=False)))
+            for kind, request in lists:
+                response = await request
+                listed = response if isinstance(response, dict) else json.loads(await response.read())
+                for item in listed["items"]:
+                    yield kind, item
 
     # ------------------------------------------------------------------------------------------------------------
     # observations

@@ -28,14 +28,13 @@ from kubevision.operator import metrics, objects, reconcile
 from kubevision.operator.cluster import DELETE_RETRIES, ITERATIONS, PROJECTS, Cluster, serving_observation
 from kubevision.operator.observe import ensure_experiment, observe_dataset
 from kubevision.operator.reconcile import IterationObservation
+from kubevision.operator.views import Views
 from kubevision.operator.workqueue import Key, WorkQueue
 
 log = logging.getLogger(__name__)
 
 TRITON = {"app.kubernetes.io/component": "triton", PROJECT_LABEL: kopf.PRESENT}
 TRAINER = {ITERATION_LABEL: kopf.PRESENT}
-INDEXES = ("projects", "iterations", "iterations_by_project", "training_jobs", "training_pods", "triton_deployments",
-           "triton_services")
 WORKERS = 16  # reconciles at once: enough to keep S3, MLflow and the API server busy when hundreds arrive together
 
 
@@ -55,26 +54,13 @@ def _post_events(body: kopf.Body, outcome: reconcile.Outcome) -> None:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
 
 
-def _one(index: kopf.Index, key: Any) -> dict[str, Any] | None:
-    return next(iter(index.get(key, [])), None)
-
-
-def _watched(body: kopf.Body, status: bool = True) -> dict[str, Any]:
-    """What an index keeps of an owned object: enough to observe it and to patch it under its resourceVersion."""
-    meta = body.get("metadata", {})
-    fields = ("name", "namespace", "resourceVersion", "generation", "creationTimestamp")
-    kept = {"kind": body.get("kind"), "spec": dict(body.get("spec") or {}),
-            "metadata": {field: meta.get(field) for field in fields}}
-    return {**kept, "status": dict(body.get("status") or {})} if status else kept
-
-
 def register(registry: kopf.OperatorRegistry, cluster: Cluster, retry_delay: float = 10,
              fault_retry: float = reconcile.RETRY_FAULT) -> None:
     """Every handler of the operator, on `registry` (one per operator instance: tests run several). In seconds:
     `retry_delay` between a deletion's tries and after an unforeseen error; `fault_retry` before a project whose
     S3 or MLflow failed, or whose dataset cannot train yet, is looked at again (no watch says when they change)."""
 
-    views: dict[str, kopf.Index] = {}  # the indexes by name, for the work queue's reconciles
+    views = Views()
     workers: list[asyncio.Task] = []
     training: set[tuple[str, str]] = set()  # Iterations whose Job runs, for the gauge
     project_resource = dict(group=kv.GROUP, version=kv.VERSION, plural=PROJECTS, registry=registry)
@@ -85,79 +71,65 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, retry_delay: flo
     services = dict(group="", version="v1", plural="services", labels=TRITON, registry=registry)
 
     # ------------------------------------------------------------------------------------------------------------
-    # Indexes: the watches' view of the cluster
-
-    @kopf.index(**iteration_resource, id="iterations_by_project")  # the name handlers take it by
-    def iterations_by_project(namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status,
-                              **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
-        """Each project's Iterations, kept up to date from the watch: no list request on every reconcile."""
-        metadata = {"name": name, "creationTimestamp": meta.get("creationTimestamp"),
-                    "deletionTimestamp": meta.get("deletionTimestamp")}
-        return {(namespace, spec["projectRef"]["name"]): {"metadata": metadata, "spec": dict(spec),
-                                                          "status": dict(status)}}
-
-    @kopf.index(**iteration_resource, id="iterations")
-    def iterations(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
-        return {(namespace, name): dict(body)}
-
-    @kopf.index(**project_resource, id="projects")
-    def projects(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
-        return {(namespace, name): dict(body)}
-
-    @kopf.index(**jobs, id="training_jobs")
-    def training_jobs(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict]:
-        return {(namespace, name): _watched(body)}
-
-    @kopf.index(**pods, id="training_pods")
-    def training_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict]:
-        return {(namespace, labels.get("job-name", "")): _watched(body)}
-
-    @kopf.index(**deployments, id="triton_deployments")
-    def triton_deployments(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict]:
-        return {(namespace, name): _watched(body)}
-
-    @kopf.index(**services, id="triton_services")
-    def triton_services(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict]:
-        return {(namespace, name): _watched(body, status=False)}
-
-    # ------------------------------------------------------------------------------------------------------------
-    # Wake-ups: a change queues the resources it concerns (indexes are updated before these run). Each handler
-    # keeps the live indexes for the queue's workers, which kopf does not call.
+    # Watches: each event updates the views, then queues the resources it concerns
 
     def wake_project(namespace: str, project: str, publishing_only: bool = False) -> None:
         queue.add(("project", namespace, project))
-        for item in views["iterations_by_project"].get((namespace, project), []):
+        for item in views.iterations_of(namespace, project):
             if not publishing_only or item["spec"].get("publishName"):
                 queue.add(("iteration", namespace, item["metadata"]["name"]))
 
+    def start_queue() -> None:
+        """From within a kopf handler: the workers take its context, in which kopf posts Events."""
+        if not workers:
+            workers.append(asyncio.create_task(queue.run()))
+
+    @kopf.on.startup(registry=registry)
+    async def list_watched(**_: Any) -> None:
+        """Know the whole cluster before the first reconcile, which must never take a Job it has not seen yet for a
+        missing one (a project not seen yet for a deleted one)."""
+        async for kind, body in cluster.list_watched(cluster.settings.namespaces):
+            views.keep(kind, body)
+        for kind, known in (("project", views.projects), ("iteration", views.iterations)):
+            for namespace, name in known:
+                queue.add((kind, namespace, name))
+
     @kopf.on.event(**project_resource)
-    def project_changed(namespace: str, name: str, **kwargs: Any) -> None:
-        views.update((index, kwargs[index]) for index in INDEXES)
+    async def project_changed(type: str, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+        views.keep("project", body, deleted=type == "DELETED")
+        start_queue()
         wake_project(namespace, name)  # its Iterations wait for it, or serve through it
 
     @kopf.on.event(**iteration_resource)
-    def iteration_changed(namespace: str, name: str, spec: kopf.Spec, **kwargs: Any) -> None:
-        views.update((index, kwargs[index]) for index in INDEXES)
+    async def iteration_changed(type: str, body: kopf.Body, namespace: str, name: str, spec: kopf.Spec,
+                                **_: Any) -> None:
+        views.keep("iteration", body, deleted=type == "DELETED")
+        start_queue()
         queue.add(("iteration", namespace, name))
         if spec.get("publishName"):  # a claim of a publish name came, went or changed: the other claimants look
-            for item in views["iterations_by_project"].get((namespace, spec["projectRef"]["name"]), []):
+            for item in views.iterations_of(namespace, spec["projectRef"]["name"]):
                 if item["spec"].get("publishName"):
                     queue.add(("iteration", namespace, item["metadata"]["name"]))
 
     @kopf.on.event(**jobs)
+    async def job_changed(type: str, body: kopf.Body, namespace: str, labels: kopf.Labels, **_: Any) -> None:
+        views.keep("job", body, deleted=type == "DELETED")
+        queue.add(("iteration", namespace, labels[ITERATION_LABEL]))
+
     @kopf.on.event(**pods)
-    def training_changed(namespace: str, labels: kopf.Labels, **_: Any) -> None:
+    async def pod_changed(type: str, body: kopf.Body, namespace: str, labels: kopf.Labels, **_: Any) -> None:
+        views.keep("pod", body, deleted=type == "DELETED")
         queue.add(("iteration", namespace, labels[ITERATION_LABEL]))
 
     @kopf.on.event(**deployments)
-    @kopf.on.event(**services)
-    def triton_changed(namespace: str, labels: kopf.Labels, **kwargs: Any) -> None:
-        views.update((index, kwargs[index]) for index in INDEXES)
+    async def deployment_changed(type: str, body: kopf.Body, namespace: str, labels: kopf.Labels, **_: Any) -> None:
+        views.keep("deployment", body, deleted=type == "DELETED")
         wake_project(namespace, labels[PROJECT_LABEL], publishing_only=True)
 
-    @kopf.on.startup(registry=registry)
-    async def start_queue(**_: Any) -> None:
-        workers.append(asyncio.create_task(queue.run()))
+    @kopf.on.event(**services)
+    async def service_changed(type: str, body: kopf.Body, namespace: str, labels: kopf.Labels, **_: Any) -> None:
+        views.keep("service", body, deleted=type == "DELETED")
+        wake_project(namespace, labels[PROJECT_LABEL], publishing_only=True)
 
     @kopf.on.cleanup(registry=registry)
     async def stop_queue(**_: Any) -> None:
@@ -168,7 +140,7 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, retry_delay: flo
     # Projects
 
     async def reconcile_project(namespace: str, name: str) -> float | None:
-        body = _one(views["projects"], (namespace, name))
+        body = views.projects.get((namespace, name))
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None  # gone, or going: its Triton goes with it (owner references)
         with metrics.reconcile_timer("CustomVisionProject"):
@@ -179,9 +151,8 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, retry_delay: flo
             await cluster.patch_status(PROJECTS, body, _status_patch(status))
             _post_events(body, outcome)
             triton = (namespace, triton_name(name))
-            await cluster.repair_serving(body, list(views["iterations_by_project"].get((namespace, name), [])),
-                                         _one(views["triton_deployments"], triton),
-                                         _one(views["triton_services"], triton))
+            await cluster.repair_serving(body, views.iterations_of(namespace, name),
+                                         views.deployments.get(triton), views.services.get(triton))
             return fault_retry if outcome.requeue_after is not None else math.inf
 
     # ------------------------------------------------------------------------------------------------------------
@@ -190,18 +161,18 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, retry_delay: flo
     created: set[tuple[str, str]] = set()  # Jobs created whose watch event has not come yet
 
     async def reconcile_iteration(namespace: str, name: str) -> float | None:
-        body = _one(views["iterations"], (namespace, name))
+        body = views.iterations.get((namespace, name))
         if body is None or body["metadata"].get("deletionTimestamp"):
             training.discard((namespace, name))
             return None  # gone, or going: the deletion handler takes it from here
         with metrics.reconcile_timer("Iteration"):
             iteration = Iteration.model_validate(body)
             project_name = iteration.spec.project_ref.name
-            project_body = _one(views["projects"], (namespace, project_name))
+            project_body = views.projects.get((namespace, project_name))
             project = CustomVisionProject.model_validate(project_body) if project_body else None
-            siblings = list(views["iterations_by_project"].get((namespace, project_name), []))
+            siblings = views.iterations_of(namespace, project_name)
             job_name = iteration.status.training_job or iteration_id(iteration)
-            job_body = _one(views["training_jobs"], (namespace, job_name))
+            job_body = views.jobs.get((namespace, job_name))
             if job_body is None and (namespace, job_name) in created:
                 return math.inf  # not a missing Job, a late watch event: the event itself queues this Iteration
             created.discard((namespace, job_name))
@@ -210,9 +181,9 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, retry_delay: flo
             observed = IterationObservation(
                 project=project,
                 job=None if finished else await cluster.observe_job(  # a finished Job is not looked at again
-                    namespace, job_name, job_body, list(views["training_pods"].get((namespace, job_name), []))),
+                    namespace, job_name, job_body, views.pods_of(namespace, job_name)),
                 publish_owner=reconcile.publish_owners(siblings).get(iteration.spec.publish_name or ""),
-                serving=serving_observation(_one(views["triton_deployments"], (namespace, triton_name(project_name))),
+                serving=serving_observation(views.deployments.get((namespace, triton_name(project_name))),
                                             project_name, namespace),
             )
             plan = reconcile.reconcile_iteration(iteration, observed, _now())
