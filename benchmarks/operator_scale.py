@@ -252,8 +252,8 @@ def main() -> None:
             for run in range(args.runs):
                 load_before = os.getloadavg()[0]
                 runs.append(asyncio.run(measure(platform, args, Path(folder))))
-                print(f"  run {run + 1}: load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
-                      file=sys.stderr)
+                print(f"  run {run + 1}: load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; "
+                      + "; ".join(f"{name} {value:.1f}" for name, value in runs[-1].items()), file=sys.stderr)
         finally:
             platform.down()
     print(f"{args.projects} projects, {args.finished} finished and {args.training} training Iterations; "
