@@ -11,7 +11,6 @@ start, per resource.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -30,8 +29,6 @@ from kubevision.operator.observe import ensure_experiment, observe_dataset
 from kubevision.operator.reconcile import IterationObservation
 from kubevision.operator.views import Views
 from kubevision.operator.workqueue import Key, WorkQueue
-
-log = logging.getLogger(__name__)
 
 TRITON = {"app.kubernetes.io/component": "triton", PROJECT_LABEL: kopf.PRESENT}
 TRAINER = {ITERATION_LABEL: kopf.PRESENT}
