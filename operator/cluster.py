@@ -107,21 +107,20 @@ class Cluster:
         as JSON, as the watches' events are: the typed models would be slower, and keep other field names."""
         trainer, triton = ITERATION_LABEL, f"app.kubernetes.io/component=triton,{PROJECT_LABEL}"
         for namespace in namespaces or [None]:
-            lists = [(kind, self.custom.list_namespaced_custom_object(kv.GROUP, kv.VERSION, namespace, plural)
-                      if namespace else self.custom.list_cluster_custom_object(kv.GROUP, kv.VERSION, plural))
-                     for kind, plural in (("project", PROJECTS), ("iteration", ITERATIONS))]
+            for kind, plural in (("project", PROJECTS), ("iteration", ITERATIONS)):
+                listed = await (self.custom.list_namespaced_custom_object(kv.GROUP, kv.VERSION, namespace, plural)
+                                if namespace else self.custom.list_cluster_custom_object(kv.GROUP, kv.VERSION, plural))
+                for item in listed["items"]:
+                    yield kind, item
             for kind, selector, in_namespace, in_all in (
                     ("job", trainer, self.batch.list_namespaced_job, self.batch.list_job_for_all_namespaces),
                     ("pod", trainer, self.core.list_namespaced_pod, self.core.list_pod_for_all_namespaces),
                     ("deployment", triton, self.apps.list_namespaced_deployment,
                      self.apps.list_deployment_for_all_namespaces),
                     ("service", triton, self.core.list_namespaced_service, self.core.list_service_for_all_namespaces)):
-                lists.append((kind, in_namespace(namespace, label_selector=selector, _preload_content=False)
-                              if namespace else in_all(label_selector=selector, _preload_content=False)))
-            for kind, request in lists:
-                response = await request
-                listed = response if isinstance(response, dict) else json.loads(await response.read())
-                for item in listed["items"]:
+                response = await (in_namespace(namespace, label_selector=selector, _preload_content=False)
+                                  if namespace else in_all(label_selector=selector, _preload_content=False))
+                for item in json.loads(await response.read())["items"]:
                     yield kind, item
 
     # ------------------------------------------------------------------------------------------------------------
