@@ -1,7 +1,7 @@
 """The operator at scale, against the Kubernetes API emulator: a loaded cluster at rest, then new work.
 
     .venv/bin/python benchmarks/operator_scale.py [--projects 1000] [--finished 9000] [--training 1000]
-        [--steady 120] [--latency 50] [--churn 500] [--runs 3]
+        [--steady 120] [--latency 50] [--churn 500] [--runs 3] [--profile operator.prof]
 
 The operator runs as its own process (`kubevision operator`, as in its pod), pointed at the emulator through a
 kubeconfig, with the real local S3 and MLflow. The cluster is loaded before the operator starts: projects (Ready),
@@ -12,7 +12,7 @@ itself would write. Then, once the operator has caught up:
   resource, and the CPU of the operator and of the emulator (the benchmark's own process), each in % of one core;
 - latency: Iteration created -> its Job created, one at a time, p50 and p95;
 - churn: `--churn` Iterations created at once -> all Training;
-- the operator's peak memory (VmHWM).
+- the operator's memory: resident at rest (VmRSS), and its peak over the run (VmHWM).
 
 Each figure is the median of `--runs` runs, each on a fresh emulator, operator and load; the load average is printed.
 """
@@ -67,9 +67,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def peak_memory_mb(pid: int) -> float:
+def memory_mb(pid: int, field: str) -> float:
+    """VmRSS (resident now) or VmHWM (the peak of resident)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -87,15 +88,17 @@ async def wait(check, timeout: float, every: float = 0.005) -> None:
         await asyncio.sleep(every)
 
 
-async def settled(emulator: KubeEmulator, quiet: float, timeout: float) -> None:
-    """Until the operator, once it has started sending requests, has sent none for `quiet` seconds."""
-    deadline, last, since = time.monotonic() + timeout, 0, time.monotonic()
+async def settled(emulator: KubeEmulator, pid: int, quiet: float, timeout: float) -> None:
+    """Until the operator, once it has started sending requests, has sent none and used under a tenth of a core for
+    `quiet` seconds (reconciles that find nothing to write cost CPU, not requests)."""
+    deadline, last, since, cpu = time.monotonic() + timeout, 0, time.monotonic(), cpu_seconds(pid)
     while not last or time.monotonic() - since < quiet:
         if time.monotonic() > deadline:
             raise TimeoutError("the operator never settled")
-        if (total := sum(emulator.request_counts.values())) != last:
+        await asyncio.sleep(1)
+        busy, cpu = cpu_seconds(pid) - cpu > 0.1, cpu_seconds(pid)
+        if (total := sum(emulator.request_counts.values())) != last or busy:
             last, since = total, time.monotonic()
-        await asyncio.sleep(0.2)
 
 
 def iteration(name: str, project: str) -> dict:
@@ -167,14 +170,19 @@ async def measure(platform: LocalPlatform, args: argparse.Namespace, folder: Pat
                "KUBEVISION_OPERATOR_METRICS_PORT": str(free_port()), "KUBEVISION_S3_ENDPOINT": s3.endpoint,
                "KUBEVISION_S3_ACCESS_KEY": s3.access_key, "KUBEVISION_S3_SECRET_KEY": s3.secret_key.get_secret_value(),
                "KUBEVISION_OPERATOR_MLFLOW_TRACKING_URI": platform.mlflow_settings().tracking_uri}
-        operator = subprocess.Popen([str(Path(sys.executable).parent / "kubevision"), "operator"], env=env,
+        command = [str(Path(sys.executable).parent / "kubevision"), "operator"]
+        if args.profile:  # cProfile writes its statistics when the operator stops (on SIGTERM, as in its pod)
+            command = [sys.executable, "-m", "cProfile", "-o", str(args.profile), *command]
+        operator = subprocess.Popen(command, env=env,
                                     stdout=open(folder / "operator.log", "w"), stderr=subprocess.STDOUT)
         try:
             started = time.monotonic()
             # Quiet for long enough that a pause of the first adoption writes (finalizers, kopf's annotations,
             # each project's experiment) is not taken for the end of them.
-            await settled(emulator, quiet=QUIET, timeout=1800)
+            await settled(emulator, operator.pid, quiet=QUIET, timeout=1800)
             figures["catch-up after start (s)"] = time.monotonic() - started - QUIET
+            figures["catch-up: requests"] = sum(emulator.request_counts.values())
+            figures["operator memory at rest, VmRSS (MB)"] = memory_mb(operator.pid, "VmRSS")
             counts, operator_cpu = dict(emulator.request_counts), cpu_seconds(operator.pid)
             own_cpu = time.process_time()
             await asyncio.sleep(args.steady)
@@ -207,7 +215,7 @@ async def measure(platform: LocalPlatform, args: argparse.Namespace, folder: Pat
             figures[f"churn: {args.churn} created -> all Training (s)"] = time.monotonic() - started
             figures["churn: operator CPU (s)"] = cpu_seconds(operator.pid) - operator_cpu
             figures["churn: emulator CPU (s)"] = time.process_time() - own_cpu
-            figures["operator peak memory (MB)"] = peak_memory_mb(operator.pid)
+            figures["operator peak memory, VmHWM (MB)"] = memory_mb(operator.pid, "VmHWM")
         except BaseException:
             print((folder / "operator.log").read_text()[-3000:], file=sys.stderr)  # why the operator fell behind
             raise
@@ -226,11 +234,12 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=50)
     parser.add_argument("--churn", type=int, default=500)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", type=Path, help="write the operator's cProfile statistics there (one run)")
     args = parser.parse_args()
     runs = []
     with tempfile.TemporaryDirectory() as folder:
         settings = LocalSettings(data_dir=Path(folder) / "platform", s3_port=0, mlflow_port=0, triton_http_port=0,
-                                 triton_grpc_port=0, triton_metrics_port=0)
+                                 triton_grpc_port=0, triton_metrics_port=0, gateway_port=0)
         platform = LocalPlatform(settings)
         platform.up()
         try:
@@ -243,8 +252,8 @@ def main() -> None:
             for run in range(args.runs):
                 load_before = os.getloadavg()[0]
                 runs.append(asyncio.run(measure(platform, args, Path(folder))))
-                print(f"  run {run + 1}: load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
-                      file=sys.stderr)
+                print(f"  run {run + 1}: load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; "
+                      + "; ".join(f"{name} {value:.1f}" for name, value in runs[-1].items()), file=sys.stderr)
         finally:
             platform.down()
     print(f"{args.projects} projects, {args.finished} finished and {args.training} training Iterations; "

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import httpx
 
 
@@ -14,26 +16,32 @@ def experiment_name(namespace: str, project: str) -> str:
     return f"kubevision/{namespace}/{project}"
 
 
+@functools.cache
+def _client() -> httpx.Client:
+    """One client for the process, safe to share between threads: a new one loads the system's CA certificates
+    (tens of milliseconds of CPU), which a controller reconciling thousands of projects would pay each time."""
+    return httpx.Client()
+
+
 def ensure_experiment(tracking_uri: str, name: str, timeout: float = 10) -> str:
     """The id of the experiment called `name`, created if missing; if a concurrent caller creates it first, its id."""
     api = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/experiments"
     try:
-        with httpx.Client(timeout=timeout) as client:
-            found = _existing(client, api, name)
-            if found is not None:
-                return found
-            created = client.post(f"{api}/create", json={"name": name})
-            if created.status_code == 200:
-                return created.json()["experiment_id"]
-            if _error_code(created) == "RESOURCE_ALREADY_EXISTS" and (found := _existing(client, api, name)):
-                return found
-            raise TrackingError(f"MLflow at {tracking_uri}: {_describe(created)}")
+        found = _existing(api, name, timeout)
+        if found is not None:
+            return found
+        created = _client().post(f"{api}/create", json={"name": name}, timeout=timeout)
+        if created.status_code == 200:
+            return created.json()["experiment_id"]
+        if _error_code(created) == "RESOURCE_ALREADY_EXISTS" and (found := _existing(api, name, timeout)):
+            return found
+        raise TrackingError(f"MLflow at {tracking_uri}: {_describe(created)}")
     except (httpx.HTTPError, ValueError, KeyError) as error:
         raise TrackingError(f"MLflow at {tracking_uri}: {error}") from error
 
 
-def _existing(client: httpx.Client, api: str, name: str) -> str | None:
-    response = client.get(f"{api}/get-by-name", params={"experiment_name": name})
+def _existing(api: str, name: str, timeout: float) -> str | None:
+    response = _client().get(f"{api}/get-by-name", params={"experiment_name": name}, timeout=timeout)
     if response.status_code == 200:
         return response.json()["experiment"]["experiment_id"]
     if _error_code(response) == "RESOURCE_DOES_NOT_EXIST":

@@ -4,7 +4,9 @@ idempotently (deterministic names, owner references, create-or-adopt, merge patc
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +16,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubevision.core import api as kv
 from kubevision.core import results
-from kubevision.core.labels import triton_name
+from kubevision.core.labels import ITERATION_LABEL, PROJECT_LABEL, triton_name
 from kubevision.core.settings import OperatorSettings, S3Settings
 from kubevision.core.storage import ModelRepositoryLayout, ObjectStore
 from kubevision.operator import objects, reconcile
@@ -28,17 +30,26 @@ FINALIZER = "kubevision.io/finalizer"
 DELETE_RETRIES = 3  # then the Iteration goes anyway, with a Warning Event
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """Keeps no last-handled state. Kopf stores it (an annotation) on every object it handles, to tell a creation from
+    an update; the operator has no creation or update handlers, only a deletion handler and watches, so it would be a
+    PATCH to each Iteration at the operator's first start, read by no one."""
+
+    def fetch(self, *, body: kopf.Body) -> None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        pass
+
+
 def operator_settings() -> kopf.OperatorSettings:
-    """Progress and diff-base in annotations: the CRDs' structural schemas would prune kopf's status fields."""
+    """A deletion's progress in annotations: the CRDs' structural schemas would prune kopf's status fields."""
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubevision.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubevision.io")
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.WARNING  # Events come from the core's transitions, not from log lines
     settings.scanning.disabled = True  # the CRDs are installed before the operator starts (docs/operator.md)
-    # A timer caught mid-reconcile by a deletion is looked at again this often: kopf's default (60 s) would hold
-    # every deletion that long behind the finalizer.
-    settings.background.cancellation_polling = 1.0
     return settings
 
 
@@ -90,6 +101,27 @@ class Cluster:
             if error.status == 404:
                 return None
             raise
+
+    async def list_watched(self, namespaces: list[str]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(kind, object) for every object the operator watches, in `namespaces` (none: all), listed once. Read
+        as JSON, as the watches' events are: the typed models would be slower, and keep other field names."""
+        trainer, triton = ITERATION_LABEL, f"app.kubernetes.io/component=triton,{PROJECT_LABEL}"
+        for namespace in namespaces or [None]:
+            for kind, plural in (("project", PROJECTS), ("iteration", ITERATIONS)):
+                listed = await (self.custom.list_namespaced_custom_object(kv.GROUP, kv.VERSION, namespace, plural)
+                                if namespace else self.custom.list_cluster_custom_object(kv.GROUP, kv.VERSION, plural))
+                for item in listed["items"]:
+                    yield kind, item
+            for kind, selector, in_namespace, in_all in (
+                    ("job", trainer, self.batch.list_namespaced_job, self.batch.list_job_for_all_namespaces),
+                    ("pod", trainer, self.core.list_namespaced_pod, self.core.list_pod_for_all_namespaces),
+                    ("deployment", triton, self.apps.list_namespaced_deployment,
+                     self.apps.list_deployment_for_all_namespaces),
+                    ("service", triton, self.core.list_namespaced_service, self.core.list_service_for_all_namespaces)):
+                response = await (in_namespace(namespace, label_selector=selector, _preload_content=False)
+                                  if namespace else in_all(label_selector=selector, _preload_content=False))
+                for item in json.loads(await response.read())["items"]:
+                    yield kind, item
 
     # ------------------------------------------------------------------------------------------------------------
     # observations

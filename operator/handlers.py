@@ -1,15 +1,16 @@
-"""The kopf handlers: one reconcile loop (a kopf daemon) per project and per Iteration, woken by the watches.
+"""The kopf handlers: watches that keep indexes and queue reconciles, and a work queue that runs them.
 
 Everything a reconcile reads from the cluster comes from kopf indexes that the watches keep current (projects,
 Iterations, training Jobs and their pods, Triton Deployments and Services), so a reconcile that finds nothing to do
-sends no request. A watch event of an owned object wakes its owner's loop; with no event, a loop reconciles again
-after `OperatorSettings.resync_seconds` (jittered): the safety net, as controller-runtime's resync.
+sends no request. A watch event queues the resource it concerns, or its owner (a Job's Iteration, a Deployment's
+project); with no event, a resource is reconciled again after `OperatorSettings.resync_seconds` (jittered): the
+safety net, as controller-runtime's resync. No kopf daemon or timer: those cost a task, and a finalizer written at
+start, per resource.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -26,12 +27,12 @@ from kubevision.operator import metrics, objects, reconcile
 from kubevision.operator.cluster import DELETE_RETRIES, ITERATIONS, PROJECTS, Cluster, serving_observation
 from kubevision.operator.observe import ensure_experiment, observe_dataset
 from kubevision.operator.reconcile import IterationObservation
-from kubevision.operator.wakeups import Key, Wakeups, jittered, sleep
-
-log = logging.getLogger(__name__)
+from kubevision.operator.views import Views
+from kubevision.operator.workqueue import Key, WorkQueue
 
 TRITON = {"app.kubernetes.io/component": "triton", PROJECT_LABEL: kopf.PRESENT}
 TRAINER = {ITERATION_LABEL: kopf.PRESENT}
+WORKERS = 16  # reconciles at once: enough to keep S3, MLflow and the API server busy when hundreds arrive together
 
 
 def _status_patch(status) -> dict[str, Any]:
@@ -50,27 +51,14 @@ def _post_events(body: kopf.Body, outcome: reconcile.Outcome) -> None:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
 
 
-def _one(index: kopf.Index, key: Any) -> dict[str, Any] | None:
-    return next(iter(index.get(key, [])), None)
-
-
-def _watched(body: kopf.Body, status: bool = True) -> dict[str, Any]:
-    """What an index keeps of an owned object: enough to observe it and to patch it under its resourceVersion."""
-    meta = body.get("metadata", {})
-    fields = ("name", "namespace", "resourceVersion", "generation", "creationTimestamp")
-    kept = {"kind": body.get("kind"), "spec": dict(body.get("spec") or {}),
-            "metadata": {field: meta.get(field) for field in fields}}
-    return {**kept, "status": dict(body.get("status") or {})} if status else kept
-
-
 def register(registry: kopf.OperatorRegistry, cluster: Cluster, retry_delay: float = 10,
              fault_retry: float = reconcile.RETRY_FAULT) -> None:
     """Every handler of the operator, on `registry` (one per operator instance: tests run several). In seconds:
     `retry_delay` between a deletion's tries and after an unforeseen error; `fault_retry` before a project whose
     S3 or MLflow failed, or whose dataset cannot train yet, is looked at again (no watch says when they change)."""
 
-    wakeups = Wakeups()
-    resync = cluster.settings.resync_seconds
+    views = Views()
+    workers: list[asyncio.Task] = []
     training: set[tuple[str, str]] = set()  # Iterations whose Job runs, for the gauge
     project_resource = dict(group=kv.GROUP, version=kv.VERSION, plural=PROJECTS, registry=registry)
     iteration_resource = dict(group=kv.GROUP, version=kv.VERSION, plural=ITERATIONS, registry=registry)
@@ -80,155 +68,145 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, retry_delay: flo
     services = dict(group="", version="v1", plural="services", labels=TRITON, registry=registry)
 
     # ------------------------------------------------------------------------------------------------------------
-    # Indexes: the watches' view of the cluster
+    # Watches: each event updates the views, then queues the resources it concerns
 
-    @kopf.index(**iteration_resource, id="iterations_by_project")  # the name handlers take it by
-    def iterations_by_project(namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status,
-                              **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
-        """Each project's Iterations, kept up to date from the watch: no list request on every reconcile."""
-        metadata = {"name": name, "creationTimestamp": meta.get("creationTimestamp"),
-                    "deletionTimestamp": meta.get("deletionTimestamp")}
-        return {(namespace, spec["projectRef"]["name"]): {"metadata": metadata, "spec": dict(spec),
-                                                          "status": dict(status)}}
-
-    @kopf.index(**project_resource, id="projects")
-    def projects(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
-        return {(namespace, name): dict(body)}
-
-    @kopf.index(**jobs, id="training_jobs")
-    def training_jobs(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict]:
-        return {(namespace, name): _watched(body)}
-
-    @kopf.index(**pods, id="training_pods")
-    def training_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict]:
-        return {(namespace, labels.get("job-name", "")): _watched(body)}
-
-    @kopf.index(**deployments, id="triton_deployments")
-    def triton_deployments(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict]:
-        return {(namespace, name): _watched(body)}
-
-    @kopf.index(**services, id="triton_services")
-    def triton_services(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict]:
-        return {(namespace, name): _watched(body, status=False)}
-
-    # ------------------------------------------------------------------------------------------------------------
-    # Wake-ups: a change wakes the loops of the resources it concerns (indexes are updated before these run)
-
-    def wake_project(namespace: str, project: str, index: kopf.Index, publishing_only: bool = False) -> None:
-        wakeups.wake(("project", namespace, project))
-        for item in index.get((namespace, project), []):
+    def wake_project(namespace: str, project: str, publishing_only: bool = False) -> None:
+        queue.add(("project", namespace, project))
+        for item in views.iterations_of(namespace, project):
             if not publishing_only or item["spec"].get("publishName"):
-                wakeups.wake(("iteration", namespace, item["metadata"]["name"]))
+                queue.add(("iteration", namespace, item["metadata"]["name"]))
+
+    def start_queue() -> None:
+        """From within a kopf handler: the workers take its context, in which kopf posts Events."""
+        if not workers:
+            workers.append(asyncio.create_task(queue.run()))
+
+    @kopf.on.startup(registry=registry)
+    async def list_watched(**_: Any) -> None:
+        """Know the whole cluster before the first reconcile, which must never take a Job it has not seen yet for a
+        missing one (a project not seen yet for a deleted one)."""
+        async for kind, body in cluster.list_watched(cluster.settings.namespaces):
+            views.keep(kind, body)
+        for kind, known in (("project", views.projects), ("iteration", views.iterations)):
+            for namespace, name in known:
+                queue.add((kind, namespace, name))
 
     @kopf.on.event(**project_resource)
-    def project_changed(namespace: str, name: str, iterations_by_project: kopf.Index, **_: Any) -> None:
-        wake_project(namespace, name, iterations_by_project)  # its Iterations wait for it, or serve through it
+    async def project_changed(type: str, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+        views.keep("project", body, deleted=type == "DELETED")
+        start_queue()
+        wake_project(namespace, name)  # its Iterations wait for it, or serve through it
 
     @kopf.on.event(**iteration_resource)
-    def iteration_changed(namespace: str, name: str, spec: kopf.Spec, iterations_by_project: kopf.Index,
-                          **_: Any) -> None:
-        wakeups.wake(("iteration", namespace, name))
+    async def iteration_changed(type: str, body: kopf.Body, namespace: str, name: str, spec: kopf.Spec,
+                                **_: Any) -> None:
+        views.keep("iteration", body, deleted=type == "DELETED")
+        start_queue()
+        queue.add(("iteration", namespace, name))
         if spec.get("publishName"):  # a claim of a publish name came, went or changed: the other claimants look
-            for item in iterations_by_project.get((namespace, spec["projectRef"]["name"]), []):
+            for item in views.iterations_of(namespace, spec["projectRef"]["name"]):
                 if item["spec"].get("publishName"):
-                    wakeups.wake(("iteration", namespace, item["metadata"]["name"]))
+                    queue.add(("iteration", namespace, item["metadata"]["name"]))
 
     @kopf.on.event(**jobs)
+    async def job_changed(type: str, body: kopf.Body, namespace: str, labels: kopf.Labels, **_: Any) -> None:
+        views.keep("job", body, deleted=type == "DELETED")
+        queue.add(("iteration", namespace, labels[ITERATION_LABEL]))
+
     @kopf.on.event(**pods)
-    def training_changed(namespace: str, labels: kopf.Labels, **_: Any) -> None:
-        wakeups.wake(("iteration", namespace, labels[ITERATION_LABEL]))
+    async def pod_changed(type: str, body: kopf.Body, namespace: str, labels: kopf.Labels, **_: Any) -> None:
+        views.keep("pod", body, deleted=type == "DELETED")
+        queue.add(("iteration", namespace, labels[ITERATION_LABEL]))
 
     @kopf.on.event(**deployments)
-    @kopf.on.event(**services)
-    def triton_changed(namespace: str, labels: kopf.Labels, iterations_by_project: kopf.Index, **_: Any) -> None:
-        wake_project(namespace, labels[PROJECT_LABEL], iterations_by_project, publishing_only=True)
+    async def deployment_changed(type: str, body: kopf.Body, namespace: str, labels: kopf.Labels, **_: Any) -> None:
+        views.keep("deployment", body, deleted=type == "DELETED")
+        wake_project(namespace, labels[PROJECT_LABEL], publishing_only=True)
 
-    async def loop(key: Key, stopped: kopf.DaemonStopped, reconcile_once) -> None:
-        """Reconcile, then sleep until woken, until a retry is due, or until the resync."""
-        with wakeups.registered(key) as flag:
-            while not stopped:
-                try:
-                    delay = await reconcile_once()
-                except kopf.TemporaryError as error:
-                    delay = error.delay
-                except Exception:  # an unforeseen error of this resource alone: logged, tried again
-                    log.exception("reconciling %s/%s/%s failed", *key)
-                    delay = retry_delay
-                await sleep(flag, min(delay or math.inf, jittered(resync)))
+    @kopf.on.event(**services)
+    async def service_changed(type: str, body: kopf.Body, namespace: str, labels: kopf.Labels, **_: Any) -> None:
+        views.keep("service", body, deleted=type == "DELETED")
+        wake_project(namespace, labels[PROJECT_LABEL], publishing_only=True)
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_queue(**_: Any) -> None:
+        for task in workers:
+            task.cancel()
 
     # ------------------------------------------------------------------------------------------------------------
     # Projects
 
-    @kopf.daemon(**project_resource, cancellation_timeout=1.0)
-    async def project_loop(body: kopf.Body, namespace: str, name: str, stopped: kopf.DaemonStopped,
-                           iterations_by_project: kopf.Index, triton_deployments: kopf.Index,
-                           triton_services: kopf.Index, **_: Any) -> None:
-        async def reconcile_once() -> float | None:
-            with metrics.reconcile_timer("CustomVisionProject"):
-                snapshot = dict(body)  # the live body moves on while this pass awaits
-                project = CustomVisionProject.model_validate(snapshot)
-                dataset = await asyncio.to_thread(observe_dataset, project, cluster.s3)
-                experiment_id, tracking_error = await asyncio.to_thread(ensure_experiment, project,
-                                                                        cluster.tracking_uri)
-                status, outcome = reconcile.reconcile_project(project, dataset, tracking_error, experiment_id, _now())
-                await cluster.patch_status(PROJECTS, snapshot, _status_patch(status))
-                _post_events(body, outcome)
-                triton = (namespace, triton_name(name))
-                await cluster.repair_serving(snapshot, list(iterations_by_project.get((namespace, name), [])),
-                                             _one(triton_deployments, triton), _one(triton_services, triton))
-                return fault_retry if outcome.requeue_after is not None else None
-
-        await loop(("project", namespace, name), stopped, reconcile_once)
+    async def reconcile_project(namespace: str, name: str) -> float | None:
+        body = views.projects.get((namespace, name))
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None  # gone, or going: its Triton goes with it (owner references)
+        with metrics.reconcile_timer("CustomVisionProject"):
+            project = CustomVisionProject.model_validate(body)
+            dataset = await asyncio.to_thread(observe_dataset, project, cluster.s3)
+            experiment_id, tracking_error = await asyncio.to_thread(ensure_experiment, project, cluster.tracking_uri)
+            status, outcome = reconcile.reconcile_project(project, dataset, tracking_error, experiment_id, _now())
+            await cluster.patch_status(PROJECTS, body, _status_patch(status))
+            _post_events(body, outcome)
+            triton = (namespace, triton_name(name))
+            await cluster.repair_serving(body, views.iterations_of(namespace, name),
+                                         views.deployments.get(triton), views.services.get(triton))
+            return fault_retry if outcome.requeue_after is not None else math.inf
 
     # ------------------------------------------------------------------------------------------------------------
     # Iterations
 
-    @kopf.daemon(**iteration_resource, cancellation_timeout=1.0)
-    async def iteration_loop(body: kopf.Body, namespace: str, name: str, stopped: kopf.DaemonStopped,
-                             iterations_by_project: kopf.Index, projects: kopf.Index, training_jobs: kopf.Index,
-                             training_pods: kopf.Index, triton_deployments: kopf.Index, **_: Any) -> None:
-        created: set[str] = set()  # Jobs this loop created that their watch has not shown yet
+    created: set[tuple[str, str]] = set()  # Jobs created whose watch event has not come yet
 
-        async def reconcile_once() -> float | None:
-            with metrics.reconcile_timer("Iteration"):
-                snapshot = dict(body)  # the live body moves on while this pass awaits
-                iteration = Iteration.model_validate(snapshot)
-                project_name = iteration.spec.project_ref.name
-                project_body = _one(projects, (namespace, project_name))
-                project = CustomVisionProject.model_validate(project_body) if project_body else None
-                siblings = list(iterations_by_project.get((namespace, project_name), []))
-                job_name = iteration.status.training_job or iteration_id(iteration)
-                job_body = _one(training_jobs, (namespace, job_name))
-                if job_body is None and job_name in created:
-                    return None  # not a missing Job, a late watch event: the event itself wakes this loop
-                created.discard(job_name)
-                finished = iteration.status.phase == IterationPhase.FAILED or conditions.is_true(
-                    iteration.status.conditions, reconcile.TRAINED)
-                observed = IterationObservation(
-                    project=project,
-                    job=None if finished else await cluster.observe_job(  # a finished Job is not looked at again
-                        namespace, job_name, job_body, list(training_pods.get((namespace, job_name), []))),
-                    publish_owner=reconcile.publish_owners(siblings).get(iteration.spec.publish_name or ""),
-                    serving=serving_observation(_one(triton_deployments, (namespace, triton_name(project_name))),
-                                                project_name, namespace),
-                )
-                plan = reconcile.reconcile_iteration(iteration, observed, _now())
-                if plan.train is not None:
-                    layout = DatasetLayout.of(project.spec.dataset)
-                    await asyncio.to_thread(DatasetStore(ObjectStore(cluster.s3), layout).snapshot, plan.train.name)
-                    job = objects.training_job(plan.train, snapshot, cluster.settings, cluster.s3)
-                    await cluster.create_or_adopt(cluster.batch.create_namespaced_job, namespace, job)
-                    created.add(plan.train.name)
-                await cluster.patch_status(ITERATIONS, snapshot, _status_patch(plan.status))
-                _post_events(body, plan.outcome)
-                served = observed.serving is not None and name in observed.serving.models
-                if project_body is not None and plan.serve != served:
-                    await cluster.serve_model(project_body, name, plan.serve)
-                (training.add if plan.status.phase == IterationPhase.TRAINING else training.discard)((namespace, name))
-                metrics.RUNNING_JOBS.set(len(training))
-                return None  # the Job, its pods, the project and Triton wake this loop through their watches
+    async def reconcile_iteration(namespace: str, name: str) -> float | None:
+        body = views.iterations.get((namespace, name))
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            training.discard((namespace, name))
+            return None  # gone, or going: the deletion handler takes it from here
+        with metrics.reconcile_timer("Iteration"):
+            iteration = Iteration.model_validate(body)
+            project_name = iteration.spec.project_ref.name
+            project_body = views.projects.get((namespace, project_name))
+            project = CustomVisionProject.model_validate(project_body) if project_body else None
+            siblings = views.iterations_of(namespace, project_name)
+            job_name = iteration.status.training_job or iteration_id(iteration)
+            job_body = views.jobs.get((namespace, job_name))
+            if job_body is None and (namespace, job_name) in created:
+                return math.inf  # not a missing Job, a late watch event: the event itself queues this Iteration
+            created.discard((namespace, job_name))
+            finished = iteration.status.phase == IterationPhase.FAILED or conditions.is_true(
+                iteration.status.conditions, reconcile.TRAINED)
+            observed = IterationObservation(
+                project=project,
+                job=None if finished else await cluster.observe_job(  # a finished Job is not looked at again
+                    namespace, job_name, job_body, views.pods_of(namespace, job_name)),
+                publish_owner=reconcile.publish_owners(siblings).get(iteration.spec.publish_name or ""),
+                serving=serving_observation(views.deployments.get((namespace, triton_name(project_name))),
+                                            project_name, namespace),
+            )
+            plan = reconcile.reconcile_iteration(iteration, observed, _now())
+            if plan.train is not None:
+                layout = DatasetLayout.of(project.spec.dataset)
+                await asyncio.to_thread(DatasetStore(ObjectStore(cluster.s3), layout).snapshot, plan.train.name)
+                job = objects.training_job(plan.train, body, cluster.settings, cluster.s3)
+                await cluster.create_or_adopt(cluster.batch.create_namespaced_job, namespace, job)
+                created.add((namespace, plan.train.name))
+            await cluster.patch_status(ITERATIONS, body, _status_patch(plan.status))
+            _post_events(body, plan.outcome)
+            served = observed.serving is not None and name in observed.serving.models
+            if project_body is not None and plan.serve != served:
+                await cluster.serve_model(project_body, name, plan.serve)
+            (training.add if plan.status.phase == IterationPhase.TRAINING else training.discard)((namespace, name))
+            metrics.RUNNING_JOBS.set(len(training))
+            return math.inf  # the Job, its pods, the project and Triton queue this Iteration through their watches
 
-        await loop(("iteration", namespace, name), stopped, reconcile_once)
+    async def reconcile_key(key: Key) -> float | None:
+        kind, namespace, name = key
+        try:
+            return await (reconcile_project if kind == "project" else reconcile_iteration)(namespace, name)
+        except kopf.TemporaryError as error:
+            return error.delay
+
+    queue = WorkQueue(reconcile_key, cluster.settings.resync_seconds, WORKERS, retry_delay)
 
     @kopf.on.delete(**iteration_resource)
     async def iteration_deleted(body: kopf.Body, namespace: str, name: str, retry: int, **_: Any) -> None:

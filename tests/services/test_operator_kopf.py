@@ -4,6 +4,7 @@ Job and Deployment controllers, which the emulator does not run, by writing thos
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 from pathlib import Path
 from typing import Any
@@ -273,7 +274,11 @@ async def test_a_finishing_job_is_seen_through_its_watch_not_read(kmock, platfor
     trained = await eventually(phase(kmock, "iteration", "cats-1", "Trained"), what="Trained, from the Job's watch")
     assert trained["status"]["metrics"]["averagePrecision"] == 0.95
     reads = {key for key in kmock.request_counts if key[0] == "get" and key[1:] in {("batch", "jobs"), ("", "pods")}}
-    assert reads == set() and kmock.request_counts[("list", "", "pods")] == 1  # the watch's first list only
+    # One list at the operator's start, one for the watch: no other read.
+    assert reads == set() and kmock.request_counts[("list", "", "pods")] == 2
+    await eventually(lambda: any(
+        o.raw.get("reason") == Reason.TRAINING_SUCCEEDED and o.raw["involvedObject"]["name"] == "cats-1"
+        for key, o in kmock.objects.items() if key[0] == kmock.resource("v1", "events")), what="the Event")
     assert kmock.create_requests["jobs"] == 1  # a pass before the new Job's watch event does not ask again
 
 
@@ -313,6 +318,49 @@ async def test_a_settled_operator_resyncs_without_a_single_request(kmock, platfo
         assert reconciles("CustomVisionProject") >= projects + 3, "the project was not resynced"
         assert dict(kmock.request_counts) == before
     OBSERVED_PERMISSIONS.update(kmock.permissions)
+
+
+async def test_a_restarted_operator_reads_settled_resources_and_writes_nothing(kmock, platform):
+    """At start the operator lists and watches, and reconciles everything once from what the watches bring: a
+    project (which needs no finalizer) and a finished Iteration (which has its finalizer already) cost no write,
+    and kopf's last-handled state is kept nowhere."""
+    s3, tracking = platform.s3_settings(), platform.mlflow_settings().tracking_uri
+    async with running_operator(str(kmock.url), NS, s3, tracking, WATCHES_ONLY):
+        await create_project(kmock, platform, "wasps")
+        await eventually(phase(kmock, "project", "wasps", "Ready"))
+        iteration = await create_iteration(kmock, "wasps-1", "wasps")
+        await finish_job(kmock, platform, await eventually(
+            lambda: current(kmock, "job", f"wasps-1-{iteration['metadata']['uid'][:8]}")), succeeded())
+        await eventually(phase(kmock, "iteration", "wasps-1", "Trained"))
+        await settled_counts(kmock, 1.0)
+    assert not current(kmock, "project", "wasps")["metadata"].get("finalizers")
+    trained = current(kmock, "iteration", "wasps-1")["metadata"]
+    assert trained["finalizers"] == ["kubevision.io/finalizer"]  # its model leaves S3 when it goes
+    assert not any("last-handled" in key for key in trained.get("annotations") or {})
+
+    before = collections.Counter(kmock.request_counts)
+    iterations, projects = reconciles("Iteration"), reconciles("CustomVisionProject")
+    async with running_operator(str(kmock.url), NS, s3, tracking, WATCHES_ONLY):
+        await eventually(lambda: reconciles("Iteration") > iterations and reconciles("CustomVisionProject") > projects,
+                         what="both reconciled after the restart")
+        await settled_counts(kmock, 1.0)
+    OBSERVED_PERMISSIONS.update(kmock.permissions)
+    sent = collections.Counter(kmock.request_counts) - before
+    assert sent and {verb for verb, _, _ in sent} == {"list", "watch"}, sent
+
+
+async def test_a_project_loses_the_finalizer_an_older_operator_put_on_it(kmock, platform, operator):
+    """Projects need no finalizer (their Triton goes with them by owner references); one that an earlier version
+    left there is taken off, or the project could never be deleted."""
+    upload_dataset(platform, "ants/", {"red": 5, "black": 5})
+    await create(kmock, PROJECTS, {
+        "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject",
+        "metadata": {"name": "ants", "finalizers": ["kubevision.io/finalizer"]},
+        "spec": {"displayName": "ants", "dataset": {"bucket": BUCKET, "prefix": "ants/"}}})
+    await eventually(lambda: (o := current(kmock, "project", "ants")) and not o["metadata"].get("finalizers"),
+                     what="the finalizer taken off")
+    await kmock.delete(f"{PROJECTS}/ants")
+    await eventually(lambda: current(kmock, "project", "ants") is None, what="the project deleted")
 
 
 @pytest.mark.parametrize(
