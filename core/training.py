@@ -24,6 +24,7 @@ from kubevision.core.reasons import Reason, SkipReason
 
 # Custom Vision's rules for a trainable dataset.
 MIN_IMAGES_PER_TAG = 5
+MIN_REGION_IMAGES_PER_TAG = 15  # object detection: images with at least one region of the tag
 MAX_IMAGE_BYTES = 6 * 1024 * 1024
 MAX_IMAGE_PIXELS = 89_478_485  # where Pillow starts to warn of decompression bombs; about 270 MB as RGB
 SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
