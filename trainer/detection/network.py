@@ -2,7 +2,7 @@
 
 FCOS was chosen over RetinaNet and SSDlite by measurement (docs/benchmarks.md): anchor-free, so no anchor sizes to
 tune to a project's objects, and its centre-ness branch ranks boxes well on a few dozen images. The pyramid and
-head are narrower than FCOS's published ones (64 channels, 3 convolutions a branch) so that a CPU answers an image
+head are narrower than FCOS's published ones (64 channels, 2 convolutions a branch) so that a CPU answers an image
 in a few tens of milliseconds.
 
 `Served` is what is exported: pixels in [0, 1] in, and the boxes, scores and classes of
@@ -28,7 +28,7 @@ from kubevision.core.domains import Backbone
 from kubevision.trainer.backbone import MEAN, STD, pretrained
 
 PYRAMID_CHANNELS = 64
-HEAD_CONVOLUTIONS = 3
+HEAD_CONVOLUTIONS = 2
 FEATURE_STAGES = (2, 3, 4)  # EfficientNet's stages at strides 8, 16 and 32; the pyramid adds 64 and 128
 # Square input side per backbone: detection needs more pixels than classification's 224/240.
 INPUT_SIZES = {"tf_efficientnet_lite0": 320, "tf_efficientnet_lite1": 384}
@@ -114,8 +114,11 @@ class Served(nn.Module):
             anchors = detector.anchor_generator(ImageList(example, [(size, size)]), features)[0]
         self.register_buffer("anchors", anchors)
 
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.mean) / self.std
+
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        features = list(self.detector.backbone((images - self.mean) / self.std).values())
+        features = list(self.detector.backbone(self.normalise(images)).values())
         head = self.detector.head(features)
         boxes = self.detector.box_coder.decode(head["bbox_regression"], self.anchors)
         boxes = boxes.clamp(0, self.size) / self.size  # [B, N, 4] corners, fractions of the image
