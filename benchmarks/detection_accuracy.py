@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import resource
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,8 +42,8 @@ def load(folder: Path, working_size: int, tags: list[str] | None = None):
         boxes.append(np.array([[r["left"], r["top"], r["left"] + r["width"], r["top"] + r["height"]]
                                for r in entry["regions"]], dtype=np.float32))
         labels.append(np.array([index[r["tag"]] for r in entry["regions"]], dtype=np.int64))
-    return RegionImages(ids=[e["image"] for e in entries], images=images, boxes=boxes, labels=labels, tags=tags,
-                        skipped=[], unlabelled=0)
+    return RegionImages(ids=[str(folder / e["image"]) for e in entries], images=images, boxes=boxes,
+                        labels=labels, tags=tags, skipped=[], unlabelled=0)
 
 
 def subset(dataset, indices):
@@ -160,7 +161,7 @@ def one_run(mode: str, dataset_dir: str, folds: int, fold: int, domain: str, bud
     train, test = split(dataset_dir, round(size * 1.25), folds, fold, train_limit)
     seed_everything(0)
     started = time.monotonic()
-    latency_ms = None
+    latency_ms, model_file = None, None
     if mode == "baseline":
         model, epochs = train_baseline(spec, train, baseline_seconds)
         predictions = predict_baseline(model, spec, test.images)
@@ -169,7 +170,10 @@ def one_run(mode: str, dataset_dir: str, folds: int, fold: int, domain: str, bud
         fitted = training.train(train, spec, options, started + budget_minutes * 60 * 0.9, lambda *_, **__: None)
         epochs = fitted.epochs
         predictions = training.predict(fitted.served, test.images)
-        session = onnxruntime.InferenceSession(export.onnx_model(fitted.served), providers=["CPUExecutionProvider"])
+        onnx = export.onnx_model(fitted.served)
+        model_file = Path(tempfile.gettempdir()) / f"detection-benchmark-{os.getppid()}-{mode}-{fold}.onnx"
+        model_file.write_bytes(onnx)
+        session = onnxruntime.InferenceSession(onnx, providers=["CPUExecutionProvider"])
         one = to_input(test.images[0], size)[None]
         timings = []
         for _ in range(21):
@@ -184,9 +188,61 @@ def one_run(mode: str, dataset_dir: str, folds: int, fold: int, domain: str, bud
         "test_images": len(test.ids), "epochs": epochs, "map_50": scored.metrics.average_precision,
         "map_50_95": scored.map_50_95, "per_tag_ap": {t.tag: round(t.average_precision, 3)
                                                       for t in scored.metrics.per_tag},
-        "seconds": seconds, "onnx_ms": latency_ms,
+        "seconds": seconds, "onnx_ms": latency_ms, "model_file": str(model_file) if model_file else None,
+        "input_size": size, "sample": test.ids[0],
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+
+
+def own_split(dataset_dir: str) -> bool:
+    return (Path(dataset_dir) / "train" / "regions.json").exists()
+
+
+def triton_latency(run: dict, requests: int) -> float:
+    """Median milliseconds of one image through the local Triton over HTTP (the preprocessed tensor sent), with the
+    model Quick exported."""
+    import shutil
+
+    import tritonclient.http as triton_http
+    from PIL import Image
+
+    from kubevision.core.detection_model import INPUT, to_input
+    from kubevision.core.domains import BACKBONES
+    from kubevision.core.local.platform import LocalPlatform
+    from kubevision.core.settings import LocalSettings
+    from kubevision.core.storage import ModelRepositoryLayout, ObjectStore
+    from kubevision.trainer.detection.export import triton_config
+
+    data_dir = Path(tempfile.mkdtemp(prefix="kubevision-detection-"))
+    ports = {p: 0 for p in ("s3_port", "mlflow_port", "triton_http_port", "triton_grpc_port",
+                            "triton_metrics_port", "gateway_port")}
+    platform = LocalPlatform(LocalSettings(data_dir=data_dir, **ports))
+    platform.up()
+    try:
+        s3 = platform.s3_settings()
+        repository = ModelRepositoryLayout(s3.models_bucket, "benchmarks", "detection")
+        store = ObjectStore(s3)
+        store.ensure_bucket(repository.bucket)
+        backbone = next(b for b in BACKBONES.values() if b.architecture == run["backbone"])
+        config = triton_config("detector", backbone, run["input_size"])
+        store.put(repository.bucket, repository.model_key("detector", "1/model.onnx"),
+                  Path(run["model_file"]).read_bytes())
+        store.put(repository.bucket, repository.model_key("detector", "config.pbtxt"), config.encode())
+        platform.restart_triton()
+        client = triton_http.InferenceServerClient(platform.triton_settings().http_url)
+        client.load_model("detector")
+        batch = to_input(Image.open(run["sample"]), run["input_size"])[None]
+        request = triton_http.InferInput(INPUT, list(batch.shape), "FP32")
+        request.set_data_from_numpy(batch, binary_data=True)
+        timings = []
+        for _ in range(requests + 1):
+            begun = time.perf_counter()
+            client.infer("detector", [request])
+            timings.append((time.perf_counter() - begun) * 1000)
+        return statistics.median(timings[1:])
+    finally:
+        platform.down()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def main() -> None:
@@ -199,9 +255,11 @@ def main() -> None:
                         help="advanced runs before the baseline, which gets its wall time")
     parser.add_argument("--budget-minutes", type=int, default=15)
     parser.add_argument("--train-limit", type=int, help="train on at most this many images (a seeded sample)")
+    parser.add_argument("--triton-requests", type=int, default=0,
+                        help="then time this many single-image requests of Quick's model through the local Triton")
     args = parser.parse_args()
-    own_split = (Path(args.dataset_dir) / "train" / "regions.json").exists()
-    folds = [0] if own_split else (args.run_folds if args.run_folds is not None else list(range(args.folds)))
+    folds = args.run_folds if args.run_folds is not None else list(range(args.folds))
+    folds = [0] if own_split(args.dataset_dir) else folds
     context = multiprocessing.get_context("spawn")
     runs = []
     print(f"# load average before: {os.getloadavg()}", flush=True)
@@ -216,6 +274,14 @@ def main() -> None:
             print(f"# {run} load {os.getloadavg()}", flush=True)
             runs.append(run)
     print(f"# load average after: {os.getloadavg()}")
+    quick = next((r for r in runs if r["mode"] == "quick"), None)
+    if args.triton_requests and quick:
+        milliseconds = triton_latency(quick, args.triton_requests)
+        print(f"# Triton, one image over HTTP, median of {args.triton_requests}: {milliseconds:.1f} ms; "
+              f"load {os.getloadavg()}")
+    for run in runs:
+        if run["model_file"]:
+            Path(run["model_file"]).unlink(missing_ok=True)
     baseline = [r for r in runs if r["mode"] == "baseline"]
     base_map = statistics.mean(r["map_50"] for r in baseline) if baseline else None
     print("\n| mode | backbone | folds | mAP@0.5 (per fold) | mAP@0.5 mean | vs baseline | mAP@0.5:0.95 | "

@@ -77,7 +77,7 @@ def test_detector_trains_and_triton_serves_its_boxes(platform, object_store):
     triton.load_model("forks-1")
     config = triton.get_model_config("forks-1")
     assert config["parameters"][TASK_PARAMETER]["string_value"] == DETECTION
-    assert config["input"][0]["dims"] == ["3", "320", "320"]
+    assert config["input"][0]["dims"] == [3, 320, 320]
     inputs = triton_http.InferInput(INPUT, list(batch.shape), "FP32")
     inputs.set_data_from_numpy(batch)
     served = triton.infer("forks-1", [inputs])
