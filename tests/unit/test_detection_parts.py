@@ -12,6 +12,7 @@ from torchvision.ops import box_iou
 from kubevision.core.detection_model import BOXES, CLASSES, INPUT, MAX_DETECTIONS, SCORES
 from kubevision.core.domains import LITE0
 from kubevision.trainer.detection import export, network
+from kubevision.trainer.detection.data import RegionImages
 from kubevision.trainer.detection.metrics import Predictions, evaluate
 
 pytestmark = pytest.mark.unit
@@ -83,3 +84,10 @@ def test_metrics_count_a_box_right_only_above_both_thresholds():
     assert (result.precision, result.recall) == pytest.approx((0.5, 0.5))
     strict = evaluate(truth_boxes, truth_labels, predicted, ["a", "b"], 0.5, overlap=0.75).metrics
     assert strict.per_tag[0].recall == 0  # IoU 0.56 is not enough at 0.75
+
+
+def test_stratification_labels_favour_rare_tags_and_never_stand_alone():
+    labels = [np.array([0, 0, 1])] * 3 + [np.array([0, 2])] + [np.array([0])] * 4
+    images = RegionImages(ids=[], images=[], boxes=[], labels=labels, tags=["a", "b", "c"], skipped=[], unlabelled=0)
+    # "b" is rarer than "a" on the first three; "c" would label one image alone, so it joins the commonest label
+    assert images.primary_labels.tolist() == [1, 1, 1, 0, 0, 0, 0, 0]

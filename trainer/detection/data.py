@@ -33,8 +33,14 @@ class RegionImages:
 
     @property
     def primary_labels(self) -> np.ndarray:
-        """One label an image, for stratified splits: its most frequent tag."""
-        return np.array([np.bincount(labels).argmax() for labels in self.labels])
+        """One label an image, for stratified splits: the rarest of its tags over the dataset, so that rare tags
+        land on both sides. A label that only one image would have (a split needs two) joins the commonest."""
+        images_per_tag = np.bincount(np.concatenate([np.unique(labels) for labels in self.labels]),
+                                     minlength=len(self.tags))
+        primary = np.array([min(np.unique(labels), key=lambda tag: images_per_tag[tag]) for labels in self.labels])
+        counts = np.bincount(primary, minlength=len(self.tags))
+        primary[counts[primary] < 2] = counts.argmax()
+        return primary
 
 
 def load(records: list[ImageRecord], fetch: Callable[[ImageRecord], bytes | None], working_size: int) -> RegionImages:

@@ -1,9 +1,9 @@
 """The detector: the domain's ImageNet-pretrained EfficientNet-Lite, a feature pyramid, and torchvision's FCOS head.
 
-FCOS was chosen over RetinaNet and SSDlite by measurement (docs/benchmarks.md): anchor-free, so no anchor sizes to
-tune to a project's objects, and its centre-ness branch ranks boxes well on a few dozen images. The pyramid and
-head are narrower than FCOS's published ones (64 channels, 2 convolutions a branch) so that a CPU answers an image
-in a few tens of milliseconds.
+FCOS rather than RetinaNet or SSDlite: anchor-free, so there are no anchor sizes to fit to a project's objects, and
+one point a feature-map cell keeps the head small (docs/benchmarks.md says what was and was not measured). The
+pyramid and head are narrower than FCOS's published ones (64 channels, 2 convolutions a branch) so that a CPU
+answers an image in a few tens of milliseconds.
 
 `Served` is what is exported: pixels in [0, 1] in, and the boxes, scores and classes of
 kubevision.core.detection_model out, with box decoding and non-maximum suppression inside the graph.
