@@ -189,7 +189,7 @@ def one_run(mode: str, dataset_dir: str, folds: int, fold: int, domain: str, bud
         "map_50_95": scored.map_50_95, "per_tag_ap": {t.tag: round(t.average_precision, 3)
                                                       for t in scored.metrics.per_tag},
         "seconds": seconds, "onnx_ms": latency_ms, "model_file": str(model_file) if model_file else None,
-        "input_size": size, "sample": test.ids[0],
+        "input_size": size, "sample": test.ids[0], "tags": test.tags,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -227,6 +227,7 @@ def triton_latency(run: dict, requests: int) -> float:
         config = triton_config("detector", backbone, run["input_size"])
         store.put(repository.bucket, repository.model_key("detector", "1/model.onnx"),
                   Path(run["model_file"]).read_bytes())
+        store.put(repository.bucket, repository.model_key("detector", "labels.txt"), "\n".join(run["tags"]).encode())
         store.put(repository.bucket, repository.model_key("detector", "config.pbtxt"), config.encode())
         platform.restart_triton()
         client = triton_http.InferenceServerClient(platform.triton_settings().http_url)
@@ -274,14 +275,6 @@ def main() -> None:
             print(f"# {run} load {os.getloadavg()}", flush=True)
             runs.append(run)
     print(f"# load average after: {os.getloadavg()}")
-    quick = next((r for r in runs if r["mode"] == "quick"), None)
-    if args.triton_requests and quick:
-        milliseconds = triton_latency(quick, args.triton_requests)
-        print(f"# Triton, one image over HTTP, median of {args.triton_requests}: {milliseconds:.1f} ms; "
-              f"load {os.getloadavg()}")
-    for run in runs:
-        if run["model_file"]:
-            Path(run["model_file"]).unlink(missing_ok=True)
     baseline = [r for r in runs if r["mode"] == "baseline"]
     base_map = statistics.mean(r["map_50"] for r in baseline) if baseline else None
     print("\n| mode | backbone | folds | mAP@0.5 (per fold) | mAP@0.5 mean | vs baseline | mAP@0.5:0.95 | "
@@ -299,6 +292,16 @@ def main() -> None:
               f"{statistics.mean(r['seconds'] for r in group):.0f} | "
               f"{format(statistics.median(latency), '.1f') if latency else '-'} | "
               f"{max(r['peak_mb'] for r in group):.0f} |")
+    quick = next((r for r in runs if r["mode"] == "quick"), None)
+    try:
+        if args.triton_requests and quick:
+            milliseconds = triton_latency(quick, args.triton_requests)
+            print(f"# Triton, one image over HTTP, median of {args.triton_requests}: {milliseconds:.1f} ms; "
+                  f"load {os.getloadavg()}")
+    finally:
+        for run in runs:
+            if run["model_file"]:
+                Path(run["model_file"]).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
