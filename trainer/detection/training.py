@@ -44,6 +44,8 @@ MAX_BATCH_SIZE = 8  # images a step: more, smaller steps learn faster from a few
 HEAD_LEARNING_RATE_FACTOR = 10 / 3  # the new layers learn faster than the pretrained backbone...
 BACKBONE_LEARNING_RATE_FACTOR = 1 / 3  # ...which moves slowly, to keep its ImageNet features
 WEIGHT_DECAY = 0.05
+WARM_UP = 0.1  # share of the schedule that ramps the learning rate up...
+START_FACTOR = 0.04  # ...from this share of its peak
 ZOOM_OUT = (1.0, 2.5)  # canvas side over image side, for smaller objects
 GREY = (124, 116, 104)  # ImageNet's mean colour fills the canvas around a zoomed-out image
 
@@ -87,13 +89,12 @@ def train(dataset: RegionImages, backbone: Backbone, options: ResolvedTraining, 
     epochs = QUICK_EPOCHS if quick else options.max_epochs
     batch_size = min(options.batch_size, MAX_BATCH_SIZE)
     steps = epochs * math.ceil(len(training) * (QUICK_VIEWS if quick else 1) / batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, [g["lr"] for g in groups], total_steps=steps,
-                                                   pct_start=0.1)
     transform = augmentation(size, options.augmentation)
     examples = [_example(dataset, i) for i in training]
     served = Served(detector, size)
     if quick:  # the frozen backbone's features, once
         examples, transform = _cached_views(served, examples, transform, augmentation(size, False), batch_size), None
+    schedule = BudgetSchedule(optimiser, steps, deadline)
     best, best_state, since_best, trained = -1.0, None, 0, 0
     for epoch in range(epochs):
         started = time.monotonic()
@@ -122,6 +123,30 @@ def train(dataset: RegionImages, backbone: Backbone, options: ResolvedTraining, 
     scored = evaluate([dataset.boxes[i] for i in held_out], [dataset.labels[i] for i in held_out], predictions,
                       dataset.tags, options.probability_threshold)
     return Fitted(served.eval(), held_out, predictions, scored, trained)
+
+
+class BudgetSchedule:
+    """Warm-up, then cosine decay of each group's learning rate, over whichever ends first: the planned steps or the
+    time left to the deadline, so that a run the budget cuts short still ends annealed."""
+
+    def __init__(self, optimiser: torch.optim.Optimizer, steps: int, deadline: float):
+        self.optimiser, self.steps, self.deadline = optimiser, steps, deadline
+        self.started, self.done = time.monotonic(), 0
+        self.peaks = [group["lr"] for group in optimiser.param_groups]
+        self._apply(0.0)
+
+    def step(self) -> None:
+        self.done += 1
+        elapsed = (time.monotonic() - self.started) / max(self.deadline - self.started, 1e-9)
+        self._apply(min(1.0, max(self.done / self.steps, elapsed)))
+
+    def _apply(self, progress: float) -> None:
+        if progress < WARM_UP:
+            factor = START_FACTOR + (1 - START_FACTOR) * progress / WARM_UP
+        else:
+            factor = 0.5 * (1 + math.cos(math.pi * (progress - WARM_UP) / (1 - WARM_UP)))
+        for group, peak in zip(self.optimiser.param_groups, self.peaks, strict=True):
+            group["lr"] = peak * factor
 
 
 def _example(dataset: RegionImages, index: int) -> tuple[tv_tensors.Image, dict]:
