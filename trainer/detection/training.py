@@ -8,7 +8,7 @@ without a better one.
 Both learn from box-aware augmentation (torchvision.transforms.v2 moves the boxes with the pixels): colour
 distortion, zoom-out (smaller objects), crops that keep whole objects (larger ones), flips, then the stretch to the
 served square. A share of the images is held out, stratified by tag: it scores the model and, in Advanced, picks
-the epoch. The numbers below were chosen by measurement on the fork/scissors set (docs/benchmarks.md).
+the epoch. The numbers below are first choices, not yet tuned by measurement (docs/benchmarks.md says why).
 """
 
 from __future__ import annotations
