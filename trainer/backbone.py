@@ -25,7 +25,14 @@ def weights_file(backbone: Backbone) -> Path:
 
 
 def load(backbone: Backbone) -> nn.Module:
-    """The ImageNet-pretrained network without its classifier: images in, pooled features out.
+    """The ImageNet-pretrained network without its classifier: images in, pooled features out."""
+    model = pretrained(backbone)
+    model.reset_classifier(0)  # keep the global pooling, drop the ImageNet head
+    return model.eval()
+
+
+def pretrained(backbone: Backbone) -> nn.Module:
+    """The whole ImageNet-pretrained network, classifier included.
 
     The wheel's state dict names tensors its own way (`_conv_stem`, `_blocks.0…`) but holds exactly timm's tensors
     in timm's order, so they are matched by position, each shape checked."""
@@ -40,5 +47,4 @@ def load(backbone: Backbone) -> nn.Module:
             raise ValueError(f"{source_name} {tuple(tensor.shape)} does not fit {name} {tuple(expected.shape)}")
         matched[name] = tensor
     model.load_state_dict(matched)
-    model.reset_classifier(0)  # keep the global pooling, drop the ImageNet head
-    return model.eval()
+    return model

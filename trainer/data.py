@@ -14,12 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from minio.error import S3Error
 from PIL import Image
 
 from kubevision.core import preprocessing
 from kubevision.core.api import ClassificationType
 from kubevision.core.dataset import ImageRecord
 from kubevision.core.reasons import Reason, SkipReason
+from kubevision.core.storage import DatasetStore, retrying
 from kubevision.core.training import (
     MAX_IMAGE_BYTES,
     MAX_IMAGE_PIXELS,
@@ -59,6 +61,18 @@ class LabelledImages:
 
 SKIP_REASONS = {"bytes": SkipReason.TOO_LARGE, "pixels": SkipReason.TOO_LARGE,
                 "format": SkipReason.UNSUPPORTED_FORMAT, "unreadable": SkipReason.UNREADABLE}
+
+
+def fetcher(images: DatasetStore):
+    """Reads an image's bytes; None when it is not there."""
+
+    def fetch(record):
+        try:
+            return retrying(lambda: images.image(record), f"image {record.id}")
+        except S3Error:  # retrying lets only "not there" through; S3 failing throughout ends the run
+            return None
+
+    return fetch
 
 
 def decode(data: bytes, working_size: int) -> Image.Image | tuple[SkipReason, str]:

@@ -36,6 +36,7 @@ from kubevision.core.training import (
     resolve_training,
 )
 from kubevision.trainer import advanced, backbone, data, evaluation, export, quick
+from kubevision.trainer.detection import run as detection
 from kubevision.trainer.network import Classifier
 from kubevision.trainer.tracking import Tracker
 
@@ -54,9 +55,6 @@ def train(request: TrainingRequest, s3: S3Settings, mlflow: MLflowSettings) -> T
     """Never raises for a bad dataset or a crash: both end in a result the operator can read."""
     started = time.monotonic()
     project, iteration = request.project, request.iteration
-    if project.spec.type != ProjectType.CLASSIFICATION:
-        return TrainingResult(outcome="InvalidDataset", reason=Reason.UNSUPPORTED_PROJECT_TYPE,
-                              message=f"{project.spec.type} projects cannot be trained yet")
     options = resolve_training(project, iteration)
     store = ObjectStore(s3)
     images = DatasetStore(store, DatasetLayout.of(project.spec.dataset))
@@ -73,7 +71,8 @@ def train(request: TrainingRequest, s3: S3Settings, mlflow: MLflowSettings) -> T
     tracker = None
     try:
         tracker = _tracker(mlflow, project, iteration)
-        result = _train(records, images, store, s3, request, options, tracker)
+        trainer = detection.train if project.spec.type == ProjectType.OBJECT_DETECTION else _train
+        result = trainer(records, images, store, s3, request, options, tracker)
     except data.DatasetError as error:
         result = TrainingResult(outcome="InvalidDataset", reason=error.reason, message=str(error),
                                 skipped=error.skipped, skipped_count=len(error.skipped))
@@ -118,13 +117,7 @@ def _train(records, images: DatasetStore, store: ObjectStore, s3: S3Settings, re
                     "domain": project.spec.domain, "backbone": network_spec.architecture,
                     "input_size": network_spec.input_size, "snapshot_images": len(records)})
 
-    def fetch(record):
-        try:
-            return retrying(lambda: images.image(record), f"image {record.id}")
-        except S3Error:  # retrying lets only "not there" through; S3 failing throughout ends the run
-            return None
-
-    dataset = data.load(records, fetch, kind, network_spec.resize_size)
+    dataset = data.load(records, data.fetcher(images), kind, network_spec.resize_size)
     tracker.params({"images": len(dataset.ids), "tags": len(dataset.tags), "skipped": len(dataset.skipped)})
     deadline = time.monotonic() + options.budget_minutes * 60
     network = backbone.load(network_spec)

@@ -70,6 +70,13 @@ class Tracker:
     def file(self, local_path: str, directory: str) -> None:
         self.client.log_artifact(self.run_id, local_path, directory)
 
+    def figure(self, figure, path: str) -> None:
+        self.client.log_figure(self.run_id, figure, path)
+        plt.close(figure)
+
+    def image(self, image, path: str) -> None:
+        self.client.log_image(self.run_id, image, artifact_file=path)
+
     def confusion_matrix(self, matrix: np.ndarray, tags: list[str]) -> None:
         figure, axes = plt.subplots(figsize=(1 + 0.6 * len(tags), 1 + 0.6 * len(tags)))
         axes.imshow(matrix, cmap="Blues")

@@ -1,0 +1,106 @@
+"""Object detection through the trainer end to end: Microsoft's fork and scissors photos with their regions in the
+local S3, a run in the local MLflow, the exported detector served by the local Triton, giving back the trainer's
+own boxes in the shapes of kubevision.core.detection_model."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import tritonclient.http as triton_http
+from conftest import DATASET_BUCKET, EXAMPLES, TrainingSetup
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from kubevision.core import api
+from kubevision.core.dataset import Region
+from kubevision.core.detection_model import (
+    BOXES,
+    CLASSES,
+    DETECTION,
+    INPUT,
+    MAX_DETECTIONS,
+    SCORES,
+    TASK_PARAMETER,
+    to_input,
+)
+from kubevision.core.reasons import Reason
+from kubevision.trainer.run import train
+
+DETECTION_SAMPLES = EXAMPLES / "detection"
+
+
+def detection_samples() -> list[tuple[bytes, list[Region]]]:
+    entries = json.loads((DETECTION_SAMPLES / "regions.json").read_text())
+    return [((DETECTION_SAMPLES / e["image"]).read_bytes(), [Region(**r) for r in e["regions"]]) for e in entries]
+
+
+class DetectionSetup(TrainingSetup):
+    def __init__(self, store, name: str):
+        super().__init__(store, name, None)
+        self.project = api.CustomVisionProject(
+            metadata={"name": name, "namespace": "tests", "uid": f"{name}-uid"},
+            spec={"displayName": name, "type": "ObjectDetection", "domain": "GeneralCompact",
+                  "dataset": {"bucket": DATASET_BUCKET, "prefix": f"{name}/"}},
+        )
+
+
+def per_tag(forks: int) -> list[tuple[bytes, list[Region]]]:
+    """`forks` fork photos and 15 scissors photos."""
+    samples = detection_samples()
+    return ([s for s in samples if s[1][0].tag == "fork"][:forks]
+            + [s for s in samples if s[1][0].tag == "scissors"][:15])
+
+
+def test_detector_trains_and_triton_serves_its_boxes(platform, object_store):
+    setup = DetectionSetup(object_store, "forks")
+    for data, regions in per_tag(15):  # Custom Vision's minimum: the least a detector trains on
+        setup.images.add_image(data, "image/jpeg", regions=regions)
+    request = setup.request("forks-1", "Advanced", hyperparameters={"maxEpochs": 1})
+    result = train(request, platform.s3_settings(), platform.mlflow_settings())
+    assert result.outcome == "Succeeded", result.message
+    assert result.tags == ["fork", "scissors"] and result.images_used == 30
+    assert [t.tag for t in result.metrics.per_tag] == ["fork", "scissors"]
+    assert result.metrics.probability_threshold == 0.5
+
+    client = MlflowClient(platform.mlflow_settings().tracking_uri)
+    run = client.get_run(result.mlflow_run_id)
+    assert run.info.status == "FINISHED" and run.data.params["task"] == "detection"
+    assert run.data.metrics["mean_average_precision"] == pytest.approx(result.metrics.average_precision)
+    assert "held_out_map_50" in run.data.metrics  # Advanced scores every epoch for early stopping
+    artifacts = {a.path for folder in ("model", "plots", "evaluation")
+                 for a in client.list_artifacts(result.mlflow_run_id, folder)}
+    assert {"model/model.onnx", "model/config.pbtxt", "model/labels.txt", "plots/precision_recall.png",
+            "evaluation/held_out_0.png", "evaluation/metrics.json"} <= artifacts
+
+    reference = json.loads(open(client.download_artifacts(result.mlflow_run_id, "model/reference_predictions.json"))
+                           .read())
+    records = {r.id: r for r in setup.images.manifest()}
+    batch = np.stack([to_input(Image.open(io.BytesIO(setup.images.image(records[i]))), 320) for i in reference["ids"]])
+    platform.restart_triton()  # a new project's repository is seen when Triton starts
+    triton = triton_http.InferenceServerClient(platform.triton_settings().http_url)
+    triton.load_model("forks-1")
+    config = triton.get_model_config("forks-1")
+    assert config["parameters"][TASK_PARAMETER]["string_value"] == DETECTION
+    assert config["input"][0]["dims"] == [3, 320, 320]
+    inputs = triton_http.InferInput(INPUT, list(batch.shape), "FP32")
+    inputs.set_data_from_numpy(batch)
+    served = triton.infer("forks-1", [inputs])
+    boxes, scores, classes = (served.as_numpy(name) for name in (BOXES, SCORES, CLASSES))
+    assert boxes.shape == (len(batch), MAX_DETECTIONS, 4) and classes.dtype == np.int64
+    np.testing.assert_allclose(scores, reference[SCORES], atol=1e-4)
+    np.testing.assert_allclose(boxes, reference[BOXES], atol=1e-4)
+    assert (classes[scores > 0] == np.array(reference[CLASSES])[scores > 0]).all()
+    assert (np.diff(scores, axis=1) <= 0).all() and (scores > 0).any()
+    assert set(np.unique(classes[scores > 0])) <= {0, 1}
+
+
+def test_too_few_images_of_a_tag_is_a_dataset_error(platform, object_store):
+    setup = DetectionSetup(object_store, "few-forks")
+    for data, regions in per_tag(14):
+        setup.images.add_image(data, "image/jpeg", regions=regions)
+    result = train(setup.request("few-forks-1", "Quick"), platform.s3_settings(), platform.mlflow_settings())
+    assert result.outcome == "InvalidDataset" and result.reason == Reason.TOO_FEW_IMAGES
+    assert 'tag "fork" has 14 usable images; 15 needed' in result.message

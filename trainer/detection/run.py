@@ -1,0 +1,103 @@
+"""One object detection training run, after kubevision.trainer.run has read the snapshot and started the MLflow run:
+train, evaluate, export, record, as the classifier does."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from kubevision.core.dataset import ImageRecord
+from kubevision.core.domains import BACKBONES
+from kubevision.core.reasons import Reason
+from kubevision.core.settings import S3Settings
+from kubevision.core.storage import DatasetStore, ModelRepositoryLayout, ObjectStore
+from kubevision.core.training import ResolvedTraining, TrainingRequest, TrainingResult
+from kubevision.trainer import data as classifier_data
+from kubevision.trainer import export
+from kubevision.trainer.detection import data, plots, training
+from kubevision.trainer.detection import export as detection_export
+from kubevision.trainer.detection.network import input_size
+from kubevision.trainer.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+REFERENCE_IMAGES = 8
+DRAWN_IMAGES = 6  # held-out images drawn with their boxes into the MLflow run
+WORKING_SCALE = 1.25  # images are kept this much larger than the input, so that crops keep detail
+RESERVE = 0.1  # share of the budget kept for evaluation, export and recording
+
+
+def train(records: list[ImageRecord], images: DatasetStore, store: ObjectStore, s3: S3Settings,
+          request: TrainingRequest, options: ResolvedTraining, tracker: Tracker) -> TrainingResult:
+    started = time.monotonic()
+    project = request.project
+    network_spec = BACKBONES[project.spec.domain]
+    size = input_size(network_spec)
+    tracker.params({**options.model_dump(mode="json"), "task": "detection", "domain": project.spec.domain,
+                    "backbone": network_spec.architecture, "input_size": size, "snapshot_images": len(records)})
+    dataset = data.load(records, classifier_data.fetcher(images), round(size * WORKING_SCALE))
+    tracker.params({"images": len(dataset.ids), "tags": len(dataset.tags), "skipped": len(dataset.skipped),
+                    "regions": sum(len(labels) for labels in dataset.labels)})
+    deadline = started + options.budget_minutes * 60 * (1 - RESERVE)
+    fitted = training.train(dataset, network_spec, options, deadline, tracker.metric)
+    metrics = fitted.evaluation.metrics
+    tracker.params({"epochs_trained": fitted.epochs})
+    _record_evaluation(tracker, dataset, fitted, options.probability_threshold)
+    model_uri, registered = _export(fitted, network_spec, dataset, store, s3, request, tracker)
+    log.info("precision %.3f recall %.3f mAP@0.5 %.3f; model at %s", metrics.precision, metrics.recall,
+             metrics.average_precision, model_uri)
+    return TrainingResult(
+        outcome="Succeeded", reason=Reason.TRAINING_SUCCEEDED,
+        message=f"trained on {len(dataset.ids)} images, {len(dataset.tags)} tags",
+        tags=dataset.tags, images_used=len(dataset.ids), skipped=dataset.skipped,
+        skipped_count=len(dataset.skipped), metrics=metrics, model_uri=model_uri,
+        registered_model=registered[0], registered_version=registered[1],
+    )
+
+
+def _record_evaluation(tracker: Tracker, dataset: data.RegionImages, fitted: training.Fitted, threshold: float):
+    metrics = fitted.evaluation.metrics
+    tracker.metric("precision", metrics.precision)
+    tracker.metric("recall", metrics.recall)
+    tracker.metric("mean_average_precision", metrics.average_precision)
+    tracker.metric("map_50_95", fitted.evaluation.map_50_95)
+    for tag in metrics.per_tag:
+        tracker.metric(f"average_precision.{tag.tag}", tag.average_precision)
+    tracker.figure(plots.precision_recall(fitted.evaluation, dataset.tags), "plots/precision_recall.png")
+    for row, i in enumerate(fitted.held_out[:DRAWN_IMAGES]):
+        picture = plots.drawn(dataset.images[i], dataset.boxes[i], dataset.labels[i], fitted.predictions[row],
+                              dataset.tags, threshold)
+        tracker.image(picture, f"evaluation/held_out_{row}.png")
+    tracker.json({
+        "tags": dataset.tags,
+        "predictions": [
+            {"id": dataset.ids[i], "boxes": predicted.boxes.round(5).tolist(),
+             "probabilities": predicted.scores.round(6).tolist(), "classes": predicted.classes.tolist()}
+            for i, predicted in zip(fitted.held_out, fitted.predictions, strict=True)
+        ],
+    }, "evaluation/predictions.json")
+    tracker.json(metrics.model_dump(mode="json", by_alias=True), "evaluation/metrics.json")
+
+
+def _export(fitted: training.Fitted, network_spec, dataset: data.RegionImages, store: ObjectStore, s3: S3Settings,
+            request: TrainingRequest, tracker: Tracker) -> tuple[str, tuple[str, str]]:
+    project, iteration = request.project, request.iteration
+    model_name = iteration.metadata.name
+    onnx = detection_export.onnx_model(fitted.served)
+    # The trainer's own boxes for a few images: the exported model must give them back, here (ONNX Runtime) and
+    # where it is served (Triton; see the tests).
+    sample = slice(0, REFERENCE_IMAGES)
+    reference = detection_export.reference_predictions(fitted.served, onnx, dataset.images[sample])
+    tracker.json({"ids": dataset.ids[sample], **{name: value.tolist() for name, value in reference.items()}},
+                 "model/reference_predictions.json")
+    config = detection_export.triton_config(model_name, network_spec, fitted.served.size)
+    repository = ModelRepositoryLayout(s3.models_bucket, project.metadata.namespace, project.metadata.name)
+    model_uri = export.upload(store, repository, model_name, onnx, config, dataset.tags)
+    with tempfile.TemporaryDirectory() as folder:
+        files = {"model.onnx": onnx, "config.pbtxt": config.encode(), "labels.txt": "\n".join(dataset.tags).encode()}
+        for name, content in files.items():
+            (Path(folder) / name).write_bytes(content)
+            tracker.file(str(Path(folder) / name), "model")
+    return model_uri, tracker.register("model")
