@@ -87,6 +87,24 @@ def decode(data: bytes, working_size: int) -> Image.Image | tuple[SkipReason, st
     return image
 
 
+def read_all(records: list[ImageRecord], fetch: Callable[[ImageRecord], bytes | None],
+             working_size: int) -> list[Image.Image | tuple[SkipReason, str]]:
+    """Each record's decoded image, or why it cannot be used: read from S3 and decoded four at a time."""
+
+    def read(record: ImageRecord):
+        if record.size > MAX_IMAGE_BYTES:  # the manifest knows: no need to download it
+            return SkipReason.TOO_LARGE, f"{record.size} bytes; the limit is {MAX_IMAGE_BYTES}"
+        data = fetch(record)
+        return (SkipReason.MISSING, "not found in S3") if data is None else decode(data, working_size)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # S3 reads and JPEG decoding release the GIL
+        try:
+            return list(pool.map(read, records))
+        except BaseException:  # S3 failing throughout: end now, not after every image's retries
+            pool.shutdown(cancel_futures=True)
+            raise
+
+
 def load(
     records: list[ImageRecord],
     fetch: Callable[[ImageRecord], bytes | None],
@@ -101,18 +119,7 @@ def load(
     skipped: list[SkippedImage] = []
     usable: list[tuple[ImageRecord, Image.Image]] = []
 
-    def read(record: ImageRecord):
-        if record.size > MAX_IMAGE_BYTES:  # the manifest knows: no need to download it
-            return SkipReason.TOO_LARGE, f"{record.size} bytes; the limit is {MAX_IMAGE_BYTES}"
-        data = fetch(record)
-        return (SkipReason.MISSING, "not found in S3") if data is None else decode(data, working_size)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:  # S3 reads and JPEG decoding release the GIL
-        try:
-            outcomes = list(pool.map(read, tagged))
-        except BaseException:  # S3 failing throughout: end now, not after every image's retries
-            pool.shutdown(cancel_futures=True)
-            raise
+    outcomes = read_all(tagged, fetch, working_size)
     for record, outcome in zip(tagged, outcomes, strict=True):
         problem = _label_problem(record, kind)
         if isinstance(outcome, tuple):

@@ -7,16 +7,15 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from kubevision.core.dataset import ImageRecord
-from kubevision.core.reasons import Reason, SkipReason
-from kubevision.core.training import MAX_IMAGE_BYTES, MIN_REGION_IMAGES_PER_TAG, SkippedImage
-from kubevision.trainer.data import DatasetError, decode
+from kubevision.core.reasons import Reason
+from kubevision.core.training import MIN_REGION_IMAGES_PER_TAG, SkippedImage
+from kubevision.trainer.data import DatasetError, read_all
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +49,7 @@ def load(records: list[ImageRecord], fetch: Callable[[ImageRecord], bytes | None
     labelled = [r for r in records if r.regions]
     skipped: list[SkippedImage] = []
 
-    def read(record: ImageRecord):
-        if record.size > MAX_IMAGE_BYTES:  # the manifest knows: no need to download it
-            return SkipReason.TOO_LARGE, f"{record.size} bytes; the limit is {MAX_IMAGE_BYTES}"
-        data = fetch(record)
-        return (SkipReason.MISSING, "not found in S3") if data is None else decode(data, working_size)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:  # S3 reads and JPEG decoding release the GIL
-        try:
-            outcomes = list(pool.map(read, labelled))
-        except BaseException:  # S3 failing throughout: end now, not after every image's retries
-            pool.shutdown(cancel_futures=True)
-            raise
+    outcomes = read_all(labelled, fetch, working_size)
     usable = []
     for record, outcome in zip(labelled, outcomes, strict=True):
         if isinstance(outcome, tuple):
