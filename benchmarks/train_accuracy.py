@@ -96,7 +96,7 @@ def splits(name: str, args) -> tuple[list[str], list[tuple[list[bytes], list[int
         from sklearn.model_selection import StratifiedKFold
 
         root = Path(args.samples_dir)
-        tags = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "Test")
+        tags = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.lower() != "test")  # an unlabelled photo
         files, labels = _folder(root, tags, None)
         folds = StratifiedKFold(CROSS_VALIDATION_FOLDS, shuffle=True, random_state=0).split(files, labels)
         return tags, [([files[i] for i in train], [labels[i] for i in train], [files[i] for i in test],
