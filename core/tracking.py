@@ -1,5 +1,6 @@
-"""A project's MLflow experiment through MLflow's REST API: two requests, without importing MLflow's client
-(about 150 MB resident in a long-running controller that needs nothing else of it)."""
+"""A project's MLflow experiment, and the aliases that mark its served model versions, through MLflow's REST API:
+a few requests, without importing MLflow's client (about 150 MB resident in a long-running controller that needs
+nothing else of it)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,52 @@ def _client() -> httpx.Client:
     """One client for the process, safe to share between threads: a new one loads the system's CA certificates
     (tens of milliseconds of CPU), which a controller reconciling thousands of projects would pay each time."""
     return httpx.Client()
+
+
+def registered_model_name(namespace: str, project: str) -> str:
+    return f"kubevision-{namespace}-{project}"
+
+
+def published_alias(publish_name: str) -> str:
+    """The alias of the model version served under `publish_name`. Prefixed: MLflow reserves "latest" and "v<n>",
+    which are valid publish names."""
+    return f"published-{publish_name}"
+
+
+def set_published_alias(tracking_uri: str, namespace: str, project: str, run_id: str, publish_name: str,
+                        timeout: float = 10) -> None:
+    """Points the publish name's alias at the model version the training run registered."""
+    name = registered_model_name(namespace, project)
+    api = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow"
+    try:
+        with httpx.Client(timeout=timeout) as client:
+            found = client.get(f"{api}/model-versions/search",
+                               params={"filter": f"name = '{name}' and run_id = '{run_id}'"})
+            if found.status_code != 200:
+                raise TrackingError(f"MLflow at {tracking_uri}: {_describe(found)}")
+            versions = found.json().get("model_versions", [])
+            if not versions:
+                raise TrackingError(f"MLflow at {tracking_uri}: no version of {name} was registered by run {run_id}")
+            alias = {"name": name, "alias": published_alias(publish_name), "version": versions[0]["version"]}
+            response = client.post(f"{api}/registered-models/alias", json=alias)
+            if response.status_code != 200:
+                raise TrackingError(f"MLflow at {tracking_uri}: {_describe(response)}")
+    except (httpx.HTTPError, ValueError, KeyError) as error:
+        raise TrackingError(f"MLflow at {tracking_uri}: {error}") from error
+
+
+def delete_published_alias(tracking_uri: str, namespace: str, project: str, publish_name: str,
+                           timeout: float = 10) -> None:
+    """Removes the publish name's alias; one already gone (or a model never registered) is no error."""
+    alias = {"name": registered_model_name(namespace, project), "alias": published_alias(publish_name)}
+    try:
+        with httpx.Client(timeout=timeout) as client:
+            response = client.request("DELETE", f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/registered-models/alias",
+                                      json=alias)
+    except httpx.HTTPError as error:
+        raise TrackingError(f"MLflow at {tracking_uri}: {error}") from error
+    if response.status_code != 200 and _error_code(response) != "RESOURCE_DOES_NOT_EXIST":
+        raise TrackingError(f"MLflow at {tracking_uri}: {_describe(response)}")
 
 
 def ensure_experiment(tracking_uri: str, name: str, timeout: float = 10) -> str:

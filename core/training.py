@@ -110,6 +110,9 @@ class TrainingResult(BaseModel):
     registered_model: str | None = None
     registered_version: str | None = None
     seconds: float | None = None
+    served: str | None = Field(
+        default=None, description="Advanced: the model it serves, Quick's or the fine-tuned network (FineTuned), "
+                                  "whichever scored better by cross-validation on the training images.")
     full_result: str | None = Field(
         default=None, description="Set on a summary: the S3 URI of the whole result, whose lists it leaves out.")
 

@@ -25,7 +25,7 @@ from kubevision.core.storage import STORAGE_FAULTS, DatasetLayout, DatasetStore,
 from kubevision.core.training import iteration_id
 from kubevision.operator import metrics, objects, reconcile
 from kubevision.operator.cluster import DELETE_RETRIES, ITERATIONS, PROJECTS, Cluster, serving_observation
-from kubevision.operator.observe import ensure_experiment, observe_dataset
+from kubevision.operator.observe import ensure_experiment, observe_dataset, sync_published_alias
 from kubevision.operator.reconcile import IterationObservation
 from kubevision.operator.views import Views
 from kubevision.operator.workqueue import Key, WorkQueue
@@ -192,6 +192,8 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, retry_delay: flo
                 created.add((namespace, plan.train.name))
             await cluster.patch_status(ITERATIONS, body, _status_patch(plan.status))
             _post_events(body, plan.outcome)
+            await asyncio.to_thread(sync_published_alias, iteration, iteration.status, plan.status,
+                                    cluster.tracking_uri)
             served = observed.serving is not None and name in observed.serving.models
             if project_body is not None and plan.serve != served:
                 await cluster.serve_model(project_body, name, plan.serve)
@@ -211,12 +213,16 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, retry_delay: flo
     @kopf.on.delete(**iteration_resource)
     async def iteration_deleted(body: kopf.Body, namespace: str, name: str, retry: int, **_: Any) -> None:
         """The served model goes: Triton stops loading it and its folder leaves the model repository. MLflow keeps
-        the run and the registered version. With S3 gone, a few retries, then a Warning, and deletion goes on."""
+        the run and the registered version, without the alias of its publish name. With S3 gone, a few retries, then
+        a Warning, and deletion goes on."""
         training.discard((namespace, name))
         project = body["spec"]["projectRef"]["name"]
         project_body = await cluster.get_custom(PROJECTS, namespace, project)
         if project_body is not None:
             await cluster.serve_model(project_body, name, wanted=False)
+        iteration = Iteration.model_validate(body)
+        await asyncio.to_thread(sync_published_alias, iteration, iteration.status, kv.IterationStatus(),
+                                cluster.tracking_uri)
         try:
             await asyncio.to_thread(cluster.remove_served_model, namespace, project, name)
         except STORAGE_FAULTS as error:

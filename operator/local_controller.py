@@ -16,7 +16,7 @@ import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
 from kubevision.core import conditions
-from kubevision.core.api import Condition, CustomVisionProject, Iteration
+from kubevision.core.api import Condition, CustomVisionProject, Iteration, IterationStatus
 from kubevision.core.local import process
 from kubevision.core.local.platform import LocalPlatform
 from kubevision.core.reasons import Reason
@@ -25,7 +25,7 @@ from kubevision.core.storage import STORAGE_FAULTS, DatasetLayout, DatasetStore,
 from kubevision.core.training import iteration_id
 from kubevision.operator import metrics, reconcile
 from kubevision.operator.local_store import Conflict, LocalStore
-from kubevision.operator.observe import ensure_experiment, observe_dataset
+from kubevision.operator.observe import ensure_experiment, observe_dataset, sync_published_alias
 from kubevision.operator.reconcile import IterationObservation, JobObservation, ServingObservation
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,8 @@ class LocalController:
         meta = iteration.metadata
         if body["metadata"].get("deletionTimestamp"):
             self.trainings.stop(iteration_id(iteration))
+            sync_published_alias(iteration, iteration.status, IterationStatus(),
+                                 self.platform.mlflow_settings().tracking_uri)
             self.store.remove(ITERATION, meta.namespace, meta.name)  # its model is unloaded by _serve
             return None, False
         project_body = self.store.get(PROJECT, meta.namespace, iteration.spec.project_ref.name)
@@ -232,6 +234,7 @@ class LocalController:
             self.trainings.start(plan.train)
         self._events(body, plan.outcome)
         self._update_status(body, _dump(plan.status))
+        sync_published_alias(iteration, iteration.status, plan.status, self.platform.mlflow_settings().tracking_uri)
         return plan.outcome.requeue_after, plan.serve
 
     # ------------------------------------------------------------------------------------------------------------

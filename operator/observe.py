@@ -1,14 +1,19 @@
 """What both drivers observe of a project outside Kubernetes: its dataset manifest in S3, its MLflow experiment
 (through MLflow's REST API: neither driver imports MLflow's client for it). Each turns a fault into an observation
-the reconcile core reports, never into an exception."""
+the reconcile core reports, never into an exception. Also the one thing both drivers write to MLflow: the alias
+that marks a published model version."""
 
 from __future__ import annotations
 
+import logging
+
 from kubevision.core import dataset, tracking
-from kubevision.core.api import CustomVisionProject
+from kubevision.core.api import CustomVisionProject, Iteration, IterationStatus
 from kubevision.core.settings import S3Settings
 from kubevision.core.storage import STORAGE_FAULTS, DatasetLayout, DatasetStore, ObjectStore
 from kubevision.operator.reconcile import DatasetObservation
+
+log = logging.getLogger(__name__)
 
 
 def observe_dataset(project: CustomVisionProject, s3: S3Settings) -> DatasetObservation:
@@ -33,3 +38,19 @@ def ensure_experiment(project: CustomVisionProject, tracking_uri: str) -> tuple[
         return tracking.ensure_experiment(tracking_uri, name), None
     except tracking.TrackingError as error:
         return None, str(error)
+
+
+def sync_published_alias(iteration: Iteration, old: IterationStatus, new: IterationStatus, tracking_uri: str) -> None:
+    """When an Iteration starts or stops being served, its registered model version gains or loses the alias of its
+    publish name, so that MLflow shows what serves. MLflow failing is logged, never fatal: serving goes on."""
+    if old.published_name == new.published_name:
+        return
+    namespace, project = iteration.metadata.namespace, iteration.spec.project_ref.name
+    try:
+        if old.published_name:
+            tracking.delete_published_alias(tracking_uri, namespace, project, old.published_name)
+        if new.published_name and new.mlflow_run_id:
+            tracking.set_published_alias(tracking_uri, namespace, project, new.mlflow_run_id, new.published_name)
+    except tracking.TrackingError as error:
+        log.warning("Iteration %s/%s: the MLflow alias of its publish name was not updated: %s", namespace,
+                    iteration.metadata.name, error)

@@ -6,7 +6,7 @@ Triton serves needs nothing but kubevision.core.preprocessing in front of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,6 +21,18 @@ from kubevision.trainer.backbone import MEAN, STD
 def device() -> torch.device:
     """CUDA when present, the CPU otherwise."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def normalise(pixels: torch.Tensor) -> torch.Tensor:
+    """Pixels in [0, 1] to the range the backbone was trained on, as the served Classifier does."""
+    mean = torch.tensor(MEAN, device=pixels.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=pixels.device).view(1, 3, 1, 1)
+    return (pixels - mean) / std
+
+
+def mixed_precision(on: torch.device):
+    """bfloat16 autocast on a GPU (no loss scaling needed); full precision on the CPU, where it is not faster."""
+    return torch.autocast(on.type, dtype=torch.bfloat16, enabled=on.type == "cuda")
 
 
 class Classifier(nn.Module):
@@ -57,3 +69,5 @@ class Trained:
     classifier: Classifier
     held_out: np.ndarray  # indices of the images that scored the model
     probabilities: np.ndarray  # their predictions, from models that never saw them
+    choice: str = ""  # Advanced: which model it serves, Quick's or the fine-tuned network
+    comparison: dict[str, float] = field(default_factory=dict)  # Advanced: the cross-validated figures it chose by

@@ -16,7 +16,7 @@ from kubevision.core.domains import Backbone
 from kubevision.core.training import ResolvedTraining
 from kubevision.trainer import evaluation
 from kubevision.trainer.data import LabelledImages
-from kubevision.trainer.network import Classifier, Trained, batch_inputs, device
+from kubevision.trainer.network import Classifier, Trained, batch_inputs, device, normalise
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def features(network: nn.Module, images: list[Image.Image], backbone: Backbone, 
     start = time.monotonic()
     for first in range(0, len(images), batch_size):
         inputs = batch_inputs(images[first:first + batch_size], backbone)
-        chunks.append(network(inputs.to(on)).cpu().numpy())
+        chunks.append(network(normalise(inputs.to(on))).cpu().numpy())
         done = min(first + batch_size, len(images))
         log.info("features: %d/%d images (%.1f images/s)", done, len(images), done / (time.monotonic() - start))
     return np.concatenate(chunks)

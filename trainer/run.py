@@ -125,6 +125,9 @@ def _train(records, images: DatasetStore, store: ObjectStore, s3: S3Settings, re
         trained = quick.train(network, dataset, network_spec, options, multilabel)
     else:
         trained = advanced.train(network, dataset, network_spec, options, multilabel, deadline, tracker.metric)
+        tracker.params({"advanced_served": trained.choice})
+        for name, value in trained.comparison.items():
+            tracker.metric(f"advanced.{name}", value)
     targets = dataset.targets[trained.held_out]
     probabilities, threshold = trained.probabilities, options.probability_threshold
     if multilabel:  # each tag its own threshold, behind the one served threshold
@@ -148,7 +151,7 @@ def _train(records, images: DatasetStore, store: ObjectStore, s3: S3Settings, re
         message=f"trained on {len(dataset.ids)} images, {len(dataset.tags)} tags",
         tags=dataset.tags, images_used=len(dataset.ids), skipped=dataset.skipped,
         skipped_count=len(dataset.skipped), metrics=metrics, model_uri=model_uri,
-        registered_model=registered[0], registered_version=registered[1],
+        registered_model=registered[0], registered_version=registered[1], served=trained.choice or None,
     )
 
 

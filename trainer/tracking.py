@@ -17,6 +17,7 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from sklearn.metrics import precision_recall_curve  # noqa: E402
 
+from kubevision.core import tracking  # noqa: E402
 from kubevision.core.api import CustomVisionProject, Iteration  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def experiment_name(project: CustomVisionProject) -> str:
 
 
 def registered_model_name(project: CustomVisionProject) -> str:
-    return f"kubevision-{project.metadata.namespace}-{project.metadata.name}"
+    return tracking.registered_model_name(project.metadata.namespace, project.metadata.name)
 
 
 class Tracker:

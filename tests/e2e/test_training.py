@@ -52,6 +52,13 @@ def assert_tracked(platform, result, training_type):
     assert run.data.metrics["mean_average_precision"] == pytest.approx(result.metrics.average_precision)
     artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id, "model")}
     assert {"model/model.onnx", "model/config.pbtxt", "model/labels.txt"} <= artifacts
+    if training_type == "Advanced":  # which model it serves, chosen by cross-validation, is recorded
+        assert result.served in {"Quick", "FineTuned"}
+        assert run.data.params["advanced_served"] == result.served
+        score = "mean_average_precision" if run.data.params["classification_type"] == "Multilabel" else "top1_accuracy"
+        assert 0 < run.data.metrics[f"advanced.quick_{score}"] <= 1
+    else:
+        assert result.served is None
     version = client.get_model_version(result.registered_model, result.registered_version)
     assert version.run_id == result.mlflow_run_id
     assert version.tags["kubevision.io/iteration"].startswith("tests/")

@@ -8,10 +8,11 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from kubevision.core import tracking
+from kubevision.core import api, tracking
 from kubevision.core.local import memory
 from kubevision.core.local.platform import MLFLOW_BUCKET
 from kubevision.core.storage import ObjectStore
+from kubevision.operator.observe import sync_published_alias
 
 
 def test_a_run_with_metrics_and_an_artifact(platform, tmp_path):
@@ -79,3 +80,57 @@ def test_a_project_experiment_is_created_once(platform):
 def test_an_unreachable_tracking_server_is_named():
     with pytest.raises(tracking.TrackingError, match=r"MLflow at http://127\.0\.0\.1:9: "):
         tracking.ensure_experiment("http://127.0.0.1:9", "kubevision/tests/nowhere", timeout=2)
+
+
+def registered_version(client: MlflowClient, tmp_path: Path, namespace: str, project: str) -> tuple[str, str]:
+    """A training run and the model version it registered, as the trainer leaves them: (run id, version)."""
+    run = client.create_run(client.create_experiment(tracking.experiment_name(namespace, project)))
+    name = tracking.registered_model_name(namespace, project)
+    client.create_registered_model(name)
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    client.log_artifact(run.info.run_id, str(tmp_path / "model.onnx"), "model")
+    source = f"{client.get_run(run.info.run_id).info.artifact_uri}/model"
+    return run.info.run_id, client.create_model_version(name, source=source, run_id=run.info.run_id).version
+
+
+def published(iteration_name: str, project: str, run_id: str, publish_name: str | None) -> tuple:
+    iteration = api.Iteration(metadata={"name": iteration_name, "namespace": "tests"},
+                              spec={"projectRef": {"name": project}})
+    return iteration, api.IterationStatus(mlflow_run_id=run_id, published_name=publish_name)
+
+
+def test_a_published_version_carries_its_publish_names_alias_until_unpublished(platform, tmp_path):
+    uri = platform.mlflow_settings().tracking_uri
+    client = MlflowClient(uri)
+    name = tracking.registered_model_name("tests", "aliased")
+    run_id, version = registered_version(client, tmp_path, "tests", "aliased")
+    iteration, unpublished = published("aliased-1", "aliased", run_id, None)
+    _, serving = published("aliased-1", "aliased", run_id, "latest")  # a publish name MLflow reserves as an alias
+
+    sync_published_alias(iteration, unpublished, serving, uri)
+    assert client.get_model_version_by_alias(name, "published-latest").version == version
+    assert client.get_model_version(name, version).aliases == ["published-latest"]
+
+    sync_published_alias(iteration, serving, unpublished, uri)
+    assert client.get_model_version(name, version).aliases == []
+    tracking.delete_published_alias(uri, "tests", "aliased", "latest")  # already gone: no error
+
+
+def test_moving_a_publish_name_moves_its_alias(platform, tmp_path):
+    uri = platform.mlflow_settings().tracking_uri
+    client = MlflowClient(uri)
+    name = tracking.registered_model_name("tests", "moved")
+    first_run, first = registered_version(client, tmp_path, "tests", "moved")
+    second_run = client.create_run(client.get_experiment_by_name(tracking.experiment_name("tests", "moved"))
+                                   .experiment_id).info.run_id
+    second = client.create_model_version(name, source=f"{client.get_run(second_run).info.artifact_uri}/model",
+                                         run_id=second_run).version
+    tracking.set_published_alias(uri, "tests", "moved", first_run, "prod")
+    tracking.set_published_alias(uri, "tests", "moved", second_run, "prod")
+    assert client.get_model_version_by_alias(name, "published-prod").version == second
+    assert client.get_model_version(name, first).aliases == []
+
+
+def test_an_alias_for_a_run_that_registered_nothing_is_refused(platform):
+    with pytest.raises(tracking.TrackingError, match="no version of kubevision-tests-nothing was registered"):
+        tracking.set_published_alias(platform.mlflow_settings().tracking_uri, "tests", "nothing", "0" * 32, "prod")
