@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import average_precision_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 from kubevision.core.api import IterationMetrics, TagMetrics
 from kubevision.core.heldout import counted_at
@@ -22,6 +22,15 @@ def folds(labels: np.ndarray, seed: int, max_folds: int = 5) -> list[tuple[np.nd
     smallest = np.unique(labels, return_counts=True)[1].min()
     splitter = StratifiedKFold(n_splits=int(min(max_folds, max(2, smallest))), shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(labels)), labels))
+
+
+def holdout(labels: np.ndarray, seed: int, fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """One stratified split: (train, held-out) indices, every class represented in both. The detector's early
+    stopping uses it: one training of a detector costs too much to cross-validate within a budget."""
+    classes = len(np.unique(labels))
+    held_out = max(classes, round(fraction * len(labels)))
+    splitter = StratifiedShuffleSplit(n_splits=1, test_size=held_out, random_state=seed)
+    return next(splitter.split(np.zeros(len(labels)), labels))
 
 
 def _safe_ratio(numerator: float, denominator: float) -> float:

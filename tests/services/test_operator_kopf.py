@@ -471,8 +471,10 @@ async def test_s3_and_mlflow_that_hang_are_reported_and_recovered_from_in_the_sa
             await eventually(phase(kmock, "iteration", "owls-1", "Pending"), what="Pending")
             await kmock.delete(f"{ITERATIONS}/owls-1")  # its model cannot be removed from S3: a few tries, then go
             await eventually(lambda: current(kmock, "iteration", "owls-1") is None, what="deleted anyway", timeout=90)
-            events = [o.raw for key, o in kmock.objects.items() if key[0] == kmock.resource("v1", "events")]
-            assert any(e.get("reason") == "ModelNotRemoved" and e.get("type") == "Warning" for e in events)
+            await eventually(lambda: any(  # kopf posts Events from its own queue, after the handler returned
+                o.raw.get("reason") == "ModelNotRemoved" and o.raw.get("type") == "Warning"
+                for key, o in list(kmock.objects.items()) if key[0] == kmock.resource("v1", "events")),
+                what="the ModelNotRemoved Warning", timeout=30)
 
             s3_proxy.hang = False  # S3 is back
             await eventually(phase(kmock, "project", "owls", "Ready"), what="Ready once S3 is back", timeout=60)
