@@ -4,16 +4,24 @@ config.pbtxt, and the labels. Layout and keys come from kubevision.core.storage.
 from __future__ import annotations
 
 import io
+import tempfile
 import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime
 import torch
 from PIL import Image
 
+from kubevision.core.api import CustomVisionProject
 from kubevision.core.domains import Backbone
+from kubevision.core.settings import S3Settings
 from kubevision.core.storage import ModelRepositoryLayout, ObjectStore
 from kubevision.trainer.network import Classifier, batch_inputs
+
+if TYPE_CHECKING:  # MLflow is imported only where a run is recorded
+    from kubevision.trainer.tracking import Tracker
 
 INPUT = "images"  # float32 [batch, 3, size, size], pixels in [0, 1]
 OUTPUT = "probabilities"  # float32 [batch, tags], in the order of labels.txt
@@ -78,3 +86,18 @@ def upload(
     store.put(repository.bucket, repository.model_key(model_name, "labels.txt"), "\n".join(tags).encode() + b"\n")
     store.put(repository.bucket, repository.model_key(model_name, "config.pbtxt"), config.encode())
     return f"s3://{repository.bucket}/{repository.model_key(model_name, '')}"
+
+
+def store_model(store: ObjectStore, s3: S3Settings, project: CustomVisionProject, model_name: str,
+                model: tuple[bytes, str, list[str]], tracker: Tracker) -> tuple[str, tuple[str, str]]:
+    """The model folder (ONNX, config, labels) in the project's Triton repository and in the MLflow run, where it
+    is registered: (its S3 URI, (registered model, version))."""
+    onnx, config, tags = model
+    repository = ModelRepositoryLayout(s3.models_bucket, project.metadata.namespace, project.metadata.name)
+    model_uri = upload(store, repository, model_name, onnx, config, tags)
+    with tempfile.TemporaryDirectory() as folder:
+        files = {"model.onnx": onnx, "config.pbtxt": config.encode(), "labels.txt": "\n".join(tags).encode()}
+        for name, content in files.items():
+            (Path(folder) / name).write_bytes(content)
+            tracker.file(str(Path(folder) / name), "model")
+    return model_uri, tracker.register("model")

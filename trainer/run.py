@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +19,6 @@ from kubevision.core.settings import MLflowSettings, S3Settings
 from kubevision.core.storage import (
     DatasetLayout,
     DatasetStore,
-    ModelRepositoryLayout,
     ObjectStore,
     StorageUnavailable,
     held_out_key,
@@ -180,11 +177,4 @@ def _export(classifier: Classifier, network_spec: Backbone, dataset, store: Obje
     reference = export.reference_predictions(classifier, onnx, network_spec, dataset.images[sample])
     tracker.json({"ids": dataset.ids[sample], "probabilities": reference.tolist()}, "model/reference_predictions.json")
     config = export.triton_config(model_name, network_spec, len(dataset.tags))
-    repository = ModelRepositoryLayout(s3.models_bucket, project.metadata.namespace, project.metadata.name)
-    model_uri = export.upload(store, repository, model_name, onnx, config, dataset.tags)
-    with tempfile.TemporaryDirectory() as folder:
-        files = {"model.onnx": onnx, "config.pbtxt": config.encode(), "labels.txt": "\n".join(dataset.tags).encode()}
-        for name, content in files.items():
-            (Path(folder) / name).write_bytes(content)
-            tracker.file(str(Path(folder) / name), "model")
-    return model_uri, tracker.register("model")
+    return export.store_model(store, s3, project, model_name, (onnx, config, dataset.tags), tracker)

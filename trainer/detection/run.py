@@ -4,15 +4,13 @@ train, evaluate, export, record, as the classifier does."""
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
-from pathlib import Path
 
 from kubevision.core.dataset import ImageRecord
 from kubevision.core.domains import BACKBONES
 from kubevision.core.reasons import Reason
 from kubevision.core.settings import S3Settings
-from kubevision.core.storage import DatasetStore, ModelRepositoryLayout, ObjectStore
+from kubevision.core.storage import DatasetStore, ObjectStore
 from kubevision.core.training import ResolvedTraining, TrainingRequest, TrainingResult
 from kubevision.trainer import data as classifier_data
 from kubevision.trainer import export
@@ -93,11 +91,4 @@ def _export(fitted: training.Fitted, network_spec, dataset: data.RegionImages, s
     tracker.json({"ids": dataset.ids[sample], **{name: value.tolist() for name, value in reference.items()}},
                  "model/reference_predictions.json")
     config = detection_export.triton_config(model_name, network_spec, fitted.served.size)
-    repository = ModelRepositoryLayout(s3.models_bucket, project.metadata.namespace, project.metadata.name)
-    model_uri = export.upload(store, repository, model_name, onnx, config, dataset.tags)
-    with tempfile.TemporaryDirectory() as folder:
-        files = {"model.onnx": onnx, "config.pbtxt": config.encode(), "labels.txt": "\n".join(dataset.tags).encode()}
-        for name, content in files.items():
-            (Path(folder) / name).write_bytes(content)
-            tracker.file(str(Path(folder) / name), "model")
-    return model_uri, tracker.register("model")
+    return export.store_model(store, s3, project, model_name, (onnx, config, dataset.tags), tracker)
