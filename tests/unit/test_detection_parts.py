@@ -91,3 +91,19 @@ def test_stratification_labels_favour_rare_tags_and_never_stand_alone():
     images = RegionImages(ids=[], images=[], boxes=[], labels=labels, tags=["a", "b", "c"], skipped=[], unlabelled=0)
     # "b" is rarer than "a" on the first three; "c" would label one image alone, so it joins the commonest label
     assert images.primary_labels.tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+
+
+def test_the_export_check_matches_detections_as_sets_not_rows():
+    """Detections whose scores tie within rounding may come in either order from PyTorch and ONNX Runtime."""
+    def outputs(rows):
+        padded = rows + [(0, 0.0, (0, 0, 0, 0))] * (4 - len(rows))
+        return {CLASSES: np.array([[c for c, _, _ in padded]]), SCORES: np.array([[s for _, s, _ in padded]]),
+                BOXES: np.array([[b for _, _, b in padded]], dtype=np.float32)}
+
+    trained = outputs([(1, 0.30000001, (0.1, 0.1, 0.2, 0.2)), (2, 0.3, (0.5, 0.5, 0.2, 0.2))])
+    swapped = outputs([(2, 0.3, (0.5, 0.5, 0.2, 0.2)), (1, 0.3, (0.1, 0.1, 0.2, 0.2))])
+    relabelled = outputs([(2, 0.3, (0.5, 0.5, 0.2, 0.2)), (0, 0.3, (0.1, 0.1, 0.2, 0.2))])
+    dropped = outputs([(1, 0.3, (0.1, 0.1, 0.2, 0.2))])
+    assert export._unmatched(trained, swapped, 0) == export._unmatched(swapped, trained, 0) == 0
+    assert export._unmatched(trained, relabelled, 0) == 1
+    assert (export._unmatched(trained, dropped, 0), export._unmatched(dropped, trained, 0)) == (1, 0)
