@@ -68,6 +68,10 @@ def train(request: TrainingRequest, s3: S3Settings, mlflow: MLflowSettings) -> T
     tracker = None
     try:
         tracker = _tracker(mlflow, project, iteration)
+        # The same upload trains the same model: records in content order (the manifest's order follows upload
+        # timing), every random generator seeded.
+        records = sorted(records, key=lambda record: record.sha256)
+        seed_everything(options.seed)
         trainer = detection.train if project.spec.type == ProjectType.OBJECT_DETECTION else _train
         result = trainer(records, images, store, s3, request, options, tracker)
     except data.DatasetError as error:
@@ -109,7 +113,6 @@ def _train(records, images: DatasetStore, store: ObjectStore, s3: S3Settings, re
     kind = classification_type(project)
     multilabel = kind == ClassificationType.MULTILABEL
     network_spec = BACKBONES[project.spec.domain]
-    seed_everything(options.seed)
     tracker.params({**options.model_dump(mode="json"), "classification_type": kind.value,
                     "domain": project.spec.domain, "backbone": network_spec.architecture,
                     "input_size": network_spec.input_size, "snapshot_images": len(records)})
