@@ -18,6 +18,9 @@ BOXES = "boxes"  # float32 [batch, MAX_DETECTIONS, 4]: left, top, width, height,
 SCORES = "scores"  # float32 [batch, MAX_DETECTIONS], descending; rows past the last detection hold 0
 CLASSES = "classes"  # int64 [batch, MAX_DETECTIONS]: the row of labels.txt
 MAX_DETECTIONS = 100
+# The overlap (IoU) threshold a detector's held-out precision, recall and average precision are counted at: Custom
+# Vision's default. The trainer evaluates at it; the training API reports performance at it only.
+OVERLAP_THRESHOLD = 0.5
 
 
 def to_input(image: Image.Image, size: int) -> np.ndarray:

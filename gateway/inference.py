@@ -49,6 +49,12 @@ class Detections:
     scores: np.ndarray  # [n]
     classes: np.ndarray  # [n] rows of the labels
 
+    @classmethod
+    def of(cls, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> Detections:
+        """One image's rows of the model's outputs, the rows past its last detection (score 0) dropped."""
+        kept = scores > 0
+        return cls(boxes[kept], scores[kept], classes[kept])
+
 
 class Classifier:
     def __init__(self, settings: GatewaySettings, read_labels: LabelReader):
@@ -109,9 +115,7 @@ class Classifier:
         started = time.perf_counter()
         result = await self._call(self._client(model.endpoint).infer(model.model, [request], outputs=outputs), model)
         metrics.TRITON_SECONDS.observe(time.perf_counter() - started)
-        boxes, scores, classes = (result.as_numpy(name)[0] for name in names)
-        kept = scores > 0
-        return Detections(boxes[kept], scores[kept], classes[kept])
+        return Detections.of(*(result.as_numpy(name)[0] for name in names))
 
     async def _call(self, call, model: PublishedModel):
         try:

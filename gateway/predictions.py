@@ -22,7 +22,7 @@ from kubevision.core.storage import DatasetLayout, ObjectStore
 from kubevision.gateway import images, metrics
 from kubevision.gateway.catalog import Project, PublishedModel
 from kubevision.gateway.errors import CustomVisionError
-from kubevision.gateway.inference import CLASSIFICATION, Classifier, Detections
+from kubevision.gateway.inference import Classifier, Detections
 from kubevision.gateway.sources import CatalogSource
 from kubevision.gateway.trained import TrainedIterations, tag_ids
 from kubevision.gateway.wire import BoundingBox, ImagePrediction, Prediction, SuggestedTags, TagType
@@ -131,22 +131,27 @@ class PredictionService:
                             (data, content_type, application) if store else None)
 
     async def quick_test(self, project: Project, body: dict, data: bytes, store: bool) -> ImagePrediction:
-        """A classifier that is not published, run here in ONNX Runtime from its exported model."""
+        """An iteration that is not published, classifier or detector, run here in ONNX Runtime from its exported
+        model, and answered as its published self would be."""
         model = await self.trained.model(body)
-        batch, content_type = await asyncio.to_thread(self._prepare, data, model.backbone, CLASSIFICATION)
-        probabilities = await asyncio.to_thread(model.run, batch)
-        return self._answer(project, body, "", _tags(tag_ids(project.uid, body), model.labels, probabilities),
-                            (data, content_type, None) if store else None)
+        tag_id = tag_ids(project.uid, body)
+        batch, content_type = await asyncio.to_thread(self._prepare, data, model.backbone, model.task)
+        if model.task == detection_model.DETECTION:
+            predictions = _boxes(tag_id, model.labels, await asyncio.to_thread(model.detect, batch))
+        else:
+            predictions = _tags(tag_id, model.labels, await asyncio.to_thread(model.run, batch))
+        return self._answer(project, body, "", predictions, (data, content_type, None) if store else None)
 
     async def suggest(self, project: Project, body: dict, images: list[tuple[str, bytes]]) -> list[SuggestedTags]:
-        """Tags for images of the project, from a trained iteration run in the gateway (never stored): for
-        labelling, so it never takes Triton's time from the served traffic."""
+        """Tags, or a detector's tagged regions, for images of the project, from a trained iteration run in the
+        gateway (never stored): for labelling, so it never takes Triton's time from the served traffic."""
         suggested = []
         for image_id, data in images:
             answer = await self.quick_test(project, body, data, store=False)
+            best = answer.predictions[0].probability if answer.predictions else 0.0  # a detector may find nothing
             suggested.append(SuggestedTags(id=image_id, project=project.uid, iteration=answer.iteration,
                                            created=answer.created, predictions=answer.predictions,
-                                           prediction_uncertainty=1 - answer.predictions[0].probability))
+                                           prediction_uncertainty=1 - best))
         return suggested
 
     def _answer(self, project: Project, body: dict, publish_name: str, predictions: list[Prediction],

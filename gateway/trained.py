@@ -1,6 +1,7 @@
 """What a trained iteration left in S3, as the training API reads it: its held-out predictions (performance at any
-threshold, and each held-out image's predictions) and its ONNX model, run here in ONNX Runtime to quick-test an
-iteration that is not published (a published one is quick-tested on Triton, as predictions are).
+threshold, and each held-out image's predictions) and its ONNX model, classifier or detector, run here in ONNX
+Runtime to quick-test an iteration that is not published (a published one is quick-tested on Triton, as predictions
+are).
 
 Both are written once per iteration and never change, so each is cached, a few iterations at a time: a user
 quick-testing or reading the performance of an iteration asks again and again about the same one."""
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 import onnxruntime
 
-from kubevision.core import dataset
+from kubevision.core import dataset, detection_model
 from kubevision.core.api import Iteration
 from kubevision.core.domains import Backbone
 from kubevision.core.heldout import HeldOut
@@ -35,7 +36,7 @@ from kubevision.core.storage import (
 from kubevision.core.training import iteration_id
 from kubevision.gateway.catalog import Project
 from kubevision.gateway.errors import NotFound, ServiceUnavailable
-from kubevision.gateway.inference import INPUT, OUTPUT
+from kubevision.gateway.inference import CLASSIFICATION, INPUT, OUTPUT, Detections
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +60,21 @@ def tag_ids(project_uid: str, body: dict[str, Any]) -> Callable[[str], str]:
 
 @dataclass(frozen=True)
 class LocalModel:
-    """An iteration's exported classifier in ONNX Runtime, with the contract every export has
-    (kubevision.trainer.export): `images` in, `probabilities` out, tags in the order of labels.txt."""
+    """An iteration's exported model in ONNX Runtime, tags in the order of labels.txt. A classifier has the contract
+    of kubevision.trainer.export (`images` in, `probabilities` out), a detector that of core.detection_model (boxes,
+    scores and classes out, decoded and suppressed inside the model); its outputs say which it is."""
 
     session: onnxruntime.InferenceSession
-    backbone: Backbone
+    backbone: Backbone  # a detector's: its input size alone (it stretches, never crops)
     labels: tuple[str, ...]
+    task: str = CLASSIFICATION
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run([OUTPUT], {INPUT: batch})[0][0]
+
+    def detect(self, batch: np.ndarray) -> Detections:
+        names = [detection_model.BOXES, detection_model.SCORES, detection_model.CLASSES]
+        return Detections.of(*(output[0] for output in self.session.run(names, {detection_model.INPUT: batch})))
 
 
 class _Cache:
@@ -150,6 +157,8 @@ class TrainedIterations:
             options.intra_op_num_threads = SESSION_THREADS
             session = onnxruntime.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
             size = int(session.get_inputs()[0].shape[-1])
-            return LocalModel(session, Backbone("", "", size), tuple(labels.decode().splitlines()))
+            outputs = {output.name for output in session.get_outputs()}
+            task = detection_model.DETECTION if detection_model.BOXES in outputs else CLASSIFICATION
+            return LocalModel(session, Backbone("", "", size), tuple(labels.decode().splitlines()), task)
 
         return await self._models.get(f"{bucket}/{model_key}", load)

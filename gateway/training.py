@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from kubevision.core import api, dataset, heldout
+from kubevision.core import api, dataset, detection_model, heldout
 from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.predictions import PredictionIndex
 from kubevision.core.labelstore.store import LabelStore, ProjectRef, TagView
@@ -87,16 +87,6 @@ def project_wire(project: Project) -> wire.Project:
                                       target_export_platforms=[], use_negative_set=True, image_processing_settings={}),
         created=created, last_modified=created, dr_mode_enabled=False, status="Succeeded",
     )
-
-
-def at_overlap(metrics: dict[str, Any] | None, overlap_threshold: float | None) -> dict[str, Any] | None:
-    """A detector's figures at the overlap (IoU) threshold nearest the one asked for, when the trainer recorded
-    several (`byOverlap`: entries shaped as the metrics, each with its `overlapThreshold`); otherwise the metrics
-    as recorded, a classifier's or a detector's at its one overlap threshold."""
-    choices = (metrics or {}).get("byOverlap") or []
-    if overlap_threshold is None or not choices:
-        return metrics
-    return min(choices, key=lambda m: abs(m.get("overlapThreshold", 0.0) - overlap_threshold))
 
 
 class TrainingService:
@@ -307,9 +297,12 @@ class TrainingService:
         needed = min_images_per_tag(api.ProjectType(project.type))
         few = [t.name for t in used if t.image_count < needed]
         if len(used) < 2 or few:
+            detector = project.type == api.ProjectType.OBJECT_DETECTION  # Custom Vision's code names the detector
             raise CustomVisionError(
                 f"Training needs at least 2 tags with {needed} images or more each"
-                + (f"; too few images: {', '.join(few)}." if few else "."), "BadRequestTrainingValidationFailed")
+                + (" (images with a region of the tag)" if detector else "")
+                + (f"; too few images: {', '.join(few)}." if few else "."),
+                "BadRequestDetectionTrainingValidationFailed" if detector else "BadRequestTrainingValidationFailed")
 
     async def update_iteration(self, namespace: str, project_id: str, iteration_id: str, name: str) -> wire.Iteration:
         project = self.s.project(namespace, project_id)
@@ -400,16 +393,21 @@ class TrainingService:
                           overlap_threshold: float | None = None) -> wire.IterationPerformance:
         """Precision and recall at `threshold` (by default the one the iteration was trained for), counted again
         from the held-out predictions; average precision does not depend on it and is the trainer's. A detector's
-        figures are the trainer's, at the overlap threshold nearest the one asked."""
+        figures are the trainer's, at the probability and overlap thresholds it evaluated with; `overlap_threshold`
+        is a detector's alone, as in Custom Vision."""
         project = self.s.project(namespace, project_id)
         body = self._trained(project, iteration_id)
-        metrics = at_overlap((body.get("status") or {}).get("metrics"), overlap_threshold)
+        metrics = (body.get("status") or {}).get("metrics")
         if not metrics:
             raise NotFound(f"Iteration {iteration_id} has no performance recorded.", "NotFoundIterationPerformance")
         tag_id = tag_ids(project.uid, body)
         trained_at = metrics["probabilityThreshold"]
         threshold = trained_at if threshold is None else threshold
         detector = project.type == api.ProjectType.OBJECT_DETECTION
+        overlap = detection_model.OVERLAP_THRESHOLD
+        if detector and overlap_threshold is not None and abs(overlap_threshold - overlap) > 1e-9:
+            raise NotFound(f"Iteration {iteration_id} kept its performance at overlap threshold {overlap} only.",
+                           "NotFoundIterationPerformance")
         held_out = None if detector else await self.s.trained.held_out(body)
         if held_out is None:  # a detector, or trained before held-out predictions were kept: one threshold only
             if abs(threshold - trained_at) > 1e-9:

@@ -314,7 +314,7 @@ class ProjectExport(Wire):
 
 
 class SuggestedTags(Wire):
-    """Custom Vision's SuggestedTagAndRegion, for a classification project: an image's tags as an iteration sees
+    """Custom Vision's SuggestedTagAndRegion: an image's tags (a detector's: tagged regions) as an iteration sees
     them."""
 
     id: str = Field(description="The image's id.")
@@ -322,7 +322,7 @@ class SuggestedTags(Wire):
     iteration: str
     created: datetime
     predictions: list[Prediction] = Field(description="Sorted by probability, highest first.")
-    prediction_uncertainty: float = Field(description="1 minus the highest probability.")
+    prediction_uncertainty: float = Field(description="1 minus the highest probability (1 when nothing is found).")
 
 
 class Export(Wire):

@@ -1,11 +1,15 @@
-"""A stand-in object detector for the gateway's tests: torchvision's RetinaNet over a two-layer backbone, with
-seeded random weights, exported to ONNX with the tensors, shapes and preprocessing of kubevision.core.detection_model
-and a config.pbtxt that marks it a detector.
+"""A detector built to the contract, for the gateway's tests of the detect routes: torchvision's RetinaNet over a
+two-layer backbone, with seeded random weights, exported to ONNX with the tensors, shapes and preprocessing of
+kubevision.core.detection_model and a config.pbtxt that marks it a detector. It is a fixture, not a model: it detects
+nothing real.
 
-Why a stand-in: the gateway's detect routes need a detector that Triton serves, and these tests check the serving
-path (preprocessing, the three outputs, boxes, sorting, storing), not what is detected. They compare the gateway's
-answer with onnxruntime running the same file, so untrained weights do. The detector trainer's own export replaces
-this file in the end-to-end tests once it exists.
+Why a fixture and not the trainer's detector: these tests check the serving path (preprocessing, the three outputs,
+boxes clipped and sorted, tag ids, stored predictions and their probability filters), which needs many boxes of
+every tag with spread probabilities on any picture; they compare the gateway's answer with ONNX Runtime running the
+same file, so untrained weights do. A trained detector finds few or no boxes on the tests' synthetic pictures, and
+training one takes a minute or more of the suite's time on 2 cores. The trainer's real detector is served end to end
+by tests/e2e/test_training_detection.py (Triton against the trainer's own outputs) and
+tests/e2e/test_detection_quickstart.py (the SDK: quick tests in the gateway, then Triton, on the same photos).
 """
 
 from __future__ import annotations

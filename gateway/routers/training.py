@@ -374,8 +374,6 @@ def router(version: str) -> APIRouter:
                                        iteration_id: Annotated[str, Query(alias="iterationId", max_length=64)],
                                        image_ids: Annotated[IdList, Query(alias="imageIds")] = None):
         project, body, _ = trainer.quick_test_target(namespace, project_id, iteration_id)
-        if project.type != "Classification":
-            raise CustomVisionError("Tags are suggested for classification projects only.", "BadRequestNotSupported")
         images = await labeller.image_contents(namespace, project_id, ids(image_ids) or [])
         return await predictions.suggest(project, body, images)
 
@@ -386,12 +384,9 @@ async def quick_test(predictions: PredictionService, namespace: str, target: tup
                      data: bytes, store: bool) -> wire.ImagePrediction:
     """A published iteration is tested where predictions run (Triton); any other trained one in the gateway."""
     project, body, served = target
-    kind = predictions.kind(namespace, project.uid)
     if served:
+        kind = predictions.kind(namespace, project.uid)
         return await predictions.predict(namespace, project.uid, served, kind, data, store, None)
-    if kind == "detect":
-        raise CustomVisionError("An unpublished detector is not run in the gateway; publish the iteration to "
-                                "quick-test it.", "BadRequestIterationNotPublished")
     return await predictions.quick_test(project, body, data, store)
 
 

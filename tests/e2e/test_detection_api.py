@@ -154,7 +154,8 @@ async def test_regions_are_kept_listed_exported_and_every_bad_one_is_refused(kmo
             assert code(await http.delete(f"/projects/{pid}/images/regions")) == (400, "BadRequestInvalidIds")
 
             # Training needs 15 images a tag for a detector; the manifest it exports carries the regions.
-            assert code(await http.post(f"/projects/{pid}/train")) == (400, "BadRequestTrainingValidationFailed")
+            assert code(await http.post(f"/projects/{pid}/train")) == (
+                400, "BadRequestDetectionTrainingValidationFailed")
             more = [{"name": f"{n}.png", "contents": encoded(photo(n)),
                      "regions": [box(fork), box(scissors, 0.5, 0.5, 0.5, 0.5)]} for n in range(20, 35)]
             assert (await http.post(f"/projects/{pid}/images/files", json={"images": more})).json()[
@@ -201,6 +202,13 @@ async def test_the_detect_routes_answer_boxes_from_triton_and_keep_them(kmock, p
                                                "spec": {"projectRef": {"name": project_name}}})
         await publish(kmock, NS, name, {"phase": "Published", "publishedName": "tools", "modelUri": model_uri,
                                         "endpoint": f"http://{platform.triton_settings().http_url}"})
+    # A second iteration of the same model, trained but not published: the gateway runs it in ONNX Runtime.
+    unpublished = await create(kmock, NS, "iterations", {
+        "apiVersion": "kubevision.io/v1alpha1", "kind": "Iteration", "metadata": {"name": "cutlery-2"},
+        "spec": {"projectRef": {"name": "cutlery"}}})
+    metrics = {"probabilityThreshold": 0.5, "precision": 0.8, "recall": 0.7, "averagePrecision": 0.75, "perTag": [
+        {"tag": tag, "precision": 0.8, "recall": 0.7, "averagePrecision": 0.75} for tag in tags]}
+    await publish(kmock, NS, "cutlery-2", {"phase": "Trained", "modelUri": uris["cutlery"], "metrics": metrics})
     pid, other = project["metadata"]["uid"], classifier_project["metadata"]["uid"]
     picture = Image.open(io.BytesIO(photo(3, size=(96, 64))))  # not square: the model stretches it
     wanted = expected_detections(model, picture)
@@ -276,6 +284,39 @@ async def test_the_detect_routes_answer_boxes_from_triton_and_keep_them(kmock, p
                                                                         "Content-Type": "application/octet-stream"})
             assert quick.status_code == 200, quick.text
             assert quick.json()["predictions"] == answers[0].json()["predictions"]
+
+            # ... and so does one of an unpublished iteration, in the gateway, with the boxes Triton gives.
+            local = await http.post(f"/customvision/v3.3/training/projects/{pid}/quicktest/image", content=data,
+                                    params={"store": "false", "iterationId": unpublished["metadata"]["uid"]},
+                                    headers={"Training-Key": "t-key-d", "Content-Type": "application/octet-stream"})
+            assert local.status_code == 200, local.text
+            assert local.json()["iteration"] == unpublished["metadata"]["uid"]
+            assert same_detections(local.json()["predictions"], answers[0].json()["predictions"])
+
+            # Its performance is the trainer's, at Custom Vision's default overlap threshold only.
+            async def performance(**params) -> httpx.Response:
+                return await http.get(f"/customvision/v3.3/training/projects/{pid}/iterations/"
+                                      f"{unpublished['metadata']['uid']}/performance", params=params,
+                                      headers={"Training-Key": "t-key-d"})
+
+            for asked in ({}, {"overlapThreshold": 0.5}, {"threshold": 0.5, "overlapThreshold": 0.5}):
+                answer = await performance(**asked)
+                assert answer.status_code == 200, answer.text
+                assert (answer.json()["precision"], answer.json()["averagePrecision"]) == (0.8, 0.75)
+                assert [t["id"] for t in answer.json()["perTagPerformance"]] == [dataset.tag_id(pid, t) for t in tags]
+            for asked in ({"overlapThreshold": 0.3}, {"threshold": 0.2}):
+                assert code(await performance(**asked)) == (404, "NotFoundIterationPerformance")
+            assert code(await performance(overlapThreshold=1.5)) == (400, "BadRequest")
+
+
+def same_detections(these: list[dict], those: list[dict], tolerance: float = 1e-4) -> bool:
+    """The same tags with the same probabilities and boxes, in the same order, within `tolerance`."""
+    def figures(predictions: list[dict]) -> list[float]:
+        return [v for p in predictions for v in (p["probability"], *(p["boundingBox"][k] for k in
+                                                                       ("left", "top", "width", "height")))]
+
+    return ([p["tagId"] for p in these] == [p["tagId"] for p in those]
+            and figures(these) == pytest.approx(figures(those), abs=tolerance))
 
 
 async def published(http: httpx.AsyncClient, project_id: str) -> int:

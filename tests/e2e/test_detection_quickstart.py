@@ -1,7 +1,8 @@
 """Microsoft's object detection quickstart, run by the official Python SDK against the gateway that `kubevision local
 up` runs, unchanged but for endpoint and keys: a project with the detection domain, the fork and scissors tags,
 photos uploaded with their regions, training, publishing, and detect_image. The photos and regions are the
-quickstart's (examples/detection); three of each tag are held out, and the boxes must land on their objects."""
+quickstart's (examples/detection); three of each tag are held out, and the boxes must land on their objects. Before
+publishing, quick tests run the same detector in the gateway, and give the boxes Triton gives once it is published."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ from test_training_api import keys, trainer_for, wait_trained
 DETECTION = EXAMPLES / "detection"
 HELD_OUT = 3  # photos of each tag kept from training, to predict on
 MIN_OVERLAP = 0.5  # intersection over union of a predicted box with the known one
+BOX_TOLERANCE = 1e-4  # between the gateway's ONNX Runtime and Triton's, on a probability or a box's fraction
+
+
+def figures(prediction) -> tuple[float, ...]:
+    box = prediction.bounding_box
+    return prediction.probability, box.left, box.top, box.width, box.height
 
 
 def overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -58,6 +65,23 @@ def test_the_official_sdk_runs_the_object_detection_quickstart(quickstart, platf
     iteration = trainer.train_project(project.id)
     iteration = wait_trained(trainer, project.id, iteration.id, timeout=900)
     assert iteration.status == "Completed", iteration.training_error_details
+
+    # quick tests before publishing: the gateway runs the detector in ONNX Runtime and answers boxes
+    tag_ids = {tag.id: name for name, tag in tags.items()}
+    held_out = [entry for photos in by_tag.values() for entry in photos[-HELD_OUT:]]
+    unpublished = {entry["image"]: trainer.quick_test_image(project.id, (DETECTION / entry["image"]).read_bytes(),
+                                                            iteration_id=iteration.id, store=False)
+                   for entry in held_out}
+    by_url = trainer.quick_test_image_url(project.id, url=listed[0].original_image_uri, store=False)
+    suggested = trainer.suggest_tags_and_regions(project.id, iteration.id, [listed[0].id])[0]
+    assert suggested.id == listed[0].id
+    assert suggested.prediction_uncertainty == pytest.approx(1 - suggested.predictions[0].probability)
+    for answer in (*unpublished.values(), by_url, suggested):
+        assert answer.iteration == iteration.id and answer.predictions
+        assert all(p.bounding_box and tag_ids[p.tag_id] == p.tag_name for p in answer.predictions)
+        probabilities = [p.probability for p in answer.predictions]
+        assert probabilities == sorted(probabilities, reverse=True)
+
     trainer.publish_iteration(project.id, iteration.id, "detectModel", "/subscriptions/any/prediction-resource")
     performance = trainer.get_iteration_performance(project.id, iteration.id, threshold=0.5, overlap_threshold=0.5)
     assert {t.name for t in performance.per_tag_performance} == set(by_tag)
@@ -75,3 +99,8 @@ def test_the_official_sdk_runs_the_object_detection_quickstart(quickstart, platf
                 (entry["image"], found, known)
             probabilities = [p.probability for p in results.predictions]
             assert probabilities == sorted(probabilities, reverse=True)
+            # Triton's answer is the one the gateway gave before publishing
+            local = unpublished[entry["image"]].predictions
+            assert [p.tag_id for p in results.predictions] == [p.tag_id for p in local]
+            assert [figures(p) for p in results.predictions] == pytest.approx([figures(p) for p in local],
+                                                                              abs=BOX_TOLERANCE)

@@ -14,8 +14,8 @@ import numpy as np
 from faster_coco_eval import COCO, COCOeval_faster
 
 from kubevision.core.api import IterationMetrics, TagMetrics
+from kubevision.core.detection_model import OVERLAP_THRESHOLD
 
-OVERLAP_THRESHOLD = 0.5
 CANVAS = 1000  # boxes are fractions of the image; COCO's evaluation takes pixels, and any common scale will do
 
 
