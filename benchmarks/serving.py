@@ -1,6 +1,6 @@
-"""What the gateway costs in front of Triton: one published model, the same photo, at concurrency 1 and 8.
+"""What the gateway costs in front of Triton, and what Triton's local backend costs around ONNX Runtime.
 
-    .venv/bin/python benchmarks/serving.py [--requests 200] [--rounds 3] [--data-dir DIR]
+    .venv/bin/python benchmarks/serving.py [--requests 200] [--rounds 3] [--data-dir DIR] [--detector MODEL.onnx]
 
 Starts a local platform in a fresh folder (or uses the one in --data-dir), publishes the sample project with
 `kubevision local demo`, then measures in one run, for each concurrency:
@@ -10,6 +10,14 @@ Starts a local platform in a fresh folder (or uses the one in --data-dir), publi
 Prints p50 / p99 latency and requests/s of each, the gateway's throughput as a share of direct, and what the gateway
 adds at p50 beyond decoding (gateway p50 - direct p50 - decode p50). Both clients run in this process on the same
 machine as Triton and the gateway, so the client's CPU time is part of every figure alike.
+
+Then the local Triton backend, before and after its tuning, one request at a time: the demo's classifier and, with
+--detector, a detector the trainer exported (its model.onnx, e.g. from the MLflow run's model/ folder), each loaded
+twice into the same Triton: `before` as the backend ran until now (ONNX Runtime's threads spinning between operators,
+the detector's 2 ms dynamic-batching delay), `after` as models are exported and served now. Beside them: the same
+model in ONNX Runtime in this process (as the gateway runs an unpublished iteration), and for the detector the
+gateway's decoding and stretching of a photo (core.detection_model.to_input). Rounds alternate, so that a change in
+the machine's load hits every path alike.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import statistics
 import tempfile
@@ -25,18 +34,28 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import onnxruntime
 import tritonclient.http.aio as triton
 
+from kubevision.core import detection_model
 from kubevision.core.domains import Backbone
 from kubevision.core.local.demo import run as publish_demo
-from kubevision.core.local.platform import LocalPlatform
+from kubevision.core.local.platform import DEFAULT_NAMESPACE, LocalPlatform
 from kubevision.core.preprocessing import to_input
 from kubevision.core.settings import GatewaySettings, LocalSettings
+from kubevision.core.storage import ModelRepositoryLayout, ObjectStore, model_labels_key, model_onnx_key
 from kubevision.gateway import images
 from kubevision.gateway.inference import INPUT, OUTPUT
+from kubevision.gateway.trained import session_options
+from kubevision.trainer.detection import export as detection_export
+from kubevision.trainer.detection.network import INPUT_SIZES
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
+DETECTION_PHOTO = EXAMPLES / "detection" / "test" / "test_image.jpg"
+# How the local backend ran ONNX Runtime before its tuning: ONNX Runtime's default, threads spinning between operators.
+SPINNING = {"session.intra_op.allow_spinning": "1", "session.inter_op.allow_spinning": "1"}
+DETECTOR_DELAY_BEFORE = "dynamic_batching { max_queue_delay_microseconds: 2000 }"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -150,11 +169,116 @@ def report(rows: list[dict], load_before: float, rounds: int) -> None:
               "Triton")
 
 
+def variant(config: str, name: str, before: bool) -> str:
+    """A model's config.pbtxt under another name; `before`: as the backend and the detector's export ran before."""
+    config = re.sub(r'^name: ".*"$', f'name: "{name}"', config, count=1, flags=re.MULTILINE)
+    if not before:
+        return config
+    config = config.replace("dynamic_batching { }", DETECTOR_DELAY_BEFORE)
+    return config + "".join(f'parameters {{ key: "{key}" value: {{ string_value: "{value}" }} }}\n'
+                            for key, value in SPINNING.items())
+
+
+def detector_config(onnx: bytes) -> str:
+    size = int(onnxruntime.InferenceSession(onnx, providers=["CPUExecutionProvider"]).get_inputs()[0].shape[-1])
+    architecture = next(name for name, side in INPUT_SIZES.items() if side == size)
+    return detection_export.triton_config("detector", Backbone(architecture, "", size), size)
+
+
+async def measure_backend(platform: LocalPlatform, detector: Path | None, requests: int, rounds: int) -> list[dict]:
+    """One request at a time through the local Triton, each model before and after the backend's tuning, beside
+    ONNX Runtime in this process."""
+    from kubevision.operator.local_store import LocalStore
+
+    s3 = platform.s3_settings()
+    store = ObjectStore(s3)
+    iteration = LocalStore(platform.data_dir / "resources.db").get("Iteration", DEFAULT_NAMESPACE, "trees-quickstart")
+    bucket, labels_key = model_labels_key(iteration["status"]["modelUri"])
+    models = {"classifier": (store.get(bucket, model_onnx_key(iteration["status"]["modelUri"])[1]),
+                             store.get(bucket, labels_key.removesuffix("labels.txt") + "config.pbtxt").decode(),
+                             store.get(bucket, labels_key))}
+    if detector:
+        onnx = detector.read_bytes()
+        models["detector"] = (onnx, detector_config(onnx), b"".join(b"tag%d\n" % i for i in range(8)))
+    repository = ModelRepositoryLayout(s3.models_bucket, "benchmarks", "serving")
+    store.ensure_bucket(repository.bucket)
+    for kind, (onnx, config, labels) in models.items():
+        for when in ("before", "after"):
+            name = f"{kind}-{when}"
+            store.put(repository.bucket, repository.model_key(name, "1/model.onnx"), onnx)
+            store.put(repository.bucket, repository.model_key(name, "labels.txt"), labels)
+            store.put(repository.bucket, repository.model_key(name, "config.pbtxt"),
+                      variant(config, name, when == "before").encode())
+    platform.restart_triton()  # a new repository is read when Triton starts
+    client = triton.InferenceServerClient(platform.triton_settings().http_url)
+    photos = {"classifier": (EXAMPLES / "samples" / "test" / "test_image.jpg").read_bytes(),
+              "detector": DETECTION_PHOTO.read_bytes()}
+    rows = []
+    for kind, (onnx, _, _) in models.items():
+        calls = await model_calls(client, kind, onnx, photos[kind])
+        measured: dict[str, list[float]] = {path: [] for path in calls}
+        for round_ in range(rounds):
+            order = list(calls) if round_ % 2 == 0 else list(reversed(calls))
+            for path in order:
+                call = calls[path]
+                for _ in range(3):  # warm up
+                    await call() if asyncio.iscoroutinefunction(call) else call()
+                for _ in range(requests):
+                    started = time.perf_counter()
+                    await call() if asyncio.iscoroutinefunction(call) else call()
+                    measured[path].append((time.perf_counter() - started) * 1000)
+        rows += [{"model": kind, "path": path, "p50": percentile(values, 50), "p99": percentile(values, 99)}
+                 for path, values in measured.items()]
+    await client.close()
+    return rows
+
+
+async def model_calls(client: triton.InferenceServerClient, kind: str, onnx: bytes, photo: bytes) -> dict:
+    """What is timed for one model: the gateway's preprocessing, ONNX Runtime in this process with the gateway's
+    session options, and Triton before and after (loaded here)."""
+    session = onnxruntime.InferenceSession(onnx, session_options(), providers=["CPUExecutionProvider"])
+    size = int(session.get_inputs()[0].shape[-1])
+    outputs = [o.name for o in session.get_outputs()]
+    settings = GatewaySettings()
+
+    def preprocess() -> np.ndarray:
+        image = images.decode(photo, settings)[0]
+        if kind == "detector":
+            return detection_model.to_input(image, size)[np.newaxis]
+        return to_input(image, Backbone("", "", size))[np.newaxis]
+
+    batch = preprocess()
+    calls = {"decode+preprocess": preprocess, "onnxruntime in-process": lambda: session.run(None, {INPUT: batch})}
+    for when in ("before", "after"):
+        name = f"{kind}-{when}"
+        await client.load_model(name)
+
+        async def via_triton(name=name):
+            request = triton.InferInput(INPUT, list(batch.shape), "FP32")
+            request.set_data_from_numpy(batch, binary_data=True)
+            await client.infer(name, [request],
+                               outputs=[triton.InferRequestedOutput(o, binary_data=True) for o in outputs])
+
+        calls[f"Triton, {when}"] = via_triton
+    return calls
+
+
+def report_backend(rows: list[dict]) -> None:
+    print(f"load average (1 min) after the backend run: {os.getloadavg()[0]:.2f}")
+    print("| model | path | p50 (ms) | p99 (ms) |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['path']} | {r['p50']:.1f} | {r['p99']:.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=200, help="Requests per measurement.")
     parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds; medians are reported.")
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--detector", type=Path, help="A detector's model.onnx, as the trainer exports it.")
+    parser.add_argument("--backend-only", action="store_true",
+                        help="Skip the gateway's measurement; measure the Triton backend before and after only.")
     args = parser.parse_args()
     own = args.data_dir is None
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="kubevision-serving-"))
@@ -165,7 +289,13 @@ def main() -> None:
         platform.up()
     try:
         load_before = os.getloadavg()[0]
-        report(asyncio.run(measure(platform, args.requests, args.rounds)), load_before, args.rounds)
+        if args.backend_only:
+            publish_demo(platform, EXAMPLES)
+        else:
+            report(asyncio.run(measure(platform, args.requests, args.rounds)), load_before, args.rounds)
+        print(f"load average (1 min) before the backend run: {os.getloadavg()[0]:.2f}; medians over {args.rounds} "
+              f"alternating rounds of {args.requests} requests")
+        report_backend(asyncio.run(measure_backend(platform, args.detector, args.requests, args.rounds)))
     finally:
         if own:
             platform.down()

@@ -48,6 +48,14 @@ SNAPSHOTS = 4  # parsed training snapshots (100,000 images take about 100 MB)
 SESSION_THREADS = 2  # one quick test must not take every core of the gateway
 
 
+def session_options() -> onnxruntime.SessionOptions:
+    """Few threads, and none busy-waiting between operators: the gateway's event loop needs the same cores."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = SESSION_THREADS
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 def tag_ids(project_uid: str, body: dict[str, Any]) -> Callable[[str], str]:
     """The id of each tag an iteration was trained with, by the name its model knows. A tag's id never changes;
     its name may, so an iteration keeps the ids of the tags whose id is not derived from their name then."""
@@ -153,9 +161,7 @@ class TrainedIterations:
                 if is_missing(error):
                     raise NotFound("The iteration's model is not in storage.", "NotFoundIteration") from error
                 raise self._unavailable("The iteration's model", error) from error
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = SESSION_THREADS
-            session = onnxruntime.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
+            session = onnxruntime.InferenceSession(onnx, session_options(), providers=["CPUExecutionProvider"])
             size = int(session.get_inputs()[0].shape[-1])
             outputs = {output.name for output in session.get_outputs()}
             task = detection_model.DETECTION if detection_model.BOXES in outputs else CLASSIFICATION

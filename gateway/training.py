@@ -432,6 +432,9 @@ class TrainingService:
                                ) -> tuple[dict[str, Any], heldout.HeldOut, list[heldout.HeldOutImage]]:
         """The iteration, its held-out predictions, and those of images carrying one of the tags filtered on."""
         body = self._trained(project, iteration_id)
+        if project.type == api.ProjectType.OBJECT_DETECTION:
+            raise NotFound(f"Iteration {iteration_id} is a detector: its held-out images and boxes are not kept, only "
+                           "its performance.", "NotFoundIterationPerformance")
         held_out = await self.s.trained.held_out(body)
         if held_out is None:
             raise NotFound(f"Iteration {iteration_id} was trained before its held-out predictions were kept.",

@@ -307,6 +307,10 @@ async def test_the_detect_routes_answer_boxes_from_triton_and_keep_them(kmock, p
             for asked in ({"overlapThreshold": 0.3}, {"threshold": 0.2}):
                 assert code(await performance(**asked)) == (404, "NotFoundIterationPerformance")
             assert code(await performance(overlapThreshold=1.5)) == (400, "BadRequest")
+            held_out = await http.get(f"/customvision/v3.3/training/projects/{pid}/iterations/"
+                                      f"{unpublished['metadata']['uid']}/performance/images",
+                                      headers={"Training-Key": "t-key-d"})
+            assert code(held_out) == (404, "NotFoundIterationPerformance") and "detector" in held_out.json()["message"]
 
 
 def same_detections(these: list[dict], those: list[dict], tolerance: float = 1e-4) -> bool:

@@ -14,17 +14,34 @@ import onnxruntime
 import triton_python_backend_utils as pb_utils
 
 
+def session_options(config):
+    """ONNX Runtime's options for a model's config.pbtxt: the real backend's `intra_op_thread_count` and
+    `inter_op_thread_count` parameters, and any `session.*` parameter as a session config entry of ONNX Runtime.
+
+    Threads do not spin between operators (session.intra_op.allow_spinning 0) unless the config says so: in local
+    mode Triton shares a few cores with the gateway and its clients, and a thread that busy-waits holds a core that
+    Triton's HTTP threads and the caller need. On an idle machine spinning saves a few context switches; on 2
+    shared cores it cost more than it saved (docs/benchmarks.md)."""
+    parameters = {key: value.get("string_value", "") for key, value in (config.get("parameters") or {}).items()}
+    options = onnxruntime.SessionOptions()
+    if parameters.get("intra_op_thread_count"):
+        options.intra_op_num_threads = int(parameters["intra_op_thread_count"])
+    if parameters.get("inter_op_thread_count"):
+        options.inter_op_num_threads = int(parameters["inter_op_thread_count"])
+    entries = {"session.intra_op.allow_spinning": "0", "session.inter_op.allow_spinning": "0"}
+    entries.update({key: value for key, value in parameters.items() if key.startswith("session.")})
+    for key, value in entries.items():
+        options.add_session_config_entry(key, value)
+    return options
+
+
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         # For an s3:// repository Triton has already copied the model folder to a local temporary one.
         filename = config.get("default_model_filename") or "model.onnx"
         path = os.path.join(args["model_repository"], args["model_version"], filename)
-        options = onnxruntime.SessionOptions()
-        threads = config.get("parameters", {}).get("intra_op_thread_count", {}).get("string_value")
-        if threads:  # the real backend's parameter, honoured the same way
-            options.intra_op_num_threads = int(threads)
-        self.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(path, session_options(config), providers=["CPUExecutionProvider"])
         self.input_names = [i["name"] for i in config["input"]]
         # Outputs take the data type that config.pbtxt declares: that is what clients expect.
         self.outputs = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config["output"]}
@@ -49,7 +66,7 @@ class TritonPythonModel:
 
     @staticmethod
     def _response(outputs):
-        tensors = [pb_utils.Tensor(name, np.ascontiguousarray(value)) for name, value in outputs.items()]
+        tensors = [pb_utils.Tensor(name, value) for name, value in outputs.items()]  # contiguous: rows of _run's
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def finalize(self):
