@@ -1,9 +1,11 @@
 """Object detection through the trainer end to end: Microsoft's fork and scissors photos with their regions in the
 local S3, a run in the local MLflow, the exported detector served by the local Triton, giving back the trainer's
-own boxes in the shapes of kubevision.core.detection_model."""
+own boxes in the shapes of kubevision.core.detection_model, as the gateway's own run of the model (for quick tests of
+an unpublished iteration) does."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 
@@ -27,6 +29,8 @@ from kubevision.core.detection_model import (
     to_input,
 )
 from kubevision.core.reasons import Reason
+from kubevision.core.settings import GatewaySettings
+from kubevision.gateway.trained import TrainedIterations
 from kubevision.trainer.run import train
 
 DETECTION_SAMPLES = EXAMPLES / "detection"
@@ -95,6 +99,17 @@ def test_detector_trains_and_triton_serves_its_boxes(platform, object_store):
     assert (classes[scores > 0] == np.array(reference[CLASSES])[scores > 0]).all()
     assert (np.diff(scores, axis=1) <= 0).all() and (scores > 0).any()
     assert set(np.unique(classes[scores > 0])) <= {0, 1}
+
+    # The gateway runs the same model itself to quick-test an unpublished iteration: the same boxes as Triton.
+    trained = TrainedIterations(object_store, GatewaySettings())
+    local = asyncio.run(trained.model({"status": {"modelUri": result.model_uri}}))
+    assert (local.task, local.backbone.input_size, local.labels) == (DETECTION, 320, ("fork", "scissors"))
+    for row in range(len(batch)):
+        found = local.detect(batch[row:row + 1])
+        kept = scores[row] > 0
+        assert len(found.scores) == kept.sum()
+        np.testing.assert_allclose(found.scores, scores[row][kept], atol=1e-4)
+        np.testing.assert_allclose(found.boxes, boxes[row][kept], atol=1e-4)
 
 
 def test_too_few_images_of_a_tag_is_a_dataset_error(platform, object_store):
