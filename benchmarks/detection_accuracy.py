@@ -125,8 +125,8 @@ def train_baseline(spec, train, seconds: float):
 def predict_baseline(model, spec, images):
     import torch
 
+    from kubevision.core.detection_metrics import Predictions
     from kubevision.core.detection_model import to_input
-    from kubevision.trainer.detection.metrics import Predictions
     from kubevision.trainer.detection.network import input_size
 
     size = input_size(spec)
@@ -146,11 +146,11 @@ def one_run(mode: str, dataset_dir: str, folds: int, fold: int, domain: str, bud
     import torch
 
     from kubevision.core.api import Domain, TrainingType
+    from kubevision.core.detection_metrics import evaluate
     from kubevision.core.detection_model import INPUT, to_input
     from kubevision.core.domains import BACKBONES
     from kubevision.core.training import ResolvedTraining
     from kubevision.trainer.detection import export, training
-    from kubevision.trainer.detection.metrics import evaluate
     from kubevision.trainer.detection.network import input_size
     from kubevision.trainer.run import seed_everything
 

@@ -1,6 +1,7 @@
 """An iteration's held-out predictions: for each image the scoring model never trained on, its true tags and the
-probabilities the served model gives it. The trainer writes them beside its result in S3; the gateway reads them to
-report precision and recall at any threshold, and each image's predictions, without retraining.
+probabilities the served model gives it (a detector's: its true boxes and the served model's boxes too). The trainer
+writes them beside its result in S3; the gateway reads them to report precision and recall at any threshold, and
+each image's predictions, without retraining.
 
 They are an object of their own, not part of the result: they grow with the dataset (a fifth of 100,000 images,
 times the tags), and the operator, which reads the result, has no use for them."""
@@ -13,10 +14,24 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 
+class HeldOutBox(BaseModel):
+    tag: str = Field(description="By the name the model was trained with.")
+    left: float
+    top: float
+    width: float
+    height: float
+    probability: float | None = Field(default=None, description="A predicted box's; none for a true one.")
+
+
 class HeldOutImage(BaseModel):
     id: str = Field(description="The image id of the manifest (and of the label store).")
-    tags: list[str] = Field(description="Its true tags, by the names the model was trained with.")
-    probabilities: list[float] = Field(description="The served model's probabilities, in the model's tag order.")
+    tags: list[str] = Field(description="Its true tags, by the names the model was trained with (a detector's: "
+                                        "those of its boxes).")
+    probabilities: list[float] = Field(description="The served model's probabilities, in the model's tag order (a "
+                                                   "detector's: its most probable box of each tag, or 0).")
+    regions: list[HeldOutBox] = Field(default_factory=list, description="A detector's: the true boxes.")
+    boxes: list[HeldOutBox] = Field(default_factory=list, description="A detector's: the served model's boxes, most "
+                                                                      "probable first.")
 
 
 class HeldOut(BaseModel):

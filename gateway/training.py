@@ -8,16 +8,18 @@ import asyncio
 import json
 import re
 import secrets
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
 
-from kubevision.core import api, dataset, detection_model, heldout
+from kubevision.core import api, dataset, detection_metrics, detection_model, heldout
 from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.predictions import PredictionIndex
-from kubevision.core.labelstore.store import LabelStore, ProjectRef, TagView
+from kubevision.core.labelstore.store import ImageView, LabelStore, ProjectRef, TagView
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import ObjectStore, model_onnx_key
 from kubevision.core.training import NEGATIVE_TAG, min_images_per_tag
@@ -87,6 +89,37 @@ def project_wire(project: Project) -> wire.Project:
                                       target_export_platforms=[], use_negative_set=True, image_processing_settings={}),
         created=created, last_modified=created, dr_mode_enabled=False, status="Succeeded",
     )
+
+
+def _held_out_regions(image: heldout.HeldOutImage, view: ImageView | None, tag_id: Callable[[str], str],
+                      iteration: dict[str, Any]) -> list[wire.ImageRegion]:
+    """A detector's true boxes of a held-out image, as it was scored: each with the id of the stored region of the
+    same tag and box, or, when that region changed since, an id derived from the image and the box's place."""
+    stored = {(name, *(round(v, 4) for v in (r.left, r.top, r.width, r.height))): r
+              for r, name in (view.regions if view else [])}
+    answer = []
+    for place, region in enumerate(image.regions):
+        match = stored.get((region.tag, *(round(v, 4) for v in (region.left, region.top, region.width,
+                                                                 region.height))))
+        answer.append(wire.ImageRegion(
+            region_id=match.id if match else str(uuid.uuid5(uuid.NAMESPACE_URL, f"{image.id}/{place}")),
+            created=match.created if match else _time(iteration["metadata"].get("creationTimestamp")),
+            tag_id=tag_id(region.tag), tag_name=region.tag, left=region.left, top=region.top, width=region.width,
+            height=region.height))
+    return answer
+
+
+def _held_out_predictions(held_out: heldout.HeldOut, image: heldout.HeldOutImage,
+                          tag_id: Callable[[str], str]) -> list[wire.Prediction]:
+    """A classifier's probability of each tag, or a detector's boxes; most probable first."""
+    if image.boxes:
+        return [wire.Prediction(probability=b.probability, tag_id=tag_id(b.tag), tag_name=b.tag,
+                                bounding_box=wire.BoundingBox(left=b.left, top=b.top, width=b.width, height=b.height))
+                for b in image.boxes]
+    if image.regions:  # a detector that found nothing here
+        return []
+    return sorted((wire.Prediction(probability=p, tag_id=tag_id(t), tag_name=t)
+                   for t, p in zip(held_out.tags, image.probabilities, strict=True)), key=lambda p: -p.probability)
 
 
 class TrainingService:
@@ -392,9 +425,9 @@ class TrainingService:
     async def performance(self, namespace: str, project_id: str, iteration_id: str, threshold: float | None,
                           overlap_threshold: float | None = None) -> wire.IterationPerformance:
         """Precision and recall at `threshold` (by default the one the iteration was trained for), counted again
-        from the held-out predictions; average precision does not depend on it and is the trainer's. A detector's
-        figures are the trainer's, at the probability and overlap thresholds it evaluated with; `overlap_threshold`
-        is a detector's alone, as in Custom Vision."""
+        from the held-out predictions; a classifier's average precision does not depend on it and is the trainer's.
+        A detector's figures, average precision too, are counted again at `overlap_threshold` (by default Custom
+        Vision's 0.5) from its held-out boxes."""
         project = self.s.project(namespace, project_id)
         body = self._trained(project, iteration_id)
         metrics = (body.get("status") or {}).get("metrics")
@@ -403,38 +436,39 @@ class TrainingService:
         tag_id = tag_ids(project.uid, body)
         trained_at = metrics["probabilityThreshold"]
         threshold = trained_at if threshold is None else threshold
-        detector = project.type == api.ProjectType.OBJECT_DETECTION
-        overlap = detection_model.OVERLAP_THRESHOLD
-        if detector and overlap_threshold is not None and abs(overlap_threshold - overlap) > 1e-9:
-            raise NotFound(f"Iteration {iteration_id} kept its performance at overlap threshold {overlap} only.",
-                           "NotFoundIterationPerformance")
-        held_out = None if detector else await self.s.trained.held_out(body)
-        if held_out is None:  # a detector, or trained before held-out predictions were kept: one threshold only
-            if abs(threshold - trained_at) > 1e-9:
+        overlap = detection_model.OVERLAP_THRESHOLD if overlap_threshold is None else overlap_threshold
+        held_out = await self.s.trained.held_out(body)
+        average = {t["tag"]: t["averagePrecision"] for t in metrics.get("perTag", [])}
+        mean_average = metrics["averagePrecision"]
+        if held_out is None:  # trained before held-out predictions were kept: the trainer's thresholds only
+            if abs(threshold - trained_at) > 1e-9 or abs(overlap - detection_model.OVERLAP_THRESHOLD) > 1e-9:
                 raise NotFound(f"Iteration {iteration_id} kept its performance at threshold {trained_at} only; "
                                "train again to see other thresholds.", "NotFoundIterationPerformance")
             per_tag = [(t["tag"], t["precision"], t["recall"]) for t in metrics.get("perTag", [])]
             precision, recall = metrics["precision"], metrics["recall"]
+        elif project.type == api.ProjectType.OBJECT_DETECTION:
+            counted = (await asyncio.to_thread(detection_metrics.evaluate_held_out, held_out, threshold,
+                                               overlap)).metrics
+            per_tag = [(t.tag, t.precision, t.recall) for t in counted.per_tag]
+            precision, recall = counted.precision, counted.recall
+            average = {t.tag: t.average_precision for t in counted.per_tag}
+            mean_average = counted.average_precision
         else:
             counted = heldout.counted_at(*held_out.arrays(), threshold)
             per_tag = list(zip(held_out.tags, counted.tag_precision, counted.tag_recall, strict=True))
             precision, recall = counted.precision, counted.recall
-        average = {t["tag"]: t["averagePrecision"] for t in metrics.get("perTag", [])}
         return wire.IterationPerformance(
             per_tag_performance=[wire.TagPerformance(
                 id=tag_id(name), name=name, precision=tag_precision, precision_std_deviation=0.0, recall=tag_recall,
                 recall_std_deviation=0.0, average_precision=average.get(name)) for name, tag_precision, tag_recall
                 in per_tag],
             precision=precision, precision_std_deviation=0.0, recall=recall, recall_std_deviation=0.0,
-            average_precision=metrics["averagePrecision"])
+            average_precision=mean_average)
 
     async def _held_out_images(self, project: Project, iteration_id: str, tag_filter: list[str] | None
                                ) -> tuple[dict[str, Any], heldout.HeldOut, list[heldout.HeldOutImage]]:
         """The iteration, its held-out predictions, and those of images carrying one of the tags filtered on."""
         body = self._trained(project, iteration_id)
-        if project.type == api.ProjectType.OBJECT_DETECTION:
-            raise NotFound(f"Iteration {iteration_id} is a detector: its held-out images and boxes are not kept, only "
-                           "its performance.", "NotFoundIterationPerformance")
         held_out = await self.s.trained.held_out(body)
         if held_out is None:
             raise NotFound(f"Iteration {iteration_id} was trained before its held-out predictions were kept.",
@@ -469,9 +503,8 @@ class TrainingService:
                 height=view.height if view else None, image_uri=uri, thumbnail_uri=uri,
                 tags=[wire.ImageTag(tag_id=tag_id(t), tag_name=t, created=view.created if view else None)
                       for t in image.tags],
-                predictions=sorted((wire.Prediction(probability=p, tag_id=tag_id(t), tag_name=t)
-                                    for t, p in zip(held_out.tags, image.probabilities, strict=True)),
-                                   key=lambda p: -p.probability)))
+                regions=_held_out_regions(image, view, tag_id, body) or None,
+                predictions=_held_out_predictions(held_out, image, tag_id)))
         return answer
 
     def _export(self, namespace: str, project: Project, body: dict[str, Any], base_url: str,

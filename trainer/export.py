@@ -14,10 +14,12 @@ import onnxruntime
 import torch
 from PIL import Image
 
-from kubevision.core.api import CustomVisionProject
+from kubevision.core.api import CustomVisionProject, Iteration
 from kubevision.core.domains import Backbone
+from kubevision.core.heldout import HeldOut
 from kubevision.core.settings import S3Settings
-from kubevision.core.storage import ModelRepositoryLayout, ObjectStore
+from kubevision.core.storage import ModelRepositoryLayout, ObjectStore, held_out_key, retrying
+from kubevision.core.training import iteration_id
 from kubevision.trainer.network import Classifier, batch_inputs
 
 if TYPE_CHECKING:  # MLflow is imported only where a run is recorded
@@ -101,3 +103,10 @@ def store_model(store: ObjectStore, s3: S3Settings, project: CustomVisionProject
             (Path(folder) / name).write_bytes(content)
             tracker.file(str(Path(folder) / name), "model")
     return model_uri, tracker.register("model")
+
+
+def store_held_out(store: ObjectStore, s3: S3Settings, iteration: Iteration, held_out: HeldOut) -> None:
+    """The held-out predictions beside the iteration's result, where the training API reads them."""
+    key = held_out_key(iteration.metadata.namespace, iteration_id(iteration))
+    retrying(lambda: store.put(s3.models_bucket, key, held_out.model_dump_json().encode(), "application/json"),
+             "the held-out predictions")

@@ -21,7 +21,6 @@ from kubevision.core.storage import (
     DatasetStore,
     ObjectStore,
     StorageUnavailable,
-    held_out_key,
     retrying,
 )
 from kubevision.core.training import (
@@ -141,9 +140,7 @@ def _train(records, images: DatasetStore, store: ObjectStore, s3: S3Settings, re
         for row, i in sorted(enumerate(trained.held_out), key=lambda pair: pair[1])])  # in upload order
     _record_evaluation(tracker, dataset, targets, probabilities, metrics, held_out, multilabel)
     model_uri, registered = _export(trained.classifier, network_spec, dataset, store, s3, request, tracker)
-    key = held_out_key(request.iteration.metadata.namespace, iteration_id(request.iteration))
-    retrying(lambda: store.put(s3.models_bucket, key, held_out.model_dump_json().encode(), "application/json"),
-             "the held-out predictions")
+    export.store_held_out(store, s3, request.iteration, held_out)
     log.info("precision %.3f recall %.3f mAP %.3f; model at %s", metrics.precision, metrics.recall,
              metrics.average_precision, model_uri)
     return TrainingResult(

@@ -98,6 +98,21 @@ def test_the_official_sdk_runs_the_object_detection_quickstart(quickstart, platf
     trainer.publish_iteration(project.id, iteration.id, "detectModel", "/subscriptions/any/prediction-resource")
     performance = trainer.get_iteration_performance(project.id, iteration.id, threshold=0.5, overlap_threshold=0.5)
     assert {t.name for t in performance.per_tag_performance} == set(by_tag)
+    # counted again from the held-out boxes the trainer kept: a stricter overlap finds no more, a lower probability
+    # threshold no fewer
+    strict = trainer.get_iteration_performance(project.id, iteration.id, threshold=0.5, overlap_threshold=0.95)
+    loose = trainer.get_iteration_performance(project.id, iteration.id, threshold=0.05, overlap_threshold=0.5)
+    assert strict.recall <= performance.recall <= loose.recall
+    assert strict.average_precision < performance.average_precision == loose.average_precision
+    assert trainer.get_iteration_performance(project.id, iteration.id).as_dict() == performance.as_dict()
+    # the held-out images with their true boxes (the stored regions) and the model's boxes
+    stored_regions = {r.region_id for image in listed for r in image.regions}
+    images = trainer.get_image_performances(project.id, iteration.id, take=256)
+    assert len(images) == trainer.get_image_performance_count(project.id, iteration.id) > 0
+    for image in images:
+        assert image.regions and {r.region_id for r in image.regions} <= stored_regions
+        assert {r.tag_name for r in image.regions} == {t.tag_name for t in image.tags}
+        assert all(p.bounding_box and tag_ids[p.tag_id] == p.tag_name for p in image.predictions)
 
     credentials = ApiKeyCredentials(in_headers={"Prediction-key": keys(platform)["predictionKey"]})
     predictor = CustomVisionPredictionClient(quickstart.gateway, credentials)

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
+from kubevision.core.detection_metrics import Predictions, evaluate
 from kubevision.core.detection_model import BOXES, CLASSES, INPUT, MAX_DETECTIONS, SCORES
 from kubevision.core.domains import LITE0
 from kubevision.trainer.detection import export, network
 from kubevision.trainer.detection.data import RegionImages
-from kubevision.trainer.detection.metrics import Predictions, evaluate
 
 pytestmark = pytest.mark.unit
 

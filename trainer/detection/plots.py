@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from kubevision.trainer.detection.metrics import Evaluation, Predictions  # noqa: E402
+from kubevision.core.detection_metrics import Evaluation, Predictions  # noqa: E402
 
 TRUE_COLOUR = (40, 200, 40)
 PREDICTED_COLOUR = (230, 40, 40)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
+from kubevision.core import detection_metrics
 from kubevision.core.dataset import ImageRecord
 from kubevision.core.domains import BACKBONES
 from kubevision.core.reasons import Reason
@@ -44,6 +45,12 @@ def train(records: list[ImageRecord], images: DatasetStore, store: ObjectStore, 
     tracker.params({"epochs_trained": fitted.epochs})
     _record_evaluation(tracker, dataset, fitted, options.probability_threshold)
     model_uri, registered = _export(fitted, network_spec, dataset, store, s3, request, tracker)
+    held_out = sorted(range(len(fitted.held_out)), key=lambda row: fitted.held_out[row])  # in upload order
+    export.store_held_out(store, s3, request.iteration, detection_metrics.held_out(
+        [dataset.ids[fitted.held_out[row]] for row in held_out],
+        [dataset.boxes[fitted.held_out[row]] for row in held_out],
+        [dataset.labels[fitted.held_out[row]] for row in held_out],
+        [fitted.predictions[row] for row in held_out], dataset.tags, options.probability_threshold))
     log.info("precision %.3f recall %.3f mAP@0.5 %.3f; model at %s", metrics.precision, metrics.recall,
              metrics.average_precision, model_uri)
     return TrainingResult(

@@ -27,12 +27,12 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from kubevision.core.api import TrainingType
+from kubevision.core.detection_metrics import Evaluation, Predictions, evaluate
 from kubevision.core.detection_model import to_input
 from kubevision.core.domains import Backbone
 from kubevision.core.training import ResolvedTraining
 from kubevision.trainer import evaluation
 from kubevision.trainer.detection.data import RegionImages
-from kubevision.trainer.detection.metrics import Evaluation, Predictions, evaluate
 from kubevision.trainer.detection.network import Served, build, input_size
 
 log = logging.getLogger(__name__)

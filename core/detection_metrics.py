@@ -15,6 +15,7 @@ from faster_coco_eval import COCO, COCOeval_faster
 
 from kubevision.core.api import IterationMetrics, TagMetrics
 from kubevision.core.detection_model import OVERLAP_THRESHOLD
+from kubevision.core.heldout import HeldOut, HeldOutBox, HeldOutImage
 
 CANVAS = 1000  # boxes are fractions of the image; COCO's evaluation takes pixels, and any common scale will do
 
@@ -64,6 +65,43 @@ def evaluate(truth_boxes: list[np.ndarray], truth_labels: list[np.ndarray], pred
     )
     map_50_95 = 0.0 if everything is None else _mean_present(everything["precision"][1:, :, :, 0, -1])
     return Evaluation(metrics, map_50_95, np.linspace(0, 1, 101), precision_curves)
+
+
+def held_out(ids: list[str], truth_boxes: list[np.ndarray], truth_labels: list[np.ndarray],
+             predicted: list[Predictions], tags: list[str], probability_threshold: float) -> HeldOut:
+    """What the trainer keeps of a detector's held-out images, so that the training API can count them again at
+    any probability and overlap threshold; truth_boxes as evaluate() takes them."""
+
+    def box(tag: int, corners, probability: float | None = None) -> HeldOutBox:
+        return HeldOutBox(tag=tags[tag], left=round(float(corners[0]), 5), top=round(float(corners[1]), 5),
+                          width=round(float(corners[2]), 5), height=round(float(corners[3]), 5),
+                          probability=None if probability is None else round(float(probability), 6))
+
+    images = []
+    for image, boxes, labels, found in zip(ids, truth_boxes, truth_labels, predicted, strict=True):
+        best = np.zeros(len(tags))
+        np.maximum.at(best, found.classes.astype(np.int64), found.scores)
+        images.append(HeldOutImage(
+            id=image, tags=sorted({tags[label] for label in labels}), probabilities=best.round(6).tolist(),
+            regions=[box(label, (b[0], b[1], b[2] - b[0], b[3] - b[1]))
+                     for b, label in zip(boxes, labels, strict=True)],
+            boxes=[box(c, b, s) for b, s, c in zip(found.boxes, found.scores, found.classes, strict=True)]))
+    return HeldOut(threshold=probability_threshold, tags=tags, images=images)
+
+
+def evaluate_held_out(held_out: HeldOut, probability_threshold: float, overlap: float) -> Evaluation:
+    """A detector's held-out images, as the trainer kept them, evaluated at other thresholds."""
+    index = {tag: i for i, tag in enumerate(held_out.tags)}
+    truth_boxes, truth_labels, predicted = [], [], []
+    for image in held_out.images:
+        truth_boxes.append(np.array([[r.left, r.top, r.left + r.width, r.top + r.height] for r in image.regions],
+                                    dtype=np.float32).reshape(-1, 4))
+        truth_labels.append(np.array([index[r.tag] for r in image.regions], dtype=np.int64))
+        predicted.append(Predictions(
+            np.array([[b.left, b.top, b.width, b.height] for b in image.boxes], dtype=np.float32).reshape(-1, 4),
+            np.array([b.probability for b in image.boxes], dtype=np.float32),
+            np.array([index[b.tag] for b in image.boxes], dtype=np.int64)))
+    return evaluate(truth_boxes, truth_labels, predicted, held_out.tags, probability_threshold, overlap)
 
 
 def _coco_eval(truth_boxes, truth_labels, predicted: list[Predictions], tags: list[str], overlaps) -> dict | None:
