@@ -336,7 +336,6 @@ def logs(
 
     from kubevision.core.labels import ITERATION_LABEL
     from kubevision.core.local import process
-    from kubevision.operator.local_controller import recorded_process
 
     if cluster:
         typer.echo(f"kubectl logs -n {namespace} -l {ITERATION_LABEL}={iteration} --tail=-1"
@@ -353,7 +352,7 @@ def logs(
     with open(log, errors="replace") as stream:
         while True:
             # Asked before reading, so that the last read has everything the trainer wrote before it ended.
-            running = follow and pid_file.is_file() and process.is_running(*recorded_process(log.parent))
+            running = follow and pid_file.is_file() and process.is_running(*process.recorded(log.parent))
             typer.echo(stream.read(), nl=False)
             if not running:
                 return
@@ -509,7 +508,7 @@ def keys(
 
 @local_app.command()
 def down(data_dir: DataDir = None) -> None:
-    """Stop every local service that `up` started."""
+    """Stop every local service that `up` started, and any training still running (it fails)."""
     stopped = _platform(data_dir).down()
     typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 

@@ -106,13 +106,7 @@ class LocalTrainings:
             process.stop(*self._process(name))
 
     def _process(self, name: str) -> tuple[int, str | None]:
-        return recorded_process(self._folder(name))
-
-
-def recorded_process(folder: Path) -> tuple[int, str | None]:
-    """A training folder's trainer: its pid and identity, as LocalTrainings.start() recorded them."""
-    pid, _, recorded = (folder / "pid").read_text().strip().partition(" ")
-    return int(pid), recorded or None
+        return process.recorded(self._folder(name))
 
 
 class LocalController:

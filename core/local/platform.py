@@ -55,6 +55,7 @@ class LocalPlatform:
         self.settings = settings or LocalSettings()
         self.data_dir = private_folder(self.settings.data_dir.resolve())
         self.state_path = self.data_dir / "platform.json"
+        self.trainings_dir = self.data_dir / "trainings"  # the local controller's trainer processes, beside its store
         self.logs = self.data_dir / "logs"
         self._children: dict[str, object] = {}  # Popen objects, kept so that they are reaped
 
@@ -200,11 +201,16 @@ class LocalPlatform:
         return [f"s3://{host}/{s3.models_bucket}/{project}" for project in projects if project.count("/") == 2]
 
     def down(self) -> list[str]:
-        """Stop every recorded service by its pid. Returns the names stopped."""
+        """Stop every running training, then every recorded service, by its pid. Returns what was stopped: the
+        services' names, and "training <name>" for each training (its Iteration fails when the platform comes back)."""
+        stopped = []
+        for folder in sorted(self.trainings_dir.glob("*/")):  # first: a trainer outliving S3 and MLflow only fails
+            if (folder / "pid").is_file() and process.is_running(*process.recorded(folder)):
+                process.stop(*process.recorded(folder))
+                stopped.append(f"training {folder.name}")
         state = self.load_state()
         if state is None:
-            return []
-        stopped = []
+            return stopped
         for name in reversed([n for n in SERVICES if n in state.services]):  # S3 last: the others write to it
             record = state.services[name]
             if process.is_running(record.pid, record.identity):

@@ -74,6 +74,12 @@ def is_ours(pid: int, recorded: str | None) -> bool:
     return recorded is None or identity(pid) == recorded
 
 
+def recorded(folder: Path) -> tuple[int, str | None]:
+    """A training folder's trainer: its pid and identity, as the local controller recorded them in `pid`."""
+    pid, _, identity_ = (folder / "pid").read_text().strip().partition(" ")
+    return int(pid), identity_ or None
+
+
 def is_running(pid: int, recorded: str | None = None) -> bool:
     """Whether the process is alive, and, given its recorded identity, still the same process."""
     if not is_ours(pid, recorded):

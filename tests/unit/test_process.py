@@ -103,3 +103,16 @@ def test_a_training_past_its_deadline_whose_pid_was_reused_is_not_killed(unrelat
     trainings.stop("pets-1-0a1b2c3d")
     time.sleep(0.2)
     assert unrelated_process.poll() is None
+
+
+def test_down_stops_running_trainings_first_and_leaves_a_reused_pid_alone(unrelated_process, tmp_path):
+    platform = LocalPlatform(LocalSettings(data_dir=tmp_path))
+    trainer = process.spawn([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "log", env={},
+                            cwd=tmp_path)
+    for name, pid, identity in (("pets-1", trainer.pid, process.identity(trainer.pid)),
+                                ("pets-2", unrelated_process.pid, STALE)):
+        (platform.trainings_dir / name).mkdir(parents=True)
+        (platform.trainings_dir / name / "pid").write_text(f"{pid} {identity}")
+    assert platform.down() == ["training pets-1"]
+    assert trainer.wait(timeout=20) is not None
+    assert unrelated_process.poll() is None
