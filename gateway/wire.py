@@ -300,6 +300,7 @@ class ImagePerformance(Wire):
     image_uri: str | None = None
     thumbnail_uri: str | None = None
     tags: list[ImageTag]
+    regions: list[ImageRegion] | None = Field(default=None, description="A detector's held-out image: its true boxes.")
     predictions: list[Prediction] = Field(description="Sorted by probability, highest first.")
 
 
