@@ -105,6 +105,8 @@ def splits(name: str, args) -> tuple[list[str], list[tuple[list[bytes], list[int
 
 
 def one_run(mode: str, seed: int, tags: list[str], split, domain: str, budget_minutes: int) -> dict:
+    import logging
+
     import torch
     from sklearn.linear_model import LogisticRegression
 
@@ -116,6 +118,9 @@ def one_run(mode: str, seed: int, tags: list[str], split, domain: str, budget_mi
     from kubevision.trainer.network import batch_inputs
     from kubevision.trainer.run import seed_everything
 
+    # Advanced's log says when the budget, not early stopping, ended its epochs.
+    logging.basicConfig(level=logging.WARNING, format="#   %(message)s")
+    logging.getLogger("kubevision.trainer.advanced").setLevel(logging.INFO)
     spec = LITE0 if mode == "baseline" else BACKBONES[Domain(domain)]
     train_files, train_labels, test_files, test_labels = split
     train_images = [data.decode(f, spec.resize_size) for f in train_files]
@@ -124,7 +129,7 @@ def one_run(mode: str, seed: int, tags: list[str], split, domain: str, budget_mi
     seed_everything(seed)
     started = time.monotonic()
     network = backbone.load(spec)
-    choice = ""
+    choice, comparison = "", {}
     if mode == "baseline":
         features = quick.features(network, train_images, spec, 32)
         model = LogisticRegression(max_iter=5000).fit(features, np.asarray(train_labels))
@@ -139,7 +144,7 @@ def one_run(mode: str, seed: int, tags: list[str], split, domain: str, budget_mi
         else:
             deadline = started + budget_minutes * 60
             trained = advanced.train(network, dataset, spec, options, False, deadline, lambda *_: None)
-            choice = trained.choice
+            choice, comparison = trained.choice, trained.comparison
         classifier = trained.classifier.eval()
         with torch.inference_mode():
             probabilities = np.concatenate([
@@ -150,6 +155,7 @@ def one_run(mode: str, seed: int, tags: list[str], split, domain: str, budget_mi
         "right": int((probabilities.argmax(axis=1) == np.asarray(test_labels)).sum()), "tested": len(test_labels),
         "seconds": time.monotonic() - started, "trained": len(train_images),
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **comparison,  # Advanced: the cross-validated scores it chose by and the epochs (0: no epoch fitted the budget)
     }
 
 
@@ -165,7 +171,7 @@ def benchmark(name: str, args, context) -> dict[str, float]:
             for part in parts:
                 with context.Pool(1) as pool:
                     run = pool.apply(one_run, (mode, seed, tags, part, args.domain, args.budget_minutes))
-                print(f"# {name}: {run}", flush=True)
+                print(f"# {name}: load average {os.getloadavg()[0]:.1f}: {run}", flush=True)
                 runs.append(run)
     errors = {}
     print("\n| mode | backbone | seeds | top-1 accuracy | top-1 error (mean ± sd) | error / baseline | "
