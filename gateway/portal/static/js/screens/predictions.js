@@ -4,8 +4,8 @@ import {boxedImage, boxElement, clamp, colourOf} from "../boxes.js";
 import {field, fill, h, messageArea, percent, run, when} from "../dom.js";
 
 const PAGE = 24;
-const SUGGESTED = 0.5; // tags (boxes) the model gave at least this probability start checked
-const LISTED = 0.1; // boxes below this probability are not offered
+const SUGGESTED = 0.5; // tags the model gave at least this probability start checked
+const MOST_BOXES = 20; // boxes offered an image, the likeliest
 
 export async function render({api, root, project, detection}) {
   const message = messageArea();
@@ -13,7 +13,12 @@ export async function render({api, root, project, detection}) {
   const iteration = h("select", {});
   const refresh = h("button", {type: "button"}, "Refresh");
   const more = h("button", {type: "button", hidden: true}, "More");
-  root.append(h("div", {class: "row"}, field("Iteration", iteration), refresh), message, list, more);
+  // A detector answers many unlikely boxes: those from the slider's probability are offered, and start kept.
+  const slider = h("input", {type: "range", min: 0, max: 100, step: 1, value: 50});
+  const shown = h("output", {}, "50%");
+  root.append(h("div", {class: "row"}, field("Iteration", iteration), refresh,
+                detection && field("Offer boxes from", slider, shown)), message, list, more);
+  let results = []; // the stored predictions listed, redrawn when the slider moves
   let tags = [];
   let token = null;
   let generation = 0; // a newer reload wins over one still under way
@@ -23,8 +28,12 @@ export async function render({api, root, project, detection}) {
     const asked = reset ? {orderBy: "Newest", maxCount: PAGE, iterationId: iteration.value || undefined} : token;
     const answer = await api.queryPredictions(project.id, asked);
     if (mine !== generation) return;
-    if (reset) fill(list);
+    if (reset) {
+      fill(list);
+      results = [];
+    }
     token = {...answer.token, maxCount: PAGE};
+    results.push(...answer.results);
     list.append(...answer.results.map(item));
     if (!list.children.length) list.append(h("li", {class: "empty"}, "No stored prediction yet: call the "
       + "prediction API of a published iteration (see Publish), or run a Quick Test."));
@@ -67,11 +76,12 @@ export async function render({api, root, project, detection}) {
 
   /** A detector's stored prediction: its boxes drawn, each offered with a tag that can be corrected. */
   function detectionItem(stored) {
-    const offered = stored.predictions.filter((p) => p.boundingBox && p.probability >= LISTED);
+    const threshold = slider.value / 100;
+    const offered = stored.predictions.filter((p) => p.boundingBox && p.probability >= threshold).slice(0, MOST_BOXES);
     const picture = boxedImage(stored.resizedImageUri || stored.originalImageUri,
                                `Stored prediction of ${offered.length} box(es)`);
     const choices = offered.map((p, i) => {
-      const keep = h("input", {type: "checkbox", checked: p.probability >= SUGGESTED,
+      const keep = h("input", {type: "checkbox", checked: true,
                                "aria-label": `Keep box ${i + 1} (${p.tagName} ${percent(p.probability)})`});
       const tag = h("select", {"aria-label": `Tag of box ${i + 1}`}, tags.map((t) => h("option", {
         value: t.id, selected: t.id === p.tagId}, t.name)));
@@ -92,10 +102,11 @@ export async function render({api, root, project, detection}) {
     const element = h("li", {class: "card stored-item detection", "data-prediction": stored.id},
       picture.element,
       h("div", {},
-        h("p", {}, h("strong", {}, `${offered.filter((p) => p.probability >= SUGGESTED).length} box(es) from `
-          + `${percent(SUGGESTED)}`), h("br"), h("small", {}, when(stored.created))),
+        h("p", {}, h("strong", {}, `${offered.length} box(es) from ${percent(threshold)}`), h("br"),
+          h("small", {}, when(stored.created))),
         h("fieldset", {class: "choices"}, h("legend", {}, "Boxes for the training set"),
-          choices.length ? h("ul", {class: "box-choices"}, choices.map((c) => c.element)) : "No box found."),
+          choices.length ? h("ul", {class: "box-choices"}, choices.map((c) => c.element))
+                         : "No box this likely: lower the slider."),
         add, " ", remove, itemMessage));
     add.addEventListener("click", () => run(add, itemMessage, async () => {
       const regions = choices.filter((c) => c.keep.checked)
@@ -116,6 +127,8 @@ export async function render({api, root, project, detection}) {
     return element;
   }
 
+  slider.addEventListener("input", () => { shown.value = `${slider.value}%`; });
+  slider.addEventListener("change", () => results.length && fill(list, results.map(item)));
   refresh.addEventListener("click", () => run(refresh, message, () => load(true)));
   iteration.addEventListener("change", () => run(null, message, () => load(true)));
   more.addEventListener("click", () => run(more, message, () => load(false)));

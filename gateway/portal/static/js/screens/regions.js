@@ -45,6 +45,12 @@ export async function render({api, root, project, rest}) {
       all.push(...page);
       if (page.length < PAGE) break;
     }
+    if (!all.length && show.value === "untagged" && await api.imageCount(project.id)) {
+      show.value = "all"; // every image has boxes: show them all rather than nothing
+      await loadImages(imageId);
+      message.info("Every image has boxes: all images are shown.");
+      return;
+    }
     state.images = all;
     state.index = Math.max(0, all.findIndex((i) => i.id === imageId));
     showImage();
@@ -67,9 +73,8 @@ export async function render({api, root, project, rest}) {
     next.disabled = state.index >= count - 1;
     if (!current) {
       fill(regionList);
-      fill(stage, h("p", {class: "empty"}, show.value === "untagged"
-        ? "Every image has boxes. Show all images to change them, or add images in Images."
-        : "No image yet: add some in Images, then draw their boxes here."));
+      fill(stage, h("p", {class: "empty"}, "No image yet: add some in ",
+                    h("a", {href: `#/projects/${project.id}/images`}, "Images"), ", then draw their boxes here."));
       return;
     }
     // The address names the image (a reload comes back to it) without leaving the screen.
@@ -92,7 +97,7 @@ export async function render({api, root, project, rest}) {
 
   function regionBox(region, i) {
     const chosen = region === state.selected;
-    const element = boxElement(region, region.tagName, colourOf(region.tagId, state.tags), {
+    const element = boxElement(region, `${i + 1}: ${region.tagName}`, colourOf(region.tagId, state.tags), {
       tabindex: 0, role: "button", "aria-label": `Box ${i + 1}: ${region.tagName}`,
       "aria-pressed": String(chosen), class: chosen ? "box selected" : "box"});
     element.region = region;

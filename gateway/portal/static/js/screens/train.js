@@ -35,6 +35,7 @@ export async function render({api, root, project}) {
       fill(table, iterations.length ? [...iterations].reverse().map((i) => row(project, i))
                                     : h("tr", {}, h("td", {colspan: 7}, "No iteration yet.")));
       if (iterations.some((i) => i.status === "Training")) timer = setTimeout(refresh, REFRESH_MS);
+      else if (message.classList.contains("info")) message.clear(); // "is training" said its part
       showNextStep(iterations);
     } catch (error) {
       listMessage.show(error);
