@@ -14,9 +14,8 @@ export function colourOf(tagId, tags) {
 
 /** An image with a layer for boxes on top of it; `layer` takes the box elements. */
 export function boxedImage(src, alt) {
-  const image = h("img", {src, alt, draggable: "false"});
   const layer = h("div", {class: "box-layer"});
-  return {element: h("div", {class: "boxed"}, image, layer), image, layer};
+  return {element: h("div", {class: "boxed"}, h("img", {src, alt, draggable: "false"}), layer), layer};
 }
 
 /** Place an element on a box (fractions of the image). */

@@ -37,7 +37,7 @@ export async function render({api, root, project, detection}) {
     fill(tagSummary, state.tags.length ? state.tags.map((t) => h("li", {class: "chip"}, `${t.name} `,
       h("span", {class: "count", "aria-label": `${t.imageCount} images`}, t.imageCount)))
       : h("li", {}, detection ? "No tags yet: name them when you draw boxes in Regions."
-                                        : "No tags yet: name them when you upload."));
+                              : "No tags yet: name them when you upload."));
     filters.update();
     actions.update();
   }
