@@ -1,11 +1,14 @@
 """The web portal in a real browser (Debian's Chromium, driven by Playwright): a new user signs in, creates a
 project, uploads the quickstart photos with their tags, trains, reads the performance, publishes, runs a Quick
-Test, and finds a prediction made through the API in the Predictions view. Each screen is saved as a screenshot
+Test, and finds a prediction made through the API in the Predictions view; for detection, draws and tags a box,
+trains, and sees the detector's boxes in Quick Test. Each screen is saved as a screenshot
 (KUBEVISION_PORTAL_SCREENSHOTS names the folder; docs/portal.md shows them)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import re
 import time
@@ -14,7 +17,7 @@ from pathlib import Path
 import httpx
 import onnx
 import pytest
-from conftest import SAMPLES
+from conftest import EXAMPLES, SAMPLES
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -25,6 +28,9 @@ from kubevision.gateway import portal
 CHROMIUM = Path(os.environ.get("KUBEVISION_CHROMIUM", "/usr/bin/chromium-headless-shell"))
 NAMESPACE = "portal-user"  # a namespace of its own: the new user starts with no project
 TRAINING_TIMEOUT_MS = 600_000
+DETECTION = EXAMPLES / "detection"
+PER_TAG = 15  # photos of each tag: enough to train a detector, and a little quicker than all 20
+DETECTOR_TRAINING_TIMEOUT_MS = 2_400_000  # a minute on 2 quiet cores, but it shares them in a full test run
 
 
 @pytest.fixture
@@ -71,6 +77,19 @@ def upload(page: Page, files: list[dict], tags: str) -> None:
     page.get_by_role("button", name=re.compile(r"^Upload \d+ file")).click()
 
 
+def tab(page: Page, name: str) -> None:
+    page.get_by_role("navigation", name="Project").get_by_role("link", name=name).click()
+
+
+def sign_in(page: Page, gateway: str, keys: dict[str, str]) -> None:
+    page.goto(f"{gateway}/")
+    page.get_by_label("Training key").fill(keys["trainingKey"])
+    page.get_by_label("Prediction key (optional)").fill(keys["predictionKey"])
+    wait_for_key(gateway, keys["trainingKey"])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+
+
 def wait_for_key(gateway: str, key: str) -> None:
     """The gateway reads a new namespace's keys within a second."""
     deadline = time.monotonic() + 10
@@ -104,7 +123,6 @@ def test_a_new_user_goes_from_nothing_to_a_published_model(browser, shots, platf
     expect(page.get_by_text("No project yet")).to_be_visible()
 
     # Create a project.
-    page.locator("summary", has_text="New project").click()
     page.get_by_label("Name").fill("Trees in the portal")
     page.get_by_label("Description").fill("Hemlock or Japanese cherry")
     expect(page.get_by_label("Domain")).to_contain_text("General")
@@ -113,12 +131,12 @@ def test_a_new_user_goes_from_nothing_to_a_published_model(browser, shots, platf
     project_id = re.search(r"#/projects/([0-9a-f-]{36})/images", page.url)[1]
 
     # Training before any image is refused, next to the Train button.
-    page.get_by_role("link", name="Train").click()
+    tab(page, "Train")
     page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_role("alert").first).to_contain_text("BadRequestTrainingValidationFailed")
 
     # Upload the quickstart photos with their tags, and one file that is not an image.
-    page.get_by_role("link", name="Images").click()
+    tab(page, "Images")
     upload(page, [photo(p) for p in sorted((SAMPLES / "Hemlock").glob("*.jpg"))], "Hemlock")
     expect(page.get_by_text("10 of 10 file(s) uploaded.")).to_be_visible()
     cherries = [photo(p) for p in sorted((SAMPLES / "Japanese_Cherry").glob("*.jpg"))]
@@ -153,14 +171,14 @@ def test_a_new_user_goes_from_nothing_to_a_published_model(browser, shots, platf
     expect(page.get_by_role("status").filter(has_text="of 20")).to_have_text("1–20 of 20")
 
     # Train (Quick); the iteration list follows the training without a reload.
-    page.get_by_role("link", name="Train").click()
+    tab(page, "Train")
     page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text("Iteration 1 is training")).to_be_visible()
     expect(page.locator(".status").first).to_have_text("Completed", timeout=TRAINING_TIMEOUT_MS)
     save(page, shots, "4-train")
 
     # Performance: figures per tag, recomputed at the slider's threshold.
-    page.get_by_role("link", name="Performance").click()
+    tab(page, "Performance")
     per_tag = page.get_by_role("region", name="Performance per tag")
     expect(per_tag.get_by_role("row")).to_have_count(3)
     expect(per_tag).to_contain_text("Hemlock")
@@ -173,7 +191,7 @@ def test_a_new_user_goes_from_nothing_to_a_published_model(browser, shots, platf
     save(page, shots, "5-performance")
 
     # Publish, with the Prediction URL panel and the ONNX export.
-    page.get_by_role("link", name="Publish").click()
+    tab(page, "Publish")
     page.get_by_label("Published name").fill("trees")
     page.get_by_role("button", name="Publish", exact=True).click()
     expect(page.get_by_text("Published as trees")).to_be_visible(timeout=120_000)
@@ -188,7 +206,7 @@ def test_a_new_user_goes_from_nothing_to_a_published_model(browser, shots, platf
     save(page, shots, "6-publish")
 
     # Quick Test: the quickstart's test photo is a hemlock.
-    page.get_by_role("link", name="Quick Test").click()
+    tab(page, "Quick Test")
     page.get_by_label("Image file").set_input_files(SAMPLES / "test" / "test_image.jpg")
     page.get_by_role("button", name="Test this file").click()
     first = page.get_by_role("table", name="Predictions").get_by_role("row").nth(1)
@@ -199,7 +217,7 @@ def test_a_new_user_goes_from_nothing_to_a_published_model(browser, shots, platf
     answer = httpx.post(curl.split()[-1], content=(SAMPLES / "test" / "test_image.jpg").read_bytes(), timeout=60,
                         headers={"Prediction-Key": keys["predictionKey"], "Content-Type": "application/octet-stream"})
     assert answer.status_code == 200, answer.text
-    page.get_by_role("link", name="Predictions").click()
+    tab(page, "Predictions")
     stored = page.locator(f'[data-prediction="{answer.json()["id"]}"]')
     deadline = time.monotonic() + 30  # the gateway stores a prediction after its answer has left
     while not stored.is_visible() and time.monotonic() < deadline:
@@ -220,11 +238,11 @@ def test_a_new_user_goes_from_nothing_to_a_published_model(browser, shots, platf
 
     # A narrow window: nothing wider than the screen.
     page.set_viewport_size({"width": 380, "height": 760})
-    for tab in ("images", "publish"):
-        page.goto(f"{gateway}/portal/#/projects/{project_id}/{tab}")
+    for screen in ("images", "publish"):
+        page.goto(f"{gateway}/portal/#/projects/{project_id}/{screen}")
         expect(page.get_by_role("link", name="Publish")).to_be_visible()
         page.wait_for_load_state("networkidle")
-        assert page.evaluate("document.documentElement.scrollWidth") <= 380, tab
+        assert page.evaluate("document.documentElement.scrollWidth") <= 380, screen
 
     # Delete the project, after the confirmation: refused while an iteration is published, then unpublished.
     page.set_viewport_size({"width": 1100, "height": 760})
@@ -233,7 +251,7 @@ def test_a_new_user_goes_from_nothing_to_a_published_model(browser, shots, platf
     delete.click()
     expect(page.get_by_role("listitem").get_by_role("alert")).to_contain_text("BadRequestIterationIsPublished")
     page.get_by_role("link", name="Trees in the portal").click()
-    page.get_by_role("link", name="Publish").click()
+    tab(page, "Publish")
     page.get_by_role("button", name="Unpublish").click()
     expect(page.get_by_role("button", name="Publish", exact=True)).to_be_visible()
     page.get_by_role("link", name="Projects").first.click()
@@ -268,3 +286,165 @@ def test_the_precision_recall_curve_follows_the_per_image_results(browser):
         (0.9, 1, 0.333), (0.7, 0.5, 0.333), (0.6, 0.333, 0.333), (0.4, 0.5, 0.667), (0.3, 0.6, 1), (0.1, 0.5, 1)]
     assert chosen["threshold"] == 0.6
     assert [(p["precision"], p["recall"]) for p in hemlock] == [(1, 0.5), (0.5, 0.5), (2 / 3, 1)]
+
+
+def drag(page: Page, frame: dict, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A mouse drag between two points given as fractions of the element's bounding box."""
+    page.mouse.move(frame["x"] + start[0] * frame["width"], frame["y"] + start[1] * frame["height"])
+    page.mouse.down()
+    page.mouse.move(frame["x"] + end[0] * frame["width"], frame["y"] + end[1] * frame["height"], steps=8)
+    page.mouse.up()
+
+
+def eventually(check, what: str, seconds: float = 10) -> None:
+    """The portal saves after the gesture: wait for the API to hold the result."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def free_corner(box: dict) -> tuple[float, float]:
+    """The top-left point of a 0.3 by 0.2 corner of the image that does not meet the box."""
+    for x, y in ((0.01, 0.01), (0.69, 0.01), (0.01, 0.79), (0.69, 0.79)):
+        if (x + 0.3 < box["left"] or x > box["left"] + box["width"] or y + 0.2 < box["top"]
+                or y > box["top"] + box["height"]):
+            return x, y
+    raise AssertionError(f"no free corner beside {box}")
+
+
+@pytest.mark.timeout(3600)  # a detector's Quick training can take longer than the suite's 600 s a test on busy cores
+def test_a_user_draws_boxes_trains_a_detector_and_sees_its_boxes(browser, shots, platform):
+    gateway = next(s for s in platform.status() if s.name == "gateway").endpoints["api"]
+    keys = api_keys.ensure(platform.data_dir, "portal-detector")
+    training = f"{gateway}/customvision/v3.3/training"
+    headers = {"Training-Key": keys["trainingKey"]}
+    page = browser.new_page(viewport={"width": 1100, "height": 760})
+    failed = []
+    page.on("pageerror", lambda error: failed.append(str(error)))
+    sign_in(page, gateway, keys)
+
+    # A detection project; its photos are uploaded without tags, and the Regions tab joins the project's tabs.
+    page.get_by_label("Name").fill("Forks and scissors")
+    page.get_by_label("Object detection").check()
+    expect(page.get_by_label("Domain")).to_contain_text("General")
+    page.get_by_role("button", name="Create project").click()
+    expect(page.get_by_role("heading", name="Add images")).to_be_visible()
+    project_id = re.search(r"#/projects/([0-9a-f-]{36})/images", page.url)[1]
+    expect(page.get_by_label("Tags for these images")).to_have_count(0)
+    photos = json.loads((DETECTION / "regions.json").read_text())
+    entries = [e for tag in ("fork", "scissors")
+               for e in [p for p in photos if p["regions"][0]["tag"] == tag][:PER_TAG]]
+    page.get_by_label("Choose files").set_input_files([photo(DETECTION / e["image"]) for e in entries])
+    page.get_by_role("button", name=re.compile(r"^Upload \d+ file")).click()
+    expect(page.get_by_text(f"{len(entries)} of {len(entries)} file(s) uploaded.")).to_be_visible()
+
+    # Which stored image is which photo: by the bytes the gateway gives back.
+    listed = httpx.get(f"{training}/projects/{project_id}/images", params={"take": 256}, headers=headers, timeout=30)
+    by_hash = {hashlib.sha256((DETECTION / e["image"]).read_bytes()).hexdigest(): e for e in entries}
+    entry_of = {image["id"]: by_hash[hashlib.sha256(httpx.get(image["originalImageUri"], timeout=30).content)
+                                     .hexdigest()] for image in listed.json()}
+
+    # Regions: draw the shown photo's box with the mouse under a new tag, then move, resize and delete a second one.
+    tab(page, "Regions")
+    expect(page.get_by_role("status").filter(has_text="Image 1 of")).to_have_text(f"Image 1 of {len(entries)}")
+    image_id = re.search(r"/regions/([0-9a-f-]{36})$", page.url)[1]
+    truth = entry_of[image_id]["regions"][0]
+    page.get_by_label("Tag for new boxes").fill(truth["tag"])
+    layer = page.locator(".box-layer")
+    frame = layer.bounding_box()
+    drag(page, frame, (truth["left"], truth["top"]), (truth["left"] + truth["width"], truth["top"] + truth["height"]))
+    expect(page.get_by_role("button", name=f"Box 1: {truth['tag']}")).to_be_visible()
+
+    def stored_regions() -> list[dict]:
+        answer = httpx.get(f"{training}/projects/{project_id}/images/id", params={"imageIds": image_id},
+                           headers=headers, timeout=30)
+        return answer.json()[0].get("regions") or []
+
+    [drawn] = stored_regions()
+    assert drawn["tagName"] == truth["tag"]
+    for side in ("left", "top", "width", "height"):
+        assert abs(drawn[side] - truth[side]) < 0.02, (side, drawn, truth)
+    x, y = free_corner(truth)  # a second box where the first is not: drawn, moved right, resized from its corner
+    drag(page, frame, (x, y), (x + 0.1, y + 0.08))
+    second = page.get_by_role("button", name=re.compile("^Box 2:"))
+    expect(second).to_be_visible()
+    drag(page, frame, (x + 0.05, y + 0.04), (x + 0.15, y + 0.04))
+    eventually(lambda: any(abs(r["left"] - (x + 0.1)) < 0.02 for r in stored_regions()), "moved")
+    expect(second).to_have_attribute("aria-pressed", "true")
+    expect(second.locator(".handle.se")).to_be_visible()
+    handle = second.locator(".handle.se").bounding_box()
+    drag(page, {"x": handle["x"] + handle["width"] / 2, "y": handle["y"] + handle["height"] / 2,
+                "width": frame["width"], "height": frame["height"]}, (0, 0), (0.08, 0.08))
+    eventually(lambda: any(abs(r["width"] - 0.18) < 0.03 and abs(r["height"] - 0.16) < 0.03
+                           for r in stored_regions()), "resized")
+    save(page, shots, "9-regions")
+    page.keyboard.press("Delete")
+    expect(page.get_by_role("button", name=re.compile("^Box 2:"))).to_have_count(0)
+    assert [r["regionId"] for r in stored_regions()] == [drawn["regionId"]]
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("status").filter(has_text="Image 2 of")).to_be_visible()
+
+    # A narrow window: the image and its boxes fit.
+    page.set_viewport_size({"width": 380, "height": 760})
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 380
+    page.set_viewport_size({"width": 1100, "height": 760})
+
+    # The other photos' boxes through the API, as a script would add them.
+    tags = {t["name"]: t["id"] for t in httpx.get(f"{training}/projects/{project_id}/tags", headers=headers,
+                                                   timeout=30).json()}
+    for name in {"fork", "scissors"} - set(tags):
+        tags[name] = httpx.post(f"{training}/projects/{project_id}/tags", params={"name": name}, headers=headers,
+                                timeout=30).json()["id"]
+    regions = [{"imageId": other, "tagId": tags[r["tag"]], **{k: r[k] for k in ("left", "top", "width", "height")}}
+               for other, entry in entry_of.items() if other != image_id for r in entry["regions"]]
+    created = httpx.post(f"{training}/projects/{project_id}/images/regions", json={"regions": regions},
+                         headers=headers, timeout=30)
+    assert len(created.json()["created"]) == len(regions), created.text
+
+    # Train (Quick).
+    tab(page, "Train")
+    page.get_by_role("button", name="Train", exact=True).click()
+    expect(page.get_by_text("Iteration 1 is training")).to_be_visible()
+    expect(page.locator(".status").first).to_have_text("Completed", timeout=DETECTOR_TRAINING_TIMEOUT_MS)
+
+    # Performance: precision, recall and mAP, per tag, and the overlap threshold asked of the API.
+    tab(page, "Performance")
+    expect(page.locator(".figure").nth(2)).to_contain_text("mAP")
+    per_tag = page.get_by_role("region", name="Performance per tag")
+    expect(per_tag.get_by_role("row")).to_have_count(3)
+    with page.expect_request(lambda r: "overlapThreshold=0.3" in r.url):
+        page.get_by_label("Overlap threshold").fill("30")
+    expect(page.get_by_role("region", name="Precision-recall curve")).to_contain_text("no per-image boxes")
+    save(page, shots, "10-detection-performance")
+
+    # Quick Test of the unpublished iteration: boxes, or the API's refusal shown where it happened.
+    tab(page, "Quick Test")
+    page.get_by_label("Image file").set_input_files(DETECTION / "test" / "test_image.jpg")
+    page.get_by_role("button", name="Test this file").click()
+    expect(page.locator(".preview .box").first.or_(page.get_by_role("alert").filter(
+        has_text="BadRequestIterationNotPublished"))).to_be_visible(timeout=60_000)
+
+    # Publish, then the Quick Test draws the detector's boxes with their tags and probabilities.
+    tab(page, "Publish")
+    page.get_by_label("Published name").fill("tools")
+    page.get_by_role("button", name="Publish", exact=True).click()
+    expect(page.get_by_text("Published as tools")).to_be_visible(timeout=120_000)
+    assert f"/{project_id}/detect/iterations/tools/image" in page.get_by_label("Ready curl line").input_value()
+    tab(page, "Quick Test")
+    page.get_by_label("Image file").set_input_files(DETECTION / "test" / "test_image.jpg")
+    page.get_by_role("button", name="Test this file").click()
+    first_box = page.locator(".preview .box").first
+    expect(first_box).to_be_visible(timeout=60_000)
+    expect(first_box).to_have_attribute("aria-label", re.compile(r"^(fork|scissors) \d+\.\d%$"))
+    save(page, shots, "11-detection-quick-test")
+
+    # Predictions: the quick test's boxes, added to the training set.
+    tab(page, "Predictions")
+    stored = page.locator(".stored-item").first
+    expect(stored.locator(".box").first).to_be_visible()
+    stored.get_by_role("button", name="Add to training set").click()
+    expect(stored.get_by_role("alert")).to_contain_text("Added to the training set.")
+    save(page, shots, "12-detection-predictions")
+    assert not failed, failed

@@ -81,6 +81,17 @@ export class Api {
   deleteImages(projectId, imageIds) {
     return this.call("DELETE", `/projects/${projectId}/images`, {params: {imageIds}});
   }
+  imagesByIds(projectId, imageIds) {
+    return this.call("GET", `/projects/${projectId}/images/id`, {params: {imageIds}});
+  }
+
+  // regions (detection): each {imageId, tagId, left, top, width, height}, fractions of the image
+  createRegions(projectId, regions) {
+    return this.call("POST", `/projects/${projectId}/images/regions`, {json: {regions}});
+  }
+  deleteRegions(projectId, regionIds) {
+    return this.call("DELETE", `/projects/${projectId}/images/regions`, {params: {regionIds}});
+  }
 
   /** Upload files in batches; onBatch(results, files) hears each batch's per-file results (or its refusal). */
   async uploadImages(projectId, files, tagIds, onBatch) {
@@ -108,8 +119,9 @@ export class Api {
                      {params: {publishName, predictionId: "kubevision"}});
   }
   unpublish(projectId, id) { return this.call("DELETE", `/projects/${projectId}/iterations/${id}/publish`); }
-  performance(projectId, id, threshold) {
-    return this.call("GET", `/projects/${projectId}/iterations/${id}/performance`, {params: {threshold}});
+  performance(projectId, id, threshold, overlapThreshold) {
+    return this.call("GET", `/projects/${projectId}/iterations/${id}/performance`,
+                     {params: {threshold, overlapThreshold}});
   }
   /** Every held-out image with its tags and the iteration's predictions (Custom Vision's GetImagePerformances). */
   async imagePerformances(projectId, id) {

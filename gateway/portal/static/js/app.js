@@ -5,15 +5,17 @@ import {session} from "./session.js";
 import * as signIn from "./screens/signin.js";
 import * as projects from "./screens/projects.js";
 import * as images from "./screens/images.js";
+import * as regions from "./screens/regions.js";
 import * as train from "./screens/train.js";
 import * as performance from "./screens/performance.js";
 import * as quickTest from "./screens/quicktest.js";
 import * as predictions from "./screens/predictions.js";
 import * as publish from "./screens/publish.js";
 
-// A project's tabs, in the order of the work. A detection project's regions view joins here as its own module.
+// A project's tabs, in the order of the work; Regions only for detection projects.
 const TABS = [
   {name: "images", label: "Images", screen: images},
+  {name: "regions", label: "Regions", screen: regions, detection: true},
   {name: "train", label: "Train", screen: train},
   {name: "performance", label: "Performance", screen: performance},
   {name: "quicktest", label: "Quick Test", screen: quickTest},
@@ -73,16 +75,18 @@ async function show() {
   }
   const domain = (await context.getDomains().catch(() => [])).find((d) => d.id === project.settings?.domainId);
   if (mine !== visit) return;
-  const tab = TABS.find((t) => t.name === route.tab) || TABS[0];
+  const detection = domain?.type === "ObjectDetection";
+  const tabs = TABS.filter((t) => !t.detection || detection);
+  const tab = tabs.find((t) => t.name === route.tab) || tabs[0];
   fill(crumbs, h("a", {href: "#/projects"}, "Projects"), " / ",
        h("span", {"aria-current": "page"}, project.name));
   document.title = `${tab.label} · ${project.name} · KubeVision`;
-  const tabs = h("nav", {class: "tabs", "aria-label": "Project"}, TABS.map((t) => h("a", {
+  const nav = h("nav", {class: "tabs", "aria-label": "Project"}, tabs.map((t) => h("a", {
     href: `#/projects/${project.id}/${t.name}`, "aria-current": t === tab ? "page" : undefined,
   }, t.label)));
   const body = h("section", {class: "screen", "aria-label": tab.label});
-  fill(main, tabs, body);
-  const cleanup = await tab.screen.render({...context, root: body, project, domain, rest: route.rest});
+  fill(main, nav, body);
+  const cleanup = await tab.screen.render({...context, root: body, project, domain, detection, rest: route.rest});
   if (mine === visit) leave = cleanup; else cleanup?.();
 }
 

@@ -17,7 +17,7 @@ const REASONS = {
   ErrorStorage: "storage failed: try again",
 };
 
-export async function render({api, root, project}) {
+export async function render({api, root, project, detection}) {
   const state = {tags: [], filter: "all", tagId: "", skip: 0, selected: new Set(), loads: 0};
   const tagList = h("datalist", {id: "known-tags"});
   const tagSummary = h("ul", {class: "chips", "aria-label": "Tags"});
@@ -36,7 +36,8 @@ export async function render({api, root, project}) {
     fill(tagList, state.tags.map((t) => h("option", {value: t.name})));
     fill(tagSummary, state.tags.length ? state.tags.map((t) => h("li", {class: "chip"}, `${t.name} `,
       h("span", {class: "count", "aria-label": `${t.imageCount} images`}, t.imageCount)))
-      : h("li", {}, "No tags yet: name them when you upload."));
+      : h("li", {}, detection ? "No tags yet: name them when you draw boxes in Regions."
+                              : "No tags yet: name them when you upload."));
     filters.update();
     actions.update();
   }
@@ -69,8 +70,10 @@ export async function render({api, root, project}) {
   }
 
   function tile(image) {
-    const names = (image.tags || []).map((t) => t.tagName);
-    const label = names.length ? names.join(", ") : "untagged";
+    const names = [...new Set([...image.tags || [], ...image.regions || []].map((t) => t.tagName))];
+    const boxes = image.regions?.length;
+    const label = boxes ? `${boxes} box${boxes > 1 ? "es" : ""}: ${names.join(", ")}`
+                        : names.length ? names.join(", ") : detection ? "no box" : "untagged";
     const box = h("input", {type: "checkbox", "aria-label": `Select image ${image.id} (${label})`});
     box.addEventListener("change", () => {
       if (box.checked) state.selected.add(image.id); else state.selected.delete(image.id);
@@ -78,12 +81,14 @@ export async function render({api, root, project}) {
     });
     return h("li", {class: "tile"}, h("label", {},
       box, h("img", {src: image.thumbnailUri, alt: label, width: 120, height: 120}),
-      h("span", {class: "tile-tags"}, label)));
+      h("span", {class: "tile-tags"}, label)),
+      detection && h("a", {href: `#/projects/${project.id}/regions/${image.id}`, class: "tile-link"}, "Draw boxes"));
   }
 
   function filterBar() {
     const show = h("select", {}, h("option", {value: "all"}, "All images"),
-                   h("option", {value: "tagged"}, "Tagged"), h("option", {value: "untagged"}, "Untagged"));
+                   h("option", {value: "tagged"}, detection ? "With boxes" : "Tagged"),
+                   h("option", {value: "untagged"}, detection ? "Without boxes" : "Untagged"));
     const tag = h("select", {});
     const apply = () => {
       state.filter = show.value;
@@ -123,8 +128,9 @@ export async function render({api, root, project}) {
         await refresh();
       });
     });
+    // A detection project's tags go on boxes (Regions), not on whole images.
     const element = h("div", {class: "row selection", "aria-label": "Selected images"}, count,
-                      field("Tag", tag), add, remove, del);
+                      !detection && [field("Tag", tag), add, remove], del);
     return {element, update() {
       const n = state.selected.size;
       fill(count, `${n} selected`);
@@ -163,9 +169,12 @@ export async function render({api, root, project}) {
       zone.classList.remove("over");
       choose(event.dataTransfer.files);
     });
+    // A detector learns from boxes, not from tags of whole images: they are drawn in Regions after the upload.
+    const tagField = detection ? h("p", {class: "note"}, "Then draw and tag the boxes around the objects in ",
+                                   h("a", {href: `#/projects/${project.id}/regions`}, "Regions"), ".")
+      : field("Tags for these images", tags, "Comma-separated; new tags are created. Leave empty for untagged images.");
     const form = h("form", {class: "card", "aria-label": "Upload images"}, h("h2", {}, "Add images"), zone,
-                   field("Tags for these images", tags, "Comma-separated; new tags are created. Leave empty for "
-                         + "untagged images."), uploadMessage, upload, progress, results);
+                   tagField, uploadMessage, upload, progress, results);
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       await run(upload, uploadMessage, async () => {

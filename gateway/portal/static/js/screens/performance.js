@@ -1,8 +1,9 @@
-// Performance: an iteration's precision, recall and AP at a probability threshold, per tag, and its PR curve.
+// Performance: an iteration's precision, recall and AP (mAP for a detector) at a probability threshold (and an
+// overlap threshold for a detector), per tag, and its PR curve where the API gives per-image results.
 import {field, fill, h, messageArea, percent} from "../dom.js";
 import {drawCurve, precisionRecall} from "../prcurve.js";
 
-export async function render({api, root, project, rest, navigate}) {
+export async function render({api, root, project, rest, navigate, detection}) {
   const message = messageArea();
   let iterations;
   try {
@@ -22,6 +23,9 @@ export async function render({api, root, project, rest, navigate}) {
   choose.addEventListener("change", () => navigate(`#/projects/${project.id}/performance/${choose.value}`));
   const slider = h("input", {type: "range", min: 0, max: 100, step: 1, value: 50});
   const shown = h("output", {}, "50%");
+  // A box counts as found when it overlaps a true box of its tag by this share (intersection over union).
+  const overlap = h("input", {type: "range", min: 0, max: 100, step: 1, value: 50});
+  const overlapShown = h("output", {}, "50%");
   const summary = h("div", {class: "figures", "aria-live": "polite"});
   const perTag = h("tbody", {});
   const curve = h("figure", {class: "curve-box"});
@@ -30,7 +34,8 @@ export async function render({api, root, project, rest, navigate}) {
   const curveChoice = field("Curve of", curveTag);
   curveChoice.hidden = true; // until the per-image results are read
   root.append(h("div", {class: "row"}, field("Iteration", choose),
-                field("Probability threshold", slider, shown)),
+                field("Probability threshold", slider, shown),
+                detection && field("Overlap threshold", overlap, overlapShown)),
               message, summary,
               h("div", {class: "split"},
                 h("section", {"aria-label": "Performance per tag"}, h("h2", {}, "Performance per tag"),
@@ -44,21 +49,27 @@ export async function render({api, root, project, rest, navigate}) {
   async function update() {
     const threshold = slider.value / 100;
     shown.value = `${slider.value}%`;
+    overlapShown.value = `${overlap.value}%`;
     const request = ++pending;
     try {
-      const performance = await api.performance(project.id, iteration.id, threshold);
+      const performance = await api.performance(project.id, iteration.id, threshold,
+                                                detection ? overlap.value / 100 : undefined);
       if (request !== pending) return; // a later slider position has been asked for
       message.clear();
       fill(summary, figure("Precision", performance.precision), figure("Recall", performance.recall),
-           figure("AP", performance.averagePrecision));
+           figure(detection ? "mAP" : "AP", performance.averagePrecision));
       if (curveTag.options.length === 1) {
         curveTag.append(...performance.perTagPerformance.map((t) => h("option", {value: t.id}, t.name)));
       }
       fill(perTag, performance.perTagPerformance.map((t) => h("tr", {}, h("th", {scope: "row"}, t.name),
         h("td", {}, percent(t.precision)), h("td", {}, percent(t.recall)), h("td", {}, percent(t.averagePrecision)))));
     } catch (error) {
-      message.show(error);
+      if (request !== pending) return;
+      message.show(error); // the figures of the previous thresholds stay, dimmed
+      for (const part of [summary, perTag]) part.classList.add("stale");
+      return;
     }
+    for (const part of [summary, perTag]) part.classList.remove("stale");
     drawPerImage(threshold);
   }
 
@@ -71,7 +82,15 @@ export async function render({api, root, project, rest, navigate}) {
 
   slider.addEventListener("input", () => { shown.value = `${slider.value}%`; });
   slider.addEventListener("change", update);
+  overlap.addEventListener("input", () => { overlapShown.value = `${overlap.value}%`; });
+  overlap.addEventListener("change", update);
   await update();
+  if (detection) {
+    // The API's per-image results are a classifier's (tags and probabilities); a detector's curve needs its boxes.
+    fill(curve, h("p", {class: "note"}, "The API gives no per-image boxes of a detector's held-out images, so no "
+                  + "curve is drawn: the AP of each tag above is the area under its curve."));
+    return;
+  }
   try {
     images = await api.imagePerformances(project.id, iteration.id);
     curveChoice.hidden = false;

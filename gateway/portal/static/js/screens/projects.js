@@ -10,6 +10,7 @@ export async function render({api, root, navigate, getDomains}) {
     const [projects, domains] = await Promise.all([api.projects(), getDomains()]);
     fill(list, projects.length ? h("ul", {class: "cards"}, projects.map((p) => card(api, p, domains, list)))
                                : h("p", {}, "No project yet: create one above."));
+    if (!projects.length) root.querySelector("details.create").open = true; // a first visit starts at the form
   } catch (error) {
     fill(list);
     message.show(error);

@@ -18,8 +18,10 @@ export async function render({api, root, project}) {
     message, submit);
   kind.element.addEventListener("change", () => { budgetField.hidden = kind.value() !== "Advanced"; });
   const listMessage = messageArea();
+  const nextStep = h("p", {class: "message info"});
+  nextStep.hidden = true;
   const table = h("tbody", {});
-  root.append(form, h("section", {"aria-label": "Iterations"}, h("h2", {}, "Iterations"), listMessage,
+  root.append(form, h("section", {"aria-label": "Iterations"}, h("h2", {}, "Iterations"), listMessage, nextStep,
     h("div", {class: "scroll"}, h("table", {},
       h("thead", {}, h("tr", {}, ["Iteration", "Status", "Type", "Created", "Trained", "Published as", "Details"]
         .map((c) => h("th", {scope: "col"}, c)))), table))));
@@ -33,10 +35,23 @@ export async function render({api, root, project}) {
       fill(table, iterations.length ? [...iterations].reverse().map((i) => row(project, i))
                                     : h("tr", {}, h("td", {colspan: 7}, "No iteration yet.")));
       if (iterations.some((i) => i.status === "Training")) timer = setTimeout(refresh, REFRESH_MS);
+      else if (message.classList.contains("info")) message.clear(); // "is training" said its part
+      showNextStep(iterations);
     } catch (error) {
       listMessage.show(error);
       timer = setTimeout(refresh, REFRESH_MS * 3);
     }
+  }
+
+  /** What to do with a trained iteration, for someone new to it. */
+  function showNextStep(iterations) {
+    const trained = iterations.filter((i) => i.status === "Completed").at(-1);
+    nextStep.hidden = !trained || iterations.some((i) => i.publishName);
+    if (nextStep.hidden) return;
+    const tab = (name, label) => h("a", {href: `#/projects/${project.id}/${name}`}, label);
+    fill(nextStep, `${trained.name} is trained. Next: read its `, tab("performance", "Performance"),
+         ", try it on a new image in ", tab("quicktest", "Quick Test"), ", then ", tab("publish", "Publish"),
+         " it to call it from your applications.");
   }
 
   form.addEventListener("submit", (event) => {
