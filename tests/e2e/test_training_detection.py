@@ -54,6 +54,7 @@ def per_tag(forks: int) -> list[tuple[bytes, list[Region]]]:
             + [s for s in samples if s[1][0].tag == "scissors"][:15])
 
 
+@pytest.mark.timeout(1200)  # Advanced trains Quick's part first: more than the suite's 600 s a test on 2 busy cores
 def test_detector_trains_and_triton_serves_its_boxes(platform, object_store):
     setup = DetectionSetup(object_store, "forks")
     for data, regions in per_tag(15):  # Custom Vision's minimum: the least a detector trains on

@@ -13,7 +13,6 @@ from kubevision.trainer.detection import training
 from kubevision.trainer.detection.data import RegionImages
 from kubevision.trainer.run import seed_everything
 
-pytestmark = pytest.mark.unit
 TAGS = ["square", "disc"]
 
 

@@ -132,7 +132,8 @@ def _fine_tune(served: Served, examples, transform, dataset: RegionImages, held_
     log_metric("held_out_map_50", best[0], step=0)
     log.info("Quick's model: held-out mAP@0.5 %.3f, mAP@0.5:0.95 %.3f", *best)
     best_state, kept, since_best = copy.deepcopy(detector.state_dict()), 0, 0
-    for epoch in range(1, options.max_epochs + 1):
+    epochs = options.max_epochs if time.monotonic() < deadline else 0  # Quick's part may have used the budget
+    for epoch in range(1, epochs + 1):
         started = time.monotonic()
         loss = _epoch(served, examples, transform, optimiser, schedule, batch_size)
         score = _score(served, dataset, held_out, options.probability_threshold)
