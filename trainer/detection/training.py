@@ -58,7 +58,7 @@ class Fitted:
     held_out: np.ndarray  # indices of the images that scored the model
     predictions: list[Predictions]  # the served model's boxes for them
     evaluation: Evaluation
-    epochs: int  # epochs trained (Advanced: up to the kept one)
+    epochs: int  # epochs trained (Advanced: Quick's, then the fine-tuning epochs up to the kept one)
 
 
 def augmentation(size: int, augment: bool) -> v2.Compose:
