@@ -31,6 +31,7 @@ from kubevision.core.detection_model import (
 from kubevision.core.reasons import Reason
 from kubevision.core.settings import GatewaySettings
 from kubevision.gateway.trained import TrainedIterations
+from kubevision.trainer.detection import export
 from kubevision.trainer.run import train
 
 DETECTION_SAMPLES = EXAMPLES / "detection"
@@ -58,6 +59,7 @@ def per_tag(forks: int) -> list[tuple[bytes, list[Region]]]:
             + [s for s in samples if s[1][0].tag == "scissors"][:15])
 
 
+@pytest.mark.timeout(1200)  # Advanced trains Quick's part first: more than the suite's 600 s a test on 2 busy cores
 def test_detector_trains_and_triton_serves_its_boxes(platform, object_store):
     setup = DetectionSetup(object_store, "forks")
     for data, regions in per_tag(15):  # Custom Vision's minimum: the least a detector trains on
@@ -95,8 +97,11 @@ def test_detector_trains_and_triton_serves_its_boxes(platform, object_store):
     boxes, scores, classes = (served.as_numpy(name) for name in (BOXES, SCORES, CLASSES))
     assert boxes.shape == (len(batch), MAX_DETECTIONS, 4) and classes.dtype == np.int64
     np.testing.assert_allclose(scores, reference[SCORES], atol=1e-4)
-    np.testing.assert_allclose(boxes, reference[BOXES], atol=1e-4)
-    assert (classes[scores > 0] == np.array(reference[CLASSES])[scores > 0]).all()
+    # the same detections, matched as sets: tied scores may come in either order
+    answered = {BOXES: boxes, SCORES: scores, CLASSES: classes}
+    expected = {name: np.array(reference[name]) for name in (BOXES, SCORES, CLASSES)}
+    for image in range(len(batch)):
+        assert export._unmatched(answered, expected, image) == export._unmatched(expected, answered, image) == 0
     assert (np.diff(scores, axis=1) <= 0).all() and (scores > 0).any()
     assert set(np.unique(classes[scores > 0])) <= {0, 1}
 

@@ -2,13 +2,14 @@
 
 Quick: the pretrained backbone stays frozen, so it runs once over QUICK_VIEWS views of each image (the plain one and
 augmented ones) and its features are cached; the feature pyramid and the FCOS head then learn from those for a fixed
-QUICK_EPOCHS. Advanced: the whole network learns (the backbone ten times slower than the new layers), up to
-max_epochs, keeping the epoch with the best held-out mAP@0.5 and stopping after `early_stopping_patience` epochs
-without a better one.
+QUICK_EPOCHS. Advanced starts where Quick ends: the whole network then learns from augmented images (the backbone
+slower than the new layers), up to max_epochs, and the model kept is whichever scored best on the held-out images,
+Quick's own included, stopping after `early_stopping_patience` epochs without a better one. So Advanced never keeps
+a model that scores below Quick's on the held-out images.
 Both learn from box-aware augmentation (torchvision.transforms.v2 moves the boxes with the pixels): colour
 distortion, zoom-out (smaller objects), crops that keep whole objects (larger ones), flips, then the stretch to the
 served square. A share of the images is held out, stratified by tag: it scores the model and, in Advanced, picks
-the epoch. The numbers below are first choices, not yet tuned by measurement (docs/benchmarks.md says why).
+the epoch. docs/benchmarks.md has the measurements behind the numbers below.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ QUICK_EPOCHS = 8  # passes over the cached views
 QUICK_VIEWS = 6
 HOLD_OUT = 0.2  # share of images kept for the reported metrics (and Advanced's early stopping)
 MAX_BATCH_SIZE = 8  # images a step: more, smaller steps learn faster from a few dozen images on a CPU
-HEAD_LEARNING_RATE_FACTOR = 10 / 3  # the new layers learn faster than the pretrained backbone...
-BACKBONE_LEARNING_RATE_FACTOR = 1 / 3  # ...which moves slowly, to keep its ImageNet features
+HEAD_LEARNING_RATE_FACTOR = 10 / 3  # Quick: the new layers learn fast from the frozen backbone's features
+FINE_TUNE_HEAD_LEARNING_RATE_FACTOR = 1.0  # Advanced: they go on learning, more slowly...
+BACKBONE_LEARNING_RATE_FACTOR = 1 / 3  # ...and the pretrained backbone slower still, to keep its ImageNet features
 WEIGHT_DECAY = 0.05
 WARM_UP = 0.1  # share of the schedule that ramps the learning rate up...
 START_FACTOR = 0.04  # ...from this share of its peak
@@ -56,7 +58,7 @@ class Fitted:
     held_out: np.ndarray  # indices of the images that scored the model
     predictions: list[Predictions]  # the served model's boxes for them
     evaluation: Evaluation
-    epochs: int  # epochs trained (Advanced: up to the kept one)
+    epochs: int  # epochs trained (Advanced: Quick's, then the fine-tuning epochs up to the kept one)
 
 
 def augmentation(size: int, augment: bool) -> v2.Compose:
@@ -74,55 +76,87 @@ def train(dataset: RegionImages, backbone: Backbone, options: ResolvedTraining, 
           log_metric: Callable[..., None]) -> Fitted:
     size = input_size(backbone)
     training, held_out = evaluation.holdout(dataset.primary_labels, options.seed, HOLD_OUT)
-    detector = build(backbone, len(dataset.tags))
-    quick = options.training_type == TrainingType.QUICK
-    backbone_parameters = list(detector.backbone.body.parameters())
-    if quick:
-        for parameter in backbone_parameters:
-            parameter.requires_grad_(False)
-    known = {id(p) for p in backbone_parameters}
-    groups = [{"params": [p for p in detector.parameters() if id(p) not in known],
-               "lr": options.learning_rate * HEAD_LEARNING_RATE_FACTOR}]
-    if not quick:
-        groups.append({"params": backbone_parameters, "lr": options.learning_rate * BACKBONE_LEARNING_RATE_FACTOR})
-    optimiser = torch.optim.AdamW(groups, weight_decay=WEIGHT_DECAY)
-    epochs = QUICK_EPOCHS if quick else options.max_epochs
-    batch_size = min(options.batch_size, MAX_BATCH_SIZE)
-    steps = epochs * math.ceil(len(training) * (QUICK_VIEWS if quick else 1) / batch_size)
-    transform = augmentation(size, options.augmentation)
+    served = Served(build(backbone, len(dataset.tags)), size)
     examples = [_example(dataset, i) for i in training]
-    served = Served(detector, size)
-    if quick:  # the frozen backbone's features, once
-        examples, transform = _cached_views(served, examples, transform, augmentation(size, False), batch_size), None
-    schedule = BudgetSchedule(optimiser, steps, deadline)
-    best, best_state, since_best, trained = -1.0, None, 0, 0
-    for epoch in range(epochs):
-        started = time.monotonic()
-        loss = _epoch(served, examples, transform, optimiser, schedule, batch_size)
-        log_metric("train_loss", loss, step=epoch)
-        trained = epoch + 1
-        if not quick:
-            score = _score(served, dataset, held_out, options.probability_threshold)
-            log_metric("held_out_map_50", score, step=epoch)
-            log.info("epoch %d: loss %.3f, held-out mAP@0.5 %.3f", epoch, loss, score)
-            if score > best:
-                best, best_state, since_best = score, copy.deepcopy(detector.state_dict()), 0
-            else:
-                since_best += 1
-            if since_best >= options.early_stopping_patience:
-                break
-        else:
-            log.info("epoch %d: loss %.3f", epoch, loss)
-        if time.monotonic() + (time.monotonic() - started) > deadline:
-            log.info("stopping after epoch %d: the budget would not fit another", epoch)
-            break
-    if best_state is not None:
-        detector.load_state_dict(best_state)
-        trained -= since_best
+    batch_size = min(options.batch_size, MAX_BATCH_SIZE)
+    transform = augmentation(size, options.augmentation)
+    epochs = _train_head(served, examples, transform, options, batch_size, deadline, log_metric)
+    if options.training_type == TrainingType.ADVANCED:
+        epochs += _fine_tune(served, examples, transform, dataset, held_out, options, batch_size, deadline,
+                             log_metric)
     predictions = predict(served, [dataset.images[i] for i in held_out])
     scored = evaluate([dataset.boxes[i] for i in held_out], [dataset.labels[i] for i in held_out], predictions,
                       dataset.tags, options.probability_threshold)
-    return Fitted(served.eval(), held_out, predictions, scored, trained)
+    return Fitted(served.eval(), held_out, predictions, scored, epochs)
+
+
+def _train_head(served: Served, examples, transform, options: ResolvedTraining, batch_size: int, deadline: float,
+                log_metric: Callable[..., None]) -> int:
+    """Quick: the pyramid and head learn from the frozen backbone's cached features of QUICK_VIEWS views of each
+    image, for QUICK_EPOCHS; the epochs trained."""
+    detector = served.detector
+    frozen = {id(p) for p in detector.backbone.body.parameters()}
+    for parameter in detector.backbone.body.parameters():
+        parameter.requires_grad_(False)
+    optimiser = torch.optim.AdamW([p for p in detector.parameters() if id(p) not in frozen],
+                                  lr=options.learning_rate * HEAD_LEARNING_RATE_FACTOR, weight_decay=WEIGHT_DECAY)
+    cached = _cached_views(served, examples, transform, augmentation(served.size, False), batch_size)
+    schedule = BudgetSchedule(optimiser, QUICK_EPOCHS * math.ceil(len(cached) / batch_size), deadline)
+    for epoch in range(QUICK_EPOCHS):
+        started = time.monotonic()
+        loss = _epoch(served, cached, None, optimiser, schedule, batch_size)
+        log_metric("train_loss", loss, step=epoch)
+        log.info("epoch %d (pyramid and head): loss %.3f", epoch, loss)
+        if _out_of_time(started, deadline, epoch):
+            return epoch + 1
+    return QUICK_EPOCHS
+
+
+def _fine_tune(served: Served, examples, transform, dataset: RegionImages, held_out: np.ndarray,
+               options: ResolvedTraining, batch_size: int, deadline: float, log_metric: Callable[..., None]) -> int:
+    """Advanced, after Quick: the whole network learns from augmented images (the backbone slower than the rest),
+    up to max_epochs, keeping whichever scores best on the held-out images, Quick's model included, and stopping
+    after `early_stopping_patience` epochs without a better one; the fine-tuning epochs kept."""
+    detector = served.detector
+    backbone_parameters = list(detector.backbone.body.parameters())
+    for parameter in backbone_parameters:
+        parameter.requires_grad_(True)
+    known = {id(p) for p in backbone_parameters}
+    optimiser = torch.optim.AdamW([
+        {"params": [p for p in detector.parameters() if id(p) not in known],
+         "lr": options.learning_rate * FINE_TUNE_HEAD_LEARNING_RATE_FACTOR},
+        {"params": backbone_parameters, "lr": options.learning_rate * BACKBONE_LEARNING_RATE_FACTOR},
+    ], weight_decay=WEIGHT_DECAY)
+    schedule = BudgetSchedule(optimiser, options.max_epochs * math.ceil(len(examples) / batch_size), deadline)
+    best = _score(served, dataset, held_out, options.probability_threshold)
+    log_metric("held_out_map_50", best[0], step=0)
+    log.info("Quick's model: held-out mAP@0.5 %.3f, mAP@0.5:0.95 %.3f", *best)
+    best_state, kept, since_best = copy.deepcopy(detector.state_dict()), 0, 0
+    epochs = options.max_epochs if time.monotonic() < deadline else 0  # Quick's part may have used the budget
+    for epoch in range(1, epochs + 1):
+        started = time.monotonic()
+        loss = _epoch(served, examples, transform, optimiser, schedule, batch_size)
+        score = _score(served, dataset, held_out, options.probability_threshold)
+        log_metric("train_loss", loss, step=QUICK_EPOCHS + epoch - 1)
+        log_metric("held_out_map_50", score[0], step=epoch)
+        log.info("fine-tuning epoch %d: loss %.3f, held-out mAP@0.5 %.3f, mAP@0.5:0.95 %.3f", epoch, loss, *score)
+        if score > best:
+            best, best_state, kept, since_best = score, copy.deepcopy(detector.state_dict()), epoch, 0
+        else:
+            since_best += 1
+        if since_best >= options.early_stopping_patience or _out_of_time(started, deadline, epoch):
+            break
+    detector.load_state_dict(best_state)
+    log.info("kept %s", f"fine-tuning epoch {kept}" if kept else "Quick's model")
+    return kept
+
+
+def _out_of_time(started: float, deadline: float, epoch: int) -> bool:
+    """Whether another epoch as long as the last would end past the deadline."""
+    if time.monotonic() + (time.monotonic() - started) > deadline:
+        log.info("stopping after epoch %d: the budget would not fit another", epoch)
+        return True
+    return False
 
 
 class BudgetSchedule:
@@ -210,8 +244,9 @@ def predict(served: Served, images, batch_size: int = 8) -> list[Predictions]:
     return found
 
 
-def _score(served: Served, dataset: RegionImages, held_out: np.ndarray, threshold: float) -> float:
+def _score(served: Served, dataset: RegionImages, held_out: np.ndarray, threshold: float) -> tuple[float, float]:
+    """Held-out mAP@0.5, then mAP@0.5:0.95 to break its ties (a few dozen images often tie at 1.0)."""
     predictions = predict(served, [dataset.images[i] for i in held_out])
     scored = evaluate([dataset.boxes[i] for i in held_out], [dataset.labels[i] for i in held_out], predictions,
                       dataset.tags, threshold)
-    return scored.metrics.average_precision
+    return scored.metrics.average_precision, scored.map_50_95
