@@ -101,7 +101,7 @@ def test_detector_trains_and_triton_serves_its_boxes(platform, object_store):
     answered = {BOXES: boxes, SCORES: scores, CLASSES: classes}
     expected = {name: np.array(reference[name]) for name in (BOXES, SCORES, CLASSES)}
     for image in range(len(batch)):
-        assert export._unmatched(answered, expected, image) == export._unmatched(expected, answered, image) == 0
+        assert export.unmatched(answered, expected, image) == export.unmatched(expected, answered, image) == 0
     assert (np.diff(scores, axis=1) <= 0).all() and (scores > 0).any()
     assert set(np.unique(classes[scores > 0])) <= {0, 1}
 

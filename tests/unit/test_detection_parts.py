@@ -104,6 +104,6 @@ def test_the_export_check_matches_detections_as_sets_not_rows():
     swapped = outputs([(2, 0.3, (0.5, 0.5, 0.2, 0.2)), (1, 0.3, (0.1, 0.1, 0.2, 0.2))])
     relabelled = outputs([(2, 0.3, (0.5, 0.5, 0.2, 0.2)), (0, 0.3, (0.1, 0.1, 0.2, 0.2))])
     dropped = outputs([(1, 0.3, (0.1, 0.1, 0.2, 0.2))])
-    assert export._unmatched(trained, swapped, 0) == export._unmatched(swapped, trained, 0) == 0
-    assert export._unmatched(trained, relabelled, 0) == 1
-    assert (export._unmatched(trained, dropped, 0), export._unmatched(dropped, trained, 0)) == (1, 0)
+    assert export.unmatched(trained, swapped, 0) == export.unmatched(swapped, trained, 0) == 0
+    assert export.unmatched(trained, relabelled, 0) == 1
+    assert (export.unmatched(trained, dropped, 0), export.unmatched(dropped, trained, 0)) == (1, 0)

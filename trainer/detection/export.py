@@ -51,14 +51,14 @@ def reference_predictions(served: Served, onnx: bytes, images: list[Image.Image]
     session = onnxruntime.InferenceSession(onnx, providers=["CPUExecutionProvider"])
     exported = dict(zip(OUTPUTS, session.run(list(OUTPUTS), {INPUT: inputs.numpy()}), strict=True))
     for image in range(len(images)):
-        missing = _unmatched(expected, exported, image) + _unmatched(exported, expected, image)
+        missing = unmatched(expected, exported, image) + unmatched(exported, expected, image)
         if missing:
             raise RuntimeError(f"the ONNX export differs from the trained model: {missing} detections of image "
                                f"{image} have no counterpart within {TOLERANCE:.0e}")
     return expected
 
 
-def _unmatched(these: dict[str, np.ndarray], those: dict[str, np.ndarray], image: int) -> int:
+def unmatched(these: dict[str, np.ndarray], those: dict[str, np.ndarray], image: int) -> int:
     """How many of `these` detections of one image have no counterpart in `those` (same class, score and box within
     TOLERANCE). Compared as sets, not row by row: detections whose scores tie within rounding come in either order."""
     found = those[SCORES][image] > 0
