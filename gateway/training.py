@@ -91,16 +91,19 @@ def project_wire(project: Project) -> wire.Project:
     )
 
 
+SAME_BOX = 1e-3  # a held-out box is a stored region's when every figure is this near (the trainer rounds them)
+
+
 def _held_out_regions(image: heldout.HeldOutImage, view: ImageView | None, tag_id: Callable[[str], str],
                       iteration: dict[str, Any]) -> list[wire.ImageRegion]:
     """A detector's true boxes of a held-out image, as it was scored: each with the id of the stored region of the
     same tag and box, or, when that region changed since, an id derived from the image and the box's place."""
-    stored = {(name, *(round(v, 4) for v in (r.left, r.top, r.width, r.height))): r
-              for r, name in (view.regions if view else [])}
+    stored = [(r, name) for r, name in (view.regions if view else [])]
     answer = []
     for place, region in enumerate(image.regions):
-        match = stored.get((region.tag, *(round(v, 4) for v in (region.left, region.top, region.width,
-                                                                 region.height))))
+        corners = (region.left, region.top, region.width, region.height)
+        match = next((r for r, name in stored if name == region.tag and max(
+            abs(a - b) for a, b in zip(corners, (r.left, r.top, r.width, r.height), strict=True)) <= SAME_BOX), None)
         answer.append(wire.ImageRegion(
             region_id=match.id if match else str(uuid.uuid5(uuid.NAMESPACE_URL, f"{image.id}/{place}")),
             created=match.created if match else _time(iteration["metadata"].get("creationTimestamp")),
