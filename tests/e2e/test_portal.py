@@ -288,6 +288,48 @@ def test_the_precision_recall_curve_follows_the_per_image_results(browser):
     assert [(p["precision"], p["recall"]) for p in hemlock] == [(1, 0.5), (0.5, 0.5), (2 / 3, 1)]
 
 
+def test_a_detectors_precision_recall_curve_matches_boxes_at_the_overlap_threshold(browser):
+    """prcurve.js on a detector's per-image results worked out by hand: boxes of halves and quarters of the image,
+    so that each overlap (intersection over union) is exact."""
+    page = browser.new_page()
+    page.route("http://portal.test/**", lambda route: route.fulfill(
+        path=portal.ASSETS / route.request.url.removeprefix("http://portal.test/portal/")))
+    page.goto("http://portal.test/portal/index.html")
+
+    def box(tag: str, left: float, top: float, width: float, height: float) -> dict:
+        return {"tagId": tag, "left": left, "top": top, "width": width, "height": height}
+
+    def predicted(tag: str, probability: float, *place: float) -> dict:
+        return {"tagId": tag, "probability": probability, "boundingBox": box(tag, *place)}
+
+    images = [
+        {"regions": [box("f", 0, 0, 0.5, 0.5), box("s", 0.5, 0.5, 0.5, 0.5)],
+         "predictions": [predicted("f", 0.9, 0, 0, 0.5, 0.5),            # the fork: overlap 1
+                         predicted("f", 0.8, 0, 0, 0.5, 0.5),            # the same fork again: already matched
+                         predicted("s", 0.6, 0.5, 0.5, 0.25, 0.5)]},     # half the scissors: overlap 0.5
+        {"regions": [box("f", 0.25, 0.25, 0.5, 0.5)],
+         "predictions": [predicted("s", 0.7, 0.25, 0.25, 0.5, 0.5),      # the fork's place, the wrong tag
+                         predicted("f", 0.3, 0.25, 0.25, 0.5, 0.25)]},   # half the fork: overlap 0.5
+    ]
+    at_half, at_more, forks, chosen = page.evaluate("""async (images) => {
+        const curve = await import("./js/prcurve.js");
+        const points = curve.detectionPrecisionRecall(images, 0.5);
+        return [points, curve.detectionPrecisionRecall(images, 0.6), curve.detectionPrecisionRecall(images, 0.5, "f"),
+                curve.at(points, 0.5)];
+    }""", images)
+
+    def rounded(points: list[dict]) -> list[tuple]:
+        return [(p["threshold"], round(p["precision"], 3), round(p["recall"], 3)) for p in points]
+
+    # 3 true boxes; at an overlap of 0.5 the halves count as found, at 0.6 they do not.
+    assert rounded(at_half) == [(0.9, 1, 0.333), (0.8, 0.5, 0.333), (0.7, 0.333, 0.333), (0.6, 0.5, 0.667),
+                                (0.3, 0.6, 1)]
+    assert rounded(at_more) == [(0.9, 1, 0.333), (0.8, 0.5, 0.333), (0.7, 0.333, 0.333), (0.6, 0.25, 0.333),
+                                (0.3, 0.2, 0.333)]
+    assert rounded(forks) == [(0.9, 1, 0.5), (0.8, 0.5, 0.5), (0.3, 0.667, 1)]
+    assert chosen["threshold"] == 0.6
+
+
 def drag(page: Page, frame: dict, start: tuple[float, float], end: tuple[float, float]) -> None:
     """A mouse drag between two points given as fractions of the element's bounding box."""
     page.mouse.move(frame["x"] + start[0] * frame["width"], frame["y"] + start[1] * frame["height"])
