@@ -78,7 +78,7 @@ export async function render({api, root, project, rest, navigate, detection}) {
     const tagId = curveTag.value || undefined;
     const points = detection ? detectionPrecisionRecall(images, overlap.value / 100, tagId)
                              : precisionRecall(images, tagId);
-    fill(curve, points.length ? drawCurve(points, threshold) : "No held-out image to draw the curve from.",
+    fill(curve, points.length ? drawCurve(points, threshold) : "No held-out result to draw the curve from.",
          h("figcaption", {}, `${images.length} held-out images`
            + (detection ? `; a box is found at an overlap of ${overlap.value}% or more` : "")
            + "; the dot is the threshold."));
