@@ -12,6 +12,7 @@ import json
 import os
 import re
 import time
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import httpx
@@ -48,6 +49,11 @@ def shots(tmp_path) -> Path:
     folder = Path(os.environ.get("KUBEVISION_PORTAL_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def percent(value: float) -> str:
+    """A figure as the portal shows it (JavaScript's toFixed rounds the exact value, halves up)."""
+    return f"{Decimal(value * 100).quantize(Decimal('0.1'), ROUND_HALF_UP)}%"
 
 
 def save(page: Page, folder: Path, name: str) -> None:
@@ -288,6 +294,48 @@ def test_the_precision_recall_curve_follows_the_per_image_results(browser):
     assert [(p["precision"], p["recall"]) for p in hemlock] == [(1, 0.5), (0.5, 0.5), (2 / 3, 1)]
 
 
+def test_a_detectors_precision_recall_curve_matches_boxes_at_the_overlap_threshold(browser):
+    """prcurve.js on a detector's per-image results worked out by hand: boxes of halves and quarters of the image,
+    so that each overlap (intersection over union) is exact."""
+    page = browser.new_page()
+    page.route("http://portal.test/**", lambda route: route.fulfill(
+        path=portal.ASSETS / route.request.url.removeprefix("http://portal.test/portal/")))
+    page.goto("http://portal.test/portal/index.html")
+
+    def box(tag: str, left: float, top: float, width: float, height: float) -> dict:
+        return {"tagId": tag, "left": left, "top": top, "width": width, "height": height}
+
+    def predicted(tag: str, probability: float, *place: float) -> dict:
+        return {"tagId": tag, "probability": probability, "boundingBox": box(tag, *place)}
+
+    images = [
+        {"regions": [box("f", 0, 0, 0.5, 0.5), box("s", 0.5, 0.5, 0.5, 0.5)],
+         "predictions": [predicted("f", 0.9, 0, 0, 0.5, 0.5),            # the fork: overlap 1
+                         predicted("f", 0.8, 0, 0, 0.5, 0.5),            # the same fork again: already matched
+                         predicted("s", 0.6, 0.5, 0.5, 0.25, 0.5)]},     # half the scissors: overlap 0.5
+        {"regions": [box("f", 0.25, 0.25, 0.5, 0.5)],
+         "predictions": [predicted("s", 0.7, 0.25, 0.25, 0.5, 0.5),      # the fork's place, the wrong tag
+                         predicted("f", 0.3, 0.25, 0.25, 0.5, 0.25)]},   # half the fork: overlap 0.5
+    ]
+    at_half, at_more, forks, chosen = page.evaluate("""async (images) => {
+        const curve = await import("./js/prcurve.js");
+        const points = curve.detectionPrecisionRecall(images, 0.5);
+        return [points, curve.detectionPrecisionRecall(images, 0.6), curve.detectionPrecisionRecall(images, 0.5, "f"),
+                curve.at(points, 0.5)];
+    }""", images)
+
+    def rounded(points: list[dict]) -> list[tuple]:
+        return [(p["threshold"], round(p["precision"], 3), round(p["recall"], 3)) for p in points]
+
+    # 3 true boxes; at an overlap of 0.5 the halves count as found, at 0.6 they do not.
+    assert rounded(at_half) == [(0.9, 1, 0.333), (0.8, 0.5, 0.333), (0.7, 0.333, 0.333), (0.6, 0.5, 0.667),
+                                (0.3, 0.6, 1)]
+    assert rounded(at_more) == [(0.9, 1, 0.333), (0.8, 0.5, 0.333), (0.7, 0.333, 0.333), (0.6, 0.25, 0.333),
+                                (0.3, 0.2, 0.333)]
+    assert rounded(forks) == [(0.9, 1, 0.5), (0.8, 0.5, 0.5), (0.3, 0.667, 1)]
+    assert chosen["threshold"] == 0.6
+
+
 def drag(page: Page, frame: dict, start: tuple[float, float], end: tuple[float, float]) -> None:
     """A mouse drag between two points given as fractions of the element's bounding box."""
     page.mouse.move(frame["x"] + start[0] * frame["width"], frame["y"] + start[1] * frame["height"])
@@ -409,22 +457,31 @@ def test_a_user_draws_boxes_trains_a_detector_and_sees_its_boxes(browser, shots,
     expect(page.get_by_text("Iteration 1 is training")).to_be_visible()
     expect(page.locator(".status").first).to_have_text("Completed", timeout=DETECTOR_TRAINING_TIMEOUT_MS)
 
-    # Performance: precision, recall and mAP, per tag, and the overlap threshold asked of the API.
+    # Performance: precision, recall and mAP, per tag, read again at the overlap threshold of the slider, and the
+    # precision-recall curve of the held-out boxes matched at that overlap.
     tab(page, "Performance")
     expect(page.locator(".figure").nth(2)).to_contain_text("mAP")
     per_tag = page.get_by_role("region", name="Performance per tag")
     expect(per_tag.get_by_role("row")).to_have_count(3)
-    with page.expect_request(lambda r: "overlapThreshold=0.3" in r.url):
+    with page.expect_response(lambda r: "/performance?" in r.url and "overlapThreshold=0.3" in r.url) as asked:
         page.get_by_label("Overlap threshold").fill("30")
-    expect(page.get_by_role("region", name="Precision-recall curve")).to_contain_text("no per-image boxes")
+    figures = asked.value.json()
+    expect(page.locator(".figure .value").nth(2)).to_have_text(percent(figures["averagePrecision"]))
+    for tag in figures["perTagPerformance"]:
+        expect(per_tag.get_by_role("row", name=tag["name"]).get_by_role("cell")).to_have_text(
+            [percent(tag[figure]) for figure in ("precision", "recall", "averagePrecision")])
+    curve = page.get_by_role("region", name="Precision-recall curve")
+    expect(curve.locator("svg .line")).to_be_visible()
+    expect(curve).to_contain_text("a box is found at an overlap of 30% or more")
     save(page, shots, "10-detection-performance")
 
-    # Quick Test of the unpublished iteration: boxes, or the API's refusal shown where it happened.
+    # Quick Test of the unpublished iteration, run in the gateway: the detector's boxes.
     tab(page, "Quick Test")
+    expect(page.get_by_label("Iteration")).to_contain_text("Iteration 1 (not published)")
     page.get_by_label("Image file").set_input_files(DETECTION / "test" / "test_image.jpg")
     page.get_by_role("button", name="Test this file").click()
-    expect(page.locator(".preview .box").first.or_(page.get_by_role("alert").filter(
-        has_text="BadRequestIterationNotPublished"))).to_be_visible(timeout=60_000)
+    expect(page.locator(".preview .box").first).to_have_attribute(
+        "aria-label", re.compile(r"^(fork|scissors) \d+\.\d%$"), timeout=60_000)
 
     # Publish, then the Quick Test draws the detector's boxes with their tags and probabilities.
     tab(page, "Publish")

@@ -1,7 +1,7 @@
 // Performance: an iteration's precision, recall and AP (mAP for a detector) at a probability threshold (and an
-// overlap threshold for a detector), per tag, and its PR curve where the API gives per-image results.
+// overlap threshold for a detector), per tag, and its PR curve from the held-out images' results.
 import {field, fill, h, messageArea, percent} from "../dom.js";
-import {drawCurve, precisionRecall} from "../prcurve.js";
+import {detectionPrecisionRecall, drawCurve, precisionRecall} from "../prcurve.js";
 
 export async function render({api, root, project, rest, navigate, detection}) {
   const message = messageArea();
@@ -75,9 +75,13 @@ export async function render({api, root, project, rest, navigate, detection}) {
 
   function drawPerImage(threshold) {
     if (images === null) return;
-    const points = precisionRecall(images, curveTag.value || undefined);
-    fill(curve, points.length ? drawCurve(points, threshold) : "No held-out image to draw the curve from.",
-         h("figcaption", {}, `${images.length} held-out images; the dot is the threshold.`));
+    const tagId = curveTag.value || undefined;
+    const points = detection ? detectionPrecisionRecall(images, overlap.value / 100, tagId)
+                             : precisionRecall(images, tagId);
+    fill(curve, points.length ? drawCurve(points, threshold) : "No held-out result to draw the curve from.",
+         h("figcaption", {}, `${images.length} held-out images`
+           + (detection ? `; a box is found at an overlap of ${overlap.value}% or more` : "")
+           + "; the dot is the threshold."));
   }
 
   slider.addEventListener("input", () => { shown.value = `${slider.value}%`; });
@@ -85,20 +89,14 @@ export async function render({api, root, project, rest, navigate, detection}) {
   overlap.addEventListener("input", () => { overlapShown.value = `${overlap.value}%`; });
   overlap.addEventListener("change", update);
   await update();
-  if (detection) {
-    // The API's per-image results are a classifier's (tags and probabilities); a detector's curve needs its boxes.
-    fill(curve, h("p", {class: "note"}, "The API gives no per-image boxes of a detector's held-out images, so no "
-                  + "curve is drawn: the AP of each tag above is the area under its curve."));
-    return;
-  }
   try {
     images = await api.imagePerformances(project.id, iteration.id);
     curveChoice.hidden = false;
     drawPerImage(slider.value / 100);
   } catch (error) {
-    // Gateways without per-image results (GetImagePerformances) still show the figures above.
-    fill(curve, h("p", {class: "note"}, `The curve needs the iteration's per-image results, which this gateway `
-                  + `does not give (${error.code}).`));
+    // An iteration (or a gateway) without per-image results (GetImagePerformances) still shows the figures above.
+    fill(curve, h("p", {class: "note"}, `The curve needs the iteration's per-image results, which the gateway `
+                  + `does not give for it (${error.code}).`));
   }
 }
 
