@@ -9,6 +9,7 @@ import time
 from kubevision.core import detection_metrics
 from kubevision.core.dataset import ImageRecord
 from kubevision.core.domains import BACKBONES
+from kubevision.core.heldout import HeldOut
 from kubevision.core.reasons import Reason
 from kubevision.core.settings import S3Settings
 from kubevision.core.storage import DatasetStore, ObjectStore
@@ -43,14 +44,14 @@ def train(records: list[ImageRecord], images: DatasetStore, store: ObjectStore, 
     fitted = training.train(dataset, network_spec, options, deadline, tracker.metric)
     metrics = fitted.evaluation.metrics
     tracker.params({"epochs_trained": fitted.epochs})
-    _record_evaluation(tracker, dataset, fitted, options.probability_threshold)
+    rows = sorted(range(len(fitted.held_out)), key=lambda row: fitted.held_out[row])  # in upload order
+    held_out = detection_metrics.held_out(
+        [dataset.ids[fitted.held_out[row]] for row in rows], [dataset.boxes[fitted.held_out[row]] for row in rows],
+        [dataset.labels[fitted.held_out[row]] for row in rows], [fitted.predictions[row] for row in rows],
+        dataset.tags, options.probability_threshold)
+    _record_evaluation(tracker, dataset, fitted, held_out, options.probability_threshold)
     model_uri, registered = _export(fitted, network_spec, dataset, store, s3, request, tracker)
-    held_out = sorted(range(len(fitted.held_out)), key=lambda row: fitted.held_out[row])  # in upload order
-    export.store_held_out(store, s3, request.iteration, detection_metrics.held_out(
-        [dataset.ids[fitted.held_out[row]] for row in held_out],
-        [dataset.boxes[fitted.held_out[row]] for row in held_out],
-        [dataset.labels[fitted.held_out[row]] for row in held_out],
-        [fitted.predictions[row] for row in held_out], dataset.tags, options.probability_threshold))
+    export.store_held_out(store, s3, request.iteration, held_out)
     log.info("precision %.3f recall %.3f mAP@0.5 %.3f; model at %s", metrics.precision, metrics.recall,
              metrics.average_precision, model_uri)
     return TrainingResult(
@@ -62,7 +63,8 @@ def train(records: list[ImageRecord], images: DatasetStore, store: ObjectStore, 
     )
 
 
-def _record_evaluation(tracker: Tracker, dataset: data.RegionImages, fitted: training.Fitted, threshold: float):
+def _record_evaluation(tracker: Tracker, dataset: data.RegionImages, fitted: training.Fitted, held_out: HeldOut,
+                       threshold: float):
     metrics = fitted.evaluation.metrics
     tracker.metric("precision", metrics.precision)
     tracker.metric("recall", metrics.recall)
@@ -75,14 +77,7 @@ def _record_evaluation(tracker: Tracker, dataset: data.RegionImages, fitted: tra
         picture = plots.drawn(dataset.images[i], dataset.boxes[i], dataset.labels[i], fitted.predictions[row],
                               dataset.tags, threshold)
         tracker.image(picture, f"evaluation/held_out_{row}.png")
-    tracker.json({
-        "tags": dataset.tags,
-        "predictions": [
-            {"id": dataset.ids[i], "boxes": predicted.boxes.round(5).tolist(),
-             "probabilities": predicted.scores.round(6).tolist(), "classes": predicted.classes.tolist()}
-            for i, predicted in zip(fitted.held_out, fitted.predictions, strict=True)
-        ],
-    }, "evaluation/predictions.json")
+    tracker.json(held_out.model_dump(mode="json"), "evaluation/predictions.json")
     tracker.json(metrics.model_dump(mode="json", by_alias=True), "evaluation/metrics.json")
 
 
