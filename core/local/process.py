@@ -26,7 +26,10 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server can listen on the port now. As the servers do, the check reuses an address whose last
+    connections are still in TIME_WAIT (as they are for a minute after `down`); a listening socket still refuses."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

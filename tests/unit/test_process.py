@@ -4,6 +4,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +56,21 @@ def test_a_busy_port_is_refused_and_zero_means_any():
         with pytest.raises(process.ServiceError, match=f"port {port} for S3 is busy"):
             process.pick_port(port, "S3")
     assert process.pick_port(0, "S3") > 0
+
+
+def test_a_port_whose_server_stopped_is_free_again_at_once_but_a_listening_one_is_not():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        with pytest.raises(process.ServiceError, match=f"port {port} for S3 is busy"):
+            process.pick_port(port, "S3")
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server's side closes first: its address stays in TIME_WAIT, as after `down`
+        client.close()
+    time_wait = "06"  # the kernel's TCP state numbers, as /proc/net/tcp lists them
+    assert any(fields[1].endswith(f":{port:04X}") and fields[3] == time_wait
+               for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]))
+    assert process.pick_port(port, "S3") == port
 
 
 @pytest.fixture
