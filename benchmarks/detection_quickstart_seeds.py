@@ -4,7 +4,7 @@ the training the SDK's train_project asks for (Quick, the General domain), and i
 held-out photo has the right tag and overlaps the known box by MIN_OVERLAP or more).
 
     .venv/bin/python benchmarks/detection_quickstart_seeds.py [DATASET_DIR] [--seeds 0 1 2 3 4]
-        [--training-type Quick] [--domain General]
+        [--training-type Quick] [--domain General] [--quick-epochs N]
 
 The training images are put in content order and every generator is seeded, as kubevision.trainer.run does; the
 seed also picks the trainer's own held-out share. Prints one line a seed (each photo's overlap, the smallest) and
@@ -46,7 +46,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--training-type", default="Quick")
     parser.add_argument("--domain", default="General")
+    parser.add_argument("--quick-epochs", type=int, default=training.QUICK_EPOCHS,
+                        help="a recipe to try: passes over Quick's cached views")
     args = parser.parse_args()
+    training.QUICK_EPOCHS = args.quick_epochs
     root = Path(args.dataset_dir)
     spec = BACKBONES[Domain(args.domain)]
     everything = load(root, round(input_size(spec) * 1.25))
