@@ -165,7 +165,8 @@ def one_run(mode: str, dataset_dir: str, folds: int, fold: int, domain: str, bud
 
     torch.set_num_threads(os.cpu_count() or 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    training.QUICK_EPOCHS = quick_epochs or training.QUICK_EPOCHS
+    if quick_epochs:
+        training.QUICK_MIN_EPOCHS = training.QUICK_MAX_EPOCHS = quick_epochs
     spec = BACKBONES[Domain(domain)]
     size = input_size(spec)
     train, test = split(dataset_dir, round(size * 1.25), folds, fold, train_limit)
@@ -266,7 +267,8 @@ def main() -> None:
                         help="advanced runs before the baseline, which gets its wall time")
     parser.add_argument("--budget-minutes", type=int, default=15)
     parser.add_argument("--train-limit", type=int, help="train on at most this many images (a seeded sample)")
-    parser.add_argument("--quick-epochs", type=int, help="a recipe to try: passes over Quick's cached views")
+    parser.add_argument("--quick-epochs", type=int,
+                        help="a recipe to try: this many passes over Quick's cached views, whatever the steps")
     parser.add_argument("--triton-requests", type=int, default=0,
                         help="then time this many single-image requests of Quick's model through the local Triton")
     args = parser.parse_args()

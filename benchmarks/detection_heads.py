@@ -102,11 +102,12 @@ def train_head(model: nn.Module, offset: int, cached, size: int) -> float:
                                   lr=options.learning_rate * training.HEAD_LEARNING_RATE_FACTOR,
                                   weight_decay=training.WEIGHT_DECAY)
     batch_size = training.MAX_BATCH_SIZE
-    steps = training.QUICK_EPOCHS * -(-len(cached) // batch_size)
+    epochs = training.QUICK_MIN_EPOCHS  # as measured; Quick now makes more passes over a few dozen images
+    steps = epochs * -(-len(cached) // batch_size)
     started = time.monotonic()
     schedule = training.BudgetSchedule(optimiser, steps, started + 3600)
     model.train()
-    for _ in range(training.QUICK_EPOCHS):
+    for _ in range(epochs):
         order = torch.randperm(len(cached)).tolist()
         for start in range(0, len(order), batch_size):
             chosen = [cached[i] for i in order[start:start + batch_size]]

@@ -46,10 +46,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--training-type", default="Quick")
     parser.add_argument("--domain", default="General")
-    parser.add_argument("--quick-epochs", type=int, default=training.QUICK_EPOCHS,
-                        help="a recipe to try: passes over Quick's cached views")
+    parser.add_argument("--quick-epochs", type=int,
+                        help="a recipe to try: this many passes over Quick's cached views, whatever the steps")
     args = parser.parse_args()
-    training.QUICK_EPOCHS = args.quick_epochs
+    if args.quick_epochs:
+        training.QUICK_MIN_EPOCHS = training.QUICK_MAX_EPOCHS = args.quick_epochs
     root = Path(args.dataset_dir)
     spec = BACKBONES[Domain(args.domain)]
     everything = load(root, round(input_size(spec) * 1.25))

@@ -14,6 +14,7 @@ from kubevision.trainer.detection.data import RegionImages
 from kubevision.trainer.run import seed_everything
 
 TAGS = ["square", "disc"]
+PASSES = training.QUICK_MIN_EPOCHS, training.QUICK_MAX_EPOCHS  # as shipped, before the fixture shortens them
 
 
 def drawn(kind: int, rng: np.random.Generator) -> tuple[Image.Image, np.ndarray]:
@@ -46,7 +47,8 @@ def fitted(dataset: RegionImages, training_type: TrainingType) -> training.Fitte
 
 @pytest.fixture(autouse=True)
 def short_quick(monkeypatch):
-    monkeypatch.setattr(training, "QUICK_EPOCHS", 3)
+    monkeypatch.setattr(training, "QUICK_MIN_EPOCHS", 3)
+    monkeypatch.setattr(training, "QUICK_MAX_EPOCHS", 3)
     monkeypatch.setattr(training, "QUICK_VIEWS", 1)
 
 
@@ -56,10 +58,19 @@ def test_advanced_starts_from_quick_and_keeps_quicks_model_when_fine_tuning_scor
         monkeypatch.setattr(training, factor, 1e5)  # learning rates that ruin the fine-tuned network
     advanced = fitted(dataset, TrainingType.ADVANCED)
     assert quick.evaluation.metrics.average_precision > 0  # Quick's model has something to lose
-    assert (quick.held_out == advanced.held_out).all() and advanced.epochs == quick.epochs == training.QUICK_EPOCHS
+    assert (quick.held_out == advanced.held_out).all() and advanced.epochs == quick.epochs == 3
     for ours, theirs in zip(quick.predictions, advanced.predictions, strict=True):  # the very same model
         np.testing.assert_allclose(ours.boxes, theirs.boxes, atol=1e-5)
         np.testing.assert_allclose(ours.scores, theirs.scores, atol=1e-5)
     pretrained = training.build(LITE0, len(TAGS)).backbone.body.state_dict()
     assert all(torch.equal(pretrained[name], value)  # Quick leaves the backbone as it was
                for name, value in quick.served.detector.backbone.body.state_dict().items())
+
+
+def test_quick_makes_more_passes_over_a_few_dozen_images_than_over_hundreds(monkeypatch):
+    monkeypatch.setattr(training, "QUICK_MIN_EPOCHS", PASSES[0])
+    monkeypatch.setattr(training, "QUICK_MAX_EPOCHS", PASSES[1])
+    few, hundreds = 20, 176  # steps a pass: the quickstart's 27 training photos and BCCD's 234, 6 views, 8 a step
+    assert training.quick_epochs(few) == PASSES[1] > training.quick_epochs(hundreds) == PASSES[0]
+    middle = training.quick_epochs(30)
+    assert PASSES[0] < middle < PASSES[1] and middle * 30 >= training.QUICK_MIN_STEPS

@@ -1,7 +1,8 @@
 """The detector: the domain's ImageNet-pretrained EfficientNet-Lite, a feature pyramid, and torchvision's FCOS head.
 
-FCOS rather than RetinaNet or SSDlite: anchor-free, so there are no anchor sizes to fit to a project's objects, and
-one point a feature-map cell keeps the head small (docs/benchmarks.md says what was and was not measured). The
+FCOS rather than RetinaNet or SSDlite: trained as Quick trains, on the same pyramid, it scored best of the three
+(docs/benchmarks.md, "FCOS, RetinaNet or SSDlite"); anchor-free, it has no anchor sizes to fit to a project's
+objects, and one point a feature-map cell keeps the head small. The
 pyramid and head are narrower than FCOS's published ones (64 channels, 2 convolutions a branch) so that a CPU
 answers an image in a few tens of milliseconds.
 

@@ -1,11 +1,12 @@
 """Training a detector, Quick or Advanced, inside the iteration's budget.
 
 Quick: the pretrained backbone stays frozen, so it runs once over QUICK_VIEWS views of each image (the plain one and
-augmented ones) and its features are cached; the feature pyramid and the FCOS head then learn from those for a fixed
-QUICK_EPOCHS. Advanced starts where Quick ends: the whole network then learns from augmented images (the backbone
-slower than the new layers), up to max_epochs, and the model kept is whichever scored best on the held-out images,
-Quick's own included, stopping after `early_stopping_patience` epochs without a better one. So Advanced never keeps
-a model that scores below Quick's on the held-out images.
+augmented ones) and its features are cached; the feature pyramid and the FCOS head then learn from those for enough
+passes to make QUICK_MIN_STEPS optimiser steps, within bounds (quick_epochs). Advanced starts where Quick ends: the
+whole network then learns from augmented images (the backbone slower than the new layers), up to max_epochs, and the
+model kept is whichever scored best on the held-out images, Quick's own included, stopping after
+`early_stopping_patience` epochs without a better one. So Advanced never keeps a model that scores below Quick's on
+the held-out images.
 Both learn from box-aware augmentation (torchvision.transforms.v2 moves the boxes with the pixels): colour
 distortion, zoom-out (smaller objects), crops that keep whole objects (larger ones), flips, then the stretch to the
 served square. A share of the images is held out, stratified by tag: it scores the model and, in Advanced, picks
@@ -15,6 +16,7 @@ the epoch. docs/benchmarks.md has the measurements behind the numbers below.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import math
 import time
@@ -38,7 +40,10 @@ from kubevision.trainer.detection.network import Served, build, input_size
 
 log = logging.getLogger(__name__)
 
-QUICK_EPOCHS = 8  # passes over the cached views
+# Passes over the cached views: a few dozen images make short passes, and 8 of them left the forks' boxes loose
+# (one quickstart seed in five failed); 16 overfitted BCCD's 292 images. So passes are counted in steps.
+QUICK_MIN_EPOCHS, QUICK_MAX_EPOCHS = 8, 16
+QUICK_MIN_STEPS = 320
 QUICK_VIEWS = 6
 HOLD_OUT = 0.2  # share of images kept for the reported metrics (and Advanced's early stopping)
 MAX_BATCH_SIZE = 8  # images a step: more, smaller steps learn faster from a few dozen images on a CPU
@@ -83,7 +88,7 @@ def train(dataset: RegionImages, backbone: Backbone, options: ResolvedTraining, 
     epochs = _train_head(served, examples, transform, options, batch_size, deadline, log_metric)
     if options.training_type == TrainingType.ADVANCED:
         epochs += _fine_tune(served, examples, transform, dataset, held_out, options, batch_size, deadline,
-                             log_metric)
+                             log_metric, quick_epochs_trained=epochs)
     predictions = predict(served, [dataset.images[i] for i in held_out])
     scored = evaluate([dataset.boxes[i] for i in held_out], [dataset.labels[i] for i in held_out], predictions,
                       dataset.tags, options.probability_threshold)
@@ -93,7 +98,7 @@ def train(dataset: RegionImages, backbone: Backbone, options: ResolvedTraining, 
 def _train_head(served: Served, examples, transform, options: ResolvedTraining, batch_size: int, deadline: float,
                 log_metric: Callable[..., None]) -> int:
     """Quick: the pyramid and head learn from the frozen backbone's cached features of QUICK_VIEWS views of each
-    image, for QUICK_EPOCHS; the epochs trained."""
+    image, for quick_epochs(); the epochs trained."""
     detector = served.detector
     frozen = {id(p) for p in detector.backbone.body.parameters()}
     for parameter in detector.backbone.body.parameters():
@@ -101,19 +106,26 @@ def _train_head(served: Served, examples, transform, options: ResolvedTraining, 
     optimiser = torch.optim.AdamW([p for p in detector.parameters() if id(p) not in frozen],
                                   lr=options.learning_rate * HEAD_LEARNING_RATE_FACTOR, weight_decay=WEIGHT_DECAY)
     cached = _cached_views(served, examples, transform, augmentation(served.size, False), batch_size)
-    schedule = BudgetSchedule(optimiser, QUICK_EPOCHS * math.ceil(len(cached) / batch_size), deadline)
-    for epoch in range(QUICK_EPOCHS):
+    steps_per_epoch = math.ceil(len(cached) / batch_size)
+    epochs = quick_epochs(steps_per_epoch)
+    schedule = BudgetSchedule(optimiser, epochs * steps_per_epoch, deadline)
+    for epoch in range(epochs):
         started = time.monotonic()
         loss = _epoch(served, cached, None, optimiser, schedule, batch_size)
         log_metric("train_loss", loss, step=epoch)
-        log.info("epoch %d (pyramid and head): loss %.3f", epoch, loss)
+        log.info("epoch %d of %d (pyramid and head): loss %.3f", epoch, epochs, loss)
         if _out_of_time(started, deadline, epoch):
             return epoch + 1
-    return QUICK_EPOCHS
+    return epochs
+
+
+def quick_epochs(steps_per_epoch: int) -> int:
+    return min(max(math.ceil(QUICK_MIN_STEPS / steps_per_epoch), QUICK_MIN_EPOCHS), QUICK_MAX_EPOCHS)
 
 
 def _fine_tune(served: Served, examples, transform, dataset: RegionImages, held_out: np.ndarray,
-               options: ResolvedTraining, batch_size: int, deadline: float, log_metric: Callable[..., None]) -> int:
+               options: ResolvedTraining, batch_size: int, deadline: float, log_metric: Callable[..., None],
+               quick_epochs_trained: int) -> int:
     """Advanced, after Quick: the whole network learns from augmented images (the backbone slower than the rest),
     up to max_epochs, keeping whichever scores best on the held-out images, Quick's model included, and stopping
     after `early_stopping_patience` epochs without a better one; the fine-tuning epochs kept."""
@@ -137,7 +149,7 @@ def _fine_tune(served: Served, examples, transform, dataset: RegionImages, held_
         started = time.monotonic()
         loss = _epoch(served, examples, transform, optimiser, schedule, batch_size)
         score = _score(served, dataset, held_out, options.probability_threshold)
-        log_metric("train_loss", loss, step=QUICK_EPOCHS + epoch - 1)
+        log_metric("train_loss", loss, step=quick_epochs_trained + epoch - 1)
         log_metric("held_out_map_50", score[0], step=epoch)
         log.info("fine-tuning epoch %d: loss %.3f, held-out mAP@0.5 %.3f, mAP@0.5:0.95 %.3f", epoch, loss, *score)
         if score > best:
@@ -194,12 +206,12 @@ def _example(dataset: RegionImages, index: int) -> tuple[tv_tensors.Image, dict]
 
 
 def _cached_views(served: Served, examples, transform, plain, batch_size: int) -> list:
-    """The frozen backbone's features of QUICK_VIEWS views of each image (the first plain), with their boxes."""
-    views = [(plain if view == 0 else transform)(*example) for example in examples for view in range(QUICK_VIEWS)]
+    """The frozen backbone's features of QUICK_VIEWS views of each image (the first plain), with their boxes. The
+    views are made a batch at a time: all of them at once, as float pixels, weighed more than their features."""
+    views = ((plain if view == 0 else transform)(*example) for example in examples for view in range(QUICK_VIEWS))
     cached = []
     with torch.no_grad():
-        for start in range(0, len(views), batch_size):
-            batch = views[start:start + batch_size]
+        while batch := list(itertools.islice(views, batch_size)):
             features = served.detector.backbone.body(served.normalise(torch.stack([image for image, _ in batch])))
             cached += [([level[row] for level in features], target) for row, (_, target) in enumerate(batch)]
     return cached
