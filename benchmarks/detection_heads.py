@@ -6,7 +6,7 @@ images: the measurement behind the trainer's choice of head.
 
 DATASET_DIR is laid out as for benchmarks/detection_accuracy.py (regions.json cross-validated in folds, or train/
 and test/). Each fold caches the frozen backbone's features of Quick's views of each training image once; every
-head then trains its own feature pyramid and head on those cached features for Quick's epochs, with Quick's
+head then trains its own feature pyramid and head on those cached features for 8 passes, with Quick's
 optimiser, learning rate and schedule, through torchvision's own model and loss. So the heads differ in nothing but
 the head (its anchors, matching and loss). They are scored with COCO's evaluation on the fold's test images, and
 timed on one image in PyTorch (the served FCOS also runs its decoding in ONNX; the others are not exported).
@@ -19,6 +19,7 @@ import logging
 import os
 import statistics
 import time
+from collections import OrderedDict
 from functools import partial
 
 import numpy as np
@@ -40,8 +41,6 @@ class CachedPyramid(nn.Module):
         self.cached: list[torch.Tensor] | None = None
 
     def forward(self, images: torch.Tensor):
-        from collections import OrderedDict
-
         if self.cached is None:
             return self.pyramid(images)
         return self.pyramid.fpn(OrderedDict((str(i), level) for i, level in enumerate(self.cached)))
