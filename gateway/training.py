@@ -98,7 +98,7 @@ def _held_out_regions(image: heldout.HeldOutImage, view: ImageView | None, tag_i
                       iteration: dict[str, Any]) -> list[wire.ImageRegion]:
     """A detector's true boxes of a held-out image, as it was scored: each with the id of the stored region of the
     same tag and box, or, when that region changed since, an id derived from the image and the box's place."""
-    stored = [(r, name) for r, name in (view.regions if view else [])]
+    stored = view.regions if view else []
     answer = []
     for place, region in enumerate(image.regions):
         corners = (region.left, region.top, region.width, region.height)
