@@ -161,7 +161,7 @@ def one_run(mode: str, dataset_dir: str, folds: int, fold: int, domain: str, bud
     from kubevision.core.training import ResolvedTraining
     from kubevision.trainer.detection import export, training
     from kubevision.trainer.detection.network import input_size
-    from kubevision.trainer.run import seed_everything
+    from kubevision.trainer.seeds import seed_everything
 
     torch.set_num_threads(os.cpu_count() or 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

@@ -153,7 +153,7 @@ def main() -> None:
     from kubevision.core.detection_metrics import evaluate
     from kubevision.core.domains import BACKBONES
     from kubevision.trainer.detection.network import input_size
-    from kubevision.trainer.run import seed_everything
+    from kubevision.trainer.seeds import seed_everything
 
     torch.set_num_threads(os.cpu_count() or 1)
     logging.basicConfig(level=logging.WARNING)

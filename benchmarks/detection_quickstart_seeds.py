@@ -39,7 +39,7 @@ def main() -> None:
     from kubevision.core.training import ResolvedTraining
     from kubevision.trainer.detection import training
     from kubevision.trainer.detection.network import input_size
-    from kubevision.trainer.run import seed_everything
+    from kubevision.trainer.seeds import seed_everything
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset_dir", nargs="?", default=str(Path(__file__).parents[1] / "examples" / "detection"))

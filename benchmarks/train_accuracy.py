@@ -115,8 +115,8 @@ def one_run(mode: str, seed: int, tags: list[str], split, domain: str, budget_mi
     from kubevision.core.training import ResolvedTraining
     from kubevision.trainer import advanced, backbone, data, quick
     from kubevision.trainer.data import LabelledImages
-    from kubevision.trainer.network import batch_inputs
-    from kubevision.trainer.run import seed_everything
+    from kubevision.trainer.network import batch_inputs, device
+    from kubevision.trainer.seeds import seed_everything
 
     # Advanced's log says when the budget, not early stopping, ended its epochs.
     logging.basicConfig(level=logging.WARNING, format="#   %(message)s")
@@ -151,10 +151,11 @@ def one_run(mode: str, seed: int, tags: list[str], split, domain: str, budget_mi
                 classifier(batch_inputs(test_images[i:i + 32], spec)).numpy() for i in range(0, len(test_images), 32)
             ])
     return {
-        "mode": mode, "seed": seed, "backbone": spec.architecture, "choice": choice,
+        "mode": mode, "seed": seed, "backbone": spec.architecture, "device": device().type, "choice": choice,
         "right": int((probabilities.argmax(axis=1) == np.asarray(test_labels)).sum()), "tested": len(test_labels),
         "seconds": time.monotonic() - started, "trained": len(train_images),
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **({"gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20} if torch.cuda.is_available() else {}),
         **comparison,  # Advanced: the cross-validated scores it chose by and the epochs (0: no epoch fitted the budget)
     }
 

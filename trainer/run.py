@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 
-import numpy as np
 import torch
 from minio.error import S3Error
 
@@ -34,17 +32,12 @@ from kubevision.core.training import (
 from kubevision.trainer import advanced, backbone, data, evaluation, export, quick
 from kubevision.trainer.detection import run as detection
 from kubevision.trainer.network import Classifier
+from kubevision.trainer.seeds import seed_everything
 from kubevision.trainer.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
 REFERENCE_IMAGES = 8
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def train(request: TrainingRequest, s3: S3Settings, mlflow: MLflowSettings) -> TrainingResult:

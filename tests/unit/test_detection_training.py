@@ -11,7 +11,7 @@ from kubevision.core.domains import LITE0
 from kubevision.core.training import ResolvedTraining
 from kubevision.trainer.detection import training
 from kubevision.trainer.detection.data import RegionImages
-from kubevision.trainer.run import seed_everything
+from kubevision.trainer.seeds import seed_everything
 
 TAGS = ["square", "disc"]
 PASSES = training.QUICK_MIN_EPOCHS, training.QUICK_MAX_EPOCHS  # as shipped, before the fixture shortens them
