@@ -1,0 +1,1 @@
+"""The `kubevision` command: one module a group of commands, over every component."""
