@@ -14,8 +14,8 @@ import numpy as np
 from faster_coco_eval import COCO, COCOeval_faster
 
 from kubevision.core.api import IterationMetrics, TagMetrics
-from kubevision.core.detection_model import OVERLAP_THRESHOLD
 from kubevision.core.heldout import HeldOut, HeldOutBox, HeldOutImage
+from kubevision.core.serving.detection import OVERLAP_THRESHOLD
 
 CANVAS = 1000  # boxes are fractions of the image; COCO's evaluation takes pixels, and any common scale will do
 

@@ -1,5 +1,6 @@
-"""Export to the project's Triton model repository: ONNX with fixed names and a dynamic batch, a complete
-config.pbtxt, and the labels. Layout and keys come from kubevision.core.storage."""
+"""What every task's export shares: ONNX with fixed names and a dynamic batch, and the model's folder (ONNX,
+config.pbtxt, labels) in the project's Triton model repository and the MLflow run. The names, shapes and config
+of each task come from kubevision.core.serving; layout and keys from kubevision.core.storage."""
 
 from __future__ import annotations
 
@@ -9,73 +10,34 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import onnxruntime
 import torch
-from PIL import Image
+from torch import nn
 
 from kubevision.core.api import CustomVisionProject, Iteration
-from kubevision.core.domains import Backbone
 from kubevision.core.heldout import HeldOut
+from kubevision.core.serving.model_config import INPUT
 from kubevision.core.settings import S3Settings
 from kubevision.core.storage import ModelRepositoryLayout, ObjectStore, held_out_key, retrying
 from kubevision.core.training import iteration_id
-from kubevision.trainer.network import Classifier, batch_inputs
 
 if TYPE_CHECKING:  # MLflow is imported only where a run is recorded
     from kubevision.trainer.tracking import Tracker
 
-INPUT = "images"  # float32 [batch, 3, size, size], pixels in [0, 1]
-OUTPUT = "probabilities"  # float32 [batch, tags], in the order of labels.txt
-MAX_BATCH_SIZE = 32
 OPSET = 17
-TOLERANCE = 1e-4  # largest difference in probability allowed between the trained and the exported model
 
 
-def onnx_model(classifier: Classifier, backbone: Backbone) -> bytes:
-    classifier.eval()
-    example = torch.rand(2, 3, backbone.input_size, backbone.input_size)
+def onnx_model(network: nn.Module, size: int, outputs: tuple[str, ...]) -> bytes:
+    """The network in ONNX: INPUT in, `outputs` out, each with a dynamic batch."""
+    network.eval()
+    example = torch.rand(2, 3, size, size)
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # the TorchScript-based exporter is deprecated, and needs no extra package
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            classifier, (example,), buffer, input_names=[INPUT], output_names=[OUTPUT],
-            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=OPSET, dynamo=False,
+            network, (example,), buffer, input_names=[INPUT], output_names=list(outputs),
+            dynamic_axes={name: {0: "batch"} for name in (INPUT, *outputs)}, opset_version=OPSET, dynamo=False,
         )
     return buffer.getvalue()
-
-
-def reference_predictions(
-    classifier: Classifier, onnx: bytes, backbone: Backbone, images: list[Image.Image]
-) -> np.ndarray:
-    """The trained network's probabilities for `images`, after checking that the ONNX model gives the same."""
-    inputs = batch_inputs(images, backbone)
-    with torch.inference_mode():
-        expected = classifier.eval()(inputs).numpy()
-    session = onnxruntime.InferenceSession(onnx, providers=["CPUExecutionProvider"])
-    exported = session.run([OUTPUT], {INPUT: inputs.numpy()})[0]
-    difference = float(np.abs(exported - expected).max())
-    if difference > TOLERANCE:
-        raise RuntimeError(f"the ONNX export differs from the trained model by {difference:.2e}")
-    return expected
-
-
-def triton_config(model_name: str, backbone: Backbone, tags: int) -> str:
-    """A complete config: Triton needs no auto-completion, and no instance_group (Triton picks per device)."""
-    size = backbone.input_size
-    return f"""name: "{model_name}"
-platform: "onnxruntime_onnx"
-max_batch_size: {MAX_BATCH_SIZE}
-input [
-  {{ name: "{INPUT}" data_type: TYPE_FP32 dims: [ 3, {size}, {size} ] }}
-]
-output [
-  {{ name: "{OUTPUT}" data_type: TYPE_FP32 dims: [ {tags} ] label_filename: "labels.txt" }}
-]
-dynamic_batching {{ max_queue_delay_microseconds: 2000 }}
-parameters {{ key: "kubevision.architecture" value: {{ string_value: "{backbone.architecture}" }} }}
-parameters {{ key: "kubevision.resize_size" value: {{ string_value: "{backbone.resize_size}" }} }}
-"""
 
 
 def upload(

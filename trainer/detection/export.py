@@ -1,46 +1,22 @@
-"""Export of a detector: ONNX with decoding and suppression inside, a complete config.pbtxt that names the task,
-per kubevision.core.detection_model. The model folder's layout and upload are the classifier's
-(kubevision.trainer.export)."""
+"""Export of a detector, per kubevision.core.serving.detection: ONNX with decoding and suppression inside, checked
+against the trained network. The model folder's upload is every task's (kubevision.trainer.export)."""
 
 from __future__ import annotations
-
-import io
-import warnings
 
 import numpy as np
 import onnxruntime
 import torch
 from PIL import Image
 
-from kubevision.core.detection_model import (
-    BOXES,
-    CLASSES,
-    DETECTION,
-    INPUT,
-    MAX_DETECTIONS,
-    SCORES,
-    TASK_PARAMETER,
-    to_input,
-)
-from kubevision.core.domains import Backbone
+from kubevision.core.serving.detection import BOXES, CLASSES, INPUT, OUTPUTS, SCORES, to_input
+from kubevision.trainer import export
 from kubevision.trainer.detection.network import Served
-from kubevision.trainer.export import MAX_BATCH_SIZE, OPSET
 
-OUTPUTS = (BOXES, SCORES, CLASSES)
 TOLERANCE = 1e-4  # largest difference in a score or a box coordinate allowed between trained and exported model
 
 
 def onnx_model(served: Served) -> bytes:
-    served.eval()
-    example = torch.rand(2, 3, served.size, served.size)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the TorchScript-based exporter is deprecated, and needs no extra package
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            served, (example,), buffer, input_names=[INPUT], output_names=list(OUTPUTS),
-            dynamic_axes={name: {0: "batch"} for name in (INPUT, *OUTPUTS)}, opset_version=OPSET, dynamo=False,
-        )
-    return buffer.getvalue()
+    return export.onnx_model(served, served.size, OUTPUTS)
 
 
 def reference_predictions(served: Served, onnx: bytes, images: list[Image.Image]) -> dict[str, np.ndarray]:
@@ -69,25 +45,3 @@ def unmatched(these: dict[str, np.ndarray], those: dict[str, np.ndarray], image:
                  & (np.abs(boxes - these[BOXES][image][row]).max(axis=1, initial=0) <= TOLERANCE))
         missing += not alike.any()
     return missing
-
-
-def triton_config(model_name: str, backbone: Backbone, size: int) -> str:
-    """A complete config: Triton needs no auto-completion, and no instance_group (Triton picks per device).
-
-    Dynamic batching without a queue delay: requests that wait while the model is busy run as one batch, but none
-    waits for company; a detector takes tens of milliseconds an image on a CPU, so waiting would only add latency."""
-    return f"""name: "{model_name}"
-platform: "onnxruntime_onnx"
-max_batch_size: {MAX_BATCH_SIZE}
-input [
-  {{ name: "{INPUT}" data_type: TYPE_FP32 dims: [ 3, {size}, {size} ] }}
-]
-output [
-  {{ name: "{BOXES}" data_type: TYPE_FP32 dims: [ {MAX_DETECTIONS}, 4 ] }},
-  {{ name: "{SCORES}" data_type: TYPE_FP32 dims: [ {MAX_DETECTIONS} ] }},
-  {{ name: "{CLASSES}" data_type: TYPE_INT64 dims: [ {MAX_DETECTIONS} ] label_filename: "labels.txt" }}
-]
-dynamic_batching {{ }}
-parameters {{ key: "{TASK_PARAMETER}" value: {{ string_value: "{DETECTION}" }} }}
-parameters {{ key: "kubevision.architecture" value: {{ string_value: "{backbone.architecture}" }} }}
-"""

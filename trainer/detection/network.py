@@ -7,7 +7,7 @@ pyramid and head are narrower than FCOS's published ones (64 channels, 2 convolu
 answers an image in a few tens of milliseconds.
 
 `Served` is what is exported: pixels in [0, 1] in, and the boxes, scores and classes of
-kubevision.core.detection_model out, with box decoding and non-maximum suppression inside the graph.
+kubevision.core.serving.detection out, with box decoding and non-maximum suppression inside the graph.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-from kubevision.core.detection_model import MAX_DETECTIONS
 from kubevision.core.domains import Backbone
+from kubevision.core.serving.detection import MAX_DETECTIONS
 from kubevision.trainer.backbone import MEAN, STD, pretrained
 
 PYRAMID_CHANNELS = 64
@@ -101,7 +101,7 @@ class _NonMaxSuppression(torch.autograd.Function):
 
 
 class Served(nn.Module):
-    """The exported detector: see kubevision.core.detection_model for its inputs and outputs."""
+    """The exported detector: see kubevision.core.serving.detection for its inputs and outputs."""
 
     def __init__(self, detector: FCOS, size: int):
         super().__init__()

@@ -3,25 +3,22 @@ train, evaluate, export, record, as the classifier does."""
 
 from __future__ import annotations
 
-import logging
 import time
 
 from kubevision.core import detection_metrics
 from kubevision.core.dataset import ImageRecord
 from kubevision.core.domains import BACKBONES
 from kubevision.core.heldout import HeldOut
-from kubevision.core.reasons import Reason
+from kubevision.core.serving import detection
 from kubevision.core.settings import S3Settings
 from kubevision.core.storage import DatasetStore, ObjectStore
 from kubevision.core.training import ResolvedTraining, TrainingRequest, TrainingResult
-from kubevision.trainer import data as classifier_data
-from kubevision.trainer import export
+from kubevision.trainer import data as images_data
+from kubevision.trainer import export, result
 from kubevision.trainer.detection import data, plots, training
 from kubevision.trainer.detection import export as detection_export
 from kubevision.trainer.detection.network import input_size
 from kubevision.trainer.tracking import Tracker
-
-log = logging.getLogger(__name__)
 
 REFERENCE_IMAGES = 8
 DRAWN_IMAGES = 6  # held-out images drawn with their boxes into the MLflow run
@@ -37,7 +34,7 @@ def train(records: list[ImageRecord], images: DatasetStore, store: ObjectStore, 
     size = input_size(network_spec)
     tracker.params({**options.model_dump(mode="json"), "task": "detection", "domain": project.spec.domain,
                     "backbone": network_spec.architecture, "input_size": size, "snapshot_images": len(records)})
-    dataset = data.load(records, classifier_data.fetcher(images), round(size * WORKING_SCALE))
+    dataset = data.load(records, images_data.fetcher(images), round(size * WORKING_SCALE))
     tracker.params({"images": len(dataset.ids), "tags": len(dataset.tags), "skipped": len(dataset.skipped),
                     "regions": sum(len(labels) for labels in dataset.labels)})
     deadline = started + options.budget_minutes * 60 * (1 - RESERVE)
@@ -50,17 +47,8 @@ def train(records: list[ImageRecord], images: DatasetStore, store: ObjectStore, 
         [dataset.labels[fitted.held_out[row]] for row in rows], [fitted.predictions[row] for row in rows],
         dataset.tags, options.probability_threshold)
     _record_evaluation(tracker, dataset, fitted, held_out, options.probability_threshold)
-    model_uri, registered = _export(fitted, network_spec, dataset, store, s3, request, tracker)
-    export.store_held_out(store, s3, request.iteration, held_out)
-    log.info("precision %.3f recall %.3f mAP@0.5 %.3f; model at %s", metrics.precision, metrics.recall,
-             metrics.average_precision, model_uri)
-    return TrainingResult(
-        outcome="Succeeded", reason=Reason.TRAINING_SUCCEEDED,
-        message=f"trained on {len(dataset.ids)} images, {len(dataset.tags)} tags",
-        tags=dataset.tags, images_used=len(dataset.ids), skipped=dataset.skipped,
-        skipped_count=len(dataset.skipped), metrics=metrics, model_uri=model_uri,
-        registered_model=registered[0], registered_version=registered[1],
-    )
+    stored = _export(fitted, network_spec, dataset, store, s3, request, tracker)
+    return result.succeeded(store, s3, request, dataset, held_out, metrics, stored, average_precision="mAP@0.5")
 
 
 def _record_evaluation(tracker: Tracker, dataset: data.RegionImages, fitted: training.Fitted, held_out: HeldOut,
@@ -92,5 +80,5 @@ def _export(fitted: training.Fitted, network_spec, dataset: data.RegionImages, s
     reference = detection_export.reference_predictions(fitted.served, onnx, dataset.images[sample])
     tracker.json({"ids": dataset.ids[sample], **{name: value.tolist() for name, value in reference.items()}},
                  "model/reference_predictions.json")
-    config = detection_export.triton_config(model_name, network_spec, fitted.served.size)
+    config = detection.config(model_name, network_spec, fitted.served.size)
     return export.store_model(store, s3, project, model_name, (onnx, config, dataset.tags), tracker)

@@ -31,10 +31,10 @@ from torchvision.transforms import v2
 
 from kubevision.core.api import TrainingType
 from kubevision.core.detection_metrics import Evaluation, Predictions, evaluate
-from kubevision.core.detection_model import to_input
 from kubevision.core.domains import Backbone
+from kubevision.core.serving.detection import to_input
 from kubevision.core.training import ResolvedTraining
-from kubevision.trainer import evaluation
+from kubevision.trainer import splits
 from kubevision.trainer.detection.data import RegionImages
 from kubevision.trainer.detection.network import Served, build, input_size
 
@@ -80,7 +80,7 @@ def augmentation(size: int, augment: bool) -> v2.Compose:
 def train(dataset: RegionImages, backbone: Backbone, options: ResolvedTraining, deadline: float,
           log_metric: Callable[..., None]) -> Fitted:
     size = input_size(backbone)
-    training, held_out = evaluation.holdout(dataset.primary_labels, options.seed, HOLD_OUT)
+    training, held_out = splits.holdout(dataset.primary_labels, options.seed, HOLD_OUT)
     served = Served(build(backbone, len(dataset.tags)), size)
     examples = [_example(dataset, i) for i in training]
     batch_size = min(options.batch_size, MAX_BATCH_SIZE)

@@ -1,7 +1,7 @@
 """The served network: pixels in [0, 1] in, one probability a tag out.
 
 Normalisation and the final softmax (Multiclass) or sigmoid (Multilabel) are part of the network, so that what
-Triton serves needs nothing but kubevision.core.preprocessing in front of it.
+Triton serves needs nothing but kubevision.core.serving.classification.to_input in front of it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 
 from kubevision.core.domains import Backbone
-from kubevision.core.preprocessing import to_input
+from kubevision.core.serving.classification import to_input
 from kubevision.trainer.backbone import MEAN, STD
 
 

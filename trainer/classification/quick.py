@@ -14,9 +14,9 @@ from torch import nn
 
 from kubevision.core.domains import Backbone
 from kubevision.core.training import ResolvedTraining
-from kubevision.trainer import evaluation
+from kubevision.trainer.classification.network import Classifier, Trained, batch_inputs, device, normalise
 from kubevision.trainer.data import LabelledImages
-from kubevision.trainer.network import Classifier, Trained, batch_inputs, device, normalise
+from kubevision.trainer.splits import folds
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def train(network: nn.Module, dataset: LabelledImages, spec: Backbone, options: 
           multilabel: bool) -> Trained:
     """Features once; each image scored by a head fitted without it (k-fold); the served head fitted on all."""
     x = features(network, dataset.images, spec, options.batch_size)
-    splits = evaluation.folds(dataset.primary_labels, options.seed)
+    splits = folds(dataset.primary_labels, options.seed)
     held_out = out_of_fold(x, dataset.targets, multilabel, options.seed, splits)
     head = fit_head(x, dataset.targets, multilabel, options.seed)
     return Trained(Classifier(network.cpu(), head, multilabel), np.arange(len(dataset.ids)), held_out)

@@ -36,9 +36,17 @@ from torchvision.transforms import v2
 
 from kubevision.core.domains import Backbone
 from kubevision.core.training import ResolvedTraining
-from kubevision.trainer import evaluation, quick
+from kubevision.trainer import splits
+from kubevision.trainer.classification import evaluation, quick
+from kubevision.trainer.classification.network import (
+    Classifier,
+    Trained,
+    batch_inputs,
+    device,
+    mixed_precision,
+    normalise,
+)
 from kubevision.trainer.data import LabelledImages
-from kubevision.trainer.network import Classifier, Trained, batch_inputs, device, mixed_precision, normalise
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +190,7 @@ def train(
                              options.batch_size)
     log.info("cached %d views of %d images through the frozen blocks in %.0f s", cache.shape[1], len(labels),
              time.monotonic() - started)
-    folds = evaluation.folds(dataset.primary_labels, seed, max_folds=FOLDS)
+    folds = splits.folds(dataset.primary_labels, seed, max_folds=FOLDS)
     quick_predictions = quick.out_of_fold(features, labels, multilabel, seed, folds)
     quick_score = _score(labels, quick_predictions, multilabel)
     log.info("Quick's model, cross-validated: %s %.4f", _SCORE_NAME[multilabel], quick_score)
