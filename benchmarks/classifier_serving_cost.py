@@ -20,8 +20,10 @@ import onnxruntime
 from torch import nn
 
 from kubevision.core.domains import BACKBONES
-from kubevision.trainer import backbone, export
-from kubevision.trainer.network import Classifier
+from kubevision.core.serving.classification import INPUT
+from kubevision.trainer import backbone
+from kubevision.trainer.classification import export
+from kubevision.trainer.classification.network import Classifier
 
 TAGS = 10
 
@@ -43,11 +45,11 @@ def main() -> None:
     print(f"load average at the start {os.getloadavg()[0]:.1f}")
     for _ in range(args.rounds):
         for name, session in sessions.items():
-            session.run(None, {export.INPUT: image[name]})  # warm-up
+            session.run(None, {INPUT: image[name]})  # warm-up
             times = []
             for _ in range(args.images):
                 started = time.perf_counter()
-                session.run(None, {export.INPUT: image[name]})
+                session.run(None, {INPUT: image[name]})
                 times.append((time.perf_counter() - started) * 1000)
             latencies.setdefault(name, []).append(statistics.median(times))
     print(f"load average at the end {os.getloadavg()[0]:.1f}\n")

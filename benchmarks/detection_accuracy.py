@@ -135,7 +135,7 @@ def predict_baseline(model, spec, images):
     import torch
 
     from kubevision.core.detection_metrics import Predictions
-    from kubevision.core.detection_model import to_input
+    from kubevision.core.serving.detection import to_input
     from kubevision.trainer.detection.network import input_size
 
     size = input_size(spec)
@@ -156,8 +156,8 @@ def one_run(mode: str, dataset_dir: str, folds: int, fold: int, domain: str, bud
 
     from kubevision.core.api import Domain, TrainingType
     from kubevision.core.detection_metrics import evaluate
-    from kubevision.core.detection_model import INPUT, to_input
     from kubevision.core.domains import BACKBONES
+    from kubevision.core.serving.detection import INPUT, to_input
     from kubevision.core.training import ResolvedTraining
     from kubevision.trainer.detection import export, training
     from kubevision.trainer.detection.network import input_size
@@ -217,12 +217,12 @@ def triton_latency(run: dict, requests: int) -> float:
     import tritonclient.http as triton_http
     from PIL import Image
 
-    from kubevision.core.detection_model import INPUT, to_input
     from kubevision.core.domains import BACKBONES
     from kubevision.core.local.platform import LocalPlatform
+    from kubevision.core.serving.detection import INPUT, to_input
+    from kubevision.core.serving.detection import config as detection_config
     from kubevision.core.settings import LocalSettings
     from kubevision.core.storage import ModelRepositoryLayout, ObjectStore
-    from kubevision.trainer.detection.export import triton_config
 
     data_dir = Path(tempfile.mkdtemp(prefix="kubevision-detection-"))
     ports = {p: 0 for p in ("s3_port", "mlflow_port", "triton_http_port", "triton_grpc_port",
@@ -235,7 +235,7 @@ def triton_latency(run: dict, requests: int) -> float:
         store = ObjectStore(s3)
         store.ensure_bucket(repository.bucket)
         backbone = next(b for b in BACKBONES.values() if b.architecture == run["backbone"])
-        config = triton_config("detector", backbone, run["input_size"])
+        config = detection_config("detector", backbone, run["input_size"])
         store.put(repository.bucket, repository.model_key("detector", "1/model.onnx"),
                   Path(run["model_file"]).read_bytes())
         store.put(repository.bucket, repository.model_key("detector", "labels.txt"), "\n".join(run["tags"]).encode())

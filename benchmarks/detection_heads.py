@@ -54,7 +54,7 @@ def build(head: str, spec, classes: int) -> tuple[nn.Module, int]:
     from torchvision.models.detection.ssd import SSD
     from torchvision.models.detection.ssdlite import SSDLiteHead
 
-    from kubevision.core.detection_model import MAX_DETECTIONS
+    from kubevision.core.serving.detection import MAX_DETECTIONS
     from kubevision.trainer.backbone import MEAN, STD
     from kubevision.trainer.detection import network
 
@@ -124,7 +124,7 @@ def train_head(model: nn.Module, offset: int, cached, size: int) -> float:
 
 def predict(model: nn.Module, offset: int, size: int, images):
     from kubevision.core.detection_metrics import Predictions
-    from kubevision.core.detection_model import to_input
+    from kubevision.core.serving.detection import to_input
 
     model.eval()
     found, timings = [], []

@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 
 from kubevision.core.domains import LITE0, LITE1, Backbone
 from kubevision.trainer import backbone, data
-from kubevision.trainer.network import batch_inputs, normalise
+from kubevision.trainer.classification.network import batch_inputs, normalise
 
 BACKBONES = {
     "lite0": LITE0,

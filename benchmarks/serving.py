@@ -17,7 +17,7 @@ Then the local Triton backend, before and after its tuning, one request at a tim
 twice into the same Triton: `before` as the backend ran until now (ONNX Runtime's threads spinning between operators,
 the detector's 2 ms dynamic-batching delay), `after` as models are exported and served now. Beside them: the same
 model in ONNX Runtime in this process (as the gateway runs an unpublished iteration), and for the detector the
-gateway's decoding and stretching of a photo (core.detection_model.to_input). Rounds alternate, so that a change in
+gateway's decoding and stretching of a photo (core.serving.detection.to_input). Rounds alternate, so that a change in
 the machine's load hits every path alike. --backend-only skips the gateway's measurement.
 """
 
@@ -38,17 +38,15 @@ import numpy as np
 import onnxruntime
 import tritonclient.http.aio as triton
 
-from kubevision.core import detection_model
 from kubevision.core.domains import Backbone
 from kubevision.core.local.demo import run as publish_demo
 from kubevision.core.local.platform import DEFAULT_NAMESPACE, LocalPlatform
-from kubevision.core.preprocessing import to_input
+from kubevision.core.serving import classification, detection
+from kubevision.core.serving.classification import INPUT, OUTPUT
 from kubevision.core.settings import GatewaySettings, LocalSettings
 from kubevision.core.storage import ModelRepositoryLayout, ObjectStore, model_labels_key, model_onnx_key
 from kubevision.gateway import images
-from kubevision.gateway.inference import INPUT, OUTPUT
 from kubevision.gateway.trained import session_options
-from kubevision.trainer.detection import export as detection_export
 from kubevision.trainer.detection.network import INPUT_SIZES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +100,7 @@ async def measure(platform: LocalPlatform, requests: int, rounds: int) -> list[d
     settings = GatewaySettings()
 
     def preprocess() -> np.ndarray:
-        return to_input(images.decode(photo, settings)[0], backbone)[np.newaxis]
+        return classification.to_input(images.decode(photo, settings)[0], backbone)[np.newaxis]
 
     batch = preprocess()
 
@@ -183,7 +181,7 @@ def variant(config: str, name: str, before: bool) -> str:
 def detector_config(onnx: bytes) -> str:
     size = int(onnxruntime.InferenceSession(onnx, providers=["CPUExecutionProvider"]).get_inputs()[0].shape[-1])
     architecture = next(name for name, side in INPUT_SIZES.items() if side == size)
-    return detection_export.triton_config("detector", Backbone(architecture, "", size), size)
+    return detection.config("detector", Backbone(architecture, "", size), size)
 
 
 async def measure_backend(platform: LocalPlatform, detector: Path | None, requests: int, rounds: int) -> list[dict]:
@@ -246,8 +244,8 @@ async def model_calls(client: triton.InferenceServerClient, kind: str, onnx: byt
     def preprocess() -> np.ndarray:
         image = images.decode(photo, settings)[0]
         if kind == "detector":
-            return detection_model.to_input(image, size)[np.newaxis]
-        return to_input(image, Backbone("", "", size))[np.newaxis]
+            return detection.to_input(image, size)[np.newaxis]
+        return classification.to_input(image, Backbone("", "", size))[np.newaxis]
 
     batch = preprocess()
     calls = {"decode+preprocess": preprocess, "onnxruntime in-process": lambda: session.run(None, {INPUT: batch})}

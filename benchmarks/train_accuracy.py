@@ -113,14 +113,15 @@ def one_run(mode: str, seed: int, tags: list[str], split, domain: str, budget_mi
     from kubevision.core.api import Domain, TrainingType
     from kubevision.core.domains import BACKBONES, LITE0
     from kubevision.core.training import ResolvedTraining
-    from kubevision.trainer import advanced, backbone, data, quick
+    from kubevision.trainer import backbone, data
+    from kubevision.trainer.classification import advanced, quick
+    from kubevision.trainer.classification.network import batch_inputs, device
     from kubevision.trainer.data import LabelledImages
-    from kubevision.trainer.network import batch_inputs, device
     from kubevision.trainer.seeds import seed_everything
 
     # Advanced's log says when the budget, not early stopping, ended its epochs.
     logging.basicConfig(level=logging.WARNING, format="#   %(message)s")
-    logging.getLogger("kubevision.trainer.advanced").setLevel(logging.INFO)
+    logging.getLogger("kubevision.trainer.classification.advanced").setLevel(logging.INFO)
     spec = LITE0 if mode == "baseline" else BACKBONES[Domain(domain)]
     train_files, train_labels, test_files, test_labels = split
     train_images = [data.decode(f, spec.resize_size) for f in train_files]

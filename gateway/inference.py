@@ -1,5 +1,5 @@
 """Triton behind one class: a preprocessed image in, a classifier's probabilities or a detector's boxes out (the
-model's config says which: core.detection_model). No Triton type leaves this module.
+model's config says which: core.serving). No Triton type leaves this module.
 
 Clients are pooled per Triton endpoint (async HTTP, binary tensors). What a model needs to be called (its input
 size and preprocessing, its labels) is read once per model from Triton's model config and the labels file beside
@@ -20,8 +20,9 @@ import numpy as np
 import tritonclient.http.aio as triton
 from tritonclient.utils import InferenceServerException
 
-from kubevision.core import detection_model
 from kubevision.core.domains import Backbone
+from kubevision.core.serving import classification, detection, model_config
+from kubevision.core.serving.detection import Detections
 from kubevision.core.settings import GatewaySettings
 from kubevision.gateway import metrics
 from kubevision.gateway.catalog import PublishedModel
@@ -29,31 +30,14 @@ from kubevision.gateway.errors import InternalError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
-INPUT, OUTPUT = "images", "probabilities"  # the names every exported classifier has (kubevision.trainer.export)
 LabelReader = Callable[[str], list[str]]  # model URI -> labels, in output order
-CLASSIFICATION = "classification"
 
 
 @dataclass(frozen=True)
 class ModelShape:
     backbone: Backbone  # a detector's: its input size alone (it stretches, never crops)
     labels: tuple[str, ...]
-    task: str = CLASSIFICATION  # detection_model.DETECTION for a detector
-
-
-@dataclass(frozen=True)
-class Detections:
-    """A detector's answer for one image: boxes as fractions of it, highest score first."""
-
-    boxes: np.ndarray  # [n, 4] left, top, width, height
-    scores: np.ndarray  # [n]
-    classes: np.ndarray  # [n] rows of the labels
-
-    @classmethod
-    def of(cls, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> Detections:
-        """One image's rows of the model's outputs, the rows past its last detection (score 0) dropped."""
-        kept = scores > 0
-        return cls(boxes[kept], scores[kept], classes[kept])
+    task: str = classification.CLASSIFICATION  # detection.DETECTION for a detector
 
 
 class Classifier:
@@ -81,41 +65,35 @@ class Classifier:
         key = (model.endpoint, model.model)
         if key not in self._shapes:
             config = await self._call(self._client(model.endpoint).get_model_config(model.model), model)
-            size = int(config["input"][0]["dims"][-1])
-            parameters = {k: v["string_value"] for k, v in (config.get("parameters") or {}).items()}
-            task = parameters.get(detection_model.TASK_PARAMETER, CLASSIFICATION)
-            backbone = Backbone(parameters.get("kubevision.architecture", ""), "", size)
-            resize = int(parameters.get("kubevision.resize_size", backbone.resize_size))
-            if task != detection_model.DETECTION and resize != backbone.resize_size:
-                raise InternalError(f"model {model.model} resizes to {resize}, which its input size does not imply")
+            try:
+                served = model_config.read_config(config)
+            except ValueError as error:  # the gateway would prepare images unlike the trainer
+                raise InternalError(f"model {model.model} {error}") from error
             try:
                 labels = await asyncio.to_thread(self.read_labels, model.model_uri)
             except Exception as error:  # S3 unreachable or slow: the same as Triton being away
                 log.warning("labels of %s at %s: %s", model.model, model.model_uri, error)
                 raise self._unavailable("The model's labels cannot be read now; try again shortly.") from error
-            self._shapes[key] = ModelShape(backbone, tuple(labels), task)
+            self._shapes[key] = ModelShape(served.backbone, tuple(labels), served.task)
         return self._shapes[key]
 
     async def infer(self, model: PublishedModel, batch: np.ndarray) -> np.ndarray:
         """The model's probabilities for one preprocessed image (batch of one)."""
-        request = triton.InferInput(INPUT, list(batch.shape), "FP32")
-        request.set_data_from_numpy(batch, binary_data=True)
-        output = triton.InferRequestedOutput(OUTPUT, binary_data=True)
-        started = time.perf_counter()
-        result = await self._call(self._client(model.endpoint).infer(model.model, [request], outputs=[output]), model)
-        metrics.TRITON_SECONDS.observe(time.perf_counter() - started)
-        return result.as_numpy(OUTPUT)[0]
+        return classification.probabilities(await self._run(model, batch, classification.OUTPUTS))
 
     async def detect(self, model: PublishedModel, batch: np.ndarray) -> Detections:
         """A detector's boxes for one preprocessed image (batch of one), the rows past its last detection dropped."""
-        request = triton.InferInput(detection_model.INPUT, list(batch.shape), "FP32")
+        return Detections.decode(await self._run(model, batch, detection.OUTPUTS))
+
+    async def _run(self, model: PublishedModel, batch: np.ndarray, names: tuple[str, ...]) -> list[np.ndarray]:
+        """The model's outputs `names`, in that order, for a batch of preprocessed images."""
+        request = triton.InferInput(model_config.INPUT, list(batch.shape), "FP32")
         request.set_data_from_numpy(batch, binary_data=True)
-        names = (detection_model.BOXES, detection_model.SCORES, detection_model.CLASSES)
         outputs = [triton.InferRequestedOutput(name, binary_data=True) for name in names]
         started = time.perf_counter()
         result = await self._call(self._client(model.endpoint).infer(model.model, [request], outputs=outputs), model)
         metrics.TRITON_SECONDS.observe(time.perf_counter() - started)
-        return Detections.of(*(result.as_numpy(name)[0] for name in names))
+        return [result.as_numpy(name) for name in names]
 
     async def _call(self, call, model: PublishedModel):
         try:

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 import httpx
 import numpy as np
 
-from kubevision.core import dataset, detection_model
+from kubevision.core import dataset
 from kubevision.core.domains import Backbone
 from kubevision.core.labelstore.predictions import PredictionIndex
 from kubevision.core.labelstore.store import LabelStore, ProjectRef
-from kubevision.core.preprocessing import to_input
+from kubevision.core.serving import classification, detection
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import DatasetLayout, ObjectStore
 from kubevision.gateway import images, metrics
@@ -114,7 +114,7 @@ class PredictionService:
                       store: bool, application: str | None) -> ImagePrediction:
         project, model = self._model(namespace, project_id, publish_name, kind)
         shape = await self.classifier.shape(model)
-        detector = shape.task == detection_model.DETECTION
+        detector = shape.task == detection.DETECTION
         if detector != (kind == "detect"):
             what = "an object detector" if detector else "a classifier"
             raise CustomVisionError(f"The iteration published as {publish_name!r} is {what}: use the "
@@ -136,7 +136,7 @@ class PredictionService:
         model = await self.trained.model(body)
         tag_id = tag_ids(project.uid, body)
         batch, content_type = await asyncio.to_thread(self._prepare, data, model.backbone, model.task)
-        if model.task == detection_model.DETECTION:
+        if model.task == detection.DETECTION:
             predictions = _boxes(tag_id, model.labels, await asyncio.to_thread(model.detect, batch))
         else:
             predictions = _tags(tag_id, model.labels, await asyncio.to_thread(model.run, batch))
@@ -168,9 +168,9 @@ class PredictionService:
 
     def _prepare(self, data: bytes, backbone: Backbone, task: str) -> tuple[np.ndarray, str]:
         image, content_type = images.decode(data, self.settings)
-        if task == detection_model.DETECTION:
-            return detection_model.to_input(image, backbone.input_size)[np.newaxis], content_type
-        return to_input(image, backbone)[np.newaxis], content_type
+        if task == detection.DETECTION:
+            return detection.to_input(image, backbone.input_size)[np.newaxis], content_type
+        return classification.to_input(image, backbone)[np.newaxis], content_type
 
     @staticmethod
     def _record(answer: ImagePrediction, publish_name: str, data: bytes, content_type: str,

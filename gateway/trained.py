@@ -19,10 +19,12 @@ from typing import Any, TypeVar
 import numpy as np
 import onnxruntime
 
-from kubevision.core import dataset, detection_model
+from kubevision.core import dataset
 from kubevision.core.api import Iteration
 from kubevision.core.domains import Backbone
 from kubevision.core.heldout import HeldOut
+from kubevision.core.serving import classification, detection, model_config
+from kubevision.core.serving.detection import Detections
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import (
     STORAGE_FAULTS,
@@ -36,7 +38,6 @@ from kubevision.core.storage import (
 from kubevision.core.training import iteration_id
 from kubevision.gateway.catalog import Project
 from kubevision.gateway.errors import NotFound, ServiceUnavailable
-from kubevision.gateway.inference import CLASSIFICATION, INPUT, OUTPUT, Detections
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +70,22 @@ def tag_ids(project_uid: str, body: dict[str, Any]) -> Callable[[str], str]:
 @dataclass(frozen=True)
 class LocalModel:
     """An iteration's exported model in ONNX Runtime, tags in the order of labels.txt. A classifier has the contract
-    of kubevision.trainer.export (`images` in, `probabilities` out), a detector that of core.detection_model (boxes,
-    scores and classes out, decoded and suppressed inside the model); its outputs say which it is."""
+    of core.serving.classification (`images` in, `probabilities` out), a detector that of core.serving.detection
+    (boxes, scores and classes out, decoded and suppressed inside the model); its outputs say which it is."""
 
     session: onnxruntime.InferenceSession
     backbone: Backbone  # a detector's: its input size alone (it stretches, never crops)
     labels: tuple[str, ...]
-    task: str = CLASSIFICATION
+    task: str = classification.CLASSIFICATION
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run([OUTPUT], {INPUT: batch})[0][0]
+        return classification.probabilities(self._outputs(batch, classification.OUTPUTS))
 
     def detect(self, batch: np.ndarray) -> Detections:
-        names = [detection_model.BOXES, detection_model.SCORES, detection_model.CLASSES]
-        return Detections.of(*(output[0] for output in self.session.run(names, {detection_model.INPUT: batch})))
+        return Detections.decode(self._outputs(batch, detection.OUTPUTS))
+
+    def _outputs(self, batch: np.ndarray, names: tuple[str, ...]) -> list[np.ndarray]:
+        return self.session.run(list(names), {model_config.INPUT: batch})
 
 
 class _Cache:
@@ -164,7 +167,7 @@ class TrainedIterations:
             session = onnxruntime.InferenceSession(onnx, session_options(), providers=["CPUExecutionProvider"])
             size = int(session.get_inputs()[0].shape[-1])
             outputs = {output.name for output in session.get_outputs()}
-            task = detection_model.DETECTION if detection_model.BOXES in outputs else CLASSIFICATION
+            task = detection.DETECTION if detection.BOXES in outputs else classification.CLASSIFICATION
             return LocalModel(session, Backbone("", "", size), tuple(labels.decode().splitlines()), task)
 
         return await self._models.get(f"{bucket}/{model_key}", load)

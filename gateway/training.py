@@ -16,10 +16,11 @@ from typing import Any
 
 import httpx
 
-from kubevision.core import api, dataset, detection_metrics, detection_model, heldout
+from kubevision.core import api, dataset, detection_metrics, heldout
 from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.predictions import PredictionIndex
 from kubevision.core.labelstore.store import ImageView, LabelStore, ProjectRef, TagView
+from kubevision.core.serving import detection as detection_model
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import ObjectStore, model_onnx_key
 from kubevision.core.training import NEGATIVE_TAG, min_images_per_tag

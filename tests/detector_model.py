@@ -1,6 +1,6 @@
 """A detector built to the contract, for the gateway's tests of the detect routes: torchvision's RetinaNet over a
 two-layer backbone, with seeded random weights, exported to ONNX with the tensors, shapes and preprocessing of
-kubevision.core.detection_model and a config.pbtxt that marks it a detector. It is a fixture, not a model: it detects
+kubevision.core.serving.detection and a config.pbtxt that marks it a detector. It is a fixture, not a model: it detects
 nothing real.
 
 Why a fixture and not the trainer's detector: these tests check the serving path (preprocessing, the three outputs,
@@ -25,7 +25,7 @@ from torch import nn
 from torchvision.models.detection import RetinaNet
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 
-from kubevision.core import detection_model as contract
+from kubevision.core.serving import detection as contract
 from kubevision.core.storage import ModelRepositoryLayout, ObjectStore
 
 SIZE = 64  # the model's square input

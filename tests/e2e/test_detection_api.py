@@ -1,7 +1,7 @@
 """Object detection through the gateway on a cluster (the Kubernetes emulator), over plain HTTP as Microsoft's REST
 reference shows it: regions at upload, created and deleted on stored images, listed and exported to the manifest;
 every bad region refused with Custom Vision's error and nothing changed; the detect routes answered by the real
-Triton serving a detector of core.detection_model's contract, and stored predictions that keep their boxes."""
+Triton serving a detector of core.serving.detection's contract, and stored predictions that keep their boxes."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from conftest import DATASET_BUCKET, FASHION_TAGS, fashion_mnist
 from PIL import Image
 
 from kubevision.core.domains import BACKBONES
-from kubevision.core.preprocessing import to_input
+from kubevision.core.serving.classification import to_input
 from kubevision.core.storage import DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
 from kubevision.operator.local_store import LocalStore
 

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from kubevision.core.domains import BACKBONES
-from kubevision.core.preprocessing import to_input
+from kubevision.core.serving.classification import to_input
 from kubevision.core.storage import ModelRepositoryLayout
 from kubevision.trainer.run import train
 

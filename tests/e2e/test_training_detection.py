@@ -1,6 +1,6 @@
 """Object detection through the trainer end to end: Microsoft's fork and scissors photos with their regions in the
 local S3, a run in the local MLflow, the exported detector served by the local Triton, giving back the trainer's
-own boxes in the shapes of kubevision.core.detection_model, as the gateway's own run of the model (for quick tests of
+own boxes in the shapes of kubevision.core.serving.detection, as the gateway's own run of the model (for quick tests of
 an unpublished iteration) does."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from PIL import Image
 
 from kubevision.core import api
 from kubevision.core.dataset import Region
-from kubevision.core.detection_model import (
+from kubevision.core.reasons import Reason
+from kubevision.core.serving.detection import (
     BOXES,
     CLASSES,
     DETECTION,
@@ -28,7 +29,6 @@ from kubevision.core.detection_model import (
     TASK_PARAMETER,
     to_input,
 )
-from kubevision.core.reasons import Reason
 from kubevision.core.settings import GatewaySettings
 from kubevision.gateway.trained import TrainedIterations
 from kubevision.trainer.detection import export

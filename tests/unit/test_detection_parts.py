@@ -1,4 +1,4 @@
-"""The detector's parts that need no server: the exported graph keeps the contract of kubevision.core.detection_model
+"""The detector's parts that need no server: the exported graph keeps the contract of kubevision.core.serving.detection
 and gives the PyTorch model's boxes; the metrics are COCO's."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import torch
 from torchvision.ops import box_iou
 
 from kubevision.core.detection_metrics import Predictions, evaluate
-from kubevision.core.detection_model import BOXES, CLASSES, INPUT, MAX_DETECTIONS, SCORES
 from kubevision.core.domains import LITE0
+from kubevision.core.serving.detection import BOXES, CLASSES, INPUT, MAX_DETECTIONS, SCORES
 from kubevision.trainer.detection import export, network
 from kubevision.trainer.detection.data import RegionImages
 

@@ -12,7 +12,9 @@ from kubevision.core import api
 from kubevision.core.heldout import HeldOut, HeldOutImage, counted_at
 from kubevision.core.reasons import SkipReason
 from kubevision.core.training import SkippedImage, TrainingResult, resolve_training
-from kubevision.trainer import data, evaluation, quick
+from kubevision.trainer import data
+from kubevision.trainer.classification import evaluation, quick
+from kubevision.trainer.splits import folds
 
 
 def image_bytes(fmt: str, size=(40, 30)) -> bytes:
@@ -114,7 +116,7 @@ def test_threshold_shifts_move_each_tags_best_cut_to_the_served_threshold():
 
 def test_folds_are_stratified_and_cover_every_image_once():
     labels = np.repeat([0, 1, 2], [5, 7, 9])
-    splits = evaluation.folds(labels, seed=1)
+    splits = folds(labels, seed=1)
     assert len(splits) == 5
     held_out = np.concatenate([test for _, test in splits])
     assert sorted(held_out) == list(range(len(labels)))

@@ -12,9 +12,10 @@ from PIL import Image
 from kubevision.core.api import TrainingType
 from kubevision.core.domains import LITE0
 from kubevision.core.training import ResolvedTraining
-from kubevision.trainer import advanced, backbone, evaluation, quick
+from kubevision.trainer import backbone, splits
+from kubevision.trainer.classification import advanced, evaluation, quick
+from kubevision.trainer.classification.network import Classifier, batch_inputs
 from kubevision.trainer.data import LabelledImages
-from kubevision.trainer.network import Classifier, batch_inputs
 
 TAGS = ["horizontal", "vertical", "checks"]
 
@@ -61,7 +62,7 @@ def test_without_time_to_fine_tune_quicks_model_is_served_and_scored_by_cross_va
     expected = quick.fit_head(features, dataset.targets, False, 0)
     np.testing.assert_allclose(served.head.weight.detach(), expected.weight.detach(), atol=1e-4)
     # Reported: each image scored by a head fitted without it, on the folds the comparison used.
-    folds = evaluation.folds(dataset.primary_labels, 0, max_folds=advanced.FOLDS)
+    folds = splits.folds(dataset.primary_labels, 0, max_folds=advanced.FOLDS)
     np.testing.assert_allclose(trained.probabilities, quick.out_of_fold(features, dataset.targets, False, 0, folds),
                                atol=1e-3)
     assert trained.comparison["quick_top1_accuracy"] == evaluation.top1_accuracy(dataset.targets,
