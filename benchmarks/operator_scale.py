@@ -37,12 +37,14 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from kube_emulator import KubeEmulator  # noqa: E402
+from seeding import Seed, photo  # noqa: E402
+from seeding import seed as seed_dataset  # noqa: E402
 
 from kubevision.core.api import CustomVisionProject, Iteration  # noqa: E402
 from kubevision.core.local.platform import LocalPlatform  # noqa: E402
 from kubevision.core.local.process import free_port  # noqa: E402
 from kubevision.core.settings import LocalSettings, OperatorSettings, S3Settings  # noqa: E402
-from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore  # noqa: E402
+from kubevision.core.storage import DatasetLayout, ObjectStore  # noqa: E402
 from kubevision.core.training import TrainingRequest, TrainingResult, iteration_id, resolve_training  # noqa: E402
 from kubevision.operator import objects, reconcile  # noqa: E402
 from kubevision.operator.handlers import _status_patch  # noqa: E402
@@ -243,12 +245,8 @@ def main() -> None:
         platform = LocalPlatform(settings)
         platform.up()
         try:
-            store = ObjectStore(platform.s3_settings())
-            store.ensure_bucket("bench")
-            images = DatasetStore(store, DatasetLayout("bench", "bench/"))
-            for tag in ("cat", "dog"):
-                for i in range(5):
-                    images.add_image(f"{tag}-{i}".encode(), "image/jpeg", tags=[tag])
+            seed_dataset(ObjectStore(platform.s3_settings()), DatasetLayout("bench", "bench/"),  # every project's
+                         [Seed(photo(f"{tag}-{i}"), [tag]) for tag in ("cat", "dog") for i in range(5)])
             for run in range(args.runs):
                 load_before = os.getloadavg()[0]
                 runs.append(asyncio.run(measure(platform, args, Path(folder))))

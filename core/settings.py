@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
+from kubevision.core.images import MAX_PIXELS, MAX_PREDICTION_BYTES
+
 
 class S3Settings(BaseSettings):
     """Where images, manifests and model repositories are kept."""
@@ -131,9 +133,9 @@ class GatewaySettings(BaseSettings):
         default="kubevision-api-keys",
         description="Kubernetes: the Secret in each namespace with keys predictionKey and trainingKey.",
     )
-    max_image_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="Largest prediction image (Custom "
+    max_image_bytes: int = Field(default=MAX_PREDICTION_BYTES, gt=0, description="Largest prediction image (Custom "
                                                                             "Vision's limit is 4 MB).")
-    max_image_pixels: int = Field(default=40_000_000, gt=0, description="Largest width x height decoded.")
+    max_image_pixels: int = Field(default=MAX_PIXELS, gt=0, description="Largest width x height decoded.")
     url_timeout_seconds: float = Field(default=10, gt=0, description="Time allowed to fetch an image URL.")
     url_max_redirects: int = Field(default=3, ge=0, description="Redirects followed when fetching an image URL.")
     allow_private_urls: bool = Field(

@@ -200,35 +200,12 @@ class ObjectStore:
 
 
 class DatasetStore:
-    """A project's images and manifest."""
+    """A project's images and manifest, read; and its snapshots. The label store (kubevision.core.labelstore)
+    writes the manifest."""
 
     def __init__(self, store: ObjectStore, layout: DatasetLayout):
         self.store = store
         self.layout = layout
-
-    def add_image(
-        self,
-        data: bytes,
-        content_type: str,
-        tags: list[str] | None = None,
-        regions: list[dataset.Region] | None = None,
-        metadata: dict[str, str] | None = None,
-    ) -> tuple[dataset.ImageRecord, bool]:
-        """Store an image once and list it in the manifest. Returns the record and whether it was new."""
-        sha256 = dataset.content_hash(data)
-        records = self.manifest()
-        for record in records:
-            if record.sha256 == sha256:
-                return record, False
-        key = self.layout.image_key(sha256)
-        if not self.store.exists(self.layout.bucket, key):
-            self.store.put(self.layout.bucket, key, data, content_type)
-        record = dataset.ImageRecord(
-            id=dataset.image_id(sha256), sha256=sha256, content_type=content_type, size=len(data),
-            tags=tags or [], regions=regions or [], metadata=metadata or {}, created=datetime.now(UTC),
-        )
-        self.write_manifest([*records, record])
-        return record, True
 
     def image(self, record: dataset.ImageRecord) -> bytes:
         return self.store.get(self.layout.bucket, self.layout.image_key(record.sha256))
@@ -238,9 +215,6 @@ class DatasetStore:
         if not self.store.exists(self.layout.bucket, self.layout.manifest_key):
             return []
         return dataset.loads(self.store.get(self.layout.bucket, self.layout.manifest_key))
-
-    def write_manifest(self, records: list[dataset.ImageRecord]) -> None:
-        self.store.put(self.layout.bucket, self.layout.manifest_key, dataset.dumps(records), "application/x-ndjson")
 
     def snapshot(self, iteration_id: str) -> str:
         """Freeze the manifest for an iteration and return the snapshot's key. A snapshot is written once:

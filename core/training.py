@@ -26,9 +26,6 @@ from kubevision.core.reasons import Reason, SkipReason
 # Custom Vision's rules for a trainable dataset.
 MIN_IMAGES_PER_TAG = 5
 MIN_REGION_IMAGES_PER_TAG = 15  # object detection: images with at least one region of the tag
-MAX_IMAGE_BYTES = 6 * 1024 * 1024
-MAX_IMAGE_PIXELS = 89_478_485  # where Pillow starts to warn of decompression bombs; about 270 MB as RGB
-SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
 NEGATIVE_TAG = "Negative"  # Custom Vision's name for images that carry none of the tags
 SUMMARY_MESSAGE_CHARACTERS = 1024  # a summary's message: a dataset error may name every tag
 

@@ -11,7 +11,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from PIL import Image
 
-from kubevision.core import preprocessing
+from kubevision.core.images import ImageProblem
+from kubevision.core.images import decode as decode_image
 from kubevision.core.settings import GatewaySettings
 from kubevision.gateway.errors import CustomVisionError
 
@@ -20,12 +21,12 @@ IMAGE_CODES = {"bytes": "BadRequestImageSizeBytes", "pixels": "BadRequestImageDi
 
 
 def decode(data: bytes, settings: GatewaySettings) -> tuple[Image.Image, str]:
-    """An upright RGB image, decoded as the trainer decodes (kubevision.core.preprocessing), and its MIME type."""
+    """An upright RGB image, decoded as the trainer decodes (kubevision.core.images), and its MIME type."""
     if not data:
         raise CustomVisionError("The image is empty.", "BadRequestImageStream")
     try:
-        image, image_format = preprocessing.decode(data, settings.max_image_bytes, settings.max_image_pixels)
-    except preprocessing.ImageProblem as problem:
+        image, image_format = decode_image(data, settings.max_image_bytes, settings.max_image_pixels)
+    except ImageProblem as problem:
         raise CustomVisionError(f"The image cannot be used: {problem}", IMAGE_CODES[problem.kind]) from problem
     return image, Image.MIME[image_format]
 

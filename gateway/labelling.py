@@ -7,11 +7,11 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 
+from kubevision.core.images import MAX_IMAGE_BYTES
 from kubevision.core.labelstore import regions
 from kubevision.core.labelstore.predictions import MAX_RESULTS, PredictionQuery, TagRange
 from kubevision.core.labelstore.store import MAX_BATCH, Created, ImageView, NewImage, RegionIn
 from kubevision.core.labelstore.tables import Region
-from kubevision.core.training import MAX_IMAGE_BYTES
 from kubevision.gateway import images as image_urls
 from kubevision.gateway import wire
 from kubevision.gateway.errors import CustomVisionError

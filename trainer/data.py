@@ -17,14 +17,13 @@ import numpy as np
 from minio.error import S3Error
 from PIL import Image
 
-from kubevision.core import preprocessing
 from kubevision.core.api import ClassificationType
 from kubevision.core.dataset import ImageRecord
+from kubevision.core.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, ImageProblem
+from kubevision.core.images import decode as decode_image
 from kubevision.core.reasons import Reason, SkipReason
 from kubevision.core.storage import DatasetStore, retrying
 from kubevision.core.training import (
-    MAX_IMAGE_BYTES,
-    MAX_IMAGE_PIXELS,
     MIN_IMAGES_PER_TAG,
     NEGATIVE_TAG,
     SkippedImage,
@@ -78,8 +77,8 @@ def fetcher(images: DatasetStore):
 def decode(data: bytes, working_size: int) -> Image.Image | tuple[SkipReason, str]:
     """An RGB image no smaller than needed, or why it cannot be used."""
     try:
-        image, _ = preprocessing.decode(data, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS)
-    except preprocessing.ImageProblem as problem:
+        image, _ = decode_image(data, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS)
+    except ImageProblem as problem:
         return SKIP_REASONS[problem.kind], str(problem)
     scale = working_size / min(image.size)
     if scale < 1:  # keep memory bounded: nothing later needs more pixels than this

@@ -21,11 +21,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from kubevision.core import dataset
+from kubevision.core.images import ImageProblem, Inspected, inspect
 from kubevision.core.labelstore import tables
 from kubevision.core.labelstore.boxes import MAX_REGIONS_PER_IMAGE, check_boxes
 from kubevision.core.labelstore.database import Database
 from kubevision.core.labelstore.errors import NotFound, StoreError
-from kubevision.core.labelstore.images import Inspected, inspect
 from kubevision.core.storage import DatasetLayout, ObjectStore
 from kubevision.core.training import NEGATIVE_TAG
 
@@ -33,6 +33,9 @@ MAX_BATCH = 64  # images in one upload, as Custom Vision allows
 MAX_TAGS_PER_IMAGE = 100
 MAX_METADATA = 10  # key/value pairs an image may carry
 TAG_TYPES = ("Regular", "Negative", "GeneralProduct")
+# Why the image policy refuses an upload, in Custom Vision's ImageCreateStatus.
+IMAGE_STATUSES = {"bytes": "ErrorImageSize", "pixels": "ErrorImageDimensions", "format": "ErrorImageFormat",
+                  "unreadable": "ErrorImageFormat"}
 UPLOAD_THREADS = 8  # S3 writes of one batch in parallel
 ANALYZE_EVERY = 5000  # images this store has added since PostgreSQL last gathered statistics at its request
 # What a view needs of an image, read as plain rows: a page of ORM objects costs more than its query.
@@ -333,9 +336,13 @@ class LabelStore:
                 known = Inspected(item.stored.content_type, 0, 0)
                 accepted.append((index, item, item.stored.sha256, known, item.stored.size))
                 continue
-            inspected = inspect(item.data or b"")
-            if isinstance(inspected, str):
-                results[index].status = inspected
+            if not item.data:
+                results[index].status = "ErrorSource"
+                continue
+            try:
+                inspected = inspect(item.data)
+            except ImageProblem as problem:
+                results[index].status = IMAGE_STATUSES[problem.kind]
                 continue
             accepted.append((index, item, dataset.content_hash(item.data), inspected, len(item.data)))
         try:

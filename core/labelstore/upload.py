@@ -10,14 +10,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubevision.core import dataset, preprocessing
+from kubevision.core import dataset
+from kubevision.core.images import MAX_IMAGE_BYTES, MAX_PIXELS, ImageProblem, decode
 from kubevision.core.labelstore.database import open_database, sqlite_url
 from kubevision.core.labelstore.errors import StoreError
 from kubevision.core.labelstore.export import ManifestExporter
-from kubevision.core.labelstore.images import MAX_PIXELS
 from kubevision.core.labelstore.store import LabelStore, NewImage, ProjectRef
 from kubevision.core.storage import ObjectStore
-from kubevision.core.training import MAX_IMAGE_BYTES
 
 DATABASE_FILE = "labels.db"
 UPLOAD_WORKERS = 4  # batches read, decoded and stored at once (the store puts each batch's bytes with 8 threads)
@@ -69,7 +68,7 @@ def checked_bytes(path: Path) -> bytes:
     """The file's bytes, decoded once as the gateway and the trainer decode them and within the store's limits;
     raises ImageProblem or OSError saying why they are no usable image."""
     data = path.read_bytes()
-    preprocessing.decode(data, MAX_IMAGE_BYTES, MAX_PIXELS)
+    decode(data, MAX_IMAGE_BYTES, MAX_PIXELS)
     return data
 
 
@@ -100,7 +99,7 @@ def _store_batch(store: LabelStore, project: ProjectRef, tag_ids: _TagIds, batch
         name = f"{tag}/{path.name}"
         try:
             images.append(NewImage(checked_bytes(path), [tag_ids(tag)], source=name))
-        except (preprocessing.ImageProblem, OSError) as problem:
+        except (ImageProblem, OSError) as problem:
             report.refused.append(Refused(name, str(problem)))
     if not images:
         return report

@@ -5,15 +5,17 @@ a port-forward (deploy/kind/kind.sh).  Usage: upload_samples.py PROJECT_MANIFEST
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
 
 from kubevision.core import validation
 from kubevision.core.api import CustomVisionProject
+from kubevision.core.labelstore.upload import upload_folders
 from kubevision.core.local.demo import SAMPLE_TAGS
 from kubevision.core.settings import S3Settings
-from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
+from kubevision.core.storage import ObjectStore
 
 
 def upload(manifest: Path, samples: Path, settings: S3Settings) -> int:
@@ -21,12 +23,16 @@ def upload(manifest: Path, samples: Path, settings: S3Settings) -> int:
     project = CustomVisionProject.model_validate(validation.admit(document))
     store = ObjectStore(settings)
     store.ensure_bucket(project.spec.dataset.bucket)
-    images = DatasetStore(store, DatasetLayout.of(project.spec.dataset))
-    added = 0
-    for tag in SAMPLE_TAGS:  # a cluster has no label store yet: straight into the manifest the operator reads
-        for path in sorted((samples / tag).glob("*.jpg")):
-            added += images.add_image(path.read_bytes(), "image/jpeg", tags=[tag])[1]
-    return added
+    body = {"metadata": {"uid": project.metadata.uid or f"kind-{project.metadata.name}",
+                         "namespace": project.metadata.namespace, "name": project.metadata.name},
+            "spec": {"dataset": project.spec.dataset.model_dump()}}
+    # The label store is the one writer of a manifest. The cluster's own is not reachable from here: a throwaway
+    # one adopts the manifest already there (a second run adds nothing), adds the photos and exports it.
+    with tempfile.TemporaryDirectory() as data_dir:
+        report = upload_folders(Path(data_dir), store, body, [samples / tag for tag in SAMPLE_TAGS])
+    for refused in report.refused:
+        print(f"refused {refused.file}: {refused.reason}", file=sys.stderr)
+    return report.added
 
 
 if __name__ == "__main__":

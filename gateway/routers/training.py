@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
+from kubevision.core.images import MAX_IMAGE_BYTES
 from kubevision.core.labelstore.store import MAX_BATCH
-from kubevision.core.training import MAX_IMAGE_BYTES
 from kubevision.gateway import domains, wire
 from kubevision.gateway.catalog import Project
 from kubevision.gateway.deps import (

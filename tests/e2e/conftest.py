@@ -1,5 +1,5 @@
-"""Real images for training tests, uploaded through the storage module: Fashion-MNIST from Debian's package, and
-Microsoft's Custom Vision quickstart photos, downscaled, from examples/samples."""
+"""Real images for training tests, seeded through the label store (tests/seeding.py): Fashion-MNIST from Debian's
+package, and Microsoft's Custom Vision quickstart photos, downscaled, from examples/samples."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from seeding import Seed, seed, write_as_pipeline
 
-from kubevision.core import api
+from kubevision.core import api, dataset
 from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
 from kubevision.core.training import TrainingRequest, iteration_id
 
@@ -66,15 +67,29 @@ class TrainingSetup:
         )
         store.ensure_bucket(DATASET_BUCKET)
         self.images = DatasetStore(store, DatasetLayout(DATASET_BUCKET, f"{name}/"))
+        self.pending: list[Seed] = []  # seeded through the label store before the next snapshot
 
-    def add(self, data: bytes, tags: list[str], content_type: str = "image/png") -> str:
-        return self.images.add_image(data, content_type, tags=tags)[0].id
+    def add(self, data: bytes, tags: list[str], content_type: str = "image/png",
+            regions: list[dataset.Region] | None = None) -> str:
+        self.pending.append(Seed(data, tags, regions or []))
+        return dataset.image_id(dataset.content_hash(data))
+
+    def add_unchecked(self, data: bytes, tags: list[str], content_type: str = "image/png") -> str:
+        """A file the label store refuses (corrupt, too large, no image), as a data pipeline may list it."""
+        self.seed_pending()
+        return write_as_pipeline(self.store, self.images.layout, data, content_type, tags)
+
+    def seed_pending(self) -> None:
+        if self.pending:
+            seed(self.store, self.images.layout, self.pending)
+            self.pending = []
 
     def request(self, iteration: str, training_type: str, **spec) -> TrainingRequest:
         item = api.Iteration(
             metadata={"name": iteration, "namespace": "tests", "uid": f"{iteration}-0123456789"},
             spec={"projectRef": {"name": self.project.metadata.name}, "trainingType": training_type, **spec},
         )
+        self.seed_pending()
         self.images.snapshot(iteration_id(item))
         return TrainingRequest(project=self.project, iteration=item)
 

@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from seeding import Seed, photo, seed
 
 from kubevision.core.api import Iteration
 from kubevision.core.reasons import Reason
@@ -62,9 +63,7 @@ def iteration_id_of(body: dict) -> str:
 
 def test_a_broken_resource_fails_alone_and_says_why(platform, store, datasets):
     good = DatasetStore(datasets, DatasetLayout(BUCKET, "fine/"))
-    for tag in ("cat", "dog"):
-        for i in range(5):
-            good.add_image(f"fine-{tag}-{i}".encode(), "image/jpeg", tags=[tag])
+    seed(datasets, good.layout, [Seed(photo(f"fine-{tag}-{i}"), [tag]) for tag in ("cat", "dog") for i in range(5)])
     manifest = DatasetLayout(BUCKET, "broken/").manifest_key
     valid_line = good.store.get(BUCKET, good.layout.manifest_key).splitlines()[0]
     datasets.put(BUCKET, manifest, valid_line + b'\n{"id": "x", "sha256": "not-a-hash"}\n')

@@ -16,10 +16,11 @@ import tritonclient.http as triton_http
 import yaml
 from conftest import DATASET_BUCKET, FASHION_TAGS, fashion_mnist
 from PIL import Image
+from seeding import Seed, seed
 
 from kubevision.core.domains import BACKBONES
 from kubevision.core.serving.classification import to_input
-from kubevision.core.storage import DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
+from kubevision.core.storage import DatasetLayout, ModelRepositoryLayout, ObjectStore
 from kubevision.operator.local_store import LocalStore
 
 PROJECT = {
@@ -45,10 +46,9 @@ def wait_for(store: LocalStore, kind: str, name: str, phase: str, timeout: float
 
 
 def test_apply_trains_and_publishes(platform, kubevision_cli, tmp_path):
-    images = DatasetStore(ObjectStore(platform.s3_settings()), DatasetLayout(DATASET_BUCKET, "local-mode/clothes/"))
-    images.store.ensure_bucket(DATASET_BUCKET)
-    for data, label in fashion_mnist(TRAINED_PER_TAG, FASHION_TAGS):
-        images.add_image(data, "image/png", tags=[FASHION_TAGS[label]])
+    objects = ObjectStore(platform.s3_settings())
+    seed(objects, DatasetLayout(DATASET_BUCKET, "local-mode/clothes/"),
+         [Seed(data, [FASHION_TAGS[label]]) for data, label in fashion_mnist(TRAINED_PER_TAG, FASHION_TAGS)])
     manifests = tmp_path / "clothes.yaml"
     manifests.write_text(yaml.safe_dump_all([PROJECT, ITERATION]))
     data_dir = str(platform.data_dir)
@@ -92,7 +92,7 @@ def test_apply_trains_and_publishes(platform, kubevision_cli, tmp_path):
     # The served model tells apart clothes it never saw: photos 9 to 12 of each class (it trained on 1 to 8).
     triton = triton_http.InferenceServerClient(platform.triton_settings().http_url)
     assert triton.is_model_ready("clothes-1")
-    labels = images.store.get(platform.s3_settings().models_bucket, ModelRepositoryLayout(
+    labels = objects.get(platform.s3_settings().models_bucket, ModelRepositoryLayout(
         platform.s3_settings().models_bucket, "default", "clothes").model_key("clothes-1", "labels.txt"))
     tags = labels.decode().split("\n")
     unseen = fashion_mnist(TRAINED_PER_TAG + 4, FASHION_TAGS)
@@ -131,10 +131,8 @@ def test_apply_refuses_an_invalid_manifest_naming_the_field(platform, kubevision
 
 
 def test_a_project_with_too_few_images_says_why(platform, kubevision_cli, tmp_path):
-    images = DatasetStore(ObjectStore(platform.s3_settings()), DatasetLayout(DATASET_BUCKET, "local-mode/few/"))
-    images.store.ensure_bucket(DATASET_BUCKET)
-    for data, label in fashion_mnist(3, [0, 7]):
-        images.add_image(data, "image/png", tags=[FASHION_TAGS[label]])
+    seed(ObjectStore(platform.s3_settings()), DatasetLayout(DATASET_BUCKET, "local-mode/few/"),
+         [Seed(data, [FASHION_TAGS[label]]) for data, label in fashion_mnist(3, [0, 7])])
     project = {**PROJECT, "metadata": {"name": "few"},
                "spec": {**PROJECT["spec"], "dataset": {"bucket": DATASET_BUCKET, "prefix": "local-mode/few/"}}}
     (tmp_path / "few.yaml").write_text(yaml.safe_dump(project))

@@ -66,12 +66,12 @@ def test_a_corrupt_file_and_a_non_image_are_skipped_and_listed(platform, setup_p
     setup = setup_project("skipped-files")
     three_tags(setup, 6)
     good_png = fashion_mnist(7, [0])[6][0]
-    corrupt = setup.add(good_png[: len(good_png) // 2], ["t-shirt"])  # truncated PNG
-    text = setup.add(b"name,label\nshirt,1\n", ["pullover"], "text/csv")
-    big = setup.add(b"\xff\xd8" + b"\x00" * (6 * 1024 * 1024 + 1), ["sneaker"], "image/jpeg")
+    corrupt = setup.add_unchecked(good_png[: len(good_png) // 2], ["t-shirt"])  # truncated PNG
+    text = setup.add_unchecked(b"name,label\nshirt,1\n", ["pullover"], "text/csv")
+    big = setup.add_unchecked(b"\xff\xd8" + b"\x00" * (6 * 1024 * 1024 + 1), ["sneaker"], "image/jpeg")
     buffer = io.BytesIO()
     Image.new("1", (20_000, 20_000)).save(buffer, format="PNG")  # 400 megapixels in a few kilobytes
-    bomb = setup.add(buffer.getvalue(), ["t-shirt"])
+    bomb = setup.add_unchecked(buffer.getvalue(), ["t-shirt"])
     result = platform_train(platform, setup.request("skipped-files-1", "Quick"))
     assert result.outcome == "Succeeded", result.message
     assert {(s.id, s.reason) for s in result.skipped} == {
@@ -85,7 +85,7 @@ def test_a_tag_whose_images_are_all_unusable(platform, setup_project, object_sto
     setup = setup_project("empty-tag")
     three_tags(setup, 6)
     for i in range(5):
-        setup.add(f"not an image {i}".encode(), ["sandal"], "image/jpeg")
+        setup.add_unchecked(f"not an image {i}".encode(), ["sandal"], "image/jpeg")
     request = setup.request("empty-tag-1", "Quick")
     before = bucket_listing(object_store, platform)
     result = platform_train(platform, request)

@@ -63,7 +63,7 @@ def per_tag(forks: int) -> list[tuple[bytes, list[Region]]]:
 def test_detector_trains_and_triton_serves_its_boxes(platform, object_store):
     setup = DetectionSetup(object_store, "forks")
     for data, regions in per_tag(15):  # Custom Vision's minimum: the least a detector trains on
-        setup.images.add_image(data, "image/jpeg", regions=regions)
+        setup.add(data, [], "image/jpeg", regions=regions)
     request = setup.request("forks-1", "Advanced", hyperparameters={"maxEpochs": 1})
     result = train(request, platform.s3_settings(), platform.mlflow_settings())
     assert result.outcome == "Succeeded", result.message
@@ -120,7 +120,7 @@ def test_detector_trains_and_triton_serves_its_boxes(platform, object_store):
 def test_too_few_images_of_a_tag_is_a_dataset_error(platform, object_store):
     setup = DetectionSetup(object_store, "few-forks")
     for data, regions in per_tag(14):
-        setup.images.add_image(data, "image/jpeg", regions=regions)
+        setup.add(data, [], "image/jpeg", regions=regions)
     result = train(setup.request("few-forks-1", "Quick"), platform.s3_settings(), platform.mlflow_settings())
     assert result.outcome == "InvalidDataset" and result.reason == Reason.TOO_FEW_IMAGES
     assert 'tag "fork" has 14 usable images; 15 needed' in result.message

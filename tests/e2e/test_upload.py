@@ -12,11 +12,11 @@ from conftest import DATASET_BUCKET, FASHION_TAGS, fashion_mnist
 from PIL import Image
 
 from kubevision.core import dataset
+from kubevision.core.images import MAX_IMAGE_BYTES
 from kubevision.core.labelstore.database import open_database
 from kubevision.core.labelstore.store import LabelStore
 from kubevision.core.labelstore.upload import local_database_url
 from kubevision.core.storage import DatasetLayout, ObjectStore
-from kubevision.core.training import MAX_IMAGE_BYTES
 from kubevision.operator.local_store import LocalStore
 
 PROJECT = {

@@ -16,12 +16,13 @@ from fault_proxy import FaultProxy
 from kopf_harness import eventually, running_operator
 from kube_emulator import KubeEmulator
 from prometheus_client import REGISTRY
+from seeding import Seed, photo, seed
 
 from kubevision.core.dataset import Region
 from kubevision.core.reasons import Reason
 from kubevision.core.results import TERMINATION_MESSAGE_BYTES, termination_message
 from kubevision.core.settings import OperatorSettings
-from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
+from kubevision.core.storage import DatasetLayout, ObjectStore
 from kubevision.core.training import TrainingResult
 from kubevision.operator.cluster import mlflow_request_limits
 
@@ -80,12 +81,8 @@ def creates(emulator: KubeEmulator, resource: str) -> int:
 
 
 def upload_dataset(platform, prefix: str, counts: dict[str, int]) -> None:
-    store = ObjectStore(platform.s3_settings())
-    store.ensure_bucket(BUCKET)
-    images = DatasetStore(store, DatasetLayout(BUCKET, prefix))
-    for tag, count in counts.items():
-        for i in range(count):  # the operator reads the manifest only; the trainer decodes images
-            images.add_image(f"{prefix}{tag}-{i}".encode(), "image/jpeg", tags=[tag])
+    seed(ObjectStore(platform.s3_settings()), DatasetLayout(BUCKET, prefix),  # the operator reads the manifest only
+         [Seed(photo(f"{prefix}{tag}-{i}"), [tag]) for tag, count in counts.items() for i in range(count)])
 
 
 async def create(emulator, path: str, body: dict) -> dict:
@@ -385,13 +382,12 @@ async def test_a_failed_job_says_why(kmock, platform, operator, result, failure,
 async def test_an_object_detection_project_trains_and_is_served_like_a_classifier(kmock, platform, operator):
     """Its tags count images by their regions (15 a tag); the Job's request names the project's type; the trained
     detector joins the project's Triton as a classifier does."""
-    store = ObjectStore(platform.s3_settings())
-    store.ensure_bucket(BUCKET)
-    images = DatasetStore(store, DatasetLayout(BUCKET, "tools/"))
+    tools = []
     for i in range(16):
         regions = [Region(tag="fork", left=0.1, top=0.1, width=0.3, height=0.3)] * (2 if i < 15 else 0)
         regions += [Region(tag="scissors", left=0.5, top=0.5, width=0.5, height=0.5)]
-        images.add_image(f"tools-{i}".encode(), "image/jpeg", regions=regions)
+        tools.append(Seed(photo(f"tools-{i}"), regions=regions))
+    seed(ObjectStore(platform.s3_settings()), DatasetLayout(BUCKET, "tools/"), tools)
     await create(kmock, PROJECTS, {
         "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "tools"},
         "spec": {"displayName": "tools", "type": "ObjectDetection", "domain": "GeneralCompact",

@@ -4,6 +4,7 @@ import httpx
 import pytest
 from minio.error import S3Error
 from pydantic import SecretStr
+from seeding import Seed, photo, seed
 
 from kubevision.core import dataset
 from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
@@ -40,14 +41,17 @@ def test_unsigned_request_is_refused(platform, store):
 
 
 def test_images_are_stored_once_by_content_and_listed_in_the_manifest(store):
-    images = DatasetStore(store, DatasetLayout("datasets", "projects/trees/"))
-    first, new = images.add_image(b"photo-1", "image/jpeg", tags=["hemlock"], metadata={"camera": "x"})
-    again, new_again = images.add_image(b"photo-1", "image/jpeg", tags=["hemlock"])
-    second, _ = images.add_image(b"photo-2", "image/png", tags=["cherry"])
-    assert (new, new_again) == (True, False)
-    assert again.id == first.id == dataset.image_id(dataset.content_hash(b"photo-1"))
+    """Written by the label store, the one writer of a manifest; read through the storage module."""
+    layout = DatasetLayout("datasets", "projects/trees/")
+    images = DatasetStore(store, layout)
+    photo_1, photo_2 = photo("photo-1"), photo("photo-2")
+    added = seed(store, layout, [Seed(photo_1, ["hemlock"], metadata={"camera": "x"}), Seed(photo_1, ["hemlock"]),
+                                 Seed(photo_2, ["cherry"])])
+    assert [r.status for r in added] == ["OK", "OKDuplicate", "OK"]
+    first, again, second = (r.image for r in added)
+    assert again.id == first.id == dataset.image_id(dataset.content_hash(photo_1))
     assert [r.id for r in images.manifest()] == [first.id, second.id]
-    assert images.image(first) == b"photo-1"
+    assert images.image(images.manifest()[0]) == photo_1
     assert store.keys("datasets", "projects/trees/images/") == sorted(
         f"projects/trees/images/{r.sha256[:2]}/{r.sha256}" for r in (first, second)
     )
@@ -56,10 +60,11 @@ def test_images_are_stored_once_by_content_and_listed_in_the_manifest(store):
 
 
 def test_a_snapshot_is_immutable(store):
-    images = DatasetStore(store, DatasetLayout("datasets", "projects/birds/"))
-    images.add_image(b"bird-1", "image/jpeg", tags=["robin"])
+    layout = DatasetLayout("datasets", "projects/birds/")
+    images = DatasetStore(store, layout)
+    seed(store, layout, [Seed(photo("bird-1"), ["robin"])])
     key = images.snapshot("iteration-1-uid")
-    images.add_image(b"bird-2", "image/jpeg", tags=["wren"])
+    seed(store, layout, [Seed(photo("bird-2"), ["wren"])])
     assert images.snapshot("iteration-1-uid") == key  # taken again: unchanged
     assert [r.tags for r in images.snapshot_records("iteration-1-uid")] == [["robin"]]
     assert len(images.manifest()) == 2
