@@ -219,9 +219,9 @@ def triton_latency(run: dict, requests: int) -> float:
 
     from kubevision.core.detection_model import INPUT, to_input
     from kubevision.core.domains import BACKBONES
-    from kubevision.core.local.platform import LocalPlatform
     from kubevision.core.settings import LocalSettings
     from kubevision.core.storage import ModelRepositoryLayout, ObjectStore
+    from kubevision.local.supervisor import LocalPlatform
     from kubevision.trainer.detection.export import triton_config
 
     data_dir = Path(tempfile.mkdtemp(prefix="kubevision-detection-"))

@@ -39,11 +39,11 @@ sys.path.insert(0, str(REPO / "tests"))
 from kube_emulator import KubeEmulator  # noqa: E402
 
 from kubevision.core.api import CustomVisionProject, Iteration  # noqa: E402
-from kubevision.core.local.platform import LocalPlatform  # noqa: E402
-from kubevision.core.local.process import free_port  # noqa: E402
 from kubevision.core.settings import LocalSettings, OperatorSettings, S3Settings  # noqa: E402
 from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore  # noqa: E402
 from kubevision.core.training import TrainingRequest, TrainingResult, iteration_id, resolve_training  # noqa: E402
+from kubevision.local.process import free_port  # noqa: E402
+from kubevision.local.supervisor import LocalPlatform  # noqa: E402
 from kubevision.operator import objects, reconcile  # noqa: E402
 from kubevision.operator.handlers import _status_patch  # noqa: E402
 from kubevision.operator.observe import observe_dataset  # noqa: E402

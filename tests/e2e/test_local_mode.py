@@ -20,7 +20,7 @@ from PIL import Image
 from kubevision.core.domains import BACKBONES
 from kubevision.core.preprocessing import to_input
 from kubevision.core.storage import DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
-from kubevision.operator.local_store import LocalStore
+from kubevision.local.store import LocalStore
 
 PROJECT = {
     "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "clothes"},

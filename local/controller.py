@@ -17,14 +17,14 @@ from tritonclient.utils import InferenceServerException
 
 from kubevision.core import conditions
 from kubevision.core.api import Condition, CustomVisionProject, Iteration, IterationStatus
-from kubevision.core.local import process
-from kubevision.core.local.platform import LocalPlatform
 from kubevision.core.reasons import Reason
 from kubevision.core.results import read_termination_message
 from kubevision.core.storage import STORAGE_FAULTS, DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
 from kubevision.core.training import iteration_id
+from kubevision.local import process
+from kubevision.local.store import Conflict, LocalStore
+from kubevision.local.supervisor import LocalPlatform
 from kubevision.operator import metrics, reconcile
-from kubevision.operator.local_store import Conflict, LocalStore
 from kubevision.operator.observe import ensure_experiment, observe_dataset, sync_published_alias
 from kubevision.operator.reconcile import IterationObservation, JobObservation, ServingObservation
 
