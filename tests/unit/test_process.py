@@ -10,8 +10,8 @@ import pytest
 
 from kubevision.core.settings import LocalSettings
 from kubevision.local import process, services
-from kubevision.local.controller import LocalTrainings
 from kubevision.local.supervisor import LocalPlatform, PlatformState, ServiceRecord
+from kubevision.local.trainings import LocalTrainings
 
 
 def test_a_service_that_dies_while_starting_shows_its_log(tmp_path):
