@@ -218,11 +218,11 @@ def triton_latency(run: dict, requests: int) -> float:
     from PIL import Image
 
     from kubevision.core.domains import BACKBONES
-    from kubevision.core.local.platform import LocalPlatform
     from kubevision.core.serving.detection import INPUT, to_input
     from kubevision.core.serving.detection import config as detection_config
     from kubevision.core.settings import LocalSettings
     from kubevision.core.storage import ModelRepositoryLayout, ObjectStore
+    from kubevision.local.supervisor import LocalPlatform
 
     data_dir = Path(tempfile.mkdtemp(prefix="kubevision-detection-"))
     ports = {p: 0 for p in ("s3_port", "mlflow_port", "triton_http_port", "triton_grpc_port",

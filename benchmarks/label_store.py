@@ -33,9 +33,9 @@ from kubevision.core.labelstore import tables  # noqa: E402
 from kubevision.core.labelstore.database import open_database, sqlite_url  # noqa: E402
 from kubevision.core.labelstore.export import ManifestExporter  # noqa: E402
 from kubevision.core.labelstore.store import LabelStore, NewImage, ProjectRef, now  # noqa: E402
-from kubevision.core.local.platform import LocalPlatform  # noqa: E402
 from kubevision.core.settings import LocalSettings  # noqa: E402
 from kubevision.core.storage import ObjectStore  # noqa: E402
+from kubevision.local.supervisor import LocalPlatform  # noqa: E402
 
 BUCKET = "label-store-benchmark"
 FILL_CHUNK = 5000

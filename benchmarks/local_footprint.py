@@ -20,9 +20,9 @@ import threading
 import time
 from pathlib import Path
 
-from kubevision.core.local import memory, services
-from kubevision.core.local.platform import LocalPlatform
 from kubevision.core.settings import LocalSettings
+from kubevision.local import memory, services
+from kubevision.local.supervisor import LocalPlatform
 
 KUBEVISION = str(Path(sys.executable).parent / "kubevision")
 ANY_PORT = ["--s3-port", "0", "--mlflow-port", "0", "--triton-http-port", "0", "--triton-grpc-port", "0",

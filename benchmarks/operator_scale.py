@@ -41,13 +41,13 @@ from seeding import Seed, photo  # noqa: E402
 from seeding import seed as seed_dataset  # noqa: E402
 
 from kubevision.core.api import CustomVisionProject, Iteration  # noqa: E402
-from kubevision.core.local.platform import LocalPlatform  # noqa: E402
-from kubevision.core.local.process import free_port  # noqa: E402
 from kubevision.core.settings import LocalSettings, OperatorSettings, S3Settings  # noqa: E402
 from kubevision.core.storage import DatasetLayout, ObjectStore  # noqa: E402
 from kubevision.core.training import TrainingRequest, TrainingResult, iteration_id, resolve_training  # noqa: E402
+from kubevision.local.process import free_port  # noqa: E402
+from kubevision.local.supervisor import LocalPlatform  # noqa: E402
 from kubevision.operator import objects, reconcile  # noqa: E402
-from kubevision.operator.handlers import _status_patch  # noqa: E402
+from kubevision.operator.handlers.cluster_driver import status_patch  # noqa: E402
 from kubevision.operator.observe import observe_dataset  # noqa: E402
 from kubevision.operator.reconcile import IterationObservation, JobObservation  # noqa: E402
 
@@ -126,7 +126,7 @@ async def load(emulator: KubeEmulator, s3: S3Settings, projects: int, finished: 
             "spec": {"displayName": f"p{p}", "dataset": {"bucket": "bench", "prefix": "bench/"}}})
         project = CustomVisionProject.model_validate(body)
         status, _ = reconcile.reconcile_project(project, observe_dataset(project, s3), None, None, now)
-        project_bodies.append(await _set_status(emulator, PROJECT, body, _status_patch(status)))
+        project_bodies.append(await _set_status(emulator, PROJECT, body, status_patch(status)))
     for i in range(finished + training):
         project_body = project_bodies[i % projects]
         body = await seed(emulator, ITERATION, iteration(f"it{i}", project_body["metadata"]["name"]))
@@ -141,7 +141,7 @@ async def load(emulator: KubeEmulator, s3: S3Settings, projects: int, finished: 
             train = reconcile.TrainingJob(name=job_name, request=request, gpus=0,
                                           options=resolve_training(observed.project, it))
             await seed(emulator, JOB, objects.training_job(train, body, settings, s3), {"active": 1})
-        await _set_status(emulator, ITERATION, body, _status_patch(plan.status))
+        await _set_status(emulator, ITERATION, body, status_patch(plan.status))
 
 
 async def _set_status(emulator: KubeEmulator, resource, body: dict, status: dict) -> dict:

@@ -39,14 +39,14 @@ import onnxruntime
 import tritonclient.http.aio as triton
 
 from kubevision.core.domains import Backbone
-from kubevision.core.local.demo import run as publish_demo
-from kubevision.core.local.platform import DEFAULT_NAMESPACE, LocalPlatform
 from kubevision.core.serving import classification, detection
 from kubevision.core.serving.classification import INPUT, OUTPUT
 from kubevision.core.settings import GatewaySettings, LocalSettings
 from kubevision.core.storage import ModelRepositoryLayout, ObjectStore, model_labels_key, model_onnx_key
 from kubevision.gateway import images
 from kubevision.gateway.trained import session_options
+from kubevision.local.demo import run as publish_demo
+from kubevision.local.supervisor import DEFAULT_NAMESPACE, LocalPlatform
 from kubevision.trainer.detection.network import INPUT_SIZES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,7 +187,7 @@ def detector_config(onnx: bytes) -> str:
 async def measure_backend(platform: LocalPlatform, detector: Path | None, requests: int, rounds: int) -> list[dict]:
     """One request at a time through the local Triton, each model before and after the backend's tuning, beside
     ONNX Runtime in this process."""
-    from kubevision.operator.local_store import LocalStore
+    from kubevision.local.store import LocalStore
 
     s3 = platform.s3_settings()
     store = ObjectStore(s3)

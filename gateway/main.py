@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 def s3_settings(settings: GatewaySettings) -> S3Settings:
     """Local mode reads the platform's S3 from its state file; on a cluster, KUBEVISION_S3_* say where it is."""
     if settings.mode == "local":
-        from kubevision.core.local.platform import LocalPlatform
         from kubevision.core.settings import LocalSettings
+        from kubevision.local.supervisor import LocalPlatform
 
         return LocalPlatform(LocalSettings(data_dir=settings.data_dir)).s3_settings()
     return S3Settings()
@@ -49,7 +49,7 @@ def s3_settings(settings: GatewaySettings) -> S3Settings:
 def resources(settings: GatewaySettings, source: CatalogSource) -> ResourceWriter:
     """Where the training API creates projects and iterations: the local store, or the Kubernetes API."""
     if settings.mode == "local":
-        from kubevision.operator.local_store import LocalStore
+        from kubevision.local.store import LocalStore
 
         return LocalResources(LocalStore(Path(settings.data_dir) / "resources.db"))
     return KubernetesResources(source)

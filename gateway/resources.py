@@ -50,7 +50,7 @@ def merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 class LocalResources(ResourceWriter):
     def __init__(self, store):
-        self.store = store  # kubevision.operator.local_store.LocalStore
+        self.store = store  # kubevision.local.store.LocalStore
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
         meta = body["metadata"]

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from kubevision.core import api
-from kubevision.core.local import api_keys
 from kubevision.core.settings import GatewaySettings
 from kubevision.gateway.catalog import Catalog, NamespaceKeys
+from kubevision.local import api_keys
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class LocalSource(CatalogSource):
         self._store = None
 
     def load(self) -> Catalog:
-        from kubevision.operator.local_store import LocalStore
+        from kubevision.local.store import LocalStore
 
         if self._store is None:
             self._store = LocalStore(self.data_dir / "resources.db")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kubevision.core.local.platform import LocalPlatform
 from kubevision.core.settings import LocalSettings
+from kubevision.local.supervisor import LocalPlatform
 
 REPO = Path(__file__).resolve().parent.parent
 LAYERS = ("unit", "services", "e2e")

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 
-from kubevision.core.local.process import free_port
+from kubevision.local.process import free_port
 
 
 @contextlib.asynccontextmanager

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from kubevision.core.local.process import free_port
+from kubevision.local.process import free_port
 
 USER = "kubevision"
 

@@ -13,9 +13,9 @@ import yaml
 from kubevision.core import validation
 from kubevision.core.api import CustomVisionProject
 from kubevision.core.labelstore.upload import upload_folders
-from kubevision.core.local.demo import SAMPLE_TAGS
 from kubevision.core.settings import S3Settings
 from kubevision.core.storage import ObjectStore
+from kubevision.local.demo import SAMPLE_TAGS
 
 
 def upload(manifest: Path, samples: Path, settings: S3Settings) -> int:

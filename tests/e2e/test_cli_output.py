@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubevision.operator.local_store import LocalStore
+from kubevision.local.store import LocalStore
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = {

@@ -9,7 +9,7 @@ from conftest import EXAMPLES
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from kubevision.core.local import api_keys
+from kubevision.local import api_keys
 
 IMAGE_ROUTES = ("/image", "/image/nostore")
 CHERRY = next((EXAMPLES / "samples" / "Japanese_Cherry").glob("*.jpg")).read_bytes()

@@ -14,8 +14,8 @@ from kubevision.core.api import Iteration
 from kubevision.core.reasons import Reason
 from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
 from kubevision.core.training import iteration_id
-from kubevision.operator.local_controller import LocalController
-from kubevision.operator.local_store import LocalStore
+from kubevision.local.controller import LocalController
+from kubevision.local.store import LocalStore
 
 BUCKET = "local-controller"
 

@@ -21,7 +21,7 @@ from seeding import Seed, seed
 from kubevision.core.domains import BACKBONES
 from kubevision.core.serving.classification import to_input
 from kubevision.core.storage import DatasetLayout, ModelRepositoryLayout, ObjectStore
-from kubevision.operator.local_store import LocalStore
+from kubevision.local.store import LocalStore
 
 PROJECT = {
     "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "clothes"},

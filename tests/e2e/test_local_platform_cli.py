@@ -5,9 +5,9 @@ import re
 import signal
 import socket
 
-from kubevision.core.local.platform import LocalPlatform
-from kubevision.core.local.process import is_running
 from kubevision.core.settings import LocalSettings
+from kubevision.local.process import is_running
+from kubevision.local.supervisor import LocalPlatform
 
 ANY_PORT = ["--s3-port", "0", "--mlflow-port", "0", "--triton-http-port", "0", "--triton-grpc-port", "0",
             "--triton-metrics-port", "0", "--gateway-port", "0"]

@@ -22,8 +22,8 @@ from conftest import EXAMPLES, SAMPLES
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
-from kubevision.core.local import api_keys
 from kubevision.gateway import portal
+from kubevision.local import api_keys
 
 # Debian's package (the Makefile installs it); Playwright's own browser download is not used.
 CHROMIUM = Path(os.environ.get("KUBEVISION_CHROMIUM", "/usr/bin/chromium-headless-shell"))

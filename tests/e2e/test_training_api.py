@@ -26,7 +26,7 @@ from msrest.authentication import ApiKeyCredentials
 from PIL import Image
 
 from kubevision.core import dataset
-from kubevision.core.local import api_keys
+from kubevision.local import api_keys
 
 SAMPLES = EXAMPLES / "samples"
 TEST_IMAGE = (SAMPLES / "test" / "test_image.jpg").read_bytes()

@@ -14,10 +14,10 @@ from fault_proxy import ErrorAnswer, FaultProxy
 from PIL import Image
 from pydantic import SecretStr
 
-from kubevision.core.local.process import free_port
 from kubevision.core.reasons import Reason, SkipReason
 from kubevision.core.settings import MLflowSettings
 from kubevision.core.training import ExitCode
+from kubevision.local.process import free_port
 
 
 def bucket_listing(store, platform):

@@ -17,7 +17,7 @@ from kubevision.core.labelstore.database import open_database
 from kubevision.core.labelstore.store import LabelStore
 from kubevision.core.labelstore.upload import local_database_url
 from kubevision.core.storage import DatasetLayout, ObjectStore
-from kubevision.operator.local_store import LocalStore
+from kubevision.local.store import LocalStore
 
 PROJECT = {
     "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "uploaded"},

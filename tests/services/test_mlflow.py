@@ -9,9 +9,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from kubevision.core import api, tracking
-from kubevision.core.local import memory
-from kubevision.core.local.platform import MLFLOW_BUCKET
 from kubevision.core.storage import ObjectStore
+from kubevision.local import memory
+from kubevision.local.supervisor import MLFLOW_BUCKET
 from kubevision.operator.observe import sync_published_alias
 
 
@@ -66,7 +66,7 @@ def test_the_server_is_one_process_without_job_execution(platform):
     pid = platform.load_state().services["mlflow"].pid
     assert memory.process_tree(pid) == [pid]  # no `mlflow server` parent, no job runner, no huey consumers
     command = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
-    assert command[1:3] == ["-m", "kubevision.core.mlflow_server"]
+    assert command[1:3] == ["-m", "kubevision.local.mlflow_server"]
 
 
 def test_a_project_experiment_is_created_once(platform):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from kubevision.core.local.process import free_port
 from kubevision.core.results import TERMINATION_MESSAGE_BYTES, read_termination_message, termination_message
 from kubevision.core.storage import STORAGE_FAULTS, ObjectStore
 from kubevision.core.training import TrainingResult
+from kubevision.local.process import free_port
 
 NS = "results"
 

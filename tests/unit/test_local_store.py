@@ -5,7 +5,7 @@ import multiprocessing
 
 import pytest
 
-from kubevision.operator.local_store import Conflict, LocalStore
+from kubevision.local.store import Conflict, LocalStore
 
 KIND = "CustomVisionProject"
 CHANGES = 60

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from kubevision.operator.local_store import LocalStore
+from kubevision.local.store import LocalStore
 
 PROJECT = {
     "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "flowers"},

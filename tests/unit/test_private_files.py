@@ -6,8 +6,8 @@ import subprocess
 import sys
 import textwrap
 
-from kubevision.core.local.platform import LocalPlatform
 from kubevision.core.settings import LocalSettings
+from kubevision.local.supervisor import LocalPlatform
 
 
 def test_the_data_folder_is_private_whether_new_or_made_before(tmp_path):
@@ -43,8 +43,8 @@ def test_secret_files_are_never_readable_by_others_not_even_for_a_moment(tmp_pat
             finally:
                 looking = False
 
-        from kubevision.core.local import services
-        from kubevision.core.local.platform import LocalPlatform, PlatformState
+        from kubevision.local import services
+        from kubevision.local.supervisor import LocalPlatform, PlatformState
         from kubevision.core.settings import LocalSettings
         platform = LocalPlatform(LocalSettings(data_dir=folder))
         platform.state_path.touch(mode=0o600)  # a platform that was up: down() writes its state again

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kubevision.core.local import process, services
-from kubevision.core.local.platform import LocalPlatform, PlatformState, ServiceRecord
 from kubevision.core.settings import LocalSettings
-from kubevision.operator.local_controller import LocalTrainings
+from kubevision.local import process, services
+from kubevision.local.supervisor import LocalPlatform, PlatformState, ServiceRecord
+from kubevision.local.trainings import LocalTrainings
 
 
 def test_a_service_that_dies_while_starting_shows_its_log(tmp_path):

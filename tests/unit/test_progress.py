@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from kubevision.core import progress as progress_module
-from kubevision.core.progress import progress
+from kubevision.cli import progress as progress_module
+from kubevision.cli.progress import progress
 
 
 class Terminal(io.StringIO):

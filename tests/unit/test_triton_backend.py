@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import pytriton
 
-import kubevision.core.local
+import kubevision.local
 
-BACKEND = Path(kubevision.core.local.__file__).parent / "triton_backend" / "onnxruntime_model.py"
+BACKEND = Path(kubevision.local.__file__).parent / "triton_backend" / "onnxruntime_model.py"
 TRITON_UTILS = Path(pytriton.__file__).parent / "tritonserver" / "backends" / "python"
 
 

@@ -9,7 +9,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from kubevision.core.printing import age
+from kubevision.cli.printing import age
 
 INDENT = "  "
 

@@ -7,7 +7,7 @@ import json
 import secrets
 from pathlib import Path
 
-from kubevision.core.local.private import private_folder, write_private
+from kubevision.local.private import private_folder, write_private
 
 FILE_NAME = "api-keys.json"
 

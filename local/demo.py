@@ -12,9 +12,9 @@ import httpx
 import yaml
 
 from kubevision.core.labelstore.upload import upload_folders
-from kubevision.core.local import api_keys
-from kubevision.core.local.platform import DEFAULT_NAMESPACE, LocalPlatform
 from kubevision.core.storage import ObjectStore
+from kubevision.local import api_keys
+from kubevision.local.supervisor import DEFAULT_NAMESPACE, LocalPlatform
 
 SAMPLE_TAGS = ("Hemlock", "Japanese_Cherry")
 TEST_IMAGE = Path("samples/test/test_image.jpg")
@@ -57,7 +57,7 @@ endpoint and the key:
 
 def run(platform: LocalPlatform, examples: Path, timeout: float = 900,
         progress=lambda message: None) -> Demo:
-    from kubevision.operator.local_store import LocalStore
+    from kubevision.local.store import LocalStore
 
     project_manifest = yaml.safe_load((examples / "project.yaml").read_text())
     iteration_manifest = yaml.safe_load((examples / "quickstart-iteration.yaml").read_text())

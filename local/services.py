@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from kubevision.core import mlflow_server
-from kubevision.core.local.private import write_private
-from kubevision.core.local.process import ServiceError
+from kubevision.local import mlflow_server
+from kubevision.local.private import write_private
+from kubevision.local.process import ServiceError
 
 BIN_DIR = Path(sys.executable).parent  # console scripts of the environment kubevision runs in
 
@@ -108,7 +108,7 @@ SEAWEEDFS_PORT_FLAGS = (
 
 
 def mlflow(data_dir: Path, credentials: Credentials, port: int, s3_port: int, artifacts_bucket: str) -> ServiceSpec:
-    """The MLflow tracking server (one process, see kubevision.core.mlflow_server): runs in SQLite, artifacts
+    """The MLflow tracking server (one process, see kubevision.local.mlflow_server): runs in SQLite, artifacts
     proxied to the local S3."""
     if importlib.util.find_spec("mlflow") is None:
         raise ServiceError("mlflow not found; install it with: pip install 'kubevision[local]'")

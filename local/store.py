@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kubevision.core import validation
-from kubevision.core.local.private import private_folder
+from kubevision.local.private import private_folder
 
 KINDS = {"customvisionproject": "CustomVisionProject", "customvisionprojects": "CustomVisionProject",
          "cvp": "CustomVisionProject", "projects": "CustomVisionProject", "project": "CustomVisionProject",

@@ -5,7 +5,7 @@ one server, and MLflow imported twice before the server answers. Started through
 runs uvicorn itself, so one interpreter remains, under the pid that was started, and it answers in about half the
 time. Local mode uses it; a container running MLflow for KubeVision can use the same command, environment and flags.
 
-    python -m kubevision.core.mlflow_server --host ... --port ... --backend-store-uri ... --artifacts-destination ...
+    python -m kubevision.local.mlflow_server --host ... --port ... --backend-store-uri ... --artifacts-destination ...
 """
 
 from __future__ import annotations

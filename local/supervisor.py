@@ -13,11 +13,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, SecretStr
 
-from kubevision.core.local import api_keys, memory, process, services
-from kubevision.core.local.private import private_folder, write_private
-from kubevision.core.local.services import Credentials, ServiceSpec
 from kubevision.core.settings import LocalSettings, MLflowSettings, S3Settings, TritonSettings
 from kubevision.core.storage import ObjectStore
+from kubevision.local import api_keys, memory, process, services
+from kubevision.local.private import private_folder, write_private
+from kubevision.local.services import Credentials, ServiceSpec
 
 MLFLOW_BUCKET = "mlflow"
 SERVICES = ("s3", "mlflow", "triton", "controller", "gateway")

@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
+from kubevision.cli.printing import table
 from kubevision.core.crd import resource_for_kind
-from kubevision.core.printing import table
 
 
 def key(body: dict[str, Any]) -> tuple[str, str]:

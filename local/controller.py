@@ -1,39 +1,35 @@
-"""The local driver of the reconcile core: resources from the local store, the trainer as a child process instead
-of a Job, published models loaded into the local Triton instead of a Deployment."""
+"""The local driver of the reconcile sequence: resources from the local store, the trainer as a child process
+instead of a Job (trainings.py), published models loaded into the local Triton instead of a Deployment."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import os
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
 from kubevision.core import conditions
 from kubevision.core.api import Condition, CustomVisionProject, Iteration, IterationStatus
-from kubevision.core.local import process
-from kubevision.core.local.platform import LocalPlatform
 from kubevision.core.reasons import Reason
-from kubevision.core.results import read_termination_message
 from kubevision.core.storage import STORAGE_FAULTS, DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
 from kubevision.core.training import iteration_id
-from kubevision.operator import metrics, reconcile
-from kubevision.operator.local_store import Conflict, LocalStore
-from kubevision.operator.observe import ensure_experiment, observe_dataset, sync_published_alias
-from kubevision.operator.reconcile import IterationObservation, JobObservation, ServingObservation
+from kubevision.local import process
+from kubevision.local.store import Conflict, LocalStore
+from kubevision.local.supervisor import LocalPlatform
+from kubevision.local.trainings import LocalTrainings
+from kubevision.operator import metrics, observe, reconcile, sequence
+from kubevision.operator.reconcile import DatasetObservation, JobObservation, ServingObservation
 
 log = logging.getLogger(__name__)
 
-PROJECT, ITERATION = "CustomVisionProject", "Iteration"
+PROJECT, ITERATION = sequence.PROJECT, sequence.ITERATION
 EVENT_SOURCE = "kubevision-local-controller"  # the From of its Events
-# Beyond the training budget, time to start the process, load the data and export (as the Job's deadline).
-DEADLINE_MARGIN_SECONDS = 600
 T = TypeVar("T")
 
 
@@ -41,76 +37,9 @@ def _dump(model) -> dict:
     return model.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-class LocalTrainings:
-    """Trainer processes, one folder each (request, log, result, pid), so that a restarted controller adopts them."""
-
-    def __init__(self, folder: Path, platform: LocalPlatform):
-        self.folder = folder
-        self.platform = platform
-
-    def _folder(self, name: str) -> Path:
-        return self.folder / name
-
-    def log(self, name: str) -> Path:
-        """The trainer's log (what `kubevision logs` prints)."""
-        return self._folder(name) / "trainer.log"
-
-    def start(self, train: reconcile.TrainingJob) -> None:
-        folder = self._folder(train.name)
-        if (folder / "pid").is_file():
-            return  # started before: adopt it, never a second one
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "request.json").write_text(train.request.model_dump_json(by_alias=True, exclude_none=True))
-        s3, mlflow = self.platform.s3_settings(), self.platform.mlflow_settings()
-        env = {
-            **os.environ,
-            "KUBEVISION_S3_ENDPOINT": s3.endpoint, "KUBEVISION_S3_ACCESS_KEY": s3.access_key,
-            "KUBEVISION_S3_SECRET_KEY": s3.secret_key.get_secret_value(),
-            "KUBEVISION_MLFLOW_TRACKING_URI": mlflow.tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true",
-            "KUBEVISION_TERMINATION_LOG": str(folder / "result.json"),
-        }
-        command = [sys.executable, "-m", "kubevision.trainer", "--request", str(folder / "request.json")]
-        child = process.spawn(command, folder / "trainer.log", env, cwd=folder)
-        (folder / "pid").write_text(f"{child.pid} {process.identity(child.pid) or ''}")
-        (folder / "deadline").write_text(str(time.time() + train.options.budget_minutes * 60 + DEADLINE_MARGIN_SECONDS))
-        log.info("started training %s (pid %d)", train.name, child.pid)
-
-    def observe(self, namespace: str, name: str) -> JobObservation | None:
-        folder = self._folder(name)
-        if not (folder / "pid").is_file():
-            return None
-        pid, recorded = self._process(name)
-        started = datetime.fromtimestamp((folder / "pid").stat().st_mtime, UTC)
-        if process.is_running(pid, recorded):
-            if time.time() > float((folder / "deadline").read_text()):
-                process.stop(pid, recorded)
-                (folder / "deadline-exceeded").touch()
-            else:
-                return JobObservation(name=name, active=True, started=started)
-        finished = datetime.fromtimestamp((folder / "trainer.log").stat().st_mtime, UTC)
-        if (folder / "deadline-exceeded").exists():
-            return JobObservation(name=name, failed=True, failure_reason="DeadlineExceeded", started=started,
-                                  finished=finished)
-        result_file = folder / "result.json"
-        message = result_file.read_text(errors="replace") if result_file.is_file() else ""
-        result = read_termination_message(message, ObjectStore(self.platform.s3_settings()), namespace, name)
-        if result is None:  # no result, or one cut short or corrupt with nothing in S3 to complete it
-            return JobObservation(name=name, failed=True, failure_reason="Crashed", started=started, finished=finished,
-                                  failure_message=process.log_tail(folder / "trainer.log", 5))
-        succeeded = result.outcome == "Succeeded"
-        return JobObservation(name=name, succeeded=succeeded, failed=not succeeded, result=result, started=started,
-                              finished=finished)
-
-    def stop(self, name: str) -> None:
-        if (self._folder(name) / "pid").is_file():
-            process.stop(*self._process(name))
-
-    def _process(self, name: str) -> tuple[int, str | None]:
-        return process.recorded(self._folder(name))
-
-
 class LocalController:
-    """Its own files (trainings, the models it loaded) live beside its store: one controller a store."""
+    """Its own files (trainings, the models it loaded) live beside its store: one controller a store. It is the
+    sequence's driver (operator/driver.py) itself: a pass runs every resource's sequence in turn, then serves."""
 
     def __init__(self, platform: LocalPlatform, store: LocalStore, clock: Callable[[], datetime] | None = None):
         self.platform = platform
@@ -120,22 +49,26 @@ class LocalController:
         self.trainings = LocalTrainings(self.state_dir / "trainings", platform)
         self._restarted_for: set[str] = set()  # models Triton was restarted once to find
         self._missing: set[str] = set()  # wanted models that are in no model repository
+        self._iterations: list[dict] = []  # the Iterations of the pass under way
 
     # ------------------------------------------------------------------------------------------------------------
     def reconcile_all(self) -> float | None:
         """One pass over every resource; the soonest requeue asked for, or None. A resource that fails, fails
         alone: the others are reconciled all the same."""
+        return asyncio.run(self._reconcile_all())
+
+    async def _reconcile_all(self) -> float | None:
         requeues = []
         for body in self.store.list(PROJECT):
-            requeues.append(self._isolated(body, lambda body=body: self._reconcile_project(body),
-                                           reconcile.RETRY_FAULT))
+            requeues.append(await self._isolated(body, lambda body=body: self._reconcile_project(body),
+                                                 reconcile.RETRY_FAULT))
         serving: dict[tuple[str, str], list[str]] = {}
-        iterations = self.store.list(ITERATION)
+        self._iterations = iterations = self.store.list(ITERATION)
         for body in iterations:
             # A failing pass keeps the model's serving as it was: a fault must not unpublish.
             kept = body["metadata"]["name"] in self._loaded()
-            requeue, serve = self._isolated(body, lambda body=body: self._reconcile_iteration(body, iterations),
-                                            (reconcile.RETRY_FAULT, kept))
+            requeue, serve = await self._isolated(body, lambda body=body: self._reconcile_iteration(body),
+                                                  (reconcile.RETRY_FAULT, kept))
             requeues.append(requeue)
             if serve:
                 key = (body["metadata"]["namespace"], body["spec"]["projectRef"]["name"])
@@ -144,12 +77,12 @@ class LocalController:
         metrics.RUNNING_JOBS.set(sum(1 for b in iterations if (b.get("status") or {}).get("phase") == "Training"))
         return min((r for r in requeues if r is not None), default=None)
 
-    def _isolated(self, body: dict, reconcile_one: Callable[[], T], failed: T) -> T:
+    async def _isolated(self, body: dict, reconcile_one: Callable[[], Awaitable[T]], failed: T) -> T:
         """reconcile_one(), its failure logged, counted and written on the resource as a condition."""
         kind, meta = body["kind"], body["metadata"]
         with metrics.reconcile_timer(kind):
             try:
-                return reconcile_one()
+                return await reconcile_one()
             except Conflict:  # changed meanwhile (an apply, a delete): the next pass sees the new version
                 return failed
             except Exception as error:
@@ -189,47 +122,70 @@ class LocalController:
             time.sleep(interval)
 
     # ------------------------------------------------------------------------------------------------------------
-    def _reconcile_project(self, body: dict) -> float | None:
-        project = CustomVisionProject.model_validate(body)
-        meta = project.metadata
+    async def _reconcile_project(self, body: dict) -> float | None:
+        meta = CustomVisionProject.model_validate(body).metadata
         if body["metadata"].get("deletionTimestamp"):
             self.store.remove(PROJECT, meta.namespace, meta.name)  # MLflow history and S3 data are kept
             return None
-        observed = observe_dataset(project, self.platform.s3_settings())
-        experiment_id, tracking_error = ensure_experiment(project, self.platform.mlflow_settings().tracking_uri)
-        status, outcome = reconcile.reconcile_project(project, observed, tracking_error, experiment_id, self.clock())
-        self._events(body, outcome)
-        self._update_status(body, _dump(status))
-        return outcome.requeue_after
+        return (await sequence.reconcile_project(self, body)).requeue_after
 
-    def _reconcile_iteration(self, body: dict, iterations: list[dict]) -> tuple[float | None, bool]:
+    async def _reconcile_iteration(self, body: dict) -> tuple[float | None, bool]:
         iteration = Iteration.model_validate(body)
         meta = iteration.metadata
         if body["metadata"].get("deletionTimestamp"):
             self.trainings.stop(iteration_id(iteration))
-            sync_published_alias(iteration, iteration.status, IterationStatus(),
-                                 self.platform.mlflow_settings().tracking_uri)
+            await self.sync_published_alias(iteration, IterationStatus())
             self.store.remove(ITERATION, meta.namespace, meta.name)  # its model is unloaded by _serve
             return None, False
-        project_body = self.store.get(PROJECT, meta.namespace, iteration.spec.project_ref.name)
-        project = CustomVisionProject.model_validate(project_body) if project_body else None
-        siblings = [b for b in iterations if b["spec"]["projectRef"]["name"] == iteration.spec.project_ref.name
-                    and b["metadata"]["namespace"] == meta.namespace and not b["metadata"].get("deletionTimestamp")]
-        observed = IterationObservation(
-            project=project,
-            job=self.trainings.observe(meta.namespace, iteration_id(iteration)),
-            publish_owner=reconcile.publish_owners(siblings).get(iteration.spec.publish_name or ""),
-            serving=self._serving_observation(meta.name),
-        )
-        plan = reconcile.reconcile_iteration(iteration, observed, self.clock())
-        if plan.train is not None:
-            DatasetStore(ObjectStore(self.platform.s3_settings()), DatasetLayout.of(project.spec.dataset)).snapshot(
-                plan.train.name)
-            self.trainings.start(plan.train)
-        self._events(body, plan.outcome)
-        self._update_status(body, _dump(plan.status))
-        sync_published_alias(iteration, iteration.status, plan.status, self.platform.mlflow_settings().tracking_uri)
+        plan = await sequence.reconcile_iteration(self, body)  # never None: a training shows once started
         return plan.outcome.requeue_after, plan.serve
+
+    # ------------------------------------------------------------------------------------------------------------
+    # The Driver of the reconcile sequence (operator/driver.py)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    async def observe_dataset(self, project: CustomVisionProject) -> DatasetObservation:
+        return observe.observe_dataset(project, self.platform.s3_settings())
+
+    async def ensure_experiment(self, project: CustomVisionProject) -> tuple[str | None, str | None]:
+        return observe.ensure_experiment(project, self.platform.mlflow_settings().tracking_uri)
+
+    async def repair_serving(self, project_body: dict[str, Any]) -> None:
+        """Nothing to repair: the pass ends by serving every wanted model (_serve)."""
+
+    async def project_of(self, iteration: Iteration) -> dict[str, Any] | None:
+        return self.store.get(PROJECT, iteration.metadata.namespace, iteration.spec.project_ref.name)
+
+    async def siblings(self, iteration: Iteration) -> list[dict[str, Any]]:
+        project, namespace = iteration.spec.project_ref.name, iteration.metadata.namespace
+        return [b for b in self._iterations if b["spec"]["projectRef"]["name"] == project
+                and b["metadata"]["namespace"] == namespace and not b["metadata"].get("deletionTimestamp")]
+
+    async def observe_training(self, iteration: Iteration) -> JobObservation | None:
+        return self.trainings.observe(iteration.metadata.namespace, iteration_id(iteration))
+
+    async def observe_serving(self, iteration: Iteration) -> ServingObservation:
+        return self._serving_observation(iteration.metadata.name)
+
+    async def snapshot_dataset(self, project: CustomVisionProject, name: str) -> None:
+        DatasetStore(ObjectStore(self.platform.s3_settings()), DatasetLayout.of(project.spec.dataset)).snapshot(name)
+
+    async def start_training(self, train: reconcile.TrainingJob, iteration_body: dict[str, Any]) -> None:
+        self.trainings.start(train)
+
+    async def sync_published_alias(self, iteration: Iteration, status: IterationStatus) -> None:
+        observe.sync_published_alias(iteration, iteration.status, status, self.platform.mlflow_settings().tracking_uri)
+
+    async def serve(self, project_body: dict[str, Any] | None, iteration: Iteration,
+                    serving: ServingObservation | None, wanted: bool) -> None:
+        """Nothing yet: the pass serves every wanted model together at its end (_serve), Triton being shared and
+        restarted at most once for them all."""
+
+    async def report(self, kind: str, body: dict[str, Any], status, outcome: reconcile.Outcome) -> None:
+        self._events(body, outcome)
+        self._update_status(body, _dump(status))
 
     # ------------------------------------------------------------------------------------------------------------
     def _triton(self) -> triton_http.InferenceServerClient:

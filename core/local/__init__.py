@@ -1,1 +1,0 @@
-"""Local mode: the platform's services as processes on one machine."""

@@ -1,1 +1,0 @@
-"""Files that local mode installs into Triton's backend directory (see kubevision.core.local.services.triton)."""

@@ -1,0 +1,1 @@
+"""Files that local mode installs into Triton's backend directory (see kubevision.local.services.triton)."""

@@ -1,0 +1,50 @@
+"""The reconcile sequence, once for both drivers: observe, reconcile (the pure core in reconcile.py), snapshot and
+start a training, write status and Events, sync the MLflow alias, serve. What is read and written, and how, is the
+driver's (driver.py); finding the resource and handling its deletion too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubevision.core.api import CustomVisionProject, Iteration
+from kubevision.operator import reconcile
+from kubevision.operator.driver import Driver, TrainingNotSeenYet
+from kubevision.operator.reconcile import IterationObservation, IterationPlan, Outcome
+
+PROJECT, ITERATION = "CustomVisionProject", "Iteration"
+
+
+async def reconcile_project(driver: Driver, body: dict[str, Any]) -> Outcome:
+    """One pass over a project that is not being deleted."""
+    project = CustomVisionProject.model_validate(body)
+    dataset = await driver.observe_dataset(project)
+    experiment_id, tracking_error = await driver.ensure_experiment(project)
+    status, outcome = reconcile.reconcile_project(project, dataset, tracking_error, experiment_id, driver.now())
+    await driver.report(PROJECT, body, status, outcome)
+    await driver.repair_serving(body)
+    return outcome
+
+
+async def reconcile_iteration(driver: Driver, body: dict[str, Any]) -> IterationPlan | None:
+    """One pass over an Iteration that is not being deleted; None when its training is not visible yet."""
+    iteration = Iteration.model_validate(body)
+    project_body = await driver.project_of(iteration)
+    project = CustomVisionProject.model_validate(project_body) if project_body else None
+    try:
+        job = await driver.observe_training(iteration)
+    except TrainingNotSeenYet:
+        return None
+    observed = IterationObservation(
+        project=project,
+        job=job,
+        publish_owner=reconcile.publish_owners(await driver.siblings(iteration)).get(iteration.spec.publish_name or ""),
+        serving=await driver.observe_serving(iteration),
+    )
+    plan = reconcile.reconcile_iteration(iteration, observed, driver.now())
+    if plan.train is not None:
+        await driver.snapshot_dataset(project, plan.train.name)
+        await driver.start_training(plan.train, body)
+    await driver.report(ITERATION, body, plan.status, plan.outcome)
+    await driver.sync_published_alias(iteration, plan.status)
+    await driver.serve(project_body, iteration, observed.serving, plan.serve)
+    return plan
