@@ -21,17 +21,17 @@ from kubevision.core.labelstore.upload import local_database_url
 from kubevision.core.settings import GatewaySettings, S3Settings
 from kubevision.core.storage import ObjectStore
 from kubevision.gateway import errors, portal
-from kubevision.gateway.inference import Classifier
-from kubevision.gateway.labelling import LabellingService
-from kubevision.gateway.manifests import export_forever
-from kubevision.gateway.observe import Observe
-from kubevision.gateway.predictions import PredictionRecorder, PredictionService
-from kubevision.gateway.resources import KubernetesResources, LocalResources, ResourceWriter
-from kubevision.gateway.routers import files, prediction, training
-from kubevision.gateway.sources import CatalogSource, KubernetesSource, LocalSource
-from kubevision.gateway.trained import TrainedIterations
-from kubevision.gateway.training import Services, TrainingService
-from kubevision.gateway.transfer import ProjectTransfer
+from kubevision.gateway.backends.triton import Classifier
+from kubevision.gateway.services.images import LabellingService
+from kubevision.gateway.services.manifests import export_forever
+from kubevision.gateway.http.observe import Observe
+from kubevision.gateway.services.predictions import PredictionRecorder, PredictionService
+from kubevision.gateway.backends.resources import KubernetesResources, LocalResources, ResourceWriter
+from kubevision.gateway.http.routers import files, prediction, training
+from kubevision.gateway.backends.sources import CatalogSource, KubernetesSource, LocalSource
+from kubevision.gateway.backends.trained import TrainedIterations
+from kubevision.gateway.services.projects import Services, TrainingService
+from kubevision.gateway.services.transfer import ProjectTransfer
 
 log = logging.getLogger(__name__)
 

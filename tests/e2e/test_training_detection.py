@@ -30,7 +30,7 @@ from kubevision.core.detection_model import (
 )
 from kubevision.core.reasons import Reason
 from kubevision.core.settings import GatewaySettings
-from kubevision.gateway.trained import TrainedIterations
+from kubevision.gateway.backends.trained import TrainedIterations
 from kubevision.trainer.detection import export
 from kubevision.trainer.run import train
 

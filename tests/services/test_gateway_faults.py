@@ -17,7 +17,7 @@ from kubevision.core.local.process import free_port
 from kubevision.core.settings import GatewaySettings
 from kubevision.gateway.catalog import Catalog, NamespaceKeys, Project, PublishedModel
 from kubevision.gateway.main import create_app
-from kubevision.gateway.sources import CatalogSource
+from kubevision.gateway.backends.sources import CatalogSource
 
 PROJECT = Project("5a0c6f0e-0000-4000-8000-000000000001", "team-a", "trees", "Classification", "faults", "trees/")
 KEY = "k" * 32

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from kubevision.gateway.labelling import LabellingService
-from kubevision.gateway.predictions import PredictionService
-from kubevision.gateway.training import TrainingService
-from kubevision.gateway.transfer import ProjectTransfer
+from kubevision.gateway.services.images import LabellingService
+from kubevision.gateway.services.predictions import PredictionService
+from kubevision.gateway.services.projects import TrainingService
+from kubevision.gateway.services.transfer import ProjectTransfer
 
 
 def prediction_namespace(

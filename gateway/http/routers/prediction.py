@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from kubevision.gateway.deps import PredictionNamespace, Predictions
+from kubevision.gateway.http.deps import PredictionNamespace, Predictions
 from kubevision.gateway.errors import CustomVisionError, UnsupportedMediaType
 from kubevision.gateway.wire import CustomVisionErrorBody, ImagePrediction, ImageUrl
 

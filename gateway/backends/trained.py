@@ -36,7 +36,7 @@ from kubevision.core.storage import (
 from kubevision.core.training import iteration_id
 from kubevision.gateway.catalog import Project
 from kubevision.gateway.errors import NotFound, ServiceUnavailable
-from kubevision.gateway.inference import CLASSIFICATION, INPUT, OUTPUT, Detections
+from kubevision.gateway.backends.triton import CLASSIFICATION, INPUT, OUTPUT, Detections
 
 log = logging.getLogger(__name__)
 

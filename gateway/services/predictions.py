@@ -22,9 +22,9 @@ from kubevision.core.storage import DatasetLayout, ObjectStore
 from kubevision.gateway import images, metrics
 from kubevision.gateway.catalog import Project, PublishedModel
 from kubevision.gateway.errors import CustomVisionError
-from kubevision.gateway.inference import Classifier, Detections
-from kubevision.gateway.sources import CatalogSource
-from kubevision.gateway.trained import TrainedIterations, tag_ids
+from kubevision.gateway.backends.triton import Classifier, Detections
+from kubevision.gateway.backends.sources import CatalogSource
+from kubevision.gateway.backends.trained import TrainedIterations, tag_ids
 from kubevision.gateway.wire import BoundingBox, ImagePrediction, Prediction, SuggestedTags, TagType
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from kubevision.core.labelstore.store import MAX_BATCH
 from kubevision.core.training import MAX_IMAGE_BYTES
 from kubevision.gateway import domains, wire
 from kubevision.gateway.catalog import Project
-from kubevision.gateway.deps import (
+from kubevision.gateway.http.deps import (
     BaseUrl,
     Labeller,
     Predictions,
@@ -23,9 +23,9 @@ from kubevision.gateway.deps import (
 )
 from kubevision.gateway.errors import CustomVisionError, UnsupportedMediaType
 from kubevision.gateway.images import fetch as fetch_image
-from kubevision.gateway.labelling import newest_first, tag_filter
-from kubevision.gateway.predictions import PredictionService
-from kubevision.gateway.routers.prediction import image_bytes, multipart_parts
+from kubevision.gateway.services.images import newest_first, tag_filter
+from kubevision.gateway.services.predictions import PredictionService
+from kubevision.gateway.http.routers.prediction import image_bytes, multipart_parts
 
 VERSIONS = ("v3.3", "v3.4-preview")
 UPLOAD_LIMIT = MAX_BATCH * MAX_IMAGE_BYTES + 1024 * 1024  # a full batch of the largest images, and its multipart

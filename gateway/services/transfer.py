@@ -23,7 +23,7 @@ from kubevision.core.storage import STORAGE_FAULTS, DatasetLayout
 from kubevision.core.training import NEGATIVE_TAG
 from kubevision.gateway import wire
 from kubevision.gateway.errors import CustomVisionError
-from kubevision.gateway.training import TrainingService, project_wire
+from kubevision.gateway.services.projects import TrainingService, project_wire
 
 ESTIMATED_MS_PER_IMAGE = 50  # what an import takes per image here (read, inspect, store), for the estimate
 

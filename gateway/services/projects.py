@@ -26,9 +26,9 @@ from kubevision.core.training import NEGATIVE_TAG, min_images_per_tag
 from kubevision.gateway import domains, links, wire
 from kubevision.gateway.catalog import Project
 from kubevision.gateway.errors import CustomVisionError, NotFound
-from kubevision.gateway.resources import AlreadyExists, ResourceWriter
-from kubevision.gateway.sources import CatalogSource
-from kubevision.gateway.trained import TAG_IDS_ANNOTATION, TrainedIterations, tag_ids
+from kubevision.gateway.backends.resources import AlreadyExists, ResourceWriter
+from kubevision.gateway.backends.sources import CatalogSource
+from kubevision.gateway.backends.trained import TAG_IDS_ANNOTATION, TrainedIterations, tag_ids
 
 DOMAIN_ANNOTATION = "kubevision.io/domain-id"  # the Azure domain id the caller chose (several map to one domain)
 NAME_ANNOTATION = "kubevision.io/display-name"  # an Iteration's Custom Vision name

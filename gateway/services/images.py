@@ -15,8 +15,8 @@ from kubevision.core.training import MAX_IMAGE_BYTES
 from kubevision.gateway import images as image_urls
 from kubevision.gateway import wire
 from kubevision.gateway.errors import CustomVisionError
-from kubevision.gateway.trained import tag_ids as tag_ids_of
-from kubevision.gateway.training import Services, project_wire
+from kubevision.gateway.backends.trained import tag_ids as tag_ids_of
+from kubevision.gateway.services.projects import Services, project_wire
 
 MAX_TAG_FILTER = 20
 URL_FETCHES = 8  # image URLs of one batch fetched at once
