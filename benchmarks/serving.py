@@ -46,8 +46,8 @@ from kubevision.core.preprocessing import to_input
 from kubevision.core.settings import GatewaySettings, LocalSettings
 from kubevision.core.storage import ModelRepositoryLayout, ObjectStore, model_labels_key, model_onnx_key
 from kubevision.gateway import images
-from kubevision.gateway.backends.triton import INPUT, OUTPUT
 from kubevision.gateway.backends.trained import session_options
+from kubevision.gateway.backends.triton import INPUT, OUTPUT
 from kubevision.trainer.detection import export as detection_export
 from kubevision.trainer.detection.network import INPUT_SIZES
 

@@ -34,9 +34,9 @@ from kubevision.core.storage import (
     model_onnx_key,
 )
 from kubevision.core.training import iteration_id
+from kubevision.gateway.backends.triton import CLASSIFICATION, INPUT, OUTPUT, Detections
 from kubevision.gateway.catalog import Project
 from kubevision.gateway.errors import NotFound, ServiceUnavailable
-from kubevision.gateway.backends.triton import CLASSIFICATION, INPUT, OUTPUT, Detections
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,14 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from kubevision.gateway.services.exports import ExportService
 from kubevision.gateway.services.images import LabellingService
+from kubevision.gateway.services.iterations import IterationService
+from kubevision.gateway.services.performance import PerformanceService
 from kubevision.gateway.services.predictions import PredictionService
-from kubevision.gateway.services.projects import TrainingService
+from kubevision.gateway.services.projects import ProjectService
+from kubevision.gateway.services.stored_predictions import StoredPredictionService
+from kubevision.gateway.services.tags import TagService
 from kubevision.gateway.services.transfer import ProjectTransfer
 
 
@@ -34,16 +39,14 @@ def training_namespace(
     return request.app.state.source.catalog.namespace_of("training", training_key)
 
 
-def training_service(request: Request) -> TrainingService:
-    return request.app.state.training
+def _state(name: str):
+    """A dependency that hands a route the service the app's lifespan made under `name`."""
 
+    def service(request: Request):
+        return getattr(request.app.state, name)
 
-def labelling_service(request: Request) -> LabellingService:
-    return request.app.state.labelling
-
-
-def transfer_service(request: Request) -> ProjectTransfer:
-    return request.app.state.transfer
+    service.__name__ = f"{name}_service"
+    return service
 
 
 def base_url(request: Request) -> str:
@@ -52,7 +55,12 @@ def base_url(request: Request) -> str:
 
 
 TrainingNamespace = Annotated[str, Depends(training_namespace)]
-Trainer = Annotated[TrainingService, Depends(training_service)]
-Labeller = Annotated[LabellingService, Depends(labelling_service)]
-Transfers = Annotated[ProjectTransfer, Depends(transfer_service)]
+Projects = Annotated[ProjectService, Depends(_state("projects"))]
+Tags = Annotated[TagService, Depends(_state("tags"))]
+Labeller = Annotated[LabellingService, Depends(_state("labelling"))]
+Iterations = Annotated[IterationService, Depends(_state("iterations"))]
+Performance = Annotated[PerformanceService, Depends(_state("performance"))]
+Exports = Annotated[ExportService, Depends(_state("exports"))]
+StoredPredictions = Annotated[StoredPredictionService, Depends(_state("stored_predictions"))]
+Transfers = Annotated[ProjectTransfer, Depends(_state("transfer"))]
 BaseUrl = Annotated[str, Depends(base_url)]

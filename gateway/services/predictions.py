@@ -20,11 +20,11 @@ from kubevision.core.preprocessing import to_input
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import DatasetLayout, ObjectStore
 from kubevision.gateway import images, metrics
-from kubevision.gateway.catalog import Project, PublishedModel
-from kubevision.gateway.errors import CustomVisionError
-from kubevision.gateway.backends.triton import Classifier, Detections
 from kubevision.gateway.backends.sources import CatalogSource
 from kubevision.gateway.backends.trained import TrainedIterations, tag_ids
+from kubevision.gateway.backends.triton import Classifier, Detections
+from kubevision.gateway.catalog import Project, PublishedModel
+from kubevision.gateway.errors import CustomVisionError
 from kubevision.gateway.wire import BoundingBox, ImagePrediction, Prediction, SuggestedTags, TagType
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from PIL import Image
 
 from kubevision.core.local.process import free_port
 from kubevision.core.settings import GatewaySettings
+from kubevision.gateway.backends.sources import CatalogSource
 from kubevision.gateway.catalog import Catalog, NamespaceKeys, Project, PublishedModel
 from kubevision.gateway.main import create_app
-from kubevision.gateway.backends.sources import CatalogSource
 
 PROJECT = Project("5a0c6f0e-0000-4000-8000-000000000001", "team-a", "trees", "Classification", "faults", "trees/")
 KEY = "k" * 32
