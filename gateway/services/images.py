@@ -184,9 +184,9 @@ class LabellingService:
                           tag_ids: list[str] | None) -> list[ImageView]:
         """The images of an iteration's training snapshot, labelled as they were then, in upload order."""
         project = self.lookup.project(namespace, project_id)
-        body = self.source.catalog.iteration(project, iteration_id)
-        records = await self.trained.snapshot(project, body)
-        tag_id, wanted = tag_ids_of(project.uid, body), {t.lower() for t in tag_ids or []}
+        iteration = self.source.catalog.iteration(project, iteration_id)
+        records = await self.trained.snapshot(project, iteration)
+        tag_id, wanted = tag_ids_of(project.uid, iteration), {t.lower() for t in tag_ids or []}
         views = []
         for record in records:
             names = [*record.tags, *(r.tag for r in record.regions)]

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from kubevision.core import api, dataset
+from kubevision.core.api import Iteration
 from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.store import LabelStore
 from kubevision.core.settings import GatewaySettings
@@ -17,7 +18,7 @@ from kubevision.gateway import wire
 from kubevision.gateway.backends.resources import AlreadyExists, ResourceWriter
 from kubevision.gateway.backends.sources import CatalogSource
 from kubevision.gateway.backends.trained import TAG_IDS_ANNOTATION
-from kubevision.gateway.catalog import Catalog, Project
+from kubevision.gateway.catalog import Catalog, Project, annotations, created
 from kubevision.gateway.errors import CustomVisionError, NotFound
 from kubevision.gateway.services.lookup import ProjectLookup
 from kubevision.gateway.services.projects import project_wire, timestamp
@@ -28,35 +29,39 @@ TRAINING_PHASES = {"Pending": "Training", "Training": "Training", "Trained": "Co
                    "Failed": "Failed"}
 
 
-def trained_iteration(catalog: Catalog, project: Project, iteration_id: str) -> dict[str, Any]:
+def training_status(iteration: Iteration, unset: str = "Pending") -> str | None:
+    """Custom Vision's status of an iteration (Training, Completed or Failed) from its phase (`unset` if none)."""
+    return TRAINING_PHASES.get(iteration.status.phase or unset)
+
+
+def trained_iteration(catalog: Catalog, project: Project, iteration_id: str) -> Iteration:
     """An iteration of the project that has completed training (BadRequestIterationIsNotTrained otherwise)."""
-    body = catalog.iteration(project, iteration_id)
-    if TRAINING_PHASES.get((body.get("status") or {}).get("phase") or "Pending") != "Completed":
+    iteration = catalog.iteration(project, iteration_id)
+    if training_status(iteration) != "Completed":
         raise CustomVisionError(f"Iteration {iteration_id} has not completed training.",
                                 "BadRequestIterationIsNotTrained")
-    return body
+    return iteration
 
 
-def iteration_wire(project: Project, body: dict[str, Any]) -> wire.Iteration:
-    meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
+def iteration_wire(project: Project, iteration: Iteration) -> wire.Iteration:
+    meta, spec, status = iteration.metadata, iteration.spec, iteration.status
     project_view = project_wire(project)
-    failed = next((c for c in status.get("conditions", []) if c.get("status") == "False"
-                   and status.get("phase") == "Failed"), None)
-    started, finished = timestamp(status.get("trainingStarted")), timestamp(status.get("trainingFinished"))
-    training_type = spec.get("trainingType") or project.body["spec"].get("trainingDefaults", {}).get(
+    failed = next((c for c in status.conditions if c.status == "False" and status.phase == "Failed"), None)
+    started, finished = status.training_started, status.training_finished
+    training_type = spec.training_type or project.body["spec"].get("trainingDefaults", {}).get(
         "trainingType", "Quick")
     return wire.Iteration(
-        id=meta["uid"], name=(meta.get("annotations") or {}).get(NAME_ANNOTATION, meta["name"]),
-        status=TRAINING_PHASES.get(status.get("phase") or "Pending", "Training"),
-        created=timestamp(meta.get("creationTimestamp")), last_modified=finished or timestamp(meta.get(
-            "creationTimestamp")), trained_at=finished, project_id=project.uid, exportable=True,
+        id=meta.uid, name=annotations(iteration).get(NAME_ANNOTATION, meta.name),
+        status=training_status(iteration) or "Training",
+        created=timestamp(created(iteration)), last_modified=finished or timestamp(created(iteration)),
+        trained_at=finished, project_id=project.uid, exportable=True,
         exportable_to=["ONNX"], domain_id=project_view.settings.domain_id,
         classification_type=project_view.settings.classification_type,
         training_type="Advanced" if training_type == "Advanced" else "Regular",
-        reserved_budget_in_hours=(spec.get("budgetMinutes") or 0) // 60,
+        reserved_budget_in_hours=(spec.budget_minutes or 0) // 60,
         training_time_in_minutes=int((finished - started).total_seconds() // 60) if started and finished else 0,
-        publish_name=status.get("publishedName") or spec.get("publishName"),
-        training_error_details=f"{failed.get('reason')}: {failed.get('message', '')}" if failed else None,
+        publish_name=status.published_name or spec.publish_name,
+        training_error_details=f"{failed.reason}: {failed.message}" if failed else None,
     )
 
 
@@ -72,9 +77,8 @@ class IterationService:
 
     def iterations(self, namespace: str, project_id: str) -> list[wire.Iteration]:
         project = self.lookup.project(namespace, project_id)
-        bodies = sorted(self.source.catalog.iterations.get(project.uid, []),
-                        key=lambda b: b["metadata"].get("creationTimestamp", ""))
-        return [iteration_wire(project, b) for b in bodies]
+        return [iteration_wire(project, i) for i in sorted(self.source.catalog.iterations.get(project.uid, []),
+                                                           key=created)]
 
     def iteration(self, namespace: str, project_id: str, iteration_id: str) -> wire.Iteration:
         project = self.lookup.project(namespace, project_id)
@@ -84,16 +88,15 @@ class IterationService:
                     force: bool) -> wire.Iteration:
         project = self.lookup.project(namespace, project_id)
         ref = await self.lookup.labelled(namespace, project_id)
-        bodies = self.source.catalog.iterations.get(project.uid, [])
-        if any(TRAINING_PHASES.get((b.get("status") or {}).get("phase") or "Pending") == "Training" for b in bodies):
+        iterations = self.source.catalog.iterations.get(project.uid, [])
+        if any(training_status(i) == "Training" for i in iterations):
             raise CustomVisionError("An iteration of this project is training already.",
                                     "BadRequestTrainingAlreadyInProgress")
         if training_type not in (None, "Regular", "Advanced"):
             raise CustomVisionError("trainingType is Regular or Advanced.", "BadRequest")
         await self._check_trainable(project)
         version = (await asyncio.to_thread(self.labels.project, ref.id)).labels_version
-        trained = {(b["metadata"].get("annotations") or {}).get(LABELS_ANNOTATION) for b in bodies
-                   if TRAINING_PHASES.get((b.get("status") or {}).get("phase") or "") == "Completed"}
+        trained = {annotations(i).get(LABELS_ANNOTATION) for i in iterations if training_status(i, "") == "Completed"}
         if str(version) in trained and not force:
             raise CustomVisionError("Nothing changed since the last training; pass forceTrain to train again.",
                                     "BadRequestTrainingNotNeeded")
@@ -103,7 +106,7 @@ class IterationService:
                                 "trainingType": "Advanced" if training_type == "Advanced" else "Quick"}
         if training_type == "Advanced" and budget_hours:
             spec["budgetMinutes"] = min(budget_hours * 60, 2880)
-        number = len(bodies) + 1
+        number = len(iterations) + 1
         while True:
             body = {"apiVersion": api.API_VERSION, "kind": "Iteration",
                     "metadata": {"name": f"{project.name}-{number}", "namespace": namespace, "annotations": {
@@ -116,7 +119,7 @@ class IterationService:
             except AlreadyExists:
                 number += 1
         await self.source.observe("iterations", stored)
-        return iteration_wire(project, stored)
+        return iteration_wire(project, Iteration.model_validate(stored))
 
     async def _kept_tag_ids(self, project_uid: str) -> dict[str, str]:
         """{name the model will know: id} for each tag whose id is not derived from that name (a renamed tag, a
@@ -144,22 +147,22 @@ class IterationService:
 
     async def update_iteration(self, namespace: str, project_id: str, iteration_id: str, name: str) -> wire.Iteration:
         project = self.lookup.project(namespace, project_id)
-        body = self.source.catalog.iteration(project, iteration_id)
+        iteration = self.source.catalog.iteration(project, iteration_id)
         if not name or len(name) > 256:
             raise CustomVisionError("An iteration's name must have 1 to 256 characters.", "BadRequestIterationName")
-        stored = await self.resources.patch("Iteration", namespace, body["metadata"]["name"],
-                                              {"metadata": {"annotations": {NAME_ANNOTATION: name}}})
+        stored = await self.resources.patch("Iteration", namespace, iteration.metadata.name,
+                                            {"metadata": {"annotations": {NAME_ANNOTATION: name}}})
         await self.source.observe("iterations", stored)
-        return iteration_wire(project, stored)
+        return iteration_wire(project, Iteration.model_validate(stored))
 
     async def delete_iteration(self, namespace: str, project_id: str, iteration_id: str) -> None:
         project = self.lookup.project(namespace, project_id)
-        body = self.source.catalog.iteration(project, iteration_id)
-        if body["spec"].get("publishName"):  # the wanted state: an unpublish in progress does not count
+        iteration = self.source.catalog.iteration(project, iteration_id)
+        if iteration.spec.publish_name:  # the wanted state: an unpublish in progress does not count
             raise CustomVisionError("The iteration is published; unpublish it first.",
                                     "BadRequestIterationIsPublished")
-        await self.resources.delete("Iteration", namespace, body["metadata"]["name"])
-        await self.source.observe("iterations", body, deleted=True)
+        await self.resources.delete("Iteration", namespace, iteration.metadata.name)
+        await self.source.observe("iterations", iteration.model_dump(mode="json", by_alias=True), deleted=True)
 
     # ------------------------------------------------------------------------------------------------------------
     # publishing
@@ -167,19 +170,19 @@ class IterationService:
     async def publish(self, namespace: str, project_id: str, iteration_id: str, publish_name: str,
                       overwrite: bool) -> bool:
         project = self.lookup.project(namespace, project_id)
-        body = trained_iteration(self.source.catalog, project, iteration_id)
+        iteration = trained_iteration(self.source.catalog, project, iteration_id)
         name = publish_name.lower()
         if not re.fullmatch(api.DNS_LABEL, name) or len(name) > 63:
             raise CustomVisionError("A publish name here is 1 to 63 letters, digits and '-', starting and ending "
                                     "with a letter or digit (compared without case).", "BadRequestInvalidPublishName")
         for other in self.source.catalog.iterations.get(project.uid, []):
-            taken = {(other.get("status") or {}).get("publishedName"), other["spec"].get("publishName")}
-            if other is not body and name in taken:
+            taken = {other.status.published_name, other.spec.publish_name}
+            if other is not iteration and name in taken:
                 if not overwrite:
                     raise CustomVisionError(f"Another iteration is published as {publish_name!r}.",
                                             "BadRequestInvalidPublishName")
                 await self._set_publish_name(namespace, other, None)
-        await self._set_publish_name(namespace, body, name)
+        await self._set_publish_name(namespace, iteration, name)
         deadline = asyncio.get_running_loop().time() + self.settings.publish_wait_seconds
         while (project.uid, name) not in self.source.catalog.published:  # answer once predictions can be served
             if asyncio.get_running_loop().time() > deadline:
@@ -187,33 +190,33 @@ class IterationService:
             await asyncio.sleep(0.25)
         return True
 
-    async def _set_publish_name(self, namespace: str, body: dict[str, Any], name: str | None) -> None:
-        stored = await self.resources.patch("Iteration", namespace, body["metadata"]["name"],
-                                              {"spec": {"publishName": name}})
+    async def _set_publish_name(self, namespace: str, iteration: Iteration, name: str | None) -> None:
+        stored = await self.resources.patch("Iteration", namespace, iteration.metadata.name,
+                                            {"spec": {"publishName": name}})
         await self.source.observe("iterations", stored)
 
     async def unpublish(self, namespace: str, project_id: str, iteration_id: str) -> None:
         project = self.lookup.project(namespace, project_id)
-        body = self.source.catalog.iteration(project, iteration_id)
-        if not body["spec"].get("publishName"):
+        iteration = self.source.catalog.iteration(project, iteration_id)
+        if not iteration.spec.publish_name:
             raise CustomVisionError(f"Iteration {iteration_id} is not published.", "BadRequestIterationNotPublished")
-        await self._set_publish_name(namespace, body, None)
+        await self._set_publish_name(namespace, iteration, None)
 
     def quick_test_target(self, namespace: str, project_id: str,
-                          iteration_id: str | None) -> tuple[Project, dict[str, Any], str | None]:
+                          iteration_id: str | None) -> tuple[Project, Iteration, str | None]:
         """The iteration a quick test runs (by default the newest trained one), and the name Triton serves it by
         when it is published (None: the gateway runs its exported model itself)."""
         project = self.lookup.project(namespace, project_id)
         if iteration_id:
-            body = trained_iteration(self.source.catalog, project, iteration_id)
+            iteration = trained_iteration(self.source.catalog, project, iteration_id)
         else:
-            trained = [b for b in self.source.catalog.iterations.get(project.uid, [])
-                       if TRAINING_PHASES.get((b.get("status") or {}).get("phase") or "") == "Completed"]
+            trained = [i for i in self.source.catalog.iterations.get(project.uid, [])
+                       if training_status(i, "") == "Completed"]
             if not trained:
                 raise NotFound("No iteration of this project has completed training.",
                                "NotFoundProjectDefaultIteration")
-            body = max(trained, key=lambda b: b["metadata"].get("creationTimestamp", ""))
+            iteration = max(trained, key=created)
         served = [m.publish_name for (uid, _), m in self.source.catalog.published.items()
-                  if uid == project.uid and m.iteration_uid == body["metadata"]["uid"]]
-        return project, body, min(served) if served else None
+                  if uid == project.uid and m.iteration_uid == iteration.metadata.uid]
+        return project, iteration, min(served) if served else None
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from kubevision.core import api, detection_metrics, detection_model, heldout
+from kubevision.core.api import Iteration
 from kubevision.core.labelstore.store import ImageView, LabelStore
 from kubevision.gateway import wire
 from kubevision.gateway.backends.sources import CatalogSource
 from kubevision.gateway.backends.trained import TrainedIterations, tag_ids
-from kubevision.gateway.catalog import Project
+from kubevision.gateway.catalog import Project, created
 from kubevision.gateway.errors import NotFound
 from kubevision.gateway.links import Signer
 from kubevision.gateway.services.iterations import trained_iteration
@@ -24,7 +24,7 @@ SAME_BOX = 1e-3  # a held-out box is a stored region's when every figure is this
 
 
 def _held_out_regions(image: heldout.HeldOutImage, view: ImageView | None, tag_id: Callable[[str], str],
-                      iteration: dict[str, Any]) -> list[wire.ImageRegion]:
+                      iteration: Iteration) -> list[wire.ImageRegion]:
     """A detector's true boxes of a held-out image, as it was scored: each with the id of the stored region of the
     same tag and box, or, when that region changed since, an id derived from the image and the box's place."""
     stored = view.regions if view else []
@@ -35,7 +35,7 @@ def _held_out_regions(image: heldout.HeldOutImage, view: ImageView | None, tag_i
             abs(a - b) for a, b in zip(corners, (r.left, r.top, r.width, r.height), strict=True)) <= SAME_BOX), None)
         answer.append(wire.ImageRegion(
             region_id=match.id if match else str(uuid.uuid5(uuid.NAMESPACE_URL, f"{image.id}/{place}")),
-            created=match.created if match else timestamp(iteration["metadata"].get("creationTimestamp")),
+            created=match.created if match else timestamp(created(iteration)),
             tag_id=tag_id(region.tag), tag_name=region.tag, left=region.left, top=region.top, width=region.width,
             height=region.height))
     return answer
@@ -71,23 +71,23 @@ class PerformanceService:
         A detector's figures, average precision too, are counted again at `overlap_threshold` (by default Custom
         Vision's 0.5) from its held-out boxes."""
         project = self.lookup.project(namespace, project_id)
-        body = trained_iteration(self.source.catalog, project, iteration_id)
-        metrics = (body.get("status") or {}).get("metrics")
+        iteration = trained_iteration(self.source.catalog, project, iteration_id)
+        metrics = iteration.status.metrics
         if not metrics:
             raise NotFound(f"Iteration {iteration_id} has no performance recorded.", "NotFoundIterationPerformance")
-        tag_id = tag_ids(project.uid, body)
-        trained_at = metrics["probabilityThreshold"]
+        tag_id = tag_ids(project.uid, iteration)
+        trained_at = metrics.probability_threshold
         threshold = trained_at if threshold is None else threshold
         overlap = detection_model.OVERLAP_THRESHOLD if overlap_threshold is None else overlap_threshold
-        held_out = await self.trained.held_out(body)
-        average = {t["tag"]: t["averagePrecision"] for t in metrics.get("perTag", [])}
-        mean_average = metrics["averagePrecision"]
+        held_out = await self.trained.held_out(iteration)
+        average = {t.tag: t.average_precision for t in metrics.per_tag}
+        mean_average = metrics.average_precision
         if held_out is None:  # trained before held-out predictions were kept: the trainer's thresholds only
             if abs(threshold - trained_at) > 1e-9 or abs(overlap - detection_model.OVERLAP_THRESHOLD) > 1e-9:
                 raise NotFound(f"Iteration {iteration_id} kept its performance at threshold {trained_at} only; "
                                "train again to see other thresholds.", "NotFoundIterationPerformance")
-            per_tag = [(t["tag"], t["precision"], t["recall"]) for t in metrics.get("perTag", [])]
-            precision, recall = metrics["precision"], metrics["recall"]
+            per_tag = [(t.tag, t.precision, t.recall) for t in metrics.per_tag]
+            precision, recall = metrics.precision, metrics.recall
         elif project.type == api.ProjectType.OBJECT_DETECTION:
             counted = (await asyncio.to_thread(detection_metrics.evaluate_held_out, held_out, threshold,
                                                overlap)).metrics
@@ -108,17 +108,17 @@ class PerformanceService:
             average_precision=mean_average)
 
     async def _held_out_images(self, project: Project, iteration_id: str, tag_filter: list[str] | None
-                               ) -> tuple[dict[str, Any], heldout.HeldOut, list[heldout.HeldOutImage]]:
+                               ) -> tuple[Iteration, heldout.HeldOut, list[heldout.HeldOutImage]]:
         """The iteration, its held-out predictions, and those of images carrying one of the tags filtered on."""
-        body = trained_iteration(self.source.catalog, project, iteration_id)
-        held_out = await self.trained.held_out(body)
+        iteration = trained_iteration(self.source.catalog, project, iteration_id)
+        held_out = await self.trained.held_out(iteration)
         if held_out is None:
             raise NotFound(f"Iteration {iteration_id} was trained before its held-out predictions were kept.",
                            "NotFoundIterationPerformance")
         if not tag_filter:
-            return body, held_out, held_out.images
-        tag_id, wanted = tag_ids(project.uid, body), {t.lower() for t in tag_filter}
-        return body, held_out, [i for i in held_out.images if any(tag_id(t) in wanted for t in i.tags)]
+            return iteration, held_out, held_out.images
+        tag_id, wanted = tag_ids(project.uid, iteration), {t.lower() for t in tag_filter}
+        return iteration, held_out, [i for i in held_out.images if any(tag_id(t) in wanted for t in i.tags)]
 
     async def image_performance_count(self, namespace: str, project_id: str, iteration_id: str,
                                       tag_filter: list[str] | None) -> int:
@@ -131,11 +131,11 @@ class PerformanceService:
         """The held-out images of an iteration (those its model never trained on) with their true tags and the
         model's predictions, in upload order, paged. An image deleted since keeps its id, tags and predictions."""
         project = self.lookup.project(namespace, project_id)
-        body, held_out, images = await self._held_out_images(project, iteration_id, tag_filter)
+        iteration, held_out, images = await self._held_out_images(project, iteration_id, tag_filter)
         page = (images[::-1] if newest else images)[skip:skip + take]
         stored = {v.id: v for v in await asyncio.to_thread(self.labels.images_by_ids, project.uid,
                                                            [i.id for i in page])} if page else {}
-        tag_id = tag_ids(project.uid, body)
+        tag_id = tag_ids(project.uid, iteration)
         answer = []
         for image in page:
             view = stored.get(image.id)
@@ -145,6 +145,6 @@ class PerformanceService:
                 height=view.height if view else None, image_uri=uri, thumbnail_uri=uri,
                 tags=[wire.ImageTag(tag_id=tag_id(t), tag_name=t, created=view.created if view else None)
                       for t in image.tags],
-                regions=_held_out_regions(image, view, tag_id, body) or None,
+                regions=_held_out_regions(image, view, tag_id, iteration) or None,
                 predictions=_held_out_predictions(held_out, image, tag_id)))
         return answer

@@ -129,12 +129,12 @@ class ProjectService:
 
     async def delete_project(self, namespace: str, project_id: str) -> None:
         project = self.lookup.project(namespace, project_id)
-        for body in self.source.catalog.iterations.get(project.uid, []):
-            if body["spec"].get("publishName"):
+        for iteration in self.source.catalog.iterations.get(project.uid, []):
+            if iteration.spec.publish_name:
                 raise CustomVisionError("The project has a published iteration; unpublish it first.",
                                         "BadRequestIterationIsPublished")
-        for body in self.source.catalog.iterations.get(project.uid, []):
-            await self.resources.delete("Iteration", namespace, body["metadata"]["name"])
+        for iteration in self.source.catalog.iterations.get(project.uid, []):
+            await self.resources.delete("Iteration", namespace, iteration.metadata.name)
         await self.resources.delete("CustomVisionProject", namespace, project.name)
         await self.source.observe("projects", project.body, deleted=True)
         await asyncio.to_thread(self.labels.delete_project, project.uid)

@@ -18,6 +18,7 @@ async def get_exports(project_id: str, iteration_id: str, namespace: TrainingNam
                       base: BaseUrl):
     return exports.exports(namespace, project_id, iteration_id, base)
 
+
 @routes("POST", "/projects/{project_id}/iterations/{iteration_id}/export", response_model=wire.Export)
 async def export_iteration(project_id: str, iteration_id: str, namespace: TrainingNamespace, exports: Exports,
                            base: BaseUrl, platform: Annotated[str, Query(max_length=32)],

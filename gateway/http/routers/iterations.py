@@ -25,22 +25,27 @@ async def train_project(
 ):
     return await iterations.train(namespace, project_id, training_type, reserved_budget_in_hours, force_train)
 
+
 @routes("GET", "/projects/{project_id}/iterations", response_model=list[wire.Iteration])
 async def get_iterations(project_id: str, namespace: TrainingNamespace, iterations: Iterations):
     return iterations.iterations(namespace, project_id)
 
+
 @routes("GET", "/projects/{project_id}/iterations/{iteration_id}", response_model=wire.Iteration)
 async def get_iteration(project_id: str, iteration_id: str, namespace: TrainingNamespace, iterations: Iterations):
     return iterations.iteration(namespace, project_id, iteration_id)
+
 
 @routes("PATCH", "/projects/{project_id}/iterations/{iteration_id}", response_model=wire.Iteration)
 async def update_iteration(project_id: str, iteration_id: str, updated: wire.Iteration,
                            namespace: TrainingNamespace, iterations: Iterations):
     return await iterations.update_iteration(namespace, project_id, iteration_id, updated.name)
 
+
 @routes("DELETE", "/projects/{project_id}/iterations/{iteration_id}", status_code=204, response_class=Response)
 async def delete_iteration(project_id: str, iteration_id: str, namespace: TrainingNamespace, iterations: Iterations):
     await iterations.delete_iteration(namespace, project_id, iteration_id)
+
 
 @routes("POST", "/projects/{project_id}/iterations/{iteration_id}/publish", response_model=bool)
 async def publish_iteration(project_id: str, iteration_id: str, namespace: TrainingNamespace, iterations: Iterations,
@@ -49,8 +54,9 @@ async def publish_iteration(project_id: str, iteration_id: str, namespace: Train
                             overwrite: bool = False):
     return await iterations.publish(namespace, project_id, iteration_id, publish_name, overwrite)
 
+
 @routes("DELETE", "/projects/{project_id}/iterations/{iteration_id}/publish", status_code=204,
-       response_class=Response)
+        response_class=Response)
 async def unpublish_iteration(project_id: str, iteration_id: str, namespace: TrainingNamespace,
                               iterations: Iterations):
     await iterations.unpublish(namespace, project_id, iteration_id)

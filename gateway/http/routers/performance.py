@@ -15,15 +15,16 @@ routes = Routes()
 
 
 @routes("GET", "/projects/{project_id}/iterations/{iteration_id}/performance",
-       response_model=wire.IterationPerformance)
+        response_model=wire.IterationPerformance)
 async def get_iteration_performance(project_id: str, iteration_id: str, namespace: TrainingNamespace,
                                     service: Performance, threshold: Annotated[float | None, Query(ge=0, le=1)] = None,
                                     overlap_threshold: Annotated[float | None, Query(
                                         alias="overlapThreshold", ge=0, le=1)] = None):
     return await service.performance(namespace, project_id, iteration_id, threshold, overlap_threshold)
 
+
 @routes("GET", "/projects/{project_id}/iterations/{iteration_id}/performance/images",
-       response_model=list[wire.ImagePerformance])
+        response_model=list[wire.ImagePerformance])
 async def get_image_performances(project_id: str, iteration_id: str, namespace: TrainingNamespace,
                                  service: Performance, base: BaseUrl, tag_ids: Annotated[IdList, Query(
                                      alias="tagIds")] = None,
@@ -31,6 +32,7 @@ async def get_image_performances(project_id: str, iteration_id: str, namespace: 
                                  take: Take = 50, skip: Skip = 0):
     return await service.image_performances(namespace, project_id, iteration_id, tag_filter(ids(tag_ids)),
                                             newest_first(order_by), skip, take, base)
+
 
 @routes("GET", "/projects/{project_id}/iterations/{iteration_id}/performance/images/count", response_model=int)
 async def get_image_performance_count(project_id: str, iteration_id: str, namespace: TrainingNamespace,

@@ -18,6 +18,7 @@ async def query_predictions(project_id: str, query: wire.PredictionQueryToken, n
                             stored: StoredPredictions, base: BaseUrl):
     return await stored.query_predictions(namespace, project_id, query, base)
 
+
 @routes("DELETE", "/projects/{project_id}/predictions", status_code=204, response_class=Response)
 async def delete_prediction(project_id: str, namespace: TrainingNamespace, stored: StoredPredictions,
                             prediction_ids: Annotated[IdList, Query(alias="ids")] = None):

@@ -17,6 +17,7 @@ routes = Routes()
 async def get_domains(projects: Projects):
     return [projects.domain_wire(d) for d in domains.DOMAINS]
 
+
 @routes("GET", "/domains/{domain_id}", response_model=wire.Domain)
 async def get_domain(domain_id: str, projects: Projects):
     return projects.domain_wire(domains.domain(domain_id, not_found=True))
@@ -25,6 +26,7 @@ async def get_domain(domain_id: str, projects: Projects):
 @routes("GET", "/projects", response_model=list[wire.Project])
 async def get_projects(namespace: TrainingNamespace, projects: Projects):
     return projects.projects(namespace)
+
 
 @routes("POST", "/projects", response_model=wire.Project)
 async def create_project(
@@ -37,21 +39,26 @@ async def create_project(
 ):
     return await projects.create_project(namespace, name, description, domain_id, classification_type)
 
+
 @routes("GET", "/projects/{project_id}", response_model=wire.Project)
 async def get_project(project_id: str, namespace: TrainingNamespace, projects: Projects):
     return projects.get_project(namespace, project_id)
+
 
 @routes("PATCH", "/projects/{project_id}", response_model=wire.Project)
 async def update_project(project_id: str, updated: wire.Project, namespace: TrainingNamespace, projects: Projects):
     return await projects.update_project(namespace, project_id, updated)
 
+
 @routes("DELETE", "/projects/{project_id}", status_code=204, response_class=Response)
 async def delete_project(project_id: str, namespace: TrainingNamespace, projects: Projects):
     await projects.delete_project(namespace, project_id)
 
+
 @routes("GET", "/projects/{project_id}/export", response_model=wire.ProjectExport)
 async def export_project(project_id: str, namespace: TrainingNamespace, transfers: Transfers):
     return await transfers.export_project(namespace, project_id)
+
 
 @routes("POST", "/projects/import", response_model=wire.Project)
 async def import_project(namespace: TrainingNamespace, transfers: Transfers,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Query, Request
 
+from kubevision.core.api import Iteration
 from kubevision.gateway import wire
 from kubevision.gateway.catalog import Project
 from kubevision.gateway.http.deps import Iterations, Labeller, Predictions, TrainingNamespace
@@ -19,7 +20,7 @@ routes = Routes()
 
 
 @routes("POST", "/projects/{project_id}/quicktest/image", response_model=wire.ImagePrediction,
-       openapi_extra=IMAGES_BODY)
+        openapi_extra=IMAGES_BODY)
 async def quick_test_image(request: Request, project_id: str, namespace: TrainingNamespace, iterations: Iterations,
                            predictions: Predictions,
                            iteration_id: Annotated[str | None, Query(alias="iterationId", max_length=64)] = None,
@@ -27,6 +28,7 @@ async def quick_test_image(request: Request, project_id: str, namespace: Trainin
     target = iterations.quick_test_target(namespace, project_id, iteration_id)
     data = await image_bytes(request, predictions.settings.max_image_bytes)
     return await quick_test(predictions, namespace, target, data, store)
+
 
 @routes("POST", "/projects/{project_id}/quicktest/url", response_model=wire.ImagePrediction)
 async def quick_test_image_url(project_id: str, image: wire.ImageUrl, namespace: TrainingNamespace,
@@ -38,6 +40,7 @@ async def quick_test_image_url(project_id: str, image: wire.ImageUrl, namespace:
     data = await fetch_image(image.url, predictions.http, predictions.settings)
     return await quick_test(predictions, namespace, target, data, store)
 
+
 @routes("POST", "/projects/{project_id}/tagsandregions/suggestions", response_model=list[wire.SuggestedTags])
 async def suggest_tags_and_regions(project_id: str, namespace: TrainingNamespace, iterations: Iterations,
                                    labeller: Labeller, predictions: Predictions,
@@ -48,7 +51,7 @@ async def suggest_tags_and_regions(project_id: str, namespace: TrainingNamespace
     return await predictions.suggest(project, body, images)
 
 
-async def quick_test(predictions: PredictionService, namespace: str, target: tuple[Project, dict, str | None],
+async def quick_test(predictions: PredictionService, namespace: str, target: tuple[Project, Iteration, str | None],
                      data: bytes, store: bool) -> wire.ImagePrediction:
     """A published iteration is tested where predictions run (Triton); any other trained one in the gateway."""
     project, body, served = target
