@@ -53,12 +53,8 @@ def project_wire(project: Project) -> wire.Project:
 class ProjectService:
     def __init__(self, settings: GatewaySettings, source: CatalogSource, resources: ResourceWriter,
                  lookup: ProjectLookup, labels: LabelStore, objects: ObjectStore):
-        self.settings = settings
-        self.source = source
-        self.resources = resources
-        self.lookup = lookup
-        self.labels = labels
-        self.objects = objects
+        self.settings, self.source, self.resources = settings, source, resources  # resources: where projects go
+        self.lookup, self.labels, self.objects = lookup, labels, objects  # objects: the datasets bucket is made here
 
     @staticmethod
     def domain_wire(info: domains.DomainInfo) -> wire.Domain:
