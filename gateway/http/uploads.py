@@ -70,7 +70,6 @@ def first_part(body: bytes, content_type: str) -> bytes:
     return parts[0]
 
 
-
 async def all_parts(request: Request) -> list[bytes]:
     """Every part of a multipart form (one image each), or the raw body as one image."""
     content_type = request.headers.get("content-type", "")

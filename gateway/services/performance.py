@@ -54,7 +54,6 @@ def _held_out_predictions(held_out: heldout.HeldOut, image: heldout.HeldOutImage
                    for t, p in zip(held_out.tags, image.probabilities, strict=True)), key=lambda p: -p.probability)
 
 
-
 class PerformanceService:
     def __init__(self, source: CatalogSource, lookup: ProjectLookup, labels: LabelStore, trained: TrainedIterations,
                  links: Signer):

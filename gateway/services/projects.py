@@ -30,8 +30,8 @@ def resource_name(display_name: str) -> str:
     return name or "project"
 
 
-
 def timestamp(value: str | None) -> datetime | None:
+    """A Kubernetes timestamp (RFC 3339, Z for UTC) as a datetime; None when there is none."""
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
@@ -47,7 +47,6 @@ def project_wire(project: Project) -> wire.Project:
                                       target_export_platforms=[], use_negative_set=True, image_processing_settings={}),
         created=created, last_modified=created, dr_mode_enabled=False, status="Succeeded",
     )
-
 
 
 class ProjectService:
