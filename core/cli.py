@@ -417,7 +417,7 @@ def run_gateway(
         overrides.update(mode="local", allow_loopback_urls=True)
     settings = GatewaySettings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if local:  # the gateway reads and writes local mode's store, and its S3, instead of a cluster's
+    if settings.mode == "local":  # local mode's store, keys and S3 instead of a cluster's
         from kubevision.local.gateway import LocalResources, LocalSource, s3_settings, store_of
 
         app = create_app(settings, LocalSource(settings), s3_settings(settings), LocalResources(store_of(settings)))
