@@ -44,7 +44,7 @@ from kubevision.core.serving.classification import INPUT, OUTPUT
 from kubevision.core.settings import GatewaySettings, LocalSettings
 from kubevision.core.storage import ModelRepositoryLayout, ObjectStore, model_labels_key, model_onnx_key
 from kubevision.gateway import images
-from kubevision.gateway.trained import session_options
+from kubevision.gateway.backends.trained import session_options
 from kubevision.local.demo import run as publish_demo
 from kubevision.local.supervisor import DEFAULT_NAMESPACE, LocalPlatform
 from kubevision.trainer.detection.network import INPUT_SIZES

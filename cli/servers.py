@@ -52,5 +52,11 @@ def run_gateway(
         overrides.update(mode="local", allow_loopback_urls=True)
     settings = GatewaySettings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False,
+    if settings.mode == "local":  # local mode's store, keys and S3 instead of a cluster's
+        from kubevision.local.gateway import LocalResources, LocalSource, s3_settings, store_of
+
+        app = create_app(settings, LocalSource(settings), s3_settings(settings), LocalResources(store_of(settings)))
+    else:
+        app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False,
                 log_config=None, timeout_graceful_shutdown=10)

@@ -6,11 +6,17 @@ read it, so no request waits on a lookup.
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
+from kubevision.core.api import Iteration
 from kubevision.gateway.errors import NotFound, Unauthorized
+
+log = logging.getLogger(__name__)
 
 KeyKind = Literal["prediction", "training"]
 KEY_HEADERS: dict[KeyKind, str] = {"prediction": "Prediction-Key", "training": "Training-Key"}
@@ -49,7 +55,7 @@ class Catalog:
     projects: dict[str, Project] = field(default_factory=dict)  # by uid
     published: dict[tuple[str, str], PublishedModel] = field(default_factory=dict)  # by (project uid, publish name)
     keys: dict[str, NamespaceKeys] = field(default_factory=dict)  # by namespace
-    iterations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # every Iteration, by project uid
+    iterations: dict[str, list[Iteration]] = field(default_factory=dict)  # every Iteration, by project uid
 
     @classmethod
     def build(cls, projects: Iterable[dict[str, Any]], iterations: Iterable[dict[str, Any]],
@@ -67,12 +73,16 @@ class Catalog:
             by_uid[project.uid] = project
             uid_of[(project.namespace, project.name)] = project.uid
         published: dict[tuple[str, str], PublishedModel] = {}
-        all_iterations: dict[str, list[dict[str, Any]]] = {}
+        all_iterations: dict[str, list[Iteration]] = {}
         for body in iterations:
             meta, status = body["metadata"], body.get("status") or {}
             project_uid = uid_of.get((meta["namespace"], (body.get("spec") or {}).get("projectRef", {}).get("name")))
             if project_uid is not None and meta.get("uid") and not meta.get("deletionTimestamp"):
-                all_iterations.setdefault(project_uid, []).append(body)
+                try:
+                    all_iterations.setdefault(project_uid, []).append(Iteration.model_validate(body))
+                except ValidationError as error:  # admission admits none such; one written around it is not served
+                    log.warning("Iteration %s/%s is not valid: %s", meta["namespace"], meta["name"], error)
+                    continue
             name = status.get("publishedName")
             if (project_uid is None or status.get("phase") != "Published" or not name or not status.get("endpoint")
                     or meta.get("deletionTimestamp")):
@@ -102,12 +112,16 @@ class Catalog:
             raise NotFound(f"Project {project_id} not found.", "NotFoundProject")
         return project
 
-    def iteration(self, project: Project, iteration_id: str) -> dict[str, Any]:
-        """An Iteration of the project, by uid."""
-        for body in self.iterations.get(project.uid, []):
-            if body["metadata"]["uid"] == iteration_id.lower():
-                return body
-        raise NotFound(f"Iteration {iteration_id} not found.", "NotFoundIteration")
+    def find_iteration(self, project: Project, iteration_id: str) -> Iteration | None:
+        """An Iteration of the project, by uid; None if it has none such."""
+        return next((i for i in self.iterations.get(project.uid, []) if i.metadata.uid == iteration_id.lower()), None)
+
+    def iteration(self, project: Project, iteration_id: str) -> Iteration:
+        """An Iteration of the project, by uid; the Custom Vision 404 if it has none such."""
+        found = self.find_iteration(project, iteration_id)
+        if found is None:
+            raise NotFound(f"Iteration {iteration_id} not found.", "NotFoundIteration")
+        return found
 
     def published_model(self, project: Project, publish_name: str) -> PublishedModel:
         model = self.published.get((project.uid, publish_name.lower()))
@@ -115,3 +129,13 @@ class Catalog:
             raise NotFound(f"No iteration of project {project.uid} is published as {publish_name!r}.",
                            "NotFoundIteration")
         return model
+
+
+def annotations(resource: Iteration) -> dict[str, str]:
+    """The resource's metadata.annotations (ObjectMeta keeps what it does not name as extra fields)."""
+    return (resource.metadata.model_extra or {}).get("annotations") or {}
+
+
+def created(resource: Iteration) -> str:
+    """metadata.creationTimestamp as the API server (or the local store) wrote it; sorts in time order."""
+    return (resource.metadata.model_extra or {}).get("creationTimestamp") or ""

@@ -25,3 +25,15 @@ def sign(base_url: str, key: str, path: str, seconds: int) -> str:
 
 def valid(key: str, path: str, expires: int, signature: str) -> bool:
     return bool(key) and expires >= time.time() and hmac.compare_digest(_signature(key, path, expires), signature)
+
+
+class Signer:
+    """Signs links with the namespace's Training-Key, from the catalog as it is now (a rotated key signs at once)."""
+
+    def __init__(self, settings, source):
+        self.settings = settings  # GatewaySettings: public_url, link_seconds
+        self.source = source  # the catalog source: each namespace's keys
+
+    def link(self, namespace: str, base_url: str, path: str) -> str:
+        key = self.source.catalog.keys[namespace].training
+        return sign(self.settings.public_url or base_url, key, path, self.settings.link_seconds)

@@ -1,5 +1,5 @@
 """The gateway application: one place that builds the app, includes every router and wires the services to the
-mode (local or Kubernetes) that the settings name."""
+catalog source and resource writer it is given (the Kubernetes API's by default)."""
 
 from __future__ import annotations
 
@@ -21,49 +21,61 @@ from kubevision.core.labelstore.upload import local_database_url
 from kubevision.core.settings import GatewaySettings, S3Settings
 from kubevision.core.storage import ObjectStore
 from kubevision.gateway import errors, portal
-from kubevision.gateway.inference import Classifier
-from kubevision.gateway.labelling import LabellingService
-from kubevision.gateway.manifests import export_forever
-from kubevision.gateway.observe import Observe
-from kubevision.gateway.predictions import PredictionRecorder, PredictionService
-from kubevision.gateway.resources import KubernetesResources, LocalResources, ResourceWriter
-from kubevision.gateway.routers import files, prediction, training
-from kubevision.gateway.sources import CatalogSource, KubernetesSource, LocalSource
-from kubevision.gateway.trained import TrainedIterations
-from kubevision.gateway.training import Services, TrainingService
-from kubevision.gateway.transfer import ProjectTransfer
+from kubevision.gateway.backends.resources import KubernetesResources, ResourceWriter
+from kubevision.gateway.backends.sources import CatalogSource, KubernetesSource
+from kubevision.gateway.backends.trained import TrainedIterations
+from kubevision.gateway.backends.triton import Classifier
+from kubevision.gateway.http.observe import Observe
+from kubevision.gateway.http.routers import files, prediction, training
+from kubevision.gateway.links import Signer
+from kubevision.gateway.services.exports import ExportService
+from kubevision.gateway.services.images import LabellingService
+from kubevision.gateway.services.iterations import IterationService
+from kubevision.gateway.services.lookup import ProjectLookup
+from kubevision.gateway.services.manifests import export_forever
+from kubevision.gateway.services.performance import PerformanceService
+from kubevision.gateway.services.predictions import PredictionRecorder, PredictionService
+from kubevision.gateway.services.projects import ProjectService
+from kubevision.gateway.services.stored_predictions import StoredPredictionService
+from kubevision.gateway.services.tags import TagService
+from kubevision.gateway.services.transfer import ProjectTransfer
 
 log = logging.getLogger(__name__)
 
 
-def s3_settings(settings: GatewaySettings) -> S3Settings:
-    """Local mode reads the platform's S3 from its state file; on a cluster, KUBEVISION_S3_* say where it is."""
-    if settings.mode == "local":
-        from kubevision.core.settings import LocalSettings
-        from kubevision.local.supervisor import LocalPlatform
-
-        return LocalPlatform(LocalSettings(data_dir=settings.data_dir)).s3_settings()
-    return S3Settings()
-
-
-def resources(settings: GatewaySettings, source: CatalogSource) -> ResourceWriter:
-    """Where the training API creates projects and iterations: the local store, or the Kubernetes API."""
-    if settings.mode == "local":
-        from kubevision.local.store import LocalStore
-
-        return LocalResources(LocalStore(Path(settings.data_dir) / "resources.db"))
-    return KubernetesResources(source)
+def wire_training(app: FastAPI, settings: GatewaySettings, source: CatalogSource, resources: ResourceWriter,
+                  labels: LabelStore, exporter: ManifestExporter, index: PredictionIndex, objects: ObjectStore,
+                  http: httpx.AsyncClient, trained: TrainedIterations) -> None:
+    """The training API's services, each given the collaborators it uses, on app.state for the routes."""
+    lookup, links = ProjectLookup(source, labels), Signer(settings, source)
+    state = app.state
+    state.projects = ProjectService(settings, source, resources, lookup, labels, objects)
+    state.tags = TagService(lookup, labels)
+    state.iterations = IterationService(settings, source, resources, lookup, labels, exporter)
+    state.performance = PerformanceService(source, lookup, labels, trained, links)
+    state.exports = ExportService(source, lookup, links)
+    state.labelling = LabellingService(settings, source, lookup, labels, index, objects, http, trained, links)
+    state.stored_predictions = StoredPredictionService(lookup, index, links)
+    state.transfer = ProjectTransfer(state.projects, lookup, labels, exporter, objects, source)
 
 
 def create_app(settings: GatewaySettings | None = None, source: CatalogSource | None = None,
-               s3: S3Settings | None = None) -> FastAPI:
+               s3: S3Settings | None = None, resources: ResourceWriter | None = None) -> FastAPI:
+    """The app over the catalog `source` and the resource writer `resources` its starter hands in (local mode's
+    come from `kubevision gateway --local`); on a cluster, by default, the Kubernetes API's, and the S3 that
+    KUBEVISION_S3_* name."""
     settings = settings or GatewaySettings()
     if source is None:
-        source = LocalSource(settings) if settings.mode == "local" else KubernetesSource(settings)
+        if settings.mode == "local":
+            raise ValueError("A local gateway is started with local mode's catalog source (kubevision gateway "
+                             "--local).")
+        source = KubernetesSource(settings)
+    if resources is None:
+        resources = KubernetesResources(source)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        store = ObjectStore(s3 or s3_settings(settings))
+        store = ObjectStore(s3 or S3Settings())
         database = await asyncio.to_thread(open_database, settings.database_url
                                            or local_database_url(Path(settings.data_dir)))
         labels, index = LabelStore(database, store), PredictionIndex(database, store)
@@ -71,13 +83,10 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
         classifier = Classifier(settings, store.labels)
         recorder = PredictionRecorder(store, labels, index)
         async with httpx.AsyncClient(timeout=settings.url_timeout_seconds, follow_redirects=False) as http:
-            app.state.source = source
+            app.state.source, app.state.objects = source, store
             trained = TrainedIterations(store, settings)
             app.state.predictions = PredictionService(settings, source, classifier, recorder, http, trained)
-            services = Services(settings, source, resources(settings, source), labels, exporter, index, store, http,
-                                trained)
-            app.state.training, app.state.labelling = TrainingService(services), LabellingService(services)
-            app.state.transfer = ProjectTransfer(app.state.training)
+            wire_training(app, settings, source, resources, labels, exporter, index, store, http, trained)
             await source.start()
             exports = asyncio.create_task(export_forever(exporter, settings), name="manifest exports")
             try:

@@ -27,8 +27,8 @@ from test_gateway_kubernetes import create, eventually_async, publish, put_keys
 from kubevision.core import dataset
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import DatasetLayout, ModelRepositoryLayout, ObjectStore
+from kubevision.gateway.backends.sources import KubernetesSource
 from kubevision.gateway.main import create_app
-from kubevision.gateway.sources import KubernetesSource
 
 REPO = Path(__file__).resolve().parents[2]
 DETECTION_DOMAIN = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"  # General, ObjectDetection

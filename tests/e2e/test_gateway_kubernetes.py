@@ -20,8 +20,8 @@ from kubernetes_asyncio import client
 
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import ObjectStore
+from kubevision.gateway.backends.sources import KubernetesSource
 from kubevision.gateway.main import create_app
-from kubevision.gateway.sources import KubernetesSource
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_IMAGE = (EXAMPLES / "samples" / "test" / "test_image.jpg").read_bytes()

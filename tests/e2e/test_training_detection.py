@@ -30,7 +30,7 @@ from kubevision.core.serving.detection import (
     to_input,
 )
 from kubevision.core.settings import GatewaySettings
-from kubevision.gateway.trained import TrainedIterations
+from kubevision.gateway.backends.trained import TrainedIterations
 from kubevision.trainer.detection import export
 from kubevision.trainer.run import train
 
@@ -107,7 +107,9 @@ def test_detector_trains_and_triton_serves_its_boxes(platform, object_store):
 
     # The gateway runs the same model itself to quick-test an unpublished iteration: the same boxes as Triton.
     trained = TrainedIterations(object_store, GatewaySettings())
-    local = asyncio.run(trained.model({"status": {"modelUri": result.model_uri}}))
+    iteration = api.Iteration.model_validate({"metadata": {"name": "cutlery-1"}, "spec": {"projectRef": {
+        "name": "cutlery"}}, "status": {"modelUri": result.model_uri}})
+    local = asyncio.run(trained.model(iteration))
     assert (local.task, local.backbone.input_size, local.labels) == (DETECTION, 320, ("fork", "scissors"))
     for row in range(len(batch)):
         found = local.detect(batch[row:row + 1])

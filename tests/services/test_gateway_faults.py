@@ -14,9 +14,9 @@ from image_server import serving
 from PIL import Image
 
 from kubevision.core.settings import GatewaySettings
+from kubevision.gateway.backends.sources import CatalogSource
 from kubevision.gateway.catalog import Catalog, NamespaceKeys, Project, PublishedModel
 from kubevision.gateway.main import create_app
-from kubevision.gateway.sources import CatalogSource
 from kubevision.local.process import free_port
 
 PROJECT = Project("5a0c6f0e-0000-4000-8000-000000000001", "team-a", "trees", "Classification", "faults", "trees/")

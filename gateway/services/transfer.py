@@ -18,12 +18,15 @@ import uuid
 from pydantic import BaseModel, ValidationError
 
 from kubevision.core import dataset
-from kubevision.core.labelstore.store import MAX_BATCH, NewImage, RegionIn
-from kubevision.core.storage import STORAGE_FAULTS, DatasetLayout
+from kubevision.core.labelstore.export import ManifestExporter
+from kubevision.core.labelstore.store import MAX_BATCH, LabelStore, NewImage, RegionIn
+from kubevision.core.storage import STORAGE_FAULTS, DatasetLayout, ObjectStore
 from kubevision.core.training import NEGATIVE_TAG
 from kubevision.gateway import wire
+from kubevision.gateway.backends.sources import CatalogSource
 from kubevision.gateway.errors import CustomVisionError
-from kubevision.gateway.training import TrainingService, project_wire
+from kubevision.gateway.services.lookup import ProjectLookup
+from kubevision.gateway.services.projects import ProjectService, project_wire
 
 ESTIMATED_MS_PER_IMAGE = 50  # what an import takes per image here (read, inspect, store), for the estimate
 
@@ -57,27 +60,32 @@ def _signature(key: str, payload: bytes) -> str:
 
 
 class ProjectTransfer:
-    def __init__(self, trainer: TrainingService):
-        self.trainer = trainer
-        self.s = trainer.s
+    def __init__(self, projects: ProjectService, lookup: ProjectLookup, labels: LabelStore, exporter: ManifestExporter,
+                 objects: ObjectStore, source: CatalogSource):
+        self.projects = projects  # an import creates its project as the training API does
+        self.lookup = lookup
+        self.labels = labels
+        self.exporter = exporter
+        self.objects = objects
+        self.source = source
 
     async def export_project(self, namespace: str, project_id: str) -> wire.ProjectExport:
-        ref = await self.s.labelled(namespace, project_id)
-        await asyncio.to_thread(self.s.exporter.export, ref.id)  # the package is the current labels
-        shown = project_wire(self.s.project(namespace, project_id))
-        tags = await asyncio.to_thread(self.s.labels.tags, ref.id)
-        records = await asyncio.to_thread(lambda: dataset.loads(self.s.objects.get(
+        ref = await self.lookup.labelled(namespace, project_id)
+        await asyncio.to_thread(self.exporter.export, ref.id)  # the package is the current labels
+        shown = project_wire(self.lookup.project(namespace, project_id))
+        tags = await asyncio.to_thread(self.labels.tags, ref.id)
+        records = await asyncio.to_thread(lambda: dataset.loads(self.objects.get(
             ref.bucket, ref.layout.manifest_key)))
         package = Package(name=shown.name, description=shown.description, domain_id=shown.settings.domain_id,
                           classification_type=shown.settings.classification_type,
                           tags=[PackageTag(name=t.name, description=t.description, type=t.type) for t in tags],
                           images=records)
         key = ref.layout.export_key(str(uuid.uuid4()))
-        await asyncio.to_thread(self.s.objects.put, ref.bucket, key, package.model_dump_json().encode(),
+        await asyncio.to_thread(self.objects.put, ref.bucket, key, package.model_dump_json().encode(),
                                 "application/json")
         payload = Token(namespace=namespace, bucket=ref.bucket, prefix=ref.prefix, package=key).model_dump_json()
         token = (base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=") + "."
-                 + _signature(self.s.source.catalog.keys[namespace].training, payload.encode()))
+                 + _signature(self.source.catalog.keys[namespace].training, payload.encode()))
         return wire.ProjectExport(iteration_count=0, image_count=len(records), tag_count=len(tags),
                                   region_count=sum(len(r.regions) for r in records),
                                   estimated_import_time_in_ms=len(records) * ESTIMATED_MS_PER_IMAGE, token=token)
@@ -90,7 +98,7 @@ class ProjectTransfer:
             found = Token.model_validate_json(payload)
         except (ValueError, ValidationError) as error:
             raise invalid from error
-        keys = self.s.source.catalog.keys.get(found.namespace)
+        keys = self.source.catalog.keys.get(found.namespace)
         if keys is None or not keys.training or not hmac.compare_digest(
                 _signature(keys.training, payload), signature):
             raise invalid
@@ -100,22 +108,22 @@ class ProjectTransfer:
         source = self._token(token)
         try:
             package = Package.model_validate_json(
-                await asyncio.to_thread(self.s.objects.get, source.bucket, source.package))
+                await asyncio.to_thread(self.objects.get, source.bucket, source.package))
         except STORAGE_FAULTS as error:
             raise CustomVisionError("The exported project cannot be read; export it again.",
                                     "BadRequestInvalidImportToken") from error
-        created = await self.trainer.create_project(namespace, name or package.name, package.description,
+        created = await self.projects.create_project(namespace, name or package.name, package.description,
                                                     package.domain_id, package.classification_type)
-        ref = await self.s.labelled(namespace, created.id)
+        ref = await self.lookup.labelled(namespace, created.id)
         tag_ids: dict[str, str] = {}
         for tag in package.tags:
-            made = await asyncio.to_thread(self.s.labels.create_tag, ref.id, tag.name, tag.description, tag.type)
+            made = await asyncio.to_thread(self.labels.create_tag, ref.id, tag.name, tag.description, tag.type)
             tag_ids[NEGATIVE_TAG if tag.type == "Negative" else tag.name] = made.id  # as the manifest names it
         layout = DatasetLayout(source.bucket, source.prefix)
         for first in range(0, len(package.images), MAX_BATCH):
             batch = await asyncio.gather(*(asyncio.to_thread(self._image, layout, record, tag_ids)
                                            for record in package.images[first:first + MAX_BATCH]))
-            results = await asyncio.to_thread(self.s.labels.add_images, ref, batch)
+            results = await asyncio.to_thread(self.labels.add_images, ref, batch)
             refused = [r.status for r in results if r.status not in ("OK", "OKDuplicate")]
             if refused:
                 raise CustomVisionError(
@@ -124,6 +132,6 @@ class ProjectTransfer:
         return created
 
     def _image(self, layout: DatasetLayout, record: dataset.ImageRecord, tag_ids: dict[str, str]) -> NewImage:
-        return NewImage(data=self.s.objects.get(layout.bucket, layout.image_key(record.sha256)),
+        return NewImage(data=self.objects.get(layout.bucket, layout.image_key(record.sha256)),
                         tag_ids=[tag_ids[t] for t in record.tags], metadata=dict(record.metadata),
                         regions=[RegionIn(tag_ids[r.tag], r.left, r.top, r.width, r.height) for r in record.regions])

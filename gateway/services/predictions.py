@@ -13,18 +13,20 @@ import httpx
 import numpy as np
 
 from kubevision.core import dataset
+from kubevision.core.api import Iteration
 from kubevision.core.domains import Backbone
 from kubevision.core.labelstore.predictions import PredictionIndex
 from kubevision.core.labelstore.store import LabelStore, ProjectRef
 from kubevision.core.serving import classification, detection
+from kubevision.core.serving.detection import Detections
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import DatasetLayout, ObjectStore
 from kubevision.gateway import images, metrics
+from kubevision.gateway.backends.sources import CatalogSource
+from kubevision.gateway.backends.trained import TrainedIterations, tag_ids
+from kubevision.gateway.backends.triton import Classifier
 from kubevision.gateway.catalog import Project, PublishedModel
 from kubevision.gateway.errors import CustomVisionError
-from kubevision.gateway.inference import Classifier, Detections
-from kubevision.gateway.sources import CatalogSource
-from kubevision.gateway.trained import TrainedIterations, tag_ids
 from kubevision.gateway.wire import BoundingBox, ImagePrediction, Prediction, SuggestedTags, TagType
 
 log = logging.getLogger(__name__)
@@ -119,18 +121,17 @@ class PredictionService:
             what = "an object detector" if detector else "a classifier"
             raise CustomVisionError(f"The iteration published as {publish_name!r} is {what}: use the "
                                     f"{'detect' if detector else 'classify'} routes.", "BadRequestNotSupported")
-        iteration = next((b for b in self.source.catalog.iterations.get(project.uid, [])
-                          if b["metadata"]["uid"] == model.iteration_uid), {"metadata": {"uid": model.iteration_uid}})
+        iteration = self.source.catalog.find_iteration(project, model.iteration_uid)
         tag_id = tag_ids(project.uid, iteration)
         batch, content_type = await asyncio.to_thread(self._prepare, data, shape.backbone, shape.task)
         if detector:
             predictions = _boxes(tag_id, shape.labels, await self.classifier.detect(model, batch))
         else:
             predictions = _tags(tag_id, shape.labels, await self.classifier.infer(model, batch))
-        return self._answer(project, iteration, model.publish_name, predictions,
+        return self._answer(project, model.iteration_uid, model.publish_name, predictions,
                             (data, content_type, application) if store else None)
 
-    async def quick_test(self, project: Project, body: dict, data: bytes, store: bool) -> ImagePrediction:
+    async def quick_test(self, project: Project, body: Iteration, data: bytes, store: bool) -> ImagePrediction:
         """An iteration that is not published, classifier or detector, run here in ONNX Runtime from its exported
         model, and answered as its published self would be."""
         model = await self.trained.model(body)
@@ -140,9 +141,9 @@ class PredictionService:
             predictions = _boxes(tag_id, model.labels, await asyncio.to_thread(model.detect, batch))
         else:
             predictions = _tags(tag_id, model.labels, await asyncio.to_thread(model.run, batch))
-        return self._answer(project, body, "", predictions, (data, content_type, None) if store else None)
+        return self._answer(project, body.metadata.uid, "", predictions, (data, content_type, None) if store else None)
 
-    async def suggest(self, project: Project, body: dict, images: list[tuple[str, bytes]]) -> list[SuggestedTags]:
+    async def suggest(self, project: Project, body: Iteration, images: list[tuple[str, bytes]]) -> list[SuggestedTags]:
         """Tags, or a detector's tagged regions, for images of the project, from a trained iteration run in the
         gateway (never stored): for labelling, so it never takes Triton's time from the served traffic."""
         suggested = []
@@ -154,11 +155,11 @@ class PredictionService:
                                            prediction_uncertainty=1 - best))
         return suggested
 
-    def _answer(self, project: Project, body: dict, publish_name: str, predictions: list[Prediction],
+    def _answer(self, project: Project, iteration_uid: str, publish_name: str, predictions: list[Prediction],
                 stored: tuple[bytes, str, str | None] | None) -> ImagePrediction:
         """The answer in Custom Vision's shape; kept as a stored prediction when `stored` holds the image, its type
         and the application."""
-        answer = ImagePrediction(id=str(uuid.uuid4()), project=project.uid, iteration=body["metadata"]["uid"],
+        answer = ImagePrediction(id=str(uuid.uuid4()), project=project.uid, iteration=iteration_uid,
                                  created=datetime.now(UTC), predictions=predictions)
         if stored and self.recorder and self.settings.store_predictions:
             data, content_type, application = stored

@@ -36,7 +36,7 @@ from kubevision.core.storage import (
     model_onnx_key,
 )
 from kubevision.core.training import iteration_id
-from kubevision.gateway.catalog import Project
+from kubevision.gateway.catalog import Project, annotations
 from kubevision.gateway.errors import NotFound, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,11 @@ def session_options() -> onnxruntime.SessionOptions:
     return options
 
 
-def tag_ids(project_uid: str, body: dict[str, Any]) -> Callable[[str], str]:
+def tag_ids(project_uid: str, iteration: Iteration | None) -> Callable[[str], str]:
     """The id of each tag an iteration was trained with, by the name its model knows. A tag's id never changes;
     its name may, so an iteration keeps the ids of the tags whose id is not derived from their name then."""
     try:
-        kept = json.loads(((body.get("metadata") or {}).get("annotations") or {}).get(TAG_IDS_ANNOTATION) or "{}")
+        kept = json.loads((annotations(iteration) if iteration else {}).get(TAG_IDS_ANNOTATION) or "{}")
     except ValueError:
         kept = {}
     return lambda name: kept.get(name) or dataset.tag_id(project_uid, name)
@@ -120,9 +120,9 @@ class TrainedIterations:
         log.warning("%s: %s", what, error)
         return ServiceUnavailable(f"{what} cannot be read now; try again shortly.", self.settings.retry_after_seconds)
 
-    async def held_out(self, body: dict[str, Any]) -> HeldOut | None:
+    async def held_out(self, iteration: Iteration) -> HeldOut | None:
         """The iteration's held-out predictions; None for an iteration trained before they were kept."""
-        key = held_out_key(body["metadata"]["namespace"], iteration_id(Iteration.model_validate(body)))
+        key = held_out_key(iteration.metadata.namespace, iteration_id(iteration))
 
         def load() -> HeldOut | None:
             try:
@@ -134,24 +134,24 @@ class TrainedIterations:
 
         return await self._held_out.get(key, load)
 
-    async def snapshot(self, project: Project, body: dict[str, Any]) -> list[dataset.ImageRecord]:
+    async def snapshot(self, project: Project, iteration: Iteration) -> list[dataset.ImageRecord]:
         """The manifest the iteration was trained on, frozen when its training started."""
         layout = DatasetLayout(project.dataset_bucket, project.dataset_prefix)
-        key = layout.snapshot_key(iteration_id(Iteration.model_validate(body)))
+        key = layout.snapshot_key(iteration_id(iteration))
 
         def load() -> list[dataset.ImageRecord]:
             try:
                 return dataset.loads(self.objects.get(layout.bucket, key))
             except STORAGE_FAULTS as error:
                 if is_missing(error):
-                    raise NotFound(f"Iteration {body['metadata']['uid']} has no training snapshot yet.",
+                    raise NotFound(f"Iteration {iteration.metadata.uid} has no training snapshot yet.",
                                    "NotFoundIteration") from error
                 raise self._unavailable("The iteration's training snapshot", error) from error
 
         return await self._snapshots.get(f"{layout.bucket}/{key}", load)
 
-    async def model(self, body: dict[str, Any]) -> LocalModel:
-        uri = (body.get("status") or {}).get("modelUri")
+    async def model(self, iteration: Iteration) -> LocalModel:
+        uri = iteration.status.model_uri
         if not uri:
             raise NotFound("The iteration has no model.", "NotFoundIteration")
         bucket, labels_key = model_labels_key(uri)

@@ -1,5 +1,5 @@
 """The labelling service, free of HTTP: Custom Vision's images (from files, URLs and stored predictions), image
-tags, metadata, listings and stored predictions, on the label store. Routers only parse and render."""
+tags, regions, metadata and listings, on the label store. Routers only parse and render."""
 
 from __future__ import annotations
 
@@ -7,16 +7,23 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 
+import httpx
+
 from kubevision.core.images import MAX_IMAGE_BYTES
 from kubevision.core.labelstore import regions
-from kubevision.core.labelstore.predictions import MAX_RESULTS, PredictionQuery, TagRange
-from kubevision.core.labelstore.store import MAX_BATCH, Created, ImageView, NewImage, RegionIn
+from kubevision.core.labelstore.predictions import PredictionIndex
+from kubevision.core.labelstore.store import MAX_BATCH, Created, ImageView, LabelStore, NewImage, RegionIn
 from kubevision.core.labelstore.tables import Region
+from kubevision.core.settings import GatewaySettings
+from kubevision.core.storage import ObjectStore
 from kubevision.gateway import images as image_urls
 from kubevision.gateway import wire
+from kubevision.gateway.backends.sources import CatalogSource
+from kubevision.gateway.backends.trained import TrainedIterations
+from kubevision.gateway.backends.trained import tag_ids as tag_ids_of
 from kubevision.gateway.errors import CustomVisionError
-from kubevision.gateway.trained import tag_ids as tag_ids_of
-from kubevision.gateway.training import Services, project_wire
+from kubevision.gateway.links import Signer
+from kubevision.gateway.services.lookup import ProjectLookup
 
 MAX_TAG_FILTER = 20
 URL_FETCHES = 8  # image URLs of one batch fetched at once
@@ -41,14 +48,24 @@ async def _store_call(function, *args):
 
 
 class LabellingService:
-    def __init__(self, services: Services):
-        self.s = services
+    def __init__(self, settings: GatewaySettings, source: CatalogSource, lookup: ProjectLookup, labels: LabelStore,
+                 predictions_index: PredictionIndex, objects: ObjectStore, http: httpx.AsyncClient,
+                 trained: TrainedIterations, links: Signer):
+        self.settings = settings
+        self.source = source
+        self.lookup = lookup
+        self.labels = labels
+        self.predictions_index = predictions_index  # stored predictions, which images are created from
+        self.objects = objects
+        self.http = http
+        self.trained = trained  # training snapshots: the images an iteration was trained on
+        self.links = links
 
     # ------------------------------------------------------------------------------------------------------------
     # rendering
 
     def image_wire(self, namespace: str, project_id: str, view: ImageView, base_url: str) -> wire.Image:
-        uri = self.s.link(namespace, base_url, f"{project_id}/images/{view.sha256}")
+        uri = self.links.link(namespace, base_url, f"{project_id}/images/{view.sha256}")
         return wire.Image(
             id=view.id, created=view.created, width=view.width, height=view.height, resized_image_uri=uri,
             thumbnail_uri=uri, original_image_uri=uri,
@@ -102,14 +119,14 @@ class LabellingService:
                         base_url: str) -> wire.ImageCreateSummary:
         entries = body.images or []
         self._check_batch(len(entries))
-        self.s.project(namespace, project_id)  # an unknown project is told before any fetch
+        self.lookup.project(namespace, project_id)  # an unknown project is told before any fetch
         limit = asyncio.Semaphore(URL_FETCHES)
-        settings = self.s.settings.model_copy(update={"max_image_bytes": MAX_IMAGE_BYTES})
+        settings = self.settings.model_copy(update={"max_image_bytes": MAX_IMAGE_BYTES})
 
         async def fetch(url: str) -> bytes:
             async with limit:
                 try:
-                    return await image_urls.fetch(url, self.s.http, settings)
+                    return await image_urls.fetch(url, self.http, settings)
                 except CustomVisionError as error:
                     return b"" if error.code != "BadRequestImageSizeBytes" else b"\0" * (MAX_IMAGE_BYTES + 1)
 
@@ -122,9 +139,9 @@ class LabellingService:
                                base_url: str) -> wire.ImageCreateSummary:
         entries = body.images or []
         self._check_batch(len(entries))
-        ref = await self.s.labelled(namespace, project_id)
-        await asyncio.to_thread(self.s.predictions_index.catch_up, ref)
-        stored = await asyncio.to_thread(self.s.predictions_index.by_ids, ref.id, [e.id or "" for e in entries])
+        ref = await self.lookup.labelled(namespace, project_id)
+        await asyncio.to_thread(self.predictions_index.catch_up, ref)
+        stored = await asyncio.to_thread(self.predictions_index.by_ids, ref.id, [e.id or "" for e in entries])
         batch = []
         for entry in entries:
             row = stored.get((entry.id or "").lower())
@@ -134,8 +151,8 @@ class LabellingService:
 
     async def _add(self, namespace: str, project_id: str, batch: list[NewImage],
                    base_url: str) -> wire.ImageCreateSummary:
-        ref = await self.s.labelled(namespace, project_id)
-        results = await _store_call(self.s.labels.add_images, ref, batch)
+        ref = await self.lookup.labelled(namespace, project_id)
+        results = await _store_call(self.labels.add_images, ref, batch)
         return self._summary(namespace, ref.id, results, base_url)
 
     # ------------------------------------------------------------------------------------------------------------
@@ -144,32 +161,32 @@ class LabellingService:
     async def listing(self, namespace: str, project_id: str, tagged: bool | None, tag_ids: list[str] | None,
                       order_by: str | None, take: int, skip: int, base_url: str,
                       iteration_id: str | None = None) -> list[wire.Image]:
-        ref = await self.s.labelled(namespace, project_id)
+        ref = await self.lookup.labelled(namespace, project_id)
         newest, tag_ids = newest_first(order_by), tag_filter(tag_ids)
         if iteration_id:
             views = await self._trained_on(namespace, project_id, iteration_id, tagged, tag_ids)
             page = (views[::-1] if newest else views)[skip:skip + take]
-            sizes = {v.id: v for v in await _store_call(self.s.labels.images_by_ids, ref.id, [v.id for v in page])}
+            sizes = {v.id: v for v in await _store_call(self.labels.images_by_ids, ref.id, [v.id for v in page])}
             for view in page:  # the snapshot has no sizes; an image deleted since has none
                 view.width, view.height = (sizes[view.id].width, sizes[view.id].height) if view.id in sizes else (0, 0)
         else:
-            page = await _store_call(self.s.labels.images, ref.id, tagged, tag_ids, newest, skip, take)
+            page = await _store_call(self.labels.images, ref.id, tagged, tag_ids, newest, skip, take)
         return [self.image_wire(namespace, ref.id, v, base_url) for v in page]
 
     async def count(self, namespace: str, project_id: str, tagged: bool | None, tag_ids: list[str] | None,
                     iteration_id: str | None = None) -> int:
-        ref = await self.s.labelled(namespace, project_id)
+        ref = await self.lookup.labelled(namespace, project_id)
         if iteration_id:
             return len(await self._trained_on(namespace, project_id, iteration_id, tagged, tag_filter(tag_ids)))
-        return await _store_call(self.s.labels.count, ref.id, tagged, tag_filter(tag_ids))
+        return await _store_call(self.labels.count, ref.id, tagged, tag_filter(tag_ids))
 
     async def _trained_on(self, namespace: str, project_id: str, iteration_id: str, tagged: bool | None,
                           tag_ids: list[str] | None) -> list[ImageView]:
         """The images of an iteration's training snapshot, labelled as they were then, in upload order."""
-        project = self.s.project(namespace, project_id)
-        body = self.s.source.catalog.iteration(project, iteration_id)
-        records = await self.s.trained.snapshot(project, body)
-        tag_id, wanted = tag_ids_of(project.uid, body), {t.lower() for t in tag_ids or []}
+        project = self.lookup.project(namespace, project_id)
+        iteration = self.source.catalog.iteration(project, iteration_id)
+        records = await self.trained.snapshot(project, iteration)
+        tag_id, wanted = tag_ids_of(project.uid, iteration), {t.lower() for t in tag_ids or []}
         views = []
         for record in records:
             names = [*record.tags, *(r.tag for r in record.regions)]
@@ -185,64 +202,64 @@ class LabellingService:
         return views
 
     async def by_ids(self, namespace: str, project_id: str, image_ids: list[str], base_url: str) -> list[wire.Image]:
-        ref = await self.s.labelled(namespace, project_id)
+        ref = await self.lookup.labelled(namespace, project_id)
         if len(image_ids) > 256:
             raise CustomVisionError("At most 256 image ids.", "BadRequestInvalidIds")
-        views = await _store_call(self.s.labels.images_by_ids, ref.id, image_ids)
+        views = await _store_call(self.labels.images_by_ids, ref.id, image_ids)
         return [self.image_wire(namespace, ref.id, v, base_url) for v in views]
 
     async def image_contents(self, namespace: str, project_id: str, image_ids: list[str]) -> list[tuple[str, bytes]]:
         """(id, bytes) of up to 64 of the project's images, in the order asked; BadRequestInvalidIds if one is not
         the project's."""
-        ref = await self.s.labelled(namespace, project_id)
+        ref = await self.lookup.labelled(namespace, project_id)
         wanted = list(dict.fromkeys(i.lower() for i in image_ids))
         if not wanted or len(wanted) > MAX_BATCH:
             raise CustomVisionError(f"Send 1 to {MAX_BATCH} image ids.", "BadRequestInvalidIds")
-        views = {v.id: v for v in await _store_call(self.s.labels.images_by_ids, ref.id, wanted)}
+        views = {v.id: v for v in await _store_call(self.labels.images_by_ids, ref.id, wanted)}
         missing = [i for i in wanted if i not in views]
         if missing:
             raise CustomVisionError(f"Unknown image ids: {', '.join(missing[:10])}.", "BadRequestInvalidIds")
         layout = ref.layout
 
         def read(image_id: str) -> tuple[str, bytes]:
-            return image_id, self.s.objects.get(layout.bucket, layout.image_key(views[image_id].sha256))
+            return image_id, self.objects.get(layout.bucket, layout.image_key(views[image_id].sha256))
 
         return await asyncio.gather(*(asyncio.to_thread(read, i) for i in wanted))
 
     async def tag_images(self, namespace: str, project_id: str,
                          batch: wire.ImageTagCreateBatch) -> wire.ImageTagCreateSummary:
-        ref = await self.s.labelled(namespace, project_id)
+        ref = await self.lookup.labelled(namespace, project_id)
         pairs = [(t.image_id, t.tag_id) for t in batch.tags or []]
         if not pairs or len(pairs) > MAX_BATCH:
             raise CustomVisionError(f"Send 1 to {MAX_BATCH} image tags.", "BadRequestExceededBatchSize")
-        created, duplicated = await _store_call(self.s.labels.tag_images, ref.id, pairs)
+        created, duplicated = await _store_call(self.labels.tag_images, ref.id, pairs)
         entry = wire.ImageTagCreateEntry
         return wire.ImageTagCreateSummary(created=[entry(image_id=i, tag_id=t) for i, t in created],
                                           duplicated=[entry(image_id=i, tag_id=t) for i, t in duplicated],
                                           exceeded=[])
 
     async def untag_images(self, namespace: str, project_id: str, image_ids: list[str], tag_ids: list[str]) -> None:
-        ref = await self.s.labelled(namespace, project_id)
+        ref = await self.lookup.labelled(namespace, project_id)
         if not image_ids or not tag_ids or len(image_ids) > MAX_BATCH or len(tag_ids) > MAX_TAG_FILTER:
             raise CustomVisionError(f"Send 1 to {MAX_BATCH} image ids and 1 to {MAX_TAG_FILTER} tag ids.",
                                     "BadRequestInvalidIds")
-        await _store_call(self.s.labels.untag_images, ref.id, image_ids, tag_ids)
+        await _store_call(self.labels.untag_images, ref.id, image_ids, tag_ids)
 
     async def delete(self, namespace: str, project_id: str, image_ids: list[str] | None, all_images: bool) -> None:
-        ref = await self.s.labelled(namespace, project_id)
+        ref = await self.lookup.labelled(namespace, project_id)
         if not all_images and not image_ids:
             raise CustomVisionError("Name the images to delete (imageIds), or pass allImages=true.",
                                     "BadRequestInvalidIds")
         if image_ids and len(image_ids) > 256:
             raise CustomVisionError("At most 256 image ids.", "BadRequestInvalidIds")
-        await _store_call(self.s.labels.delete_images, ref.id, None if all_images else image_ids)
+        await _store_call(self.labels.delete_images, ref.id, None if all_images else image_ids)
 
     async def create_regions(self, namespace: str, project_id: str,
                              batch: wire.ImageRegionCreateBatch) -> wire.ImageRegionCreateSummary:
-        ref = await self.s.labelled(namespace, project_id)
+        ref = await self.lookup.labelled(namespace, project_id)
         entries = [regions.RegionEntry(r.image_id, RegionIn(r.tag_id.lower(), r.left, r.top, r.width, r.height))
                    for r in batch.regions or []]
-        summary = await _store_call(regions.create_regions, self.s.labels, ref.id, entries)
+        summary = await _store_call(regions.create_regions, self.labels, ref.id, entries)
 
         def entry(e: regions.RegionEntry) -> wire.ImageRegionCreateEntry:
             box = e.region
@@ -257,12 +274,12 @@ class LabellingService:
             duplicated=[entry(e) for e in summary.duplicated], exceeded=[entry(e) for e in summary.exceeded])
 
     async def delete_regions(self, namespace: str, project_id: str, region_ids: list[str]) -> None:
-        ref = await self.s.labelled(namespace, project_id)
-        await _store_call(regions.delete_regions, self.s.labels, ref.id, region_ids)
+        ref = await self.lookup.labelled(namespace, project_id)
+        await _store_call(regions.delete_regions, self.labels, ref.id, region_ids)
 
     async def update_metadata(self, namespace: str, project_id: str, image_ids: list[str],
                               metadata: dict[str, str]) -> wire.ImageMetadataUpdateSummary:
-        ref = await self.s.labelled(namespace, project_id)
+        ref = await self.lookup.labelled(namespace, project_id)
         if not image_ids or len(image_ids) > 256:
             raise CustomVisionError("Send 1 to 256 image ids.", "BadRequestInvalidIds")
         for key, value in metadata.items():
@@ -272,57 +289,8 @@ class LabellingService:
             if len(value) > 256:
                 raise CustomVisionError(f"Metadata value of {key!r} is over 256 characters.",
                                         "BadRequestImageMetadataValue")
-        statuses = await _store_call(self.s.labels.update_metadata, ref.id, image_ids, metadata)
+        statuses = await _store_call(self.labels.update_metadata, ref.id, image_ids, metadata)
         return wire.ImageMetadataUpdateSummary(
             is_batch_successful=all(s == "OK" for s in statuses.values()),
             images=[wire.ImageMetadataUpdateEntry(image_id=i, status=s, metadata=metadata if s == "OK" else None)
                     for i, s in statuses.items()])
-
-    # ------------------------------------------------------------------------------------------------------------
-    # stored predictions
-
-    async def query_predictions(self, namespace: str, project_id: str, token: wire.PredictionQueryToken,
-                                base_url: str) -> wire.PredictionQueryResult:
-        ref = await self.s.labelled(namespace, project_id)
-        take = token.max_count or 50
-        if take > MAX_RESULTS:
-            raise CustomVisionError(f"maxCount is at most {MAX_RESULTS}.", "BadRequestPredictionResultsExceededCount")
-        if token.tags and len(token.tags) > MAX_TAG_FILTER:
-            raise CustomVisionError(f"At most {MAX_TAG_FILTER} tags.", "BadRequestPredictionTagsExceededCount")
-        if token.order_by not in (None, "Newest", "Oldest", "Suggested"):
-            raise CustomVisionError("orderBy is Newest, Oldest or Suggested.",
-                                    "BadRequestPredictionInvalidQueryParameters")
-        skip = int(token.continuation) if token.continuation and token.continuation.isdigit() else 0
-        query = PredictionQuery(
-            iteration_id=token.iteration_id, application=token.application, start=token.start_time,
-            end=token.end_time, newest=token.order_by != "Oldest", skip=skip, take=take,
-            tags=tuple(TagRange(t.id, t.min_threshold, t.max_threshold) for t in token.tags or []))
-        await asyncio.to_thread(self.s.predictions_index.catch_up, ref)
-        rows = await asyncio.to_thread(self.s.predictions_index.query, ref.id, query)
-        domain = project_wire(self.s.project(namespace, project_id)).settings.domain_id
-        results = []
-        for row in rows:
-            uri = self.s.link(namespace, base_url, f"{ref.id}/images/{row.sha256}")
-            results.append(wire.StoredImagePrediction(
-                resized_image_uri=uri, thumbnail_uri=uri, original_image_uri=uri, domain=domain, id=row.id,
-                project=ref.id, iteration=row.iteration_id, created=row.created,
-                predictions=[stored_prediction(p) for p in row.predictions]))
-        following = token.model_copy(update={"continuation": str(skip + len(rows)) if len(rows) == take else None})
-        return wire.PredictionQueryResult(token=following, results=results)
-
-    async def delete_predictions(self, namespace: str, project_id: str, ids: list[str]) -> None:
-        ref = await self.s.labelled(namespace, project_id)
-        if not ids:
-            raise CustomVisionError("Name the predictions to delete (ids).", "BadRequestPredictionIdsMissing")
-        if len(ids) > MAX_BATCH:
-            raise CustomVisionError(f"At most {MAX_BATCH} ids.", "BadRequestPredictionIdsExceededCount")
-        await asyncio.to_thread(self.s.predictions_index.delete, ref, ids)
-
-
-def stored_prediction(kept: dict) -> wire.Prediction:
-    """A prediction as the index keeps it (core.dataset.PredictedTag), a detector's with its box."""
-    region = kept.get("region")
-    return wire.Prediction(
-        probability=kept["probability"], tag_id=kept["tag_id"], tag_name=kept["tag_name"],
-        bounding_box=wire.BoundingBox(**{k: region[k] for k in ("left", "top", "width", "height")}) if region else None,
-        tag_type=wire.TagType.NEGATIVE if kept["tag_name"] == "Negative" else wire.TagType.REGULAR)

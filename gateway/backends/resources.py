@@ -1,14 +1,13 @@
 """Where the training API writes CustomVisionProjects and Iterations: the Kubernetes API in the key's namespace, or
-local mode's store. Either admits them as the API server would; the operator (or the local controller) does the
-rest, exactly as for resources applied with kubectl."""
+whatever writer the gateway was started with (local mode's store). Either admits them as the API server would; the
+operator (or the local controller) does the rest, exactly as for resources applied with kubectl."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-from kubevision.core import api, validation
+from kubevision.core import api
 from kubevision.gateway.errors import CustomVisionError
 
 PLURALS = {"CustomVisionProject": "customvisionprojects", "Iteration": "iterations"}
@@ -29,52 +28,6 @@ class ResourceWriter:
 
     async def delete(self, kind: str, namespace: str, name: str) -> None:
         raise NotImplementedError
-
-
-def _invalid(error: validation.InvalidManifest) -> CustomVisionError:
-    return CustomVisionError(f"The request makes an invalid resource: {error}", "BadRequest")
-
-
-def merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """RFC 7386 JSON merge patch, as the API server applies it."""
-    result = dict(target)
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        elif isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merge(result[key], value)
-        else:
-            result[key] = value
-    return result
-
-
-class LocalResources(ResourceWriter):
-    def __init__(self, store):
-        self.store = store  # kubevision.local.store.LocalStore
-
-    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        meta = body["metadata"]
-        if await asyncio.to_thread(self.store.get, body["kind"], meta["namespace"], meta["name"]) is not None:
-            raise AlreadyExists(meta["name"])
-        try:
-            stored, _ = await asyncio.to_thread(self.store.apply, body)
-        except validation.InvalidManifest as error:
-            raise _invalid(error) from error
-        return stored
-
-    async def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        current = await asyncio.to_thread(self.store.get, kind, namespace, name)
-        if current is None:
-            raise CustomVisionError(f"{kind} {name} no longer exists.", "NotFound")
-        manifest = merge({k: v for k, v in current.items() if k != "status"}, patch)
-        try:
-            stored, _ = await asyncio.to_thread(self.store.apply, manifest)
-        except validation.InvalidManifest as error:
-            raise _invalid(error) from error
-        return stored
-
-    async def delete(self, kind: str, namespace: str, name: str) -> None:
-        await asyncio.to_thread(self.store.mark_deleted, kind, namespace, name)
 
 
 async def _json(response) -> dict[str, Any]:

@@ -33,7 +33,7 @@ def router() -> APIRouter:
         project = _project(request, project_id, f"{project_id}/images/{sha256}", expires, signature)
         if not SHA256.match(sha256):
             raise NotFound("No such image.", "NotFoundImage")
-        objects = request.app.state.training.s.objects
+        objects = request.app.state.objects
         layout = DatasetLayout(project.dataset_bucket, project.dataset_prefix)
         data = await asyncio.to_thread(objects.get, layout.bucket, layout.image_key(sha256))
         return Response(data, media_type="application/octet-stream")
@@ -42,9 +42,8 @@ def router() -> APIRouter:
     async def model(request: Request, project_id: str, iteration_id: str, expires: Annotated[int, Query(ge=0)],
                     signature: Annotated[str, Query(max_length=64)]) -> Response:
         project = _project(request, project_id, f"{project_id}/models/{iteration_id}.onnx", expires, signature)
-        trainer = request.app.state.training
-        bucket, key = trainer.model_object(project, iteration_id)
-        data = await asyncio.to_thread(trainer.s.objects.get, bucket, key)
+        bucket, key = request.app.state.exports.model_object(project, iteration_id)
+        data = await asyncio.to_thread(request.app.state.objects.get, bucket, key)
         return Response(data, media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{iteration_id}.onnx"'})
 

@@ -1,19 +1,17 @@
-"""Where the catalog comes from, kept current in the background: local mode re-reads the local store and the keys
-file; on Kubernetes, watches of CustomVisionProjects, Iterations and the key Secrets feed it. Either way a request
-reads the latest catalog and never waits on a lookup."""
+"""Where the catalog comes from, kept current in the background: on Kubernetes, watches of CustomVisionProjects,
+Iterations and the key Secrets feed it (local mode's source, which re-reads its store, is handed in by whoever starts
+a local gateway). Either way a request reads the latest catalog and never waits on a lookup."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import logging
-from pathlib import Path
 from typing import Any
 
 from kubevision.core import api
 from kubevision.core.settings import GatewaySettings
 from kubevision.gateway.catalog import Catalog, NamespaceKeys
-from kubevision.local import api_keys
 
 log = logging.getLogger(__name__)
 
@@ -41,36 +39,6 @@ class CatalogSource:
         """A resource this gateway just wrote (kind: projects or iterations): in the catalog at once, so that the
         next request sees it before the watch or the next refresh brings it."""
         raise NotImplementedError
-
-
-class LocalSource(CatalogSource):
-    def __init__(self, settings: GatewaySettings):
-        super().__init__()
-        self.settings = settings
-        self.data_dir = Path(settings.data_dir)
-        self._store = None
-
-    def load(self) -> Catalog:
-        from kubevision.local.store import LocalStore
-
-        if self._store is None:
-            self._store = LocalStore(self.data_dir / "resources.db")
-        store = self._store
-        keys = {ns: NamespaceKeys(k.get("predictionKey", ""), k.get("trainingKey", ""))
-                for ns, k in api_keys.load(self.data_dir).items()}
-        return Catalog.build(store.list("CustomVisionProject"), store.list("Iteration"), keys)
-
-    async def observe(self, kind: str, body: dict[str, Any], deleted: bool = False) -> None:
-        self.catalog = await asyncio.to_thread(self.load)  # the local store has it already
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                self.catalog = await asyncio.to_thread(self.load)
-                self.ready = True
-            except Exception:  # a store being written, a keys file mid-rename: the next pass reads it
-                log.exception("reading local resources")
-            await asyncio.sleep(self.settings.refresh_seconds)
 
 
 def secret_keys(body: dict[str, Any]) -> NamespaceKeys:

@@ -1,0 +1,135 @@
+"""Custom Vision's domains and projects, free of HTTP: a project is a CustomVisionProject in the key's namespace,
+registered in the label store; its Custom Vision view (project_wire) is what every service shows of it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from datetime import datetime
+from typing import Any
+
+from kubevision.core import api
+from kubevision.core.labelstore.store import LabelStore
+from kubevision.core.settings import GatewaySettings
+from kubevision.core.storage import ObjectStore
+from kubevision.gateway import domains, wire
+from kubevision.gateway.backends.resources import AlreadyExists, ResourceWriter
+from kubevision.gateway.backends.sources import CatalogSource
+from kubevision.gateway.catalog import Project
+from kubevision.gateway.errors import CustomVisionError
+from kubevision.gateway.services.lookup import ProjectLookup
+
+DOMAIN_ANNOTATION = "kubevision.io/domain-id"  # the Azure domain id the caller chose (several map to one domain)
+PROJECT_NAME_LENGTH = 40  # leaves room for "-<n>" in iteration names, which name Triton models (63 at most)
+
+
+def resource_name(display_name: str) -> str:
+    """A Kubernetes name for a Custom Vision name: kept when valid, mapped otherwise (the display name is kept)."""
+    name = re.sub(r"[^a-z0-9]+", "-", display_name.lower()).strip("-")[:PROJECT_NAME_LENGTH].rstrip("-")
+    return name or "project"
+
+
+def timestamp(value: str | None) -> datetime | None:
+    """A Kubernetes timestamp (RFC 3339, Z for UTC) as a datetime; None when there is none."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def project_wire(project: Project) -> wire.Project:
+    meta, spec = project.body["metadata"], project.body["spec"]
+    chosen = (meta.get("annotations") or {}).get(DOMAIN_ANNOTATION)
+    domain = domains.BY_ID.get(chosen or "") or domains.shown(project.type, spec.get("domain", "General"))
+    classification = spec.get("classificationType") or ("Multiclass" if project.type == "Classification" else None)
+    created = timestamp(meta.get("creationTimestamp"))
+    return wire.Project(
+        id=project.uid, name=spec.get("displayName", project.name), description=spec.get("description", ""),
+        settings=wire.ProjectSettings(domain_id=domain.id, classification_type=classification,
+                                      target_export_platforms=[], use_negative_set=True, image_processing_settings={}),
+        created=created, last_modified=created, dr_mode_enabled=False, status="Succeeded",
+    )
+
+
+class ProjectService:
+    def __init__(self, settings: GatewaySettings, source: CatalogSource, resources: ResourceWriter,
+                 lookup: ProjectLookup, labels: LabelStore, objects: ObjectStore):
+        self.settings, self.source, self.resources = settings, source, resources  # resources: where projects go
+        self.lookup, self.labels, self.objects = lookup, labels, objects  # objects: the datasets bucket is made here
+
+    @staticmethod
+    def domain_wire(info: domains.DomainInfo) -> wire.Domain:
+        return wire.Domain(id=info.id, name=info.name, type=info.type.value, exportable=True, enabled=True,
+                           exportable_platforms=["ONNX"])
+
+    def projects(self, namespace: str) -> list[wire.Project]:
+        found = [p for p in self.source.catalog.projects.values() if p.namespace == namespace]
+        return [project_wire(p) for p in sorted(found, key=lambda p: p.body["metadata"].get("creationTimestamp", ""))]
+
+    def get_project(self, namespace: str, project_id: str) -> wire.Project:
+        return project_wire(self.lookup.project(namespace, project_id))
+
+    @staticmethod
+    def _project_spec(name: str, description: str | None, domain_id: str | None,
+                      classification_type: str | None) -> tuple[dict[str, Any], domains.DomainInfo]:
+        if not name or not name.strip() or len(name) > 256:
+            raise CustomVisionError("A project's name must have 1 to 256 characters.", "BadRequestProjectName")
+        if description is not None and len(description) > 4096:
+            raise CustomVisionError("A project's description must have at most 4096 characters.",
+                                    "BadRequestProjectDescription")
+        info = domains.domain(domain_id) if domain_id else domains.DEFAULT
+        spec: dict[str, Any] = {"displayName": name.strip(), "type": info.type.value, "domain": info.domain.value}
+        if description is not None:
+            spec["description"] = description
+        if info.type == api.ProjectType.CLASSIFICATION:
+            if classification_type not in (None, "Multiclass", "Multilabel"):
+                raise CustomVisionError(f"Unknown classification type {classification_type!r}: Multiclass or "
+                                        "Multilabel.", "BadRequestProjectUnknownClassification")
+            spec["classificationType"] = classification_type or "Multiclass"
+        return spec, info
+
+    async def create_project(self, namespace: str, name: str, description: str | None, domain_id: str | None,
+                             classification_type: str | None) -> wire.Project:
+        spec, info = self._project_spec(name, description, domain_id, classification_type)
+        base = resource_name(name)
+        await asyncio.to_thread(self.objects.ensure_bucket, self.settings.datasets_bucket)
+        for attempt in range(20):
+            candidate = base if attempt == 0 else f"{base}-{secrets.token_hex(2)}"
+            body = {"apiVersion": api.API_VERSION, "kind": "CustomVisionProject",
+                    "metadata": {"name": candidate, "namespace": namespace,
+                                 "annotations": {DOMAIN_ANNOTATION: info.id}},
+                    "spec": {**spec, "dataset": {"bucket": self.settings.datasets_bucket,
+                                                 "prefix": f"{namespace}/{candidate}/"}}}
+            try:
+                stored = await self.resources.create(body)
+                break
+            except AlreadyExists:
+                continue
+        else:
+            raise CustomVisionError(f"No free resource name for {name!r}.", "BadRequestProjectNameNotUnique")
+        await self.source.observe("projects", stored)
+        await self.lookup.labelled(namespace, stored["metadata"]["uid"])
+        return self.get_project(namespace, stored["metadata"]["uid"])
+
+    async def update_project(self, namespace: str, project_id: str, update: wire.Project) -> wire.Project:
+        project = self.lookup.project(namespace, project_id)
+        settings = update.settings or wire.ProjectSettings()
+        spec, info = self._project_spec(update.name, update.description, settings.domain_id,
+                                        settings.classification_type)
+        if info.type.value != project.type:
+            raise CustomVisionError("A project cannot change between Classification and ObjectDetection.",
+                                    "BadRequestProjectUnsupportedDomainTypeChange")
+        stored = await self.resources.patch("CustomVisionProject", namespace, project.name, {
+            "metadata": {"annotations": {DOMAIN_ANNOTATION: info.id}}, "spec": spec})
+        await self.source.observe("projects", stored)
+        return self.get_project(namespace, project_id)
+
+    async def delete_project(self, namespace: str, project_id: str) -> None:
+        project = self.lookup.project(namespace, project_id)
+        for iteration in self.source.catalog.iterations.get(project.uid, []):
+            if iteration.spec.publish_name:
+                raise CustomVisionError("The project has a published iteration; unpublish it first.",
+                                        "BadRequestIterationIsPublished")
+        for iteration in self.source.catalog.iterations.get(project.uid, []):
+            await self.resources.delete("Iteration", namespace, iteration.metadata.name)
+        await self.resources.delete("CustomVisionProject", namespace, project.name)
+        await self.source.observe("projects", project.body, deleted=True)
+        await asyncio.to_thread(self.labels.delete_project, project.uid)
