@@ -20,11 +20,12 @@ from kubevision.core.labelstore.store import LabelStore
 from kubevision.core.labelstore.upload import local_database_url
 from kubevision.core.settings import GatewaySettings, S3Settings
 from kubevision.core.storage import ObjectStore
-from kubevision.gateway import errors, portal
+from kubevision.gateway import portal
 from kubevision.gateway.backends.resources import KubernetesResources, ResourceWriter
 from kubevision.gateway.backends.sources import CatalogSource, KubernetesSource
 from kubevision.gateway.backends.trained import TrainedIterations
 from kubevision.gateway.backends.triton import Classifier
+from kubevision.gateway.http import errors
 from kubevision.gateway.http.observe import Observe
 from kubevision.gateway.http.routers import files, prediction, training
 from kubevision.gateway.links import Signer
