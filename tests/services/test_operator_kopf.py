@@ -447,7 +447,8 @@ async def test_s3_and_mlflow_that_hang_are_reported_and_recovered_from_in_the_sa
                                                                                           monkeypatch):
     """Servers that accept and never answer, the hardest fault: each request times out, the condition says so,
     deletion goes on, and once the server answers again the running operator recovers by itself."""
-    quick = OperatorSettings(mlflow_timeout_seconds=1)
+    # No watch tells of MLflow hanging once the project is Ready: the resync (short here) is what looks again.
+    quick = OperatorSettings(mlflow_timeout_seconds=1, resync_seconds=3)
     for name, value in mlflow_request_limits(quick).items():
         monkeypatch.setenv(name, value)
     upload_dataset(platform, "owls/", {"barn": 5, "snowy": 5})
