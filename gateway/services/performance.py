@@ -10,7 +10,7 @@ from collections.abc import Callable
 from kubevision.core import api, detection_metrics, heldout
 from kubevision.core.api import Iteration
 from kubevision.core.labelstore.store import ImageView, LabelStore
-from kubevision.core.serving import detection as detection_model
+from kubevision.core.serving import detection
 from kubevision.gateway import wire
 from kubevision.gateway.backends.sources import CatalogSource
 from kubevision.gateway.backends.trained import TrainedIterations, tag_ids
@@ -78,12 +78,12 @@ class PerformanceService:
         tag_id = tag_ids(project.uid, iteration)
         trained_at = metrics.probability_threshold
         threshold = trained_at if threshold is None else threshold
-        overlap = detection_model.OVERLAP_THRESHOLD if overlap_threshold is None else overlap_threshold
+        overlap = detection.OVERLAP_THRESHOLD if overlap_threshold is None else overlap_threshold
         held_out = await self.trained.held_out(iteration)
         average = {t.tag: t.average_precision for t in metrics.per_tag}
         mean_average = metrics.average_precision
         if held_out is None:  # trained before held-out predictions were kept: the trainer's thresholds only
-            if abs(threshold - trained_at) > 1e-9 or abs(overlap - detection_model.OVERLAP_THRESHOLD) > 1e-9:
+            if abs(threshold - trained_at) > 1e-9 or abs(overlap - detection.OVERLAP_THRESHOLD) > 1e-9:
                 raise NotFound(f"Iteration {iteration_id} kept its performance at threshold {trained_at} only; "
                                "train again to see other thresholds.", "NotFoundIterationPerformance")
             per_tag = [(t.tag, t.precision, t.recall) for t in metrics.per_tag]
