@@ -7,6 +7,7 @@ whose identity differs is not ours: never taken for alive, never signalled."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,10 +20,34 @@ class ServiceError(RuntimeError):
     """A local service could not be started or found; the message says which and why."""
 
 
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LISTEN_PORTS_FROM = 20000  # the low end of the ports chosen for servers, below Linux's ephemeral range
+_handed_out: set[int] = set()  # chosen by this process and maybe not bound yet: never chosen twice
+
+
 def free_port() -> int:
+    """A port free now, below the kernel's ephemeral range where it can: a port from that range (what binding to
+    port 0 gives) may become an outgoing connection's source port before the server that was to listen on it
+    starts, and the server then fails with "address already in use"."""
+    first_ephemeral = int(EPHEMERAL_PORTS.read_text().split()[0]) if EPHEMERAL_PORTS.is_file() else 0
+    if first_ephemeral > LISTEN_PORTS_FROM:
+        for port in random.sample(range(LISTEN_PORTS_FROM, first_ephemeral), 50):
+            if port not in _handed_out and _bindable(port):
+                _handed_out.add(port)
+                return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _bindable(port: int) -> bool:
+    """Free even of connections in TIME_WAIT: a fresh choice need not be shared with the past."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def port_is_free(port: int) -> bool:

@@ -132,3 +132,12 @@ def test_down_stops_running_trainings_first_and_leaves_a_reused_pid_alone(unrela
     assert platform.down() == ["training pets-1"]
     assert trainer.wait(timeout=20) is not None
     assert unrelated_process.poll() is None
+
+
+def test_a_free_port_is_chosen_below_the_ephemeral_range_and_never_twice():
+    """Ports the kernel hands out as outgoing connections' source ports would race the server meant to listen."""
+    first_ephemeral = int(process.EPHEMERAL_PORTS.read_text().split()[0])
+    ports = [process.free_port() for _ in range(200)]
+    assert all(process.LISTEN_PORTS_FROM <= port < first_ephemeral for port in ports)
+    assert len(set(ports)) == len(ports)
+    assert all(process.port_is_free(port) for port in ports)
