@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from kubevision.core.names import name_problem
 
 # Image ids are derived from content, so the same photo uploaded twice is one image (Custom Vision's OKDuplicate).
 _IMAGE_NAMESPACE = uuid.UUID("6f1c1a4e-3a52-4c55-9a51-7d8f3c0b8e10")
@@ -16,11 +19,54 @@ _IMAGE_NAMESPACE = uuid.UUID("6f1c1a4e-3a52-4c55-9a51-7d8f3c0b8e10")
 _TAG_NAMESPACE = uuid.UUID("0b7e3c52-94d4-4f0e-8d0c-5f2a1e6b9c31")
 
 
-TagName = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
+
+
+def _plain_name(name: str) -> str:
+    problem = name_problem(name)
+    if problem:
+        raise ValueError(f"the tag name {name!r} {problem}")
+    return name
+
+
+TagName = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True),
+                    AfterValidator(_plain_name)]
+
+EDGE_TOLERANCE = 1e-6  # boxes drawn to the very edge, written as floats, may pass 1 by a rounding error
+
+
+def fit_box(left: float, top: float, width: float, height: float) -> tuple[float, float, float, float]:
+    """The one rule of a region, for the label store and the manifest alike: a box whose edges lie between 0 and 1
+    (within EDGE_TOLERANCE, and then moved onto the edge it passed), of non-zero size. Returns the box fitted into
+    its image; ValueError says why it is no region."""
+    if not all(math.isfinite(figure) for figure in (left, top, width, height)):
+        raise ValueError(f"is not a box (left {left}, top {top}, width {width}, height {height})")
+    if width <= 0 or height <= 0:
+        raise ValueError(f"has zero size (width {width}, height {height})")
+    if (left < -EDGE_TOLERANCE or top < -EDGE_TOLERANCE or left + width > 1 + EDGE_TOLERANCE
+            or top + height > 1 + EDGE_TOLERANCE):
+        raise ValueError(f"lies outside the image (left {left}, top {top}, width {width}, height {height}: each "
+                         "edge must be between 0 and 1)")
+    left, width = _fit_span(left, width)
+    top, height = _fit_span(top, height)
+    if width <= 0 or height <= 0:
+        raise ValueError(f"has zero size inside the image (width {width}, height {height})")
+    return left, top, width, height
+
+
+def _fit_span(start: float, length: float) -> tuple[float, float]:
+    """One axis of a box, its edges moved within [0, 1]; left alone when inside already, so figures keep their
+    exact value."""
+    if start < 0:
+        start, length = 0.0, length + start
+    start = min(start, 1.0)
+    if start + length > 1:
+        length = 1 - start
+    return start, length
 
 
 class Region(BaseModel):
-    """A tagged box, normalised to the image size as Custom Vision gives it."""
+    """A tagged box, normalised to the image size as Custom Vision gives it (fit_box's rule: a box a rounding
+    error past an edge is moved onto it)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -29,6 +75,18 @@ class Region(BaseModel):
     top: float = Field(ge=0, le=1)
     width: float = Field(gt=0, le=1)
     height: float = Field(gt=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fitted(cls, data):
+        figures = ("left", "top", "width", "height")
+        if not isinstance(data, dict) or not all(isinstance(data.get(f), int | float) for f in figures):
+            return data  # the fields' own checks say what is wrong
+        try:
+            fitted = fit_box(*(float(data[f]) for f in figures))
+        except ValueError as problem:
+            raise ValueError(f"the region {problem}") from None
+        return {**data, **dict(zip(figures, fitted, strict=True))}
 
 
 class ImageRecord(BaseModel):

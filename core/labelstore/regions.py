@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 
 from kubevision.core.labelstore import tables
-from kubevision.core.labelstore.boxes import MAX_REGIONS_PER_IMAGE, check_boxes
+from kubevision.core.labelstore.boxes import MAX_REGIONS_PER_IMAGE, fit_boxes
 from kubevision.core.labelstore.errors import StoreError
 from kubevision.core.labelstore.store import LabelStore, RegionIn, now, touch
 
@@ -45,11 +45,12 @@ class RegionsSummary:
 
 def create_regions(store: LabelStore, project_id: str, entries: Sequence[RegionEntry]) -> RegionsSummary:
     """Add regions to stored images. A bad box, an unknown image or tag refuses the whole batch and changes
-    nothing; a box already on its image with the same tag is reported, not repeated."""
+    nothing; a box a rounding error past an edge is kept on the edge; a box already on its image with the same tag
+    is reported, not repeated."""
     if not entries or len(entries) > MAX_BATCH:
         raise StoreError(f"Send 1 to {MAX_BATCH} regions.", "BadRequestExceededBatchSize")
-    check_boxes([(f"entry {n} (image {e.image_id})", e.region) for n, e in enumerate(entries)])
-    entries = [RegionEntry(e.image_id.lower(), e.region) for e in entries]
+    fitted = fit_boxes([(f"entry {n} (image {e.image_id})", e.region) for n, e in enumerate(entries)])
+    entries = [RegionEntry(e.image_id.lower(), box) for e, box in zip(entries, fitted, strict=True)]
     images = {e.image_id for e in entries}
     tag_ids = {e.region.tag_id for e in entries}
     summary = RegionsSummary([], [], [])

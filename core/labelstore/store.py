@@ -13,7 +13,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import String, any_, delete, func, literal, select, union_all, update
@@ -23,15 +23,16 @@ from sqlalchemy.orm import Session
 from kubevision.core import dataset
 from kubevision.core.images import ImageProblem, Inspected, inspect
 from kubevision.core.labelstore import tables
-from kubevision.core.labelstore.boxes import MAX_REGIONS_PER_IMAGE, check_boxes
+from kubevision.core.labelstore.boxes import MAX_REGIONS_PER_IMAGE, fit_boxes
 from kubevision.core.labelstore.database import Database
 from kubevision.core.labelstore.errors import NotFound, StoreError
+from kubevision.core.labelstore.metadata import MAX_METADATA, check_pairs
+from kubevision.core.names import name_problem
 from kubevision.core.storage import DatasetLayout, ObjectStore
 from kubevision.core.training import NEGATIVE_TAG
 
 MAX_BATCH = 64  # images in one upload, as Custom Vision allows
 MAX_TAGS_PER_IMAGE = 100
-MAX_METADATA = 10  # key/value pairs an image may carry
 TAG_TYPES = ("Regular", "Negative", "GeneralProduct")
 # Why the image policy refuses an upload, in Custom Vision's ImageCreateStatus.
 IMAGE_STATUSES = {"bytes": "ErrorImageSize", "pixels": "ErrorImageDimensions", "format": "ErrorImageFormat",
@@ -139,6 +140,27 @@ def touch(session: Session, project_id: str) -> None:
         dirty_since=func.coalesce(tables.Project.dirty_since, moment)))
 
 
+def tag_name(name: str, type: str) -> str:
+    """A tag's name as stored, or BadRequestTagName. The manifest names a Negative tag NEGATIVE_TAG, whatever its
+    name, so no other tag may be called so (in any case or spacing): a regular tag is never merged with it."""
+    name = name.strip()
+    if not name or len(name) > 256:
+        raise StoreError("A tag's name must have 1 to 256 characters.", "BadRequestTagName")
+    problem = name_problem(name)
+    if problem:
+        raise StoreError(f"The tag name {name!r} {problem}.", "BadRequestTagName")
+    if type != "Negative" and name.lower() == NEGATIVE_TAG.lower():
+        raise StoreError(f"{NEGATIVE_TAG!r} names the project's Negative tag only; give this {type} tag another "
+                         "name.", "BadRequestTagName")
+    return name
+
+
+def check_description(description: str) -> None:
+    if len(description) > 4096 or "\x00" in description:  # PostgreSQL keeps no NUL
+        raise StoreError("A tag's description must have at most 4096 characters, without NUL.",
+                         "BadRequestTagDescription")
+
+
 class LabelStore:
     def __init__(self, database: Database, objects: ObjectStore, analyze_every: int = ANALYZE_EVERY):
         self.db = database
@@ -229,13 +251,10 @@ class LabelStore:
     # tags
 
     def create_tag(self, project_id: str, name: str, description: str = "", type: str = "Regular") -> TagView:
-        name = name.strip()
-        if not name or len(name) > 256:
-            raise StoreError("A tag's name must have 1 to 256 characters.", "BadRequestTagName")
-        if len(description) > 4096:
-            raise StoreError("A tag's description must have at most 4096 characters.", "BadRequestTagDescription")
         if type not in TAG_TYPES:
             raise StoreError(f"A tag's type is one of {', '.join(TAG_TYPES)}.", "BadRequestTagType")
+        name = tag_name(name, type)
+        check_description(description)
         with self.db.writing() as session:
             if session.scalar(select(tables.Tag.id).where(tables.Tag.project_id == project_id,
                                                           func.lower(tables.Tag.name) == name.lower())):
@@ -278,9 +297,9 @@ class LabelStore:
                 raise StoreError(f"The project has a {type} tag already.", "BadRequestMultipleNegativeTag")
         if type is not None and type not in TAG_TYPES:
             raise StoreError(f"A tag's type is one of {', '.join(TAG_TYPES)}.", "BadRequestTagType")
-        name = (name or current.name).strip()
-        if not name or len(name) > 256:
-            raise StoreError("A tag's name must have 1 to 256 characters.", "BadRequestTagName")
+        name = tag_name(name or current.name, type or current.type)
+        if description is not None:
+            check_description(description)
         with self.db.writing() as session:
             if name.lower() != current.name.lower() and session.scalar(select(tables.Tag.id).where(
                     tables.Tag.project_id == project_id, func.lower(tables.Tag.name) == name.lower())):
@@ -320,8 +339,11 @@ class LabelStore:
                              "BadRequestImageBatch")
         if not batch:
             raise StoreError("The batch holds no image.", "BadRequestImageBatch")
-        check_boxes([(f"image {n} ({item.source or 'no name'})", region) for n, item in enumerate(batch)
-                     for region in item.regions])
+        for item in batch:
+            check_pairs(item.metadata)
+        batch = [replace(item, regions=fit_boxes([(f"image {n} ({item.source or 'no name'})", region)
+                                                  for region in item.regions]))
+                 for n, item in enumerate(batch)]
         with self.db.reading() as session:  # ids and types only: counting images would grow with the project
             tags = {t.id: TagView(t.id, t.name, t.description, t.type, 0) for t in session.scalars(
                 select(tables.Tag).where(tables.Tag.project_id == project.id))}
@@ -450,17 +472,27 @@ class LabelStore:
             touch(session, project_id)
 
     def update_metadata(self, project_id: str, image_ids: list[str], metadata: dict[str, str]) -> dict[str, str]:
-        """Set metadata pairs on images; returns a status per image id."""
+        """Set metadata pairs on images, within the limits of an upload; returns a status per image id (an image
+        that would carry more than MAX_METADATA pairs is ErrorLimitExceed, and left as it was)."""
+        check_pairs(metadata)
         wanted = [i.lower() for i in image_ids]
         with self.db.writing() as session:
             found = set(session.scalars(select(tables.Image.id).where(
                 tables.Image.project_id == project_id, tables.Image.id.in_(wanted))).all())
-            for image_id in found:
+            keys: dict[str, set[str]] = defaultdict(set)
+            for image_id, key in session.execute(select(tables.ImageMetadata.image_id, tables.ImageMetadata.key)
+                                                 .where(tables.ImageMetadata.project_id == project_id,
+                                                        tables.ImageMetadata.image_id.in_(list(found)))):
+                keys[image_id].add(key)
+            full = {i for i in found if len(keys[i] | set(metadata)) > MAX_METADATA}
+            for image_id in found - full:
                 for key, value in metadata.items():
                     session.merge(tables.ImageMetadata(project_id=project_id, image_id=image_id, key=key,
                                                        value=value))
-            touch(session, project_id)
-        return {i: "OK" if i in found else "ErrorImageNotFound" for i in wanted}
+            if found - full:
+                touch(session, project_id)
+        return {i: "OK" if i in found - full else "ErrorLimitExceed" if i in full else "ErrorImageNotFound"
+                for i in wanted}
 
     def _require(self, project_id: str, images: list[str], tags: list[str]) -> None:
         with self.db.reading() as session:

@@ -10,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubevision.core import dataset
 from kubevision.core.images import MAX_IMAGE_BYTES, MAX_PIXELS, ImageProblem, decode
 from kubevision.core.labelstore.database import open_database, sqlite_url
 from kubevision.core.labelstore.errors import StoreError
 from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.store import LabelStore, NewImage, ProjectRef
 from kubevision.core.storage import ObjectStore
+from kubevision.core.training import NEGATIVE_TAG
 
 DATABASE_FILE = "labels.db"
 UPLOAD_WORKERS = 4  # batches read, decoded and stored at once (the store puts each batch's bytes with 8 threads)
@@ -73,23 +73,29 @@ def checked_bytes(path: Path) -> bytes:
 
 
 class _TagIds:
-    """Tag ids by name; a tag is made when its first image is accepted, so a folder of refused files adds none."""
+    """Tag ids by name; a tag is made when its first image is accepted, so a folder of refused files adds none. A
+    folder named `Negative` (in any case) holds images with none of the tags: the project's Negative tag, whatever
+    that tag is called."""
 
     def __init__(self, store: LabelStore, project_id: str):
         self.store, self.project_id = store, project_id
-        self.ids = {t.name: t.id for t in store.tags(project_id)}
+        self.ids = {(NEGATIVE_TAG if t.type == "Negative" else t.name): t.id for t in store.tags(project_id)}
         self.lock = threading.Lock()
 
     def __call__(self, name: str) -> str:
+        negative = name.strip().lower() == NEGATIVE_TAG.lower()
+        key = NEGATIVE_TAG if negative else name
         with self.lock:
-            if name not in self.ids:
+            if key not in self.ids:
                 try:
-                    self.ids[name] = self.store.create_tag(self.project_id, name).id
+                    self.ids[key] = self.store.create_tag(self.project_id, name,
+                                                          type="Negative" if negative else "Regular").id
                 except StoreError as error:  # made by another writer since
-                    if error.code != "BadRequestTagNameNotUnique":
+                    if error.code not in ("BadRequestTagNameNotUnique", "BadRequestMultipleNegativeTag"):
                         raise
-                    self.ids[name] = dataset.tag_id(self.project_id, name)
-            return self.ids[name]
+                    self.ids[key] = next(t.id for t in self.store.tags(self.project_id) if (
+                        t.type == "Negative" if negative else t.name.lower() == name.strip().lower()))
+            return self.ids[key]
 
 
 def _store_batch(store: LabelStore, project: ProjectRef, tag_ids: _TagIds, batch: list[tuple[Path, str]]

@@ -282,13 +282,6 @@ class LabellingService:
         ref = await self.lookup.labelled(namespace, project_id)
         if not image_ids or len(image_ids) > 256:
             raise CustomVisionError("Send 1 to 256 image ids.", "BadRequestInvalidIds")
-        for key, value in metadata.items():
-            if not key or len(key) > 128:
-                raise CustomVisionError(f"Metadata key {key!r} is not 1 to 128 characters.",
-                                        "BadRequestImageMetadataKey")
-            if len(value) > 256:
-                raise CustomVisionError(f"Metadata value of {key!r} is over 256 characters.",
-                                        "BadRequestImageMetadataValue")
         statuses = await _store_call(self.labels.update_metadata, ref.id, image_ids, metadata)
         return wire.ImageMetadataUpdateSummary(
             is_batch_successful=all(s == "OK" for s in statuses.values()),

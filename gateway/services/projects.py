@@ -11,6 +11,7 @@ from typing import Any
 
 from kubevision.core import api
 from kubevision.core.labelstore.store import LabelStore
+from kubevision.core.names import name_problem
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import ObjectStore
 from kubevision.gateway import domains, wire
@@ -72,6 +73,9 @@ class ProjectService:
                       classification_type: str | None) -> tuple[dict[str, Any], domains.DomainInfo]:
         if not name or not name.strip() or len(name) > 256:
             raise CustomVisionError("A project's name must have 1 to 256 characters.", "BadRequestProjectName")
+        problem = name_problem(name)
+        if problem:
+            raise CustomVisionError(f"The project name {name!r} {problem}.", "BadRequestProjectName")
         if description is not None and len(description) > 4096:
             raise CustomVisionError("A project's description must have at most 4096 characters.",
                                     "BadRequestProjectDescription")
