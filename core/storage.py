@@ -160,10 +160,24 @@ class ObjectStore:
         if not self.client.bucket_exists(bucket):
             self.client.make_bucket(bucket)
 
-    def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
-        """Write an object; returns its ETag."""
-        result = self.client.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+    def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream",
+            metadata: dict[str, str] | None = None) -> str:
+        """Write an object, with user metadata if given (written with it, in one request); returns its ETag."""
+        result = self.client.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type,
+                                        metadata=metadata)
         return result.etag.strip('"')
+
+    def user_metadata(self, bucket: str, key: str) -> dict[str, str] | None:
+        """The user metadata an object was written with (keys in lower case), or None when it does not exist."""
+        try:
+            headers = self.client.stat_object(bucket, key).metadata
+        except S3Error as error:
+            if error.code in _MISSING:
+                return None
+            raise
+        prefix = "x-amz-meta-"
+        return {name.lower()[len(prefix):]: value for name, value in headers.items()
+                if name.lower().startswith(prefix)}
 
     def get(self, bucket: str, key: str) -> bytes:
         response = self.client.get_object(bucket, key)

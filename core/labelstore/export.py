@@ -7,11 +7,15 @@ version catches up with the labels, so a change made during an export is exporte
 
 Who owns the manifest: the store, from its first export or from the import of a manifest found when the project was
 registered. The ETag of what it wrote is kept; a manifest whose ETag differs was written by someone else (a
-pipeline, GitOps), and the store then stops exporting that project and says so rather than overwrite it.
+pipeline, GitOps), and the store then stops exporting that project and says so rather than overwrite it. One
+exception: each manifest the store writes carries, in its S3 metadata, the project and the SHA-256 of its content;
+a manifest whose content still has that hash is the store's own, written by an exporter that died before it could
+record the ETag, and the store takes it back instead of refusing the project forever.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -32,6 +36,9 @@ from kubevision.core.training import NEGATIVE_TAG
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 600
+# The S3 metadata of a manifest the store writes: whose it is, and the hash of what it wrote.
+WRITTEN_FOR = "kubevision-project"
+WRITTEN_SHA256 = "kubevision-sha256"
 
 
 @dataclass(frozen=True)
@@ -99,24 +106,55 @@ class ManifestExporter:
             project = session.get(tables.Project, project_id)
             version = project.labels_version
             layout = DatasetLayout(project.bucket, project.prefix)
-            current = self.objects.etag(layout.bucket, layout.manifest_key)
-            if current is not None and current != project.manifest_etag:
+            current, recorded = self.objects.etag(layout.bucket, layout.manifest_key), project.manifest_etag
+            unrecorded = current is not None and current != recorded
+            if unrecorded and not self._written_here(layout, project_id, current):
                 message = project.export_conflict or self._conflict(layout)
                 if not project.export_conflict:
                     self._record_conflict(project_id, message)
                 raise Conflict(message)
-            if version == project.exported_version and (current is not None or version == 0):
-                return Exported(project_id, version, 0, written=False)
-            lines = self.manifest(session, project_id)
-        etag = self.objects.put(layout.bucket, layout.manifest_key, b"".join(lines), "application/x-ndjson")
+            if not unrecorded:
+                if version == project.exported_version and (current is not None or version == 0):
+                    return Exported(project_id, version, 0, written=False)
+                lines = self.manifest(session, project_id)
+        if unrecorded:  # the store's own manifest, whose exporter stopped before it recorded the ETag
+            log.warning("project %s: taking back a manifest this store wrote but never recorded", project_id)
+            self._record_etag(project_id, recorded, current)
+            return self._export_once(project_id)
+        body = b"".join(lines)
+        etag = self.objects.put(layout.bucket, layout.manifest_key, body, "application/x-ndjson", metadata={
+            WRITTEN_FOR: project_id, WRITTEN_SHA256: hashlib.sha256(body).hexdigest()})
+        self._written(project_id, version, etag)
+        log.info("exported the manifest of project %s: %d images (labels version %d)", project_id, len(lines),
+                 version)
+        return Exported(project_id, version, len(lines), written=True)
+
+    def _written(self, project_id: str, version: int, etag: str) -> None:
+        """Record the manifest just written as the store's own."""
         with self.db.writing() as session:  # a conflict recorded earlier is over: the foreign manifest is gone
             session.execute(update(tables.Project).where(tables.Project.id == project_id).values(
                 exported_version=version, manifest_etag=etag, export_conflict=None,
                 dirty_since=case((tables.Project.labels_version == version, None),
                                  else_=tables.Project.dirty_since)))
-        log.info("exported the manifest of project %s: %d images (labels version %d)", project_id, len(lines),
-                 version)
-        return Exported(project_id, version, len(lines), written=True)
+
+    def _written_here(self, layout: DatasetLayout, project_id: str, etag: str) -> bool:
+        """Whether the manifest (of ETag `etag`) is one this store wrote for the project and nobody changed since:
+        its metadata names the project, and its content has the hash written with it. A manifest of someone else
+        carries no such metadata, or content of another hash."""
+        metadata = self.objects.user_metadata(layout.bucket, layout.manifest_key) or {}
+        if metadata.get(WRITTEN_FOR) != project_id or not metadata.get(WRITTEN_SHA256):
+            return False
+        content = self.objects.get(layout.bucket, layout.manifest_key)
+        return (hashlib.sha256(content).hexdigest() == metadata[WRITTEN_SHA256]
+                and self.objects.etag(layout.bucket, layout.manifest_key) == etag)
+
+    def _record_etag(self, project_id: str, recorded: str | None, etag: str) -> None:
+        """Take back a manifest the store wrote: its ETag recorded (unless another exporter recorded one since).
+        The exported version stays: the labels it held are exported again at once."""
+        with self.db.writing() as session:
+            session.execute(update(tables.Project).where(
+                tables.Project.id == project_id, tables.Project.manifest_etag.is_(None) if recorded is None
+                else tables.Project.manifest_etag == recorded).values(manifest_etag=etag, export_conflict=None))
 
     @staticmethod
     def _conflict(layout: DatasetLayout) -> str:
