@@ -1,7 +1,8 @@
 """Object detection through the gateway on a cluster (the Kubernetes emulator), over plain HTTP as Microsoft's REST
 reference shows it: regions at upload, created and deleted on stored images, listed and exported to the manifest;
-every bad region refused with Custom Vision's error and nothing changed; the detect routes answered by the real
-Triton serving a detector of core.serving.detection's contract, and stored predictions that keep their boxes."""
+every bad region refused with Custom Vision's error and nothing changed, as are names and metadata past the label
+store's rules; the detect routes answered by the real Triton serving a detector of core.serving.detection's
+contract, and stored predictions that keep their boxes."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from test_gateway_kubernetes import create, eventually_async, publish, put_keys
 
 from kubevision.core import dataset
 from kubevision.core.settings import GatewaySettings
-from kubevision.core.storage import DatasetLayout, ModelRepositoryLayout, ObjectStore
+from kubevision.core.storage import DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
 from kubevision.gateway.backends.sources import KubernetesSource
 from kubevision.gateway.main import create_app
 
@@ -158,6 +159,9 @@ async def test_regions_are_kept_listed_exported_and_every_bad_one_is_refused(kmo
                 400, "BadRequestDetectionTrainingValidationFailed")
             more = [{"name": f"{n}.png", "contents": encoded(photo(n)),
                      "regions": [box(fork), box(scissors, 0.5, 0.5, 0.5, 0.5)]} for n in range(20, 35)]
+            # A box drawn to the right edge, a rounding error past it: kept on the edge, so that the manifest
+            # stays one that the snapshot and the trainer read.
+            more[0]["regions"].append(box(fork, 0, 0.75, 1.0000005, 0.25))
             assert (await http.post(f"/projects/{pid}/images/files", json={"images": more})).json()[
                 "isBatchSuccessful"]
             trained = await http.post(f"/projects/{pid}/train")
@@ -168,6 +172,56 @@ async def test_regions_are_kept_listed_exported_and_every_bad_one_is_refused(kmo
             assert sorted((r.tag, r.left, r.top, r.width, r.height) for r in records[first["id"]].regions) == [
                 ("fork", 0.6, 0.5, 0.4, 0.5), ("scissors", 0.0, 0.2, 0.5, 0.4)]
             assert dataset.tag_counts(list(records.values())) == {"fork": 17, "scissors": 18}
+            edge = next(r for r in records[dataset.image_id(dataset.content_hash(photo(20)))].regions if r.top == 0.75)
+            assert (edge.left, edge.width) == (0, 1)
+            snapshots = DatasetStore(ObjectStore(platform.s3_settings()), layout)
+            snapshots.snapshot("cutlery-1")  # as the operator takes it for the iteration
+            assert len(snapshots.snapshot_records("cutlery-1")) == len(records)
+
+
+async def test_names_and_metadata_are_refused_at_the_door_by_the_stores_rules(kmock, platform, tmp_path):
+    """Names that a labels file or PostgreSQL could misread, the Negative tag's name on a regular tag, and metadata
+    past Custom Vision's limits, at upload or on update: each refused with Custom Vision's error, nothing changed."""
+    await put_keys(kmock, NS, "key-d")
+    settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path, publish_wait_seconds=0)
+    async with client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/"))) as api_client:
+        source = KubernetesSource(settings, api_client)
+        async with running_gateway(create_app(settings, source, platform.s3_settings())) as base, \
+                httpx.AsyncClient(base_url=f"{base}/customvision/v3.3/training", timeout=60,
+                                  headers={"Training-Key": "t-key-d"}) as http:
+            await eventually(lambda: source.ready, what="the first complete list")
+            for name in ("two\nlines", "line\u2028separator", "next\x85line", "del\x7f"):
+                refused = await http.post("/projects", params={"name": name, "domainId": DETECTION_DOMAIN})
+                assert code(refused) == (400, "BadRequestProjectName"), repr(name)
+            pid = (await http.post("/projects", params={"name": "Labels", "domainId": DETECTION_DOMAIN})).json()["id"]
+            fork = (await http.post(f"/projects/{pid}/tags", params={"name": "fork"})).json()
+            for name in ("two\nlines", "paragraph\u2029separator", "tab\tbed", "Negative", "negative "):
+                assert code(await http.post(f"/projects/{pid}/tags", params={"name": name})) == (
+                    400, "BadRequestTagName"), repr(name)
+                renamed = await http.patch(f"/projects/{pid}/tags/{fork['id']}", json={**fork, "name": name})
+                assert code(renamed) == (400, "BadRequestTagName"), repr(name)
+            assert [t["name"] for t in (await http.get(f"/projects/{pid}/tags")).json()] == ["fork"]
+
+            ten = {f"key{n}": str(n) for n in range(10)}
+            summary = (await http.post(f"/projects/{pid}/images/files", json={"metadata": ten, "images": [
+                {"name": f"{n}.png", "contents": encoded(photo(n))} for n in (40, 41)]})).json()
+            both = ",".join(i["image"]["id"] for i in summary["images"])
+
+            async def update(pairs: dict[str, str]) -> httpx.Response:
+                return await http.post(f"/projects/{pid}/images/metadata", params={"imageIds": both}, json=pairs)
+
+            assert [i["status"] for i in (await update({"key3": "three"})).json()["images"]] == ["OK", "OK"]
+            past_ten = (await update({"key10": "the eleventh"})).json()  # creation allows 10: so does an update
+            assert past_ten["isBatchSuccessful"] is False
+            assert [i["status"] for i in past_ten["images"]] == ["ErrorLimitExceed", "ErrorLimitExceed"]
+            for pairs, wanted in (({"k" * 129: "v"}, "BadRequestImageMetadataKey"),
+                                  ({"line\nbreak": "v"}, "BadRequestImageMetadataKey"),
+                                  ({"camera": "v" * 257}, "BadRequestImageMetadataValue")):
+                assert code(await update(pairs)) == (400, wanted), pairs
+                assert code(await http.post(f"/projects/{pid}/images/files", json={"metadata": pairs, "images": [
+                    {"name": "new.png", "contents": encoded(photo(42))}]})) == (400, wanted), pairs
+            listed = (await http.get(f"/projects/{pid}/images", params={"take": 10})).json()
+            assert [i["metadata"] for i in listed] == [{**ten, "key3": "three"}] * 2
 
 
 async def test_the_detect_routes_answer_boxes_from_triton_and_keep_them(kmock, platform, tmp_path):

@@ -4,7 +4,9 @@ concurrent writers, and the manifest export is coalesced and never overwrites a 
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import threading
 import uuid
 
@@ -23,7 +25,7 @@ from kubevision.core.labelstore.errors import Conflict, StoreError
 from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.store import LabelStore, NewImage, ProjectRef, RegionIn
 from kubevision.core.labelstore.upload import add_tag_folders
-from kubevision.core.storage import ObjectStore
+from kubevision.core.storage import DatasetStore, ObjectStore
 
 BUCKET = "label-store-tests"
 
@@ -333,3 +335,187 @@ def test_regions_are_created_once_limited_per_image_and_a_bad_batch_changes_noth
 
     regions.delete_regions(store, project.id, [c.id.upper() for c in first.created[:63]] + [str(uuid.uuid4())])
     assert len(boxes()) == MAX_REGIONS_PER_IMAGE - 63
+
+
+def test_a_box_a_rounding_error_past_an_edge_is_kept_on_the_edge_and_the_manifest_carries_it(
+        database, objects, project):
+    """One rule for the store and the manifest (core/dataset.fit_box): a box that passes an edge by less than the
+    tolerance is moved onto it when stored, so the export stays a manifest that the snapshot and the trainer read."""
+    store = LabelStore(database, objects)
+    exporter = ManifestExporter(database, objects)
+    fork = store.create_tag(project.id, "fork")
+    image = store.add_images(project, [NewImage(png(950), regions=[RegionIn(fork.id, 0, 0, 1.0000005, 0.5)])])[0]
+    created = regions.create_regions(store, project.id, [
+        regions.RegionEntry(image.image.id, RegionIn(fork.id, -0.0000004, 0.6, 0.5, 0.4000003))])
+    assert (created.created[0].region.left, created.created[0].region.height) == (0, 0.4)
+    stored = sorted((r.left, r.top, r.width, r.height) for r, _ in
+                    store.images_by_ids(project.id, [image.image.id])[0].regions)
+    assert all(0 <= edge <= 1 for box in stored for edge in (box[0], box[1], box[0] + box[2], box[1] + box[3]))
+    assert stored == [(0, 0, 1, 0.5), (0, 0.6, 0.4999996, 0.4)]
+
+    exporter.export(project.id)
+    records = DatasetStore(objects, project.layout)
+    snapshot = records.snapshot("after-the-edge")  # as the operator takes it before a training
+    assert sorted((r.left, r.width) for r in records.snapshot_records("after-the-edge")[0].regions) == [
+        (0, 0.4999996), (0, 1)]
+    assert snapshot.endswith("after-the-edge.jsonl")
+
+    # The manifest model keeps the same rule for manifests written elsewhere: fitted within the tolerance,
+    # refused past it.
+    assert dataset.Region(tag="fork", left=0.5, top=0, width=0.5000009, height=1).width == 0.5
+    with pytest.raises(ValueError, match="outside the image"):
+        dataset.Region(tag="fork", left=0.5, top=0, width=0.51, height=1)
+    with pytest.raises(StoreError) as error:
+        store.add_images(project, [NewImage(png(951), regions=[RegionIn(fork.id, 0, 0, 1.00001, 0.5)])])
+    assert error.value.code == "BadRequestImageRegions"
+
+
+def test_metadata_keeps_the_same_limits_on_update_as_at_upload(database, objects, project):
+    """10 pairs an image, keys of 1 to 128 characters without controls, values of at most 256: refused alike at
+    upload and on update, on SQLite and on PostgreSQL (whose columns would refuse them with a 500)."""
+    store = LabelStore(database, objects)
+    full = {f"key{n}": str(n) for n in range(10)}
+    image = store.add_images(project, [NewImage(png(960), metadata=full)])[0].image.id
+    bare = store.add_images(project, [NewImage(png(961))])[0].image.id
+    version = store.project(project.id).labels_version
+
+    def metadata(image_id: str) -> dict[str, str]:
+        return store.images_by_ids(project.id, [image_id])[0].metadata
+
+    assert store.update_metadata(project.id, [image, bare], {"key10": "x"}) == {
+        image: "ErrorLimitExceed", bare: "OK"}  # the full image keeps its 10 pairs
+    assert metadata(image) == full and metadata(bare) == {"key10": "x"}
+    assert store.update_metadata(project.id, [image.upper()], {"key3": "three"}) == {image: "OK"}  # replaced
+    assert metadata(image) == {**full, "key3": "three"}
+    eleven = {f"other{n}": "" for n in range(11)}
+    assert store.update_metadata(project.id, [bare], eleven) == {bare: "ErrorLimitExceed"}
+    assert store.add_images(project, [NewImage(png(962), metadata=eleven)])[0].status == "ErrorLimitExceed"
+    version = store.project(project.id).labels_version
+
+    for pairs, code in (({"k" * 129: "v"}, "BadRequestImageMetadataKey"),
+                        ({"": "v"}, "BadRequestImageMetadataKey"),
+                        ({"line\nbreak": "v"}, "BadRequestImageMetadataKey"),
+                        ({"next\x85line": "v"}, "BadRequestImageMetadataKey"),
+                        ({"camera": "v" * 257}, "BadRequestImageMetadataValue"),
+                        ({"camera": "nul\x00"}, "BadRequestImageMetadataValue")):
+        with pytest.raises(StoreError) as error:
+            store.update_metadata(project.id, [bare], pairs)
+        assert error.value.code == code, pairs
+        with pytest.raises(StoreError) as error:
+            store.add_images(project, [NewImage(png(963), metadata=pairs)])
+        assert error.value.code == code, pairs
+    assert metadata(bare) == {"key10": "x"} and store.project(project.id).labels_version == version
+    assert not objects.exists(BUCKET, project.layout.image_key(dataset.content_hash(png(963))))
+    longest = {"k" * 128: "v" * 256}
+    assert store.update_metadata(project.id, [bare], longest) == {bare: "OK"}
+    assert metadata(bare) == {"key10": "x", **longest}
+
+
+def test_names_that_a_labels_file_could_split_are_refused_and_negative_is_the_negative_tags_alone(
+        database, objects, project):
+    store = LabelStore(database, objects)
+    exporter = ManifestExporter(database, objects)
+    fork = store.create_tag(project.id, "fork")
+    for name in ("two\nlines", "carriage\rreturn", "tab\tbed", "nul\x00", "del\x7f", "next\x85line",
+                 "c1\x9a", "line\u2028separator", "paragraph\u2029separator", "file\x1cseparator"):
+        with pytest.raises(StoreError) as error:
+            store.create_tag(project.id, name)
+        assert error.value.code == "BadRequestTagName", repr(name)
+        with pytest.raises(StoreError) as error:
+            store.update_tag(project.id, fork.id, name, None, None)
+        assert error.value.code == "BadRequestTagName", repr(name)
+    with pytest.raises(StoreError) as error:
+        store.create_tag(project.id, "described", description="nul\x00")
+    assert error.value.code == "BadRequestTagDescription"
+
+    # The manifest names the Negative tag "Negative" whatever its name: no other tag may be called so.
+    for name in ("Negative", "negative ", " NEGATIVE"):
+        with pytest.raises(StoreError) as error:
+            store.create_tag(project.id, name)
+        assert error.value.code == "BadRequestTagName", name
+        with pytest.raises(StoreError) as error:
+            store.update_tag(project.id, fork.id, name, None, None)
+        assert error.value.code == "BadRequestTagName", name
+    nothing = store.create_tag(project.id, "nothing", type="Negative")
+    renamed = store.update_tag(project.id, nothing.id, "Negative", None, None)  # the Negative tag may be
+    with pytest.raises(StoreError) as error:  # but not as a regular tag
+        store.update_tag(project.id, renamed.id, None, None, "Regular")
+    assert error.value.code == "BadRequestTagName"
+    assert [(t.name, t.type) for t in store.tags(project.id)] == [("fork", "Regular"), ("Negative", "Negative")]
+    store.update_tag(project.id, renamed.id, "nothing", None, None)
+    store.add_images(project, [NewImage(png(970), [fork.id]), NewImage(png(971), [nothing.id])])
+    exporter.export(project.id)
+    manifest = dataset.loads(objects.get(BUCKET, project.layout.manifest_key))
+    assert [r.tags for r in manifest] == [["fork"], ["Negative"]]
+
+    # A manifest written elsewhere with such a name is refused when read, never split into other tags.
+    line = dataset.ImageRecord(id="x", sha256="0" * 64, content_type="image/png", size=1).model_dump(mode="json")
+    with pytest.raises(dataset.ManifestError, match="U\\+2028"):
+        dataset.loads(json.dumps({**line, "tags": ["two\u2028tags"]}).encode())
+
+
+class DiesBeforeRecording(ManifestExporter):
+    """An exporter whose process stops after it wrote the manifest and before it recorded the ETag."""
+
+    def _written(self, project_id: str, version: int, etag: str) -> None:
+        raise SystemExit("the exporter's process stops here")
+
+
+def test_a_manifest_whose_exporter_died_before_recording_it_is_taken_back(database, objects, project):
+    store = LabelStore(database, objects)
+    tag = store.create_tag(project.id, "tree")
+    store.add_images(project, [NewImage(png(980), [tag.id])])
+    for first_export in (True, False):  # with no manifest recorded yet, and over one recorded before
+        store.add_images(project, [NewImage(png(981 + first_export), [tag.id])])
+        with pytest.raises(SystemExit):
+            DiesBeforeRecording(database, objects).export(project.id)
+        assert objects.etag(BUCKET, project.layout.manifest_key) != store.project(project.id).manifest_etag
+        store.add_images(project, [NewImage(png(990 + first_export), [tag.id])])  # labelled meanwhile
+        exported = ManifestExporter(database, objects).export(project.id)  # no 409: the manifest is taken back
+        assert exported.written and exported.images == len(dataset.loads(
+            objects.get(BUCKET, project.layout.manifest_key))) == store.count(project.id)
+        assert store.project(project.id).manifest_etag == objects.etag(BUCKET, project.layout.manifest_key)
+
+
+def test_a_foreign_manifest_that_copies_the_stores_marks_still_conflicts(database, objects, project):
+    """The store takes back only content it wrote: a manifest edited elsewhere, even one that keeps the metadata
+    the store wrote with it, is someone else's."""
+    store = LabelStore(database, objects)
+    exporter = ManifestExporter(database, objects)
+    tag = store.create_tag(project.id, "tree")
+    store.add_images(project, [NewImage(png(1000), [tag.id])])
+    exporter.export(project.id)
+    key = project.layout.manifest_key
+    marks = objects.user_metadata(BUCKET, key)
+    assert marks and marks["kubevision-project"] == project.id
+    edited = objects.get(BUCKET, key) + objects.get(BUCKET, key)  # a pipeline appends, copying the metadata
+    objects.put(BUCKET, key, edited, "application/x-ndjson", metadata=marks)
+    store.add_images(project, [NewImage(png(1001), [tag.id])])
+    with pytest.raises(Conflict):
+        exporter.export(project.id)
+    assert objects.get(BUCKET, key) == edited
+    # Marks that hold for the content, but of another project (its manifest copied here).
+    for_another = {"kubevision-project": str(uuid.uuid4()), "kubevision-sha256": hashlib.sha256(edited).hexdigest()}
+    objects.put(BUCKET, key, edited, "application/x-ndjson", metadata=for_another)
+    with pytest.raises(Conflict):
+        exporter.export(project.id)
+
+
+def test_a_folder_named_negative_uploads_to_the_negative_tag(database, objects, project, tmp_path):
+    """`kubevision upload`: a regular tag may not be called Negative, so that folder fills the Negative tag."""
+    store = LabelStore(database, objects)
+    for folder, number in (("negative", 1100), ("Negative", 1101), ("tree", 1102)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.png").write_bytes(png(number))
+    first = add_tag_folders(store, project, [tmp_path / "negative", tmp_path / "tree"])
+    assert first.added == 2 and not first.refused
+    nothing = store.tags(project.id)[0]
+    assert (nothing.name, nothing.type) == ("negative", "Negative")
+    store.update_tag(project.id, nothing.id, "nothing", None, None)  # the Negative tag, whatever its name
+    again = add_tag_folders(store, project, [tmp_path / "Negative"])
+    assert again.added == 1 and not again.refused
+    assert {(t.name, t.type, t.image_count) for t in store.tags(project.id)} == {
+        ("nothing", "Negative", 2), ("tree", "Regular", 1)}
+    ManifestExporter(database, objects).export(project.id)
+    assert sorted(r.tags[0] for r in dataset.loads(objects.get(BUCKET, project.layout.manifest_key))) == [
+        "Negative", "Negative", "tree"]
