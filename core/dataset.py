@@ -19,8 +19,6 @@ _IMAGE_NAMESPACE = uuid.UUID("6f1c1a4e-3a52-4c55-9a51-7d8f3c0b8e10")
 _TAG_NAMESPACE = uuid.UUID("0b7e3c52-94d4-4f0e-8d0c-5f2a1e6b9c31")
 
 
-
-
 def _plain_name(name: str) -> str:
     problem = name_problem(name)
     if problem:

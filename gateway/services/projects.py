@@ -73,7 +73,7 @@ class ProjectService:
                       classification_type: str | None) -> tuple[dict[str, Any], domains.DomainInfo]:
         if not name or not name.strip() or len(name) > 256:
             raise CustomVisionError("A project's name must have 1 to 256 characters.", "BadRequestProjectName")
-        problem = name_problem(name)
+        problem = name_problem(name.strip())  # spaces around a name are dropped, as a tag's are
         if problem:
             raise CustomVisionError(f"The project name {name!r} {problem}.", "BadRequestProjectName")
         if description is not None and len(description) > 4096:
