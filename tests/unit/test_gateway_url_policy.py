@@ -181,3 +181,30 @@ async def test_the_gateways_own_port_is_never_fetched():
         async with httpx.AsyncClient() as client:
             with pytest.raises(CustomVisionError):
                 await images.fetch(f"{base}/x.png", client, own, platform_ports=frozenset)
+
+
+def test_local_mode_names_every_port_its_state_file_records_as_it_changes(tmp_path):
+    from kubevision.core.settings import LocalSettings
+    from kubevision.local.gateway import LocalSource
+    from kubevision.local.supervisor import LocalPlatform, PlatformState, ServiceRecord
+
+    platform = LocalPlatform(LocalSettings(data_dir=tmp_path))
+    source = LocalSource(GatewaySettings(mode="local", data_dir=tmp_path))
+    assert source.platform_ports() == frozenset()  # nothing started yet
+
+    def record(name: str, ports: dict[str, int]) -> ServiceRecord:
+        return ServiceRecord(name=name, pid=1, log=tmp_path / f"{name}.log", health_url="http://127.0.0.1/",
+                             ports=ports, endpoints={})
+
+    state = PlatformState(access_key="a", secret_key="s", s3_port=8333, services={
+        "s3": record("s3", {"s3.port": 8333, "filer.port": 8888, "admin.port": 23646}),
+        "mlflow": record("mlflow", {"http": 5000}),
+        "triton": record("triton", {"http": 8000, "grpc": 8001, "metrics": 8002}),
+    })
+    platform._save_state(state)
+    assert source.platform_ports() == {8333, 8888, 23646, 5000, 8000, 8001, 8002}
+    state.services["controller"] = record("controller", {"metrics": 40123})  # started after the gateway
+    platform._save_state(state)
+    assert 40123 in source.platform_ports()
+    platform.state_path.write_text("{half written")  # never so (writes are renamed in), but still no error
+    assert 40123 in source.platform_ports()
