@@ -41,8 +41,8 @@ class CatalogSource:
         raise NotImplementedError
 
     def platform_ports(self) -> frozenset[int]:
-        """The ports on which the platform's own services listen on this machine, which image URLs never reach.
-        None on a cluster: there the services are other pods, at private addresses that image URLs never reach."""
+        """The ports on which the platform's own services listen on this machine: image URLs never reach them.
+        Empty on a cluster, where the services are other pods, at private addresses that image URLs do not reach."""
         return frozenset()
 
 
