@@ -1,11 +1,13 @@
 """Prediction images: size and dimension limits checked before decoding in full, and image URLs fetched with a
-timeout, a size cap, http(s) only, and (by default) never into private, loopback or link-local networks."""
+timeout, a size cap, http(s) only, and only to the addresses gateway/url_policy.py allows (by default never into
+private, loopback or link-local networks, and never to the platform's own services)."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Callable, Collection
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -14,7 +16,9 @@ from PIL import Image
 from kubevision.core.images import ImageProblem
 from kubevision.core.images import decode as decode_image
 from kubevision.core.settings import GatewaySettings
+from kubevision.gateway import url_policy
 from kubevision.gateway.errors import CustomVisionError
+from kubevision.gateway.url_policy import url_error
 
 IMAGE_CODES = {"bytes": "BadRequestImageSizeBytes", "pixels": "BadRequestImageDimensions",
                "format": "BadRequestImageFormat", "unreadable": "BadRequestImageFormat"}
@@ -31,50 +35,36 @@ def decode(data: bytes, settings: GatewaySettings) -> tuple[Image.Image, str]:
     return image, Image.MIME[image_format]
 
 
-def _url_error(message: str) -> CustomVisionError:
-    return CustomVisionError(message, "BadRequestImageUrl")
-
-
-def _allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, settings: GatewaySettings) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    if address.is_loopback:
-        return settings.allow_loopback_urls or settings.allow_private_urls
-    if address.is_global:
-        return True
-    return settings.allow_private_urls and not (address.is_multicast or address.is_unspecified)
-
-
-async def _resolve(host: str, port: int, settings: GatewaySettings) -> str:
-    """One address of `host` that the policy allows; every address it resolves to must be allowed, so that a
-    name with one public and one private address cannot be used to reach the private one."""
+async def _resolve(target: url_policy.Target, settings: GatewaySettings, platform_ports: Collection[int]) -> str:
+    """One address of the target's host that the policy allows; every address it resolves to must be allowed, so
+    that a name with one public and one private address cannot be used to reach the private one."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as error:
-        raise _url_error(f"The image URL's host {host!r} cannot be resolved.") from error
+        infos = await asyncio.get_running_loop().getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as error:
+        raise url_error(f"The image URL's host {target.host!r} cannot be resolved.") from error
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-    if not addresses or not all(_allowed(a, settings) for a in addresses):
-        raise _url_error(f"The image URL's host {host!r} is not reachable from this service.")
+    if not addresses or not all(url_policy.allowed(a, target.port, settings, platform_ports) for a in addresses):
+        raise url_error(f"The image URL's host {target.host!r} is not reachable from this service.")
     return str(addresses[0])
 
 
-async def fetch(url: str, client: httpx.AsyncClient, settings: GatewaySettings) -> bytes:
+async def fetch(url: str, client: httpx.AsyncClient, settings: GatewaySettings, *,
+                platform_ports: Callable[[], Collection[int]]) -> bytes:
     """The image at `url`, following a few redirects, each checked as the first. The connection goes to the
     address that was checked (the Host header and TLS server name keep the original host), so a DNS answer that
-    changes between the check and the request cannot redirect it."""
+    changes between the check and the request cannot redirect it. `platform_ports` names the ports of this
+    machine's platform services (read at each fetch, as local mode may restart one on another port); the gateway's
+    own port is always one."""
     try:
         async with asyncio.timeout(settings.url_timeout_seconds):
+            reserved = {settings.port, *await asyncio.to_thread(platform_ports)}
             for _ in range(settings.url_max_redirects + 1):
-                parts = urlsplit(url)
-                if parts.scheme not in ("http", "https") or not parts.hostname:
-                    raise _url_error("The image URL must be an absolute http or https URL.")
-                port = parts.port or (443 if parts.scheme == "https" else 80)
-                address = await _resolve(parts.hostname, port, settings)
+                target = url_policy.parse(url)
+                address = await _resolve(target, settings, reserved)
                 host = f"[{address}]" if ":" in address else address
-                pinned = parts._replace(netloc=f"{host}:{port}").geturl()
+                pinned = urlsplit(url)._replace(netloc=f"{host}:{target.port}").geturl()
                 request = client.build_request(
-                    "GET", pinned, headers={"Host": parts.netloc.rsplit("@", 1)[-1]},
-                    extensions={"sni_hostname": parts.hostname},
+                    "GET", pinned, headers={"Host": target.host_header}, extensions={"sni_hostname": target.host},
                 )
                 response = await client.send(request, stream=True)
                 try:
@@ -82,15 +72,17 @@ async def fetch(url: str, client: httpx.AsyncClient, settings: GatewaySettings) 
                         url = urljoin(url, response.headers["location"])
                         continue
                     if response.status_code != 200:
-                        raise _url_error(f"The image URL answered HTTP {response.status_code}.")
+                        raise url_error(f"The image URL answered HTTP {response.status_code}.")
                     return await _read_capped(response, settings.max_image_bytes)
                 finally:
                     await response.aclose()
-            raise _url_error(f"The image URL redirected more than {settings.url_max_redirects} times.")
+            raise url_error(f"The image URL redirected more than {settings.url_max_redirects} times.")
     except TimeoutError as error:
-        raise _url_error(f"The image URL did not answer within {settings.url_timeout_seconds:g} s.") from error
-    except httpx.HTTPError as error:
-        raise _url_error(f"The image URL cannot be fetched: {type(error).__name__}.") from error
+        raise url_error(f"The image URL did not answer within {settings.url_timeout_seconds:g} s.") from error
+    except (httpx.HTTPError, httpx.InvalidURL) as error:
+        raise url_error(f"The image URL cannot be fetched: {type(error).__name__}.") from error
+    except ValueError as error:  # a redirect's Location that no parser above foresaw: still the URL's fault
+        raise url_error(f"The image URL cannot be fetched: {error}.") from error
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:

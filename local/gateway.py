@@ -39,6 +39,22 @@ class LocalSource(CatalogSource):
         self.settings = settings
         self.data_dir = Path(settings.data_dir)
         self._store = store
+        self._platform = LocalPlatform(LocalSettings(data_dir=self.data_dir))
+        self._ports: frozenset[int] = frozenset()
+
+    def platform_ports(self) -> frozenset[int]:
+        """Every port the platform's state file records (S3's master, volume, filer, admin and S3 ports, MLflow,
+        Triton, the controller, the gateway), read at each call: `kubevision local up` may restart a service on
+        another port while this gateway runs. A state file that cannot be read leaves the last ports read."""
+        try:
+            state = self._platform.load_state()
+        except (OSError, ValueError):
+            log.exception("reading the platform's ports")
+            return self._ports
+        if state is not None:
+            self._ports = frozenset({state.s3_port, *(port for record in state.services.values()
+                                                      for port in record.ports.values())})
+        return self._ports
 
     def load(self) -> Catalog:
         if self._store is None:

@@ -11,15 +11,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 @contextmanager
 def serving(files: dict[str, bytes]) -> Iterator[str]:
-    """Yields the server's base URL. /redirect/NAME redirects to /NAME; /slow answers after 30 s; /huge claims
-    100 MB."""
+    """Yields the server's base URL. /redirect/NAME redirects to /NAME, /away/URL to URL; /slow answers after
+    30 s; /huge claims 100 MB."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (the standard library's name)
             name = self.path.lstrip("/")
-            if name.startswith("redirect/"):
+            if name.startswith(("redirect/", "away/")):
                 self.send_response(302)
-                self.send_header("Location", "/" + name.removeprefix("redirect/"))
+                location = name.removeprefix("away/") if name.startswith("away/") else "/" + name[len("redirect/"):]
+                self.send_header("Location", location)
                 self.end_headers()
             elif name == "slow":
                 time.sleep(30)

@@ -40,6 +40,11 @@ class CatalogSource:
         next request sees it before the watch or the next refresh brings it."""
         raise NotImplementedError
 
+    def platform_ports(self) -> frozenset[int]:
+        """The ports on which the platform's own services listen on this machine: image URLs never reach them.
+        Empty on a cluster, where the services are other pods, at private addresses that image URLs do not reach."""
+        return frozenset()
+
 
 def secret_keys(body: dict[str, Any]) -> NamespaceKeys:
     data = body.get("data") or {}

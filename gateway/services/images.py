@@ -126,7 +126,8 @@ class LabellingService:
         async def fetch(url: str) -> bytes:
             async with limit:
                 try:
-                    return await image_urls.fetch(url, self.http, settings)
+                    return await image_urls.fetch(url, self.http, settings,
+                                                  platform_ports=self.source.platform_ports)
                 except CustomVisionError as error:
                     return b"" if error.code != "BadRequestImageSizeBytes" else b"\0" * (MAX_IMAGE_BYTES + 1)
 

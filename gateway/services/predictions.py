@@ -109,8 +109,13 @@ class PredictionService:
     async def predict_url(self, namespace: str, project_id: str, publish_name: str, kind: str, url: str,
                           store: bool, application: str | None) -> ImagePrediction:
         self._model(namespace, project_id, publish_name, kind)  # an unknown project is told before any fetch
-        data = await images.fetch(url, self.http, self.settings)
+        data = await self.fetch(url)
         return await self.predict(namespace, project_id, publish_name, kind, data, store, application)
+
+    async def fetch(self, url: str) -> bytes:
+        """The image at `url`, as prediction routes and quick tests fetch it: BadRequestImageUrl for a URL that is
+        malformed or that the policy refuses."""
+        return await images.fetch(url, self.http, self.settings, platform_ports=self.source.platform_ports)
 
     async def predict(self, namespace: str, project_id: str, publish_name: str, kind: str, data: bytes,
                       store: bool, application: str | None) -> ImagePrediction:

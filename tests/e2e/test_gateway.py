@@ -173,8 +173,38 @@ def test_bad_image_urls_get_custom_vision_errors(quickstart):
     assert by_url("ftp://127.0.0.1/hemlock.jpg") == (400, "BadRequestImageUrl")
     assert by_url("http://169.254.169.254/latest/meta-data/") == (400, "BadRequestImageUrl")  # cloud metadata
     assert by_url("http://no-such-host.invalid/x.jpg") == (400, "BadRequestImageUrl")
+    for malformed in ("http://127.0.0.1:99999/x.jpg", "http://127.0.0.1:http/x.jpg", "http://a..b/x.jpg",
+                      "http://[::1/x.jpg", "http://user@127.0.0.1/x.jpg", "http://" + "a" * 64 + ".com/x.jpg",
+                      "http://exa mple.com/x.jpg", "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/"):
+        assert by_url(malformed) == (400, "BadRequestImageUrl"), malformed
     assert error_of(httpx.post(route(quickstart, "url"), content=b"{", headers={
         **headers, "Content-Type": "application/json"}, timeout=30)) == (400, "BadRequest")
+
+
+def test_image_urls_never_reach_the_platforms_own_services(quickstart, platform):
+    """Local mode opens loopback image URLs, but not the platform's own ports: S3's filer would hand out any
+    namespace's stored image without credentials, its admin and master ports take commands. Refused however the
+    address is written; a user's own web server on another port is still fetched."""
+    headers = {"Prediction-Key": quickstart.prediction_key}
+
+    def by_url(url) -> httpx.Response:
+        return httpx.post(route(quickstart, "url"), json={"url": url}, headers=headers, timeout=60)
+
+    state = platform.load_state()
+    stored = next(iter(ObjectStore(platform.s3_settings()).keys(TREES.bucket, TREES.prefix + "images/")))
+    filer = state.services["s3"].ports["filer.port"]
+    urls = [f"http://{host}:{filer}/buckets/{TREES.bucket}/{stored}"  # a stored image, no credentials asked
+            for host in ("127.0.0.1", "localhost", "2130706433", "0x7f.1", "[::ffff:127.0.0.1]", "127.0.0.2")]
+    urls += [record.health_url for record in state.services.values()]  # each answers 200
+    urls += [f"http://127.0.0.1:{port}/" for record in state.services.values() for port in record.ports.values()]
+    assert {"admin.port", "filer.port", "master.port", "volume.port"} <= set(state.services["s3"].ports)
+    assert {"s3", "mlflow", "triton", "controller", "gateway"} == set(state.services)
+    for url in urls:
+        refused = by_url(url)
+        assert error_of(refused) == (400, "BadRequestImageUrl"), url
+        assert "not reachable" in refused.json()["message"], url
+    with serving({"hemlock.jpg": TEST_IMAGE}) as base:
+        assert by_url(f"{base}/hemlock.jpg").json()["predictions"][0]["tagName"] == "Hemlock"
 
 
 def test_health_readiness_and_metrics(quickstart):

@@ -22,13 +22,16 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     PredictionQueryToken,
 )
 from conftest import EXAMPLES
+from image_server import serving
 from msrest.authentication import ApiKeyCredentials
 from PIL import Image
 
 from kubevision.core import dataset
+from kubevision.core.storage import ObjectStore
 from kubevision.local import api_keys
 
 SAMPLES = EXAMPLES / "samples"
+DATASETS_BUCKET = "kubevision-datasets"  # the quickstart's images, examples/project.yaml
 TEST_IMAGE = (SAMPLES / "test" / "test_image.jpg").read_bytes()
 
 
@@ -214,6 +217,30 @@ def test_raw_http_pins_shapes_limits_and_refusals(quickstart, platform):
         "exportable": True, "enabled": True, "exportablePlatforms": ["ONNX"]}
     assert api("DELETE", f"/projects/{pid}").status_code == 204
     assert code(api("GET", f"/projects/{pid}")) == (404, "NotFoundProject")
+
+
+def test_each_bad_url_of_a_batch_is_its_own_image_error_and_the_rest_is_added(quickstart, platform):
+    """A malformed URL, or one at the platform's own services (S3's filer would hand out any namespace's stored
+    image without credentials), is that image's ErrorSource; the good URLs of the batch are added."""
+    api = Api(quickstart, keys(platform)["trainingKey"])
+    created = api("POST", "/projects", params={"name": "URL batch"})
+    assert created.status_code == 200, created.text
+    pid = created.json()["id"]
+    s3 = platform.load_state().services["s3"]
+    objects = ObjectStore(platform.s3_settings())
+    stored = next(key for key in objects.keys(DATASETS_BUCKET, "") if "/images/" in key)
+    bad = ["http://127.0.0.1:99999/x.png", "http://127.0.0.1:png/x.png", "http://a..b/x.png", "http://[::1/x.png",
+           "http://user:password@127.0.0.1/x.png", "http://exa mple.com/x.png",
+           f"http://127.0.0.1:{s3.ports['filer.port']}/buckets/{DATASETS_BUCKET}/{stored}",
+           f"http://[::ffff:127.0.0.1]:{s3.ports['filer.port']}/buckets/{DATASETS_BUCKET}/{stored}",
+           f"http://localhost:{s3.ports['admin.port']}/", s3.health_url]
+    with serving({"0.png": png(100), "1.png": png(101)}) as base:
+        entries = [{"url": f"{base}/0.png"}, *({"url": url} for url in bad), {"url": f"{base}/1.png"}]
+        summary = api("POST", f"/projects/{pid}/images/urls", json={"images": entries})
+    assert summary.status_code == 200, summary.text
+    assert [i["status"] for i in summary.json()["images"]] == ["OK", *["ErrorSource"] * len(bad), "OK"]
+    assert api("GET", f"/projects/{pid}/images/count").json() == 2
+    assert api("DELETE", f"/projects/{pid}").status_code == 204
 
 
 def test_the_sdk_raises_training_errors(quickstart, platform):

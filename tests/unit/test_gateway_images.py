@@ -1,8 +1,7 @@
-"""Prediction images: limits checked before decoding in full, EXIF orientation as the trainer applies it, and the
-address policy for image URLs."""
+"""Prediction images: limits checked before decoding in full, EXIF orientation as the trainer applies it (the
+policy for image URLs is tests/unit/test_gateway_url_policy.py's)."""
 
 import io
-import ipaddress
 
 import pytest
 from PIL import Image
@@ -50,20 +49,3 @@ def test_absurd_dimensions_are_refused_before_decoding():
     bomb = encoded(Image.new("1", (4000, 2000)))  # 8 megapixels in a few kilobytes
     assert len(bomb) < 10_000
     assert code_of(bomb) == "BadRequestImageDimensions"
-
-
-@pytest.mark.parametrize(("address", "cluster", "local"), [
-    ("93.184.216.34", True, True),       # a public address
-    ("127.0.0.1", False, True),          # loopback: local mode only
-    ("10.0.0.7", False, False),          # the cluster's own network
-    ("192.168.1.10", False, False),
-    ("169.254.169.254", False, False),   # cloud metadata endpoint
-    ("::ffff:169.254.169.254", False, False),
-    ("fd00::1", False, False),
-    ("::1", False, True),
-])
-def test_image_urls_reach_public_addresses_only_unless_opened(address, cluster, local):
-    ip = ipaddress.ip_address(address)
-    assert images._allowed(ip, GatewaySettings()) is cluster
-    assert images._allowed(ip, GatewaySettings(allow_loopback_urls=True)) is local
-    assert images._allowed(ip, GatewaySettings(allow_private_urls=True)) is True

@@ -13,7 +13,6 @@ from kubevision.gateway.catalog import Project
 from kubevision.gateway.http.deps import Iterations, Labeller, Predictions, TrainingNamespace
 from kubevision.gateway.http.routing import IMAGES_BODY, IdList, Routes, ids
 from kubevision.gateway.http.uploads import image_bytes
-from kubevision.gateway.images import fetch as fetch_image
 from kubevision.gateway.services.predictions import PredictionService
 
 routes = Routes()
@@ -37,7 +36,7 @@ async def quick_test_image_url(project_id: str, image: wire.ImageUrl, namespace:
                                                                          max_length=64)] = None,
                                store: bool = True):
     target = iterations.quick_test_target(namespace, project_id, iteration_id)
-    data = await fetch_image(image.url, predictions.http, predictions.settings)
+    data = await predictions.fetch(image.url)
     return await quick_test(predictions, namespace, target, data, store)
 
 
