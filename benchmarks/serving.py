@@ -39,6 +39,7 @@ import onnxruntime
 import tritonclient.http.aio as triton
 
 from kubevision.core.domains import Backbone
+from kubevision.core.labels import model_name
 from kubevision.core.serving import classification, detection
 from kubevision.core.serving.classification import INPUT, OUTPUT
 from kubevision.core.settings import GatewaySettings, LocalSettings
@@ -88,12 +89,15 @@ def median_row(path: str, concurrency: int, rounds: list[dict[str, float]]) -> d
 
 
 async def measure(platform: LocalPlatform, requests: int, rounds: int) -> list[dict]:
+    from kubevision.local.store import LocalStore
+
     demo = publish_demo(platform, EXAMPLES)
     photo = demo.test_image.read_bytes()
     url = (f"{demo.gateway}/customvision/v3.1/prediction/{demo.project_uid}/classify/iterations/"
            f"{demo.publish_name}/image/nostore")
     headers = {"Prediction-Key": demo.prediction_key, "Content-Type": "application/octet-stream"}
-    model = "trees-quickstart"  # the Iteration's name: examples/quickstart-iteration.yaml
+    quickstart = LocalStore(platform.data_dir / "resources.db").get("Iteration", DEFAULT_NAMESPACE, "trees-quickstart")
+    model = model_name(quickstart["metadata"]["uid"])  # the model of examples/quickstart-iteration.yaml
     direct = triton.InferenceServerClient(platform.triton_settings().http_url)
     config = await direct.get_model_config(model)
     backbone = Backbone("", "", int(config["input"][0]["dims"][-1]))

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from kubevision.core.api import Iteration
+from kubevision.core.labels import model_name
 from kubevision.gateway.errors import NotFound, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ class Project:
 
 @dataclass(frozen=True)
 class PublishedModel:
-    """A published iteration: the Triton model (named after the Iteration) and where it is served."""
+    """A published iteration: the Triton model (named after the Iteration's uid, unique in every Triton:
+    core.labels.model_name) and where it is served."""
 
     publish_name: str
     iteration_uid: str
@@ -85,10 +87,10 @@ class Catalog:
                     continue
             name = status.get("publishedName")
             if (project_uid is None or status.get("phase") != "Published" or not name or not status.get("endpoint")
-                    or meta.get("deletionTimestamp")):
+                    or not meta.get("uid") or meta.get("deletionTimestamp")):
                 continue
             published[(project_uid, name)] = PublishedModel(
-                name, meta.get("uid") or "", meta["name"], status["endpoint"], status.get("modelUri") or "")
+                name, meta["uid"], model_name(meta["uid"]), status["endpoint"], status.get("modelUri") or "")
         return cls(by_uid, published, dict(keys), all_iterations)
 
     def namespace_of(self, kind: KeyKind, key: str | None) -> str:

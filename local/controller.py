@@ -16,6 +16,7 @@ from tritonclient.utils import InferenceServerException
 
 from kubevision.core import conditions
 from kubevision.core.api import Condition, CustomVisionProject, Iteration, IterationStatus
+from kubevision.core.labels import model_name
 from kubevision.core.reasons import Reason
 from kubevision.core.storage import STORAGE_FAULTS, DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
 from kubevision.core.training import iteration_id
@@ -66,13 +67,13 @@ class LocalController:
         self._iterations = iterations = self.store.list(ITERATION)
         for body in iterations:
             # A failing pass keeps the model's serving as it was: a fault must not unpublish.
-            kept = body["metadata"]["name"] in self._loaded()
+            kept = model_name(body["metadata"].get("uid")) in self._loaded()
             requeue, serve = await self._isolated(body, lambda body=body: self._reconcile_iteration(body),
                                                   (reconcile.RETRY_FAULT, kept))
             requeues.append(requeue)
             if serve:
                 key = (body["metadata"]["namespace"], body["spec"]["projectRef"]["name"])
-                serving.setdefault(key, []).append(body["metadata"]["name"])
+                serving.setdefault(key, []).append(model_name(body["metadata"].get("uid")))
         self._serve(serving)
         metrics.RUNNING_JOBS.set(sum(1 for b in iterations if (b.get("status") or {}).get("phase") == "Training"))
         return min((r for r in requeues if r is not None), default=None)
@@ -167,7 +168,7 @@ class LocalController:
         return self.trainings.observe(iteration.metadata.namespace, iteration_id(iteration))
 
     async def observe_serving(self, iteration: Iteration) -> ServingObservation:
-        return self._serving_observation(iteration.metadata.name)
+        return self._serving_observation(model_name(iteration.metadata.uid))
 
     async def snapshot_dataset(self, project: CustomVisionProject, name: str) -> None:
         DatasetStore(ObjectStore(self.platform.s3_settings()), DatasetLayout.of(project.spec.dataset)).snapshot(name)

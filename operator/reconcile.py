@@ -20,6 +20,7 @@ from kubevision.core.api import (
     ProjectPhase,
     TagCount,
 )
+from kubevision.core.labels import model_name
 from kubevision.core.reasons import Reason
 from kubevision.core.training import (
     NEGATIVE_TAG,
@@ -210,11 +211,12 @@ def publish_owners(iterations: list[dict]) -> dict[str, str]:
 
 
 def served_models(iterations: list[dict]) -> list[str]:
-    """The Iterations a project's Triton loads: trained, not being deleted, and owners of their publishName."""
+    """The models a project's Triton loads (by model_name): of its Iterations trained, not being deleted, and
+    owners of their publishName."""
     alive = [i for i in iterations if not i["metadata"].get("deletionTimestamp")]
     owners = publish_owners(alive)
     return sorted(
-        i["metadata"]["name"] for i in alive
+        model_name(i["metadata"].get("uid")) for i in alive
         if i["spec"].get("publishName") and owners.get(i["spec"]["publishName"]) == i["metadata"]["name"]
         and any(c["type"] == TRAINED and c["status"] == "True" for c in (i.get("status") or {}).get("conditions", []))
     )
@@ -350,7 +352,7 @@ def _reconcile_publishing(iteration, observed: IterationObservation, trained: bo
         status.published_name = status.endpoint = None
         condition(PUBLISHED, "False", Reason.MODEL_NOT_FOUND, serving.message)
         plan.outcome.requeue_after = RETRY_FAULT
-    elif serving is not None and serving.ready and iteration.metadata.name in serving.models:
+    elif serving is not None and serving.ready and model_name(iteration.metadata.uid) in serving.models:
         status.phase = IterationPhase.PUBLISHED
         status.published_name, status.endpoint = name, serving.endpoint
         condition(PUBLISHED, "True", Reason.PUBLISHED, f'served as "{name}" at {serving.endpoint}')

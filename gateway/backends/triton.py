@@ -3,7 +3,8 @@ model's config says which: core.serving). No Triton type leaves this module.
 
 Clients are pooled per Triton endpoint (async HTTP, binary tensors). What a model needs to be called (its input
 size and preprocessing, its labels) is read once per model from Triton's model config and the labels file beside
-the model in S3, then cached; a republished iteration is a different model, so the cache never goes stale.
+the model in S3, then cached by (endpoint, model). A model is named after its Iteration's uid (core.labels.model_name),
+whose model never changes: the cache never goes stale, and no two namespaces' Iterations share an entry.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import kopf
 
 from kubevision.core import conditions
 from kubevision.core.api import CustomVisionProject, Iteration, IterationPhase, IterationStatus
-from kubevision.core.labels import triton_name
+from kubevision.core.labels import model_name, triton_name
 from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
 from kubevision.core.training import iteration_id
 from kubevision.operator import objects, observe, reconcile
@@ -91,9 +91,10 @@ class ClusterDriver:
 
     async def serve(self, project_body: dict[str, Any] | None, iteration: Iteration,
                     serving: ServingObservation | None, wanted: bool) -> None:
-        served = serving is not None and iteration.metadata.name in serving.models
+        model = model_name(iteration.metadata.uid)
+        served = serving is not None and model in serving.models
         if project_body is not None and wanted != served:
-            await self.cluster.serve_model(project_body, iteration.metadata.name, wanted)
+            await self.cluster.serve_model(project_body, model, wanted)
 
     async def report(self, kind: str, body: dict[str, Any], status, outcome: reconcile.Outcome) -> None:
         await self.cluster.patch_status(PLURALS[kind], body, status_patch(status))

@@ -11,6 +11,7 @@ import kopf
 
 from kubevision.core import api as kv
 from kubevision.core.api import Iteration, IterationPhase
+from kubevision.core.labels import model_name
 from kubevision.core.storage import STORAGE_FAULTS
 from kubevision.operator import metrics, sequence
 from kubevision.operator.cluster import DELETE_RETRIES, ITERATIONS, PROJECTS
@@ -42,14 +43,14 @@ def register(registry: kopf.OperatorRegistry, driver: ClusterDriver,
         the run and the registered version, without the alias of its publish name. With S3 gone, a few retries, then
         a Warning, and deletion goes on."""
         training.discard((namespace, name))
-        project = body["spec"]["projectRef"]["name"]
+        project, model = body["spec"]["projectRef"]["name"], model_name(body["metadata"].get("uid"))
         project_body = await cluster.get_custom(PROJECTS, namespace, project)
         if project_body is not None:
-            await cluster.serve_model(project_body, name, wanted=False)
+            await cluster.serve_model(project_body, model, wanted=False)
         iteration = Iteration.model_validate(body)
         await driver.sync_published_alias(iteration, kv.IterationStatus())
         try:
-            await asyncio.to_thread(cluster.remove_served_model, namespace, project, name)
+            await asyncio.to_thread(cluster.remove_served_model, namespace, project, model)
         except STORAGE_FAULTS as error:
             if retry + 1 < DELETE_RETRIES:
                 raise kopf.TemporaryError(f"S3: {error}", delay=retry_delay) from error

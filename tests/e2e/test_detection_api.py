@@ -26,6 +26,7 @@ from PIL import Image
 from test_gateway_kubernetes import create, eventually_async, publish, put_keys
 
 from kubevision.core import dataset
+from kubevision.core.labels import model_name
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
 from kubevision.gateway.backends.sources import KubernetesSource
@@ -229,17 +230,6 @@ async def test_the_detect_routes_answer_boxes_from_triton_and_keep_them(kmock, p
     store = ObjectStore(s3)
     tags = ["fork", "scissors"]
     model = onnx_detector(len(tags))
-    # The detector, under its project and under a Classification project that (wrongly) serves it too.
-    uris = {project: upload(store, ModelRepositoryLayout(s3.models_bucket, NS, project), f"{project}-1", model, tags)
-            for project in ("cutlery", "mislabelled")}
-
-    def serve() -> None:  # Triton's HTTP client stays in the thread that made it
-        platform.restart_triton()  # a new project's repository is seen when Triton starts
-        triton = triton_http.InferenceServerClient(platform.triton_settings().http_url)
-        for project_name in uris:
-            triton.load_model(f"{project_name}-1")
-
-    await asyncio.to_thread(serve)
     await put_keys(kmock, NS, "key-d")
     project = await create(kmock, NS, "customvisionprojects", {
         "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "cutlery"},
@@ -249,13 +239,28 @@ async def test_the_detect_routes_answer_boxes_from_triton_and_keep_them(kmock, p
         "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "mislabelled"},
         "spec": {"displayName": "A classifier serving a detector",
                  "dataset": {"bucket": "kubevision-datasets", "prefix": f"{NS}/mislabelled/"}}})
+    # The detector, under its project and under a Classification project that (wrongly) serves it too, each under
+    # its Iteration's model name.
+    models, uris = {}, {}
+    for project_name in ("cutlery", "mislabelled"):
+        iteration = await create(kmock, NS, "iterations", {
+            "apiVersion": "kubevision.io/v1alpha1", "kind": "Iteration", "metadata": {"name": f"{project_name}-1"},
+            "spec": {"projectRef": {"name": project_name}}})
+        models[project_name] = model_name(iteration["metadata"]["uid"])
+        uris[project_name] = upload(store, ModelRepositoryLayout(s3.models_bucket, NS, project_name),
+                                    models[project_name], model, tags)
+
+    def serve() -> None:  # Triton's HTTP client stays in the thread that made it
+        platform.restart_triton()  # a new project's repository is seen when Triton starts
+        triton = triton_http.InferenceServerClient(platform.triton_settings().http_url)
+        for name in models.values():
+            triton.load_model(name)
+
+    await asyncio.to_thread(serve)
     for project_name, model_uri in uris.items():
-        name = f"{project_name}-1"
-        await create(kmock, NS, "iterations", {"apiVersion": "kubevision.io/v1alpha1", "kind": "Iteration",
-                                               "metadata": {"name": name},
-                                               "spec": {"projectRef": {"name": project_name}}})
-        await publish(kmock, NS, name, {"phase": "Published", "publishedName": "tools", "modelUri": model_uri,
-                                        "endpoint": f"http://{platform.triton_settings().http_url}"})
+        await publish(kmock, NS, f"{project_name}-1", {
+            "phase": "Published", "publishedName": "tools", "modelUri": model_uri,
+            "endpoint": f"http://{platform.triton_settings().http_url}"})
     # A second iteration of the same model, trained but not published: the gateway runs it in ONNX Runtime.
     unpublished = await create(kmock, NS, "iterations", {
         "apiVersion": "kubevision.io/v1alpha1", "kind": "Iteration", "metadata": {"name": "cutlery-2"},

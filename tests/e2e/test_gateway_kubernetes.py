@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import tritonclient.http as triton_http
 import yaml
 from chart import role_rules
 from conftest import EXAMPLES
@@ -18,10 +19,12 @@ from kopf_harness import eventually
 from kube_emulator import KubeEmulator
 from kubernetes_asyncio import client
 
+from kubevision.core.labels import model_name
 from kubevision.core.settings import GatewaySettings
-from kubevision.core.storage import ObjectStore
+from kubevision.core.storage import ModelRepositoryLayout, ObjectStore
 from kubevision.gateway.backends.sources import KubernetesSource
 from kubevision.gateway.main import create_app
+from kubevision.local.store import LocalStore
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_IMAGE = (EXAMPLES / "samples" / "test" / "test_image.jpg").read_bytes()
@@ -62,16 +65,33 @@ async def put_keys(emulator, namespace: str, prediction_key: str, create_it: boo
         assert response.status == 200, await response.text()
 
 
+def serve_quickstart_as(platform, iteration: dict) -> str:
+    """The quickstart's model, trained in local mode, copied to the model name of the emulator's Iteration (as its
+    trainer would have written it) and loaded into the real Triton; returns its model URI."""
+    store = ObjectStore(platform.s3_settings())
+    repository = ModelRepositoryLayout(platform.s3_settings().models_bucket, "default", "trees")
+    trained = LocalStore(platform.data_dir / "resources.db").get("Iteration", "default", "trees-quickstart")
+    source, name = model_name(trained["metadata"]["uid"]), model_name(iteration["metadata"]["uid"])
+    for path in ("1/model.onnx", "labels.txt", "config.pbtxt"):  # config.pbtxt last, naming the model
+        content = store.get(repository.bucket, repository.model_key(source, path))
+        if path == "config.pbtxt":
+            content = content.replace(f'name: "{source}"'.encode(), f'name: "{name}"'.encode())
+        store.put(repository.bucket, repository.model_key(name, path), content)
+    triton_http.InferenceServerClient(platform.triton_settings().http_url).load_model(name)
+    return f"s3://{repository.bucket}/{repository.model_key(name, '')}"
+
+
 async def test_the_gateway_serves_what_resource_status_publishes(kmock, quickstart, platform, tmp_path):
     project_manifest = yaml.safe_load((EXAMPLES / "project.yaml").read_text())
     project = await create(kmock, "team-a", "customvisionprojects", project_manifest)
     await create(kmock, "team-b", "customvisionprojects", project_manifest)
-    await create(kmock, "team-a", "iterations", yaml.safe_load((EXAMPLES / "quickstart-iteration.yaml").read_text()))
+    iteration = await create(kmock, "team-a", "iterations",
+                             yaml.safe_load((EXAMPLES / "quickstart-iteration.yaml").read_text()))
     await put_keys(kmock, "team-a", "key-a")
     await put_keys(kmock, "team-b", "key-b")
     served = {"phase": "Published", "publishedName": "trees-k8s",
               "endpoint": f"http://{platform.triton_settings().http_url}",  # the operator writes a Service's URL
-              "modelUri": "s3://kubevision-models/triton/default/trees/trees-quickstart/"}
+              "modelUri": await asyncio.to_thread(serve_quickstart_as, platform, iteration)}
     await publish(kmock, "team-a", "trees-quickstart", served)
 
     settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path)  # its label store: SQLite in tmp_path

@@ -11,6 +11,7 @@ import pytest
 from seeding import Seed, photo, seed
 
 from kubevision.core.api import Iteration
+from kubevision.core.labels import model_name
 from kubevision.core.reasons import Reason
 from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
 from kubevision.core.training import iteration_id
@@ -103,4 +104,5 @@ def test_a_model_in_no_repository_is_reported_without_restarting_triton(platform
     ghost = store.get("Iteration", "default", "ghosts-1")
     assert condition(ghost, "Published")["status"] == "False"
     assert condition(ghost, "Published")["reason"] == Reason.MODEL_NOT_FOUND
-    assert "ghosts-1" in condition(ghost, "Published")["message"] and ghost["status"]["phase"] == "Trained"
+    assert model_name(ghost["metadata"]["uid"]) in condition(ghost, "Published")["message"]
+    assert ghost["status"]["phase"] == "Trained"

@@ -19,6 +19,7 @@ from PIL import Image
 from seeding import Seed, seed
 
 from kubevision.core.domains import BACKBONES
+from kubevision.core.labels import model_name
 from kubevision.core.serving.classification import to_input
 from kubevision.core.storage import DatasetLayout, ModelRepositoryLayout, ObjectStore
 from kubevision.local.store import LocalStore
@@ -91,16 +92,17 @@ def test_apply_trains_and_publishes(platform, kubevision_cli, tmp_path):
 
     # The served model tells apart clothes it never saw: photos 9 to 12 of each class (it trained on 1 to 8).
     triton = triton_http.InferenceServerClient(platform.triton_settings().http_url)
-    assert triton.is_model_ready("clothes-1")
+    model = model_name(published["metadata"]["uid"])  # Triton's name for it, unique across namespaces
+    assert triton.is_model_ready(model)
     labels = objects.get(platform.s3_settings().models_bucket, ModelRepositoryLayout(
-        platform.s3_settings().models_bucket, "default", "clothes").model_key("clothes-1", "labels.txt"))
+        platform.s3_settings().models_bucket, "default", "clothes").model_key(model, "labels.txt"))
     tags = labels.decode().split("\n")
     unseen = fashion_mnist(TRAINED_PER_TAG + 4, FASHION_TAGS)
     unseen = [(data, label) for i, (data, label) in enumerate(unseen) if i % (TRAINED_PER_TAG + 4) >= TRAINED_PER_TAG]
     batch = np.stack([to_input(Image.open(io.BytesIO(data)), BACKBONES["GeneralCompact"]) for data, _ in unseen])
     request = triton_http.InferInput("images", list(batch.shape), "FP32")
     request.set_data_from_numpy(batch)
-    probabilities = triton.infer("clothes-1", [request]).as_numpy("probabilities")
+    probabilities = triton.infer(model, [request]).as_numpy("probabilities")
     predicted = [tags[i] for i in probabilities.argmax(axis=1)]
     right = sum(tag == FASHION_TAGS[label] for tag, (_, label) in zip(predicted, unseen, strict=True))
     assert right >= 0.75 * len(unseen), list(zip(predicted, [FASHION_TAGS[label] for _, label in unseen],
@@ -113,9 +115,9 @@ def test_apply_trains_and_publishes(platform, kubevision_cli, tmp_path):
         "iteration.kubevision.io/clothes-1 configured"
     wait_for(store, "Iteration", "clothes-1", "Trained", timeout=60)
     deadline = time.monotonic() + 30
-    while triton.is_model_ready("clothes-1") and time.monotonic() < deadline:
+    while triton.is_model_ready(model) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not triton.is_model_ready("clothes-1")
+    assert not triton.is_model_ready(model)
     assert kubevision_cli("apply", "-f", str(manifests), "--data-dir", data_dir).stdout.strip() == \
         "iteration.kubevision.io/clothes-1 unchanged"
 

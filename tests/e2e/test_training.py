@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from kubevision.core.domains import BACKBONES
+from kubevision.core.labels import model_name
 from kubevision.core.serving.classification import to_input
 from kubevision.core.storage import ModelRepositoryLayout
 from kubevision.trainer.run import train
@@ -34,7 +35,7 @@ def assert_served_like_trained(platform, setup, request, result):
                       for i in reference["ids"]])
     platform.restart_triton()  # a new project's repository is seen when Triton starts
     triton = triton_http.InferenceServerClient(platform.triton_settings().http_url)
-    model = request.iteration.metadata.name
+    model = model_name(request.iteration.metadata.uid)
     triton.load_model(model)
     request = triton_http.InferInput("images", list(batch.shape), "FP32")
     request.set_data_from_numpy(batch)
@@ -78,7 +79,8 @@ def test_quick_multiclass_on_fashion_mnist(platform, setup_project):
     assert {t.tag for t in result.metrics.per_tag} == set(FASHION_TAGS.values())
     assert_tracked(platform, result, "Quick")
     repository = ModelRepositoryLayout(platform.s3_settings().models_bucket, "tests", "fashion-quick")
-    assert result.model_uri == f"s3://{repository.bucket}/{repository.model_key('fashion-quick-1', '')}"
+    model = model_name(request.iteration.metadata.uid)  # Triton's name for it: the Iteration's uid, not its name
+    assert result.model_uri == f"s3://{repository.bucket}/{repository.model_key(model, '')}"
     assert_served_like_trained(platform, setup, request, result)
 
 

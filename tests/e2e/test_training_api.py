@@ -119,6 +119,35 @@ def png(number: int) -> bytes:
     return buffer.getvalue()
 
 
+def test_two_namespaces_projects_of_one_name_are_each_answered_by_their_own_model(quickstart, platform):
+    """Two teams on one platform each train a project of the same name and publish it under the same name: one
+    Triton serves both, and each team is answered by its own model, with its own tags."""
+    teams = {"team-orchard": ("Granny Smith", "Gala"), "team-closet": ("Sneaker", "Boot", "Sandal")}
+    published = {}
+    for offset, (namespace, tag_names) in enumerate(teams.items()):
+        trainer = trainer_for(quickstart, platform, namespace)
+        deadline = time.monotonic() + 30  # the gateway reads a new namespace's keys within a second or two
+        while httpx.get(f"{quickstart.gateway}/customvision/v3.3/Training/projects", timeout=30, headers={
+                "Training-Key": keys(platform, namespace)["trainingKey"]}).status_code == 401:
+            assert time.monotonic() < deadline, "the gateway never took the new keys"
+            time.sleep(0.5)
+        project = trainer.create_project("Same Name")
+        tags = [trainer.create_tag(project.id, name) for name in tag_names]
+        images = [ImageFileCreateEntry(name=f"{t}-{n}.png", contents=png(1000 * offset + 100 * t + n), tag_ids=[tag.id])
+                  for t, tag in enumerate(tags) for n in range(5)]  # Custom Vision's least: 5 images a tag
+        assert trainer.create_images_from_files(project.id, ImageFileCreateBatch(images=images)).is_batch_successful
+        iteration = wait_trained(trainer, project.id, trainer.train_project(project.id).id)
+        assert iteration.status == "Completed", iteration.training_error_details
+        trainer.publish_iteration(project.id, iteration.id, "sameModel", "/subscriptions/any/prediction-resource")
+        published[namespace] = project.id, {(tag.id, tag.name) for tag in tags}
+
+    for namespace, (project_id, tags) in published.items():
+        credentials = ApiKeyCredentials(in_headers={"Prediction-key": keys(platform, namespace)["predictionKey"]})
+        predictor = CustomVisionPredictionClient(quickstart.gateway, credentials)
+        answer = predictor.classify_image(project_id, "sameModel", png(7))
+        assert {(p.tag_id, p.tag_name) for p in answer.predictions} == tags, namespace
+
+
 class Api:
     """Plain HTTP against the v3.3 routes, as Microsoft's REST reference shows them."""
 

@@ -18,6 +18,7 @@ from PIL import Image
 
 from kubevision.core import api
 from kubevision.core.dataset import Region
+from kubevision.core.labels import model_name
 from kubevision.core.reasons import Reason
 from kubevision.core.serving.detection import (
     BOXES,
@@ -87,13 +88,14 @@ def test_detector_trains_and_triton_serves_its_boxes(platform, object_store):
     batch = np.stack([to_input(Image.open(io.BytesIO(setup.images.image(records[i]))), 320) for i in reference["ids"]])
     platform.restart_triton()  # a new project's repository is seen when Triton starts
     triton = triton_http.InferenceServerClient(platform.triton_settings().http_url)
-    triton.load_model("forks-1")
-    config = triton.get_model_config("forks-1")
+    model = model_name(request.iteration.metadata.uid)
+    triton.load_model(model)
+    config = triton.get_model_config(model)
     assert config["parameters"][TASK_PARAMETER]["string_value"] == DETECTION
     assert config["input"][0]["dims"] == [3, 320, 320]
     inputs = triton_http.InferInput(INPUT, list(batch.shape), "FP32")
     inputs.set_data_from_numpy(batch)
-    served = triton.infer("forks-1", [inputs])
+    served = triton.infer(model, [inputs])
     boxes, scores, classes = (served.as_numpy(name) for name in (BOXES, SCORES, CLASSES))
     assert boxes.shape == (len(batch), MAX_DETECTIONS, 4) and classes.dtype == np.int64
     np.testing.assert_allclose(scores, reference[SCORES], atol=1e-4)

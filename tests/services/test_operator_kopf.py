@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 from seeding import Seed, photo, seed
 
 from kubevision.core.dataset import Region
+from kubevision.core.labels import model_name
 from kubevision.core.reasons import Reason
 from kubevision.core.results import TERMINATION_MESSAGE_BYTES, termination_message
 from kubevision.core.settings import OperatorSettings
@@ -183,10 +184,11 @@ async def test_full_lifecycle_to_published_with_conflict_and_delete(kmock, platf
     assert ObjectStore(platform.s3_settings()).exists(BUCKET, f"pets/snapshots/{job_name}.jsonl")
 
     # 500 tags (Custom Vision's most): a result far over the kubelet's 4 KiB reaches status whole.
-    model_files = store_model(platform, "pets-1")
+    first = model_name(iteration["metadata"]["uid"])  # Triton's name of the model: its Iteration's uid
+    model_files = store_model(platform, first)
     await finish_job(kmock, platform, job, succeeded(tags=500))
     deployment = await eventually(lambda: current(kmock, "deployment", "kv-triton-pets"), what="Deployment")
-    assert loaded(kmock) == ["pets-1"]
+    assert loaded(kmock) == [first]
     await eventually(lambda: current(kmock, "service", "kv-triton-pets"))  # made after the Deployment
     await make_ready(kmock, deployment)
     published = await eventually(phase(kmock, "iteration", "pets-1", "Published"), what="Published")
@@ -211,15 +213,16 @@ async def test_full_lifecycle_to_published_with_conflict_and_delete(kmock, platf
     third = await create_iteration(kmock, "pets-3", "pets", publishName="pets-v3")
     await finish_job(kmock, platform, await eventually(
         lambda: current(kmock, "job", f"pets-3-{third['metadata']['uid'][:8]}")), succeeded())
-    await eventually(lambda: loaded(kmock) == ["pets-1", "pets-3"], what="two models")
+    models = {name: model_name(body["metadata"]["uid"]) for name, body in (("pets-2", second), ("pets-3", third))}
+    await eventually(lambda: loaded(kmock) == sorted([first, models["pets-3"]]), what="two models")
 
     # Delete with finalizer: the object goes, Triton stops serving it, its model leaves S3.
-    assert model_keys(platform, "pets-1") == sorted(model_files)
+    assert model_keys(platform, first) == sorted(model_files)
     await kmock.delete(f"{ITERATIONS}/pets-1")
     await eventually(lambda: current(kmock, "iteration", "pets-1") is None, what="pets-1 deleted")
-    assert model_keys(platform, "pets-1") == []
+    assert model_keys(platform, first) == []
     # The publish name passes to the oldest remaining claimant, which is trained: Triton serves it instead.
-    await eventually(lambda: loaded(kmock) == ["pets-2", "pets-3"], what="pets-1 unloaded, pets-2 loaded")
+    await eventually(lambda: loaded(kmock) == sorted(models.values()), what="pets-1 unloaded, pets-2 loaded")
     await kmock.delete(f"{ITERATIONS}/pets-2")
     await kmock.delete(f"{ITERATIONS}/pets-3")
     await eventually(lambda: current(kmock, "deployment", "kv-triton-pets") is None, what="Deployment removed")
@@ -247,7 +250,7 @@ async def test_drift_is_repaired_and_a_deleted_project_leaves_no_stale_ready(kmo
     restored = await eventually(lambda: (d := current(kmock, "deployment", "kv-triton-pets"))
                                 and d["spec"]["replicas"] == 1 and d, what="the Deployment set back")
     assert restored["spec"]["template"]["spec"]["containers"][0]["image"] == settings.triton_image
-    assert loaded(kmock) == ["pets-1"]
+    assert loaded(kmock) == [model_name(iteration["metadata"]["uid"])]
     await kmock.patch(f"{SERVICES}/kv-triton-pets", headers=MERGE, json={"spec": {"ports": [
         {"name": "http", "port": 9999, "targetPort": "http"}]}})
     await eventually(lambda: [p["port"] for p in current(kmock, "service", "kv-triton-pets")["spec"]["ports"]] == [
@@ -400,11 +403,12 @@ async def test_an_object_detection_project_trains_and_is_served_like_a_classifie
                            what="the training Job")
     env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert json.loads(env["KUBEVISION_TRAINING_REQUEST"]["value"])["project"]["spec"]["type"] == "ObjectDetection"
-    model_uri = "s3://kubevision-models/triton/ml/tools/tools-1/"
+    model = model_name(iteration["metadata"]["uid"])
+    model_uri = f"s3://kubevision-models/triton/ml/tools/{model}/"
     await finish_job(kmock, platform, job, succeeded().model_copy(update={"model_uri": model_uri}))
     deployment = await eventually(lambda: current(kmock, "deployment", "kv-triton-tools"), what="Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--load-model=tools-1" in args
+    assert f"--load-model={model}" in args
     await make_ready(kmock, deployment)
     published = await eventually(phase(kmock, "iteration", "tools-1", "Published"), what="Published")
     assert published["status"]["modelUri"] == model_uri and published["status"]["publishedName"] == "tools"

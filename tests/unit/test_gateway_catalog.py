@@ -2,6 +2,7 @@
 
 import pytest
 
+from kubevision.core.labels import model_name
 from kubevision.gateway.catalog import Catalog, NamespaceKeys
 from kubevision.gateway.errors import NotFound, Unauthorized
 
@@ -14,7 +15,7 @@ def project(namespace, name, uid, type_="Classification"):
 
 
 def iteration(namespace, name, project_name, phase="Published", published="v1", endpoint="http://triton:8000"):
-    return {"metadata": {"namespace": namespace, "name": name, "uid": f"{name}-uid"},
+    return {"metadata": {"namespace": namespace, "name": name, "uid": f"{namespace}-{name}-uid"},
             "spec": {"projectRef": {"name": project_name}},
             "status": {"phase": phase, "publishedName": published, "endpoint": endpoint,
                        "modelUri": f"s3://models/triton/{namespace}/{project_name}/{name}/"}}
@@ -52,11 +53,20 @@ def test_another_namespaces_project_is_as_unknown_as_a_missing_one(catalog):
 
 def test_only_published_iterations_are_served_by_their_publish_name(catalog):
     model = catalog.published_model(catalog.project("team-a", UID_A), "v1")
-    assert (model.model, model.iteration_uid, model.endpoint) == ("trees-1", "trees-1-uid", "http://triton:8000")
+    assert (model.iteration_uid, model.endpoint) == ("team-a-trees-1-uid", "http://triton:8000")
     assert model.model_uri == "s3://models/triton/team-a/trees/trees-1/"
     with pytest.raises(NotFound) as error:
         catalog.published_model(catalog.project("team-a", UID_A), "v2")  # team-b's publish name
     assert error.value.code == "NotFoundIteration"
+
+
+def test_two_namespaces_iterations_of_one_name_are_two_models(catalog):
+    """team-a and team-b each have a project "trees" with an Iteration "trees-1": one Triton serving both (local
+    mode's, a shared pool) must tell them apart, and so must every cache keyed by the model."""
+    a = catalog.published_model(catalog.project("team-a", UID_A), "v1")
+    b = catalog.published_model(catalog.project("team-b", UID_B), "v2")
+    assert a.model == model_name(a.iteration_uid) and b.model == model_name(b.iteration_uid)
+    assert a.model != b.model
 
 
 def test_deleted_projects_and_iterations_are_not_served():

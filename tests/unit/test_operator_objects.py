@@ -8,6 +8,7 @@ import kubernetes_validate
 import pytest
 
 from kubevision.core.api import CustomVisionProject, Iteration
+from kubevision.core.labels import model_name
 from kubevision.core.settings import OperatorSettings, S3Settings
 from kubevision.core.training import TrainingRequest
 from kubevision.operator import objects, reconcile
@@ -78,6 +79,23 @@ def test_the_triton_deployment_serves_the_published_models_from_s3():
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "8002"
     assert objects.triton_endpoint("pets", "ml") == "http://kv-triton-pets.ml.svc:8000"
+
+
+def test_same_named_projects_of_two_namespaces_load_different_models():
+    """Each Deployment loads its own Iterations' models, by uid: "pets-1" of ml and of another namespace (or of
+    "pets" deleted and made again) are two models, in one Triton as in two."""
+    trained = {"conditions": [{"type": "Trained", "status": "True"}]}
+
+    def loaded(namespace: str, uid: str) -> tuple[str, ...]:
+        project = {**PROJECT_BODY, "metadata": {**PROJECT_BODY["metadata"], "namespace": namespace}}
+        iteration = {**ITERATION_BODY, "metadata": {**ITERATION_BODY["metadata"], "namespace": namespace, "uid": uid},
+                     "spec": {**ITERATION_BODY["spec"], "publishName": "v1"}, "status": trained}
+        return objects.loaded_models(objects.triton_deployment(project, reconcile.served_models([iteration]),
+                                                               SETTINGS, S3))
+
+    ours, theirs = loaded("ml", "0a1b2c3d-4444"), loaded("other", "9f8e7d6c-5555")
+    assert ours == (model_name("0a1b2c3d-4444"),) and theirs == (model_name("9f8e7d6c-5555"),)
+    assert ours != theirs and ours == loaded("ml", "0a1b2c3d-4444")  # stable for one Iteration
 
 
 def test_the_job_is_named_after_the_iteration_object_so_a_retried_create_adopts_it():

@@ -1,11 +1,13 @@
 """The reconcile core: every status transition and condition reason, with a fixed clock and no I/O."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from kubevision.core import conditions
 from kubevision.core.api import CustomVisionProject, Iteration, IterationMetrics
+from kubevision.core.labels import model_name
 from kubevision.core.reasons import Reason
 from kubevision.core.training import TrainingResult, iteration_id
 from kubevision.operator import reconcile as core
@@ -227,7 +229,7 @@ def test_a_publish_name_change_is_not_a_training_change():
 # iterations: publishing
 
 
-SERVING = ServingObservation(ready=True, models=("pets-1",), endpoint="http://kv-triton-pets.ml:8000")
+SERVING = ServingObservation(ready=True, models=(model_name("0a1b2c3d-uid"),), endpoint="http://kv-triton-pets.ml:8000")
 
 
 def publish(item: Iteration, owner="pets-1", serving=SERVING):
@@ -242,9 +244,27 @@ def test_published_once_triton_serves_the_model():
     assert reason(plan.status, "Published") == Reason.PUBLISHED and reason(plan.status, "Ready") == Reason.PUBLISHED
 
 
+def test_a_model_of_another_iteration_of_the_same_name_does_not_publish():
+    """Another namespace's project of this name, or this project before it was deleted and made again, has an
+    Iteration of this name: a Triton loading that one's model serves nothing of this one."""
+    item = trained_iteration(publishName="pets-v1")
+    item.metadata.uid = "5e6f7a8b-uid"  # the same namespace and name, another object
+    plan = publish(item)
+    assert plan.serve and plan.status.phase == "Trained" and plan.status.published_name is None
+    assert reason(plan.status, "Published") == Reason.PUBLISHING
+
+
+def test_a_served_model_is_named_after_the_iterations_uid_not_its_name():
+    name = model_name("0a1b2c3d-uid")
+    assert name == model_name("0a1b2c3d-uid") != model_name("5e6f7a8b-uid")  # a republish: the same model
+    assert re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name) and "0a1b2c3d-uid" in name  # Triton and S3 take it as is
+    with pytest.raises(ValueError):
+        model_name(None)  # never a shared fallback name
+
+
 def test_publishing_waits_for_triton():
     plan = publish(trained_iteration(publishName="pets-v1"),
-                   serving=ServingObservation(ready=False, models=("pets-1",), endpoint="e", message="0/1 ready"))
+                   serving=ServingObservation(ready=False, models=SERVING.models, endpoint="e", message="0/1 ready"))
     assert plan.serve and plan.status.phase == "Trained" and plan.status.published_name is None
     assert reason(plan.status, "Published") == Reason.PUBLISHING and plan.outcome.requeue_after == core.POLL_SERVING
     assert not conditions.is_true(plan.status.conditions, "Ready")
@@ -285,7 +305,7 @@ def test_the_oldest_claimant_owns_a_publish_name():
 
 def test_triton_loads_trained_owners_of_a_publish_name_that_are_not_being_deleted():
     def item(name, created, publish_name="v1", trained=True, deleting=False):
-        return {"metadata": {"name": name, "creationTimestamp": created,
+        return {"metadata": {"name": name, "uid": f"{name}-uid", "creationTimestamp": created,
                              "deletionTimestamp": "2026-01-09T00:00:00Z" if deleting else None},
                 "spec": {"publishName": publish_name} if publish_name else {},
                 "status": {"conditions": [{"type": "Trained", "status": "True" if trained else "False"}]}}
@@ -293,4 +313,5 @@ def test_triton_loads_trained_owners_of_a_publish_name_that_are_not_being_delete
     iterations = [item("old", "2026-01-01T00:00:00Z", deleting=True), item("a", "2026-01-02T00:00:00Z"),
                   item("b", "2026-01-03T00:00:00Z"), item("c", "2026-01-01T00:00:00Z", "v2", trained=False),
                   item("d", "2026-01-01T00:00:00Z", publish_name=None)]
-    assert core.served_models(iterations) == ["a"]  # "old" goes, so "a" owns v1 and "b" is the conflicting claimant
+    # "old" goes, so "a" owns v1 and "b" is the conflicting claimant
+    assert core.served_models(iterations) == [model_name("a-uid")]

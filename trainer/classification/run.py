@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from kubevision.core import labels
 from kubevision.core.api import ClassificationType, TrainingType
 from kubevision.core.dataset import ImageRecord
 from kubevision.core.domains import BACKBONES, Backbone
@@ -78,7 +79,7 @@ def _record_evaluation(tracker: Tracker, dataset, targets, probabilities, metric
 def _export(classifier: Classifier, network_spec: Backbone, dataset, store: ObjectStore, s3: S3Settings,
             request: TrainingRequest, tracker: Tracker) -> tuple[str, tuple[str, str]]:
     project, iteration = request.project, request.iteration
-    model_name = iteration.metadata.name
+    model_name = labels.model_name(iteration.metadata.uid)  # unique across namespaces: see core/labels.py
     onnx = classifier_export.onnx_model(classifier, network_spec)
     # The trainer's own predictions on a few images: the exported model must give them back, here (ONNX Runtime)
     # and where it is served (Triton; see the tests).

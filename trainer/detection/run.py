@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from kubevision.core import detection_metrics
+from kubevision.core import detection_metrics, labels
 from kubevision.core.dataset import ImageRecord
 from kubevision.core.domains import BACKBONES
 from kubevision.core.heldout import HeldOut
@@ -72,7 +72,7 @@ def _record_evaluation(tracker: Tracker, dataset: data.RegionImages, fitted: tra
 def _export(fitted: training.Fitted, network_spec, dataset: data.RegionImages, store: ObjectStore, s3: S3Settings,
             request: TrainingRequest, tracker: Tracker) -> tuple[str, tuple[str, str]]:
     project, iteration = request.project, request.iteration
-    model_name = iteration.metadata.name
+    model_name = labels.model_name(iteration.metadata.uid)  # unique across namespaces: see core/labels.py
     onnx = detection_export.onnx_model(fitted.served)
     # The trainer's own boxes for a few images: the exported model must give them back, here (ONNX Runtime) and
     # where it is served (Triton; see the tests).
