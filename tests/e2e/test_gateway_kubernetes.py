@@ -64,7 +64,9 @@ async def put_keys(emulator, namespace: str, prediction_key: str, create_it: boo
 
 async def test_the_gateway_serves_what_resource_status_publishes(kmock, quickstart, platform, tmp_path):
     project_manifest = yaml.safe_load((EXAMPLES / "project.yaml").read_text())
+    project_manifest["spec"]["dataset"]["prefix"] = "team-a/trees/"  # each under its own namespace
     project = await create(kmock, "team-a", "customvisionprojects", project_manifest)
+    project_manifest["spec"]["dataset"]["prefix"] = "team-b/trees/"
     await create(kmock, "team-b", "customvisionprojects", project_manifest)
     await create(kmock, "team-a", "iterations", yaml.safe_load((EXAMPLES / "quickstart-iteration.yaml").read_text()))
     await put_keys(kmock, "team-a", "key-a")

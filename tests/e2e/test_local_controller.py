@@ -22,7 +22,7 @@ BUCKET = "local-controller"
 
 def project(name: str) -> dict:
     return {"apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": name},
-            "spec": {"displayName": name, "dataset": {"bucket": BUCKET, "prefix": f"{name}/"}}}
+            "spec": {"displayName": name, "dataset": {"bucket": BUCKET, "prefix": f"default/{name}/"}}}
 
 
 def iteration(name: str, project_name: str, **spec) -> dict:

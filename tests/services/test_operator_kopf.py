@@ -92,10 +92,10 @@ async def create(emulator, path: str, body: dict) -> dict:
 
 
 async def create_project(emulator, platform, name: str, counts: dict[str, int] | None = None) -> dict:
-    upload_dataset(platform, f"{name}/", counts or {"cat": 5, "dog": 6})
+    upload_dataset(platform, f"{NS}/{name}/", counts or {"cat": 5, "dog": 6})
     return await create(emulator, PROJECTS, {
         "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": name},
-        "spec": {"displayName": name, "dataset": {"bucket": BUCKET, "prefix": f"{name}/"}},
+        "spec": {"displayName": name, "dataset": {"bucket": BUCKET, "prefix": f"{NS}/{name}/"}},
     })
 
 
@@ -180,7 +180,7 @@ async def test_full_lifecycle_to_published_with_conflict_and_delete(kmock, platf
     assert json.loads(env["KUBEVISION_TRAINING_REQUEST"]["value"])["iteration"]["metadata"]["name"] == "pets-1"
     training = await eventually(phase(kmock, "iteration", "pets-1", "Training"), what="Training")
     assert training["status"]["trainingJob"] == job_name
-    assert ObjectStore(platform.s3_settings()).exists(BUCKET, f"pets/snapshots/{job_name}.jsonl")
+    assert ObjectStore(platform.s3_settings()).exists(BUCKET, f"{NS}/pets/snapshots/{job_name}.jsonl")
 
     # 500 tags (Custom Vision's most): a result far over the kubelet's 4 KiB reaches status whole.
     model_files = store_model(platform, "pets-1")
@@ -349,11 +349,11 @@ async def test_a_restarted_operator_reads_settled_resources_and_writes_nothing(k
 async def test_a_project_loses_the_finalizer_an_older_operator_put_on_it(kmock, platform, operator):
     """Projects need no finalizer (their Triton goes with them by owner references); one that an earlier version
     left there is taken off, or the project could never be deleted."""
-    upload_dataset(platform, "ants/", {"red": 5, "black": 5})
+    upload_dataset(platform, f"{NS}/ants/", {"red": 5, "black": 5})
     await create(kmock, PROJECTS, {
         "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject",
         "metadata": {"name": "ants", "finalizers": ["kubevision.io/finalizer"]},
-        "spec": {"displayName": "ants", "dataset": {"bucket": BUCKET, "prefix": "ants/"}}})
+        "spec": {"displayName": "ants", "dataset": {"bucket": BUCKET, "prefix": f"{NS}/ants/"}}})
     await eventually(lambda: (o := current(kmock, "project", "ants")) and not o["metadata"].get("finalizers"),
                      what="the finalizer taken off")
     await kmock.delete(f"{PROJECTS}/ants")
@@ -387,11 +387,11 @@ async def test_an_object_detection_project_trains_and_is_served_like_a_classifie
         regions = [Region(tag="fork", left=0.1, top=0.1, width=0.3, height=0.3)] * (2 if i < 15 else 0)
         regions += [Region(tag="scissors", left=0.5, top=0.5, width=0.5, height=0.5)]
         tools.append(Seed(photo(f"tools-{i}"), regions=regions))
-    seed(ObjectStore(platform.s3_settings()), DatasetLayout(BUCKET, "tools/"), tools)
+    seed(ObjectStore(platform.s3_settings()), DatasetLayout(BUCKET, f"{NS}/tools/"), tools)
     await create(kmock, PROJECTS, {
         "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "tools"},
         "spec": {"displayName": "tools", "type": "ObjectDetection", "domain": "GeneralCompact",
-                 "dataset": {"bucket": BUCKET, "prefix": "tools/"}}})
+                 "dataset": {"bucket": BUCKET, "prefix": f"{NS}/tools/"}}})
     ready = await eventually(phase(kmock, "project", "tools", "Ready"), what="project Ready")
     assert ready["status"]["tags"] == [{"tag": "fork", "images": 15}, {"tag": "scissors", "images": 16}]
 
@@ -459,7 +459,7 @@ async def test_s3_and_mlflow_that_hang_are_reported_and_recovered_from_in_the_sa
         async with running_operator(str(kmock.url), NS, s3, f"http://{mlflow_proxy.address}", quick):
             await create(kmock, PROJECTS, {
                 "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "owls"},
-                "spec": {"displayName": "owls", "dataset": {"bucket": BUCKET, "prefix": "owls/"}}})
+                "spec": {"displayName": "owls", "dataset": {"bucket": BUCKET, "prefix": f"{NS}/owls/"}}})
             waiting = await eventually(phase(kmock, "project", "owls", "NotReady"), what="NotReady", timeout=60)
             assert condition(waiting, "DatasetReady")["status"] == "Unknown"
             assert condition(waiting, "DatasetReady")["reason"] == Reason.STORAGE_UNAVAILABLE

@@ -10,7 +10,7 @@ UID_A, UID_B = "0b0d2c8e-1111-4a8e-9c55-000000000001", "0b0d2c8e-2222-4a8e-9c55-
 
 def project(namespace, name, uid, type_="Classification"):
     return {"metadata": {"namespace": namespace, "name": name, "uid": uid},
-            "spec": {"type": type_, "dataset": {"bucket": "data", "prefix": f"{name}/"}}}
+            "spec": {"type": type_, "dataset": {"bucket": "data", "prefix": f"{namespace}/{name}/"}}}
 
 
 def iteration(namespace, name, project_name, phase="Published", published="v1", endpoint="http://triton:8000"):

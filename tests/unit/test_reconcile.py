@@ -24,7 +24,8 @@ METRICS = IterationMetrics(probability_threshold=0.5, precision=0.9, recall=0.8,
 
 def project(**spec) -> CustomVisionProject:
     return CustomVisionProject(metadata={"name": "pets", "namespace": "ml", "generation": 1},
-                               spec={"displayName": "Pets", "dataset": {"bucket": "data", "prefix": "pets/"}, **spec})
+                               spec={"displayName": "Pets", "dataset": {"bucket": "data", "prefix": "ml/pets/"},
+                                     **spec})
 
 
 def ready_project() -> CustomVisionProject:
@@ -50,8 +51,8 @@ def reason(status, type_):
 @pytest.mark.parametrize(
     ("dataset", "expected", "message"),
     [
-        (DatasetObservation(), Reason.DATASET_NOT_FOUND, "no dataset manifest at s3://data/pets/manifest.jsonl"),
-        (DatasetObservation(manifest_found=True), Reason.NO_IMAGES, "the dataset at s3://data/pets/manifest.jsonl "
+        (DatasetObservation(), Reason.DATASET_NOT_FOUND, "no dataset manifest at s3://data/ml/pets/manifest.jsonl"),
+        (DatasetObservation(manifest_found=True), Reason.NO_IMAGES, "the dataset at s3://data/ml/pets/manifest.jsonl "
                                                                     "has no tagged images"),
         (DatasetObservation(manifest_found=True, tag_counts={"cat": 3, "dog": 9}, image_count=12),
          Reason.TOO_FEW_IMAGES, 'tag "cat" has 3 images, 5 needed'),
