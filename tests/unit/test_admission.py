@@ -59,6 +59,20 @@ def test_defaults_are_applied():
     assert "classificationType" not in spec  # unset means Multiclass, and stays unset so that CEL can tell
 
 
+@pytest.mark.parametrize("prefix", ["team-a/trees/", "team-b-2/trees/", "team-b/", ""])
+def test_a_project_naming_its_namespace_keeps_its_dataset_under_it(prefix):
+    project = load(EXAMPLES / "project.yaml")
+    project["metadata"]["namespace"] = "team-b"
+    project["spec"]["dataset"]["prefix"] = prefix
+    with pytest.raises(validation.InvalidManifest, match="outside the project's namespace"):
+        validation.admit(project)
+    project["spec"]["dataset"]["prefix"] = "team-b/trees/"
+    validation.admit(project)
+    project["metadata"].pop("namespace")
+    project["spec"]["dataset"]["prefix"] = prefix
+    validation.admit(project)  # `kubevision validate` of a manifest that names none: applied, it is checked
+
+
 def test_transition_rules_run_on_update_only():
     project = load(EXAMPLES / "project.yaml")
     changed = yaml.safe_load(yaml.safe_dump(project))

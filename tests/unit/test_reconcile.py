@@ -68,6 +68,27 @@ def test_a_dataset_that_cannot_train_is_named(dataset, expected, message):
     assert outcome.requeue_after == core.RETRY_FAULT  # images may be uploaded at any time
 
 
+@pytest.mark.parametrize("prefix", ["team-a/pets/", "ml-other/pets/", "ml/", "", "pets/"])
+def test_a_dataset_outside_the_project_namespace_is_refused_whatever_it_holds(prefix):
+    """Another namespace's data (or the whole namespace's) is never counted, even when S3 would show it."""
+    foreign = project(dataset={"bucket": "data", "prefix": prefix})
+    status, outcome = core.reconcile_project(foreign, ENOUGH, None, None, NOW)
+    assert (status.phase, reason(status, "DatasetReady")) == ("NotReady", Reason.DATASET_OUTSIDE_NAMESPACE)
+    assert "must begin with 'ml/'" in conditions.find(status.conditions, "DatasetReady").message
+    assert status.image_count is None and not status.tags
+    assert reason(status, "Ready") == Reason.DATASET_NOT_READY and outcome.requeue_after is None
+
+
+def test_an_iteration_never_trains_on_a_dataset_outside_its_namespace():
+    """Even when the project's Ready predates a change of its prefix to another namespace's."""
+    moved = ready_project()
+    moved.spec.dataset.prefix = "team-a/pets/"
+    plan = core.reconcile_iteration(iteration(), IterationObservation(project=moved), NOW)
+    assert plan.train is None and plan.status.phase == "Pending"
+    assert reason(plan.status, "Trained") == Reason.PROJECT_NOT_READY
+    assert "outside the project's namespace" in conditions.find(plan.status.conditions, "Trained").message
+
+
 def test_a_ready_project_counts_its_images():
     status, outcome = core.reconcile_project(project(), ENOUGH, None, "7", NOW)
     assert status.phase == "Ready" and status.image_count == 12 and status.experiment_id == "7"
