@@ -57,6 +57,15 @@ def project(database, objects) -> ProjectRef:
     return ref
 
 
+@pytest.mark.parametrize("prefix", ["team-a/trees/", "team-b/", ""])
+def test_the_store_refuses_a_project_whose_dataset_is_outside_its_namespace(database, objects, prefix):
+    """Team B's project naming team A's dataset: nothing of A's is read, imported or written through it."""
+    with pytest.raises(StoreError) as refused:
+        ProjectRef(str(uuid.uuid4()), "team-b", "copy", BUCKET, prefix)
+    assert (refused.value.status, refused.value.code) == (403, "ForbiddenUserResource")
+    assert "outside the project's namespace" in refused.value.message
+
+
 def test_the_migrations_make_exactly_the_models_schema(database):
     with database.writer.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), tables.Base.metadata)
