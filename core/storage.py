@@ -10,6 +10,9 @@
     <models bucket>/results/<namespace>/<iteration id>.json               a training result too big for the
                                                                            Job's termination message
     <models bucket>/results/<namespace>/<iteration id>.heldout.json       its held-out predictions
+
+A project's dataset prefix is `<its namespace>/<at least one more segment>/` (dataset_prefix_problem), and a deleted
+project's dataset goes whole (delete_project_dataset).
 """
 
 from __future__ import annotations
