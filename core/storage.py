@@ -75,7 +75,7 @@ def dataset_prefix_problem(namespace: str, prefix: str) -> str | None:
     `<namespace>/` is refused too: it would hold every other project of the namespace, and deleting the project
     would delete theirs (docs/storage.md)."""
     own = f"{namespace}/"
-    if prefix.startswith(own) and len(prefix) > len(own):
+    if prefix.startswith(own) and prefix.endswith("/") and all(prefix[len(own):-1].split("/")):
         return None
     return (f"spec.dataset.prefix {prefix!r} is outside the project's namespace: it must begin with "
             f"'{own}' followed by at least one more segment, e.g. '{own}<project>/'")
