@@ -158,8 +158,8 @@ class DatasetLocation(ApiModel):
     )
     prefix: str = Field(
         max_length=512, pattern=r"^([A-Za-z0-9!_.*'()-]+/){2,}$",
-        description="Key prefix inside the bucket: the project's namespace and at least one more path segment, each "
-                    "ending in '/' (e.g. team-a/trees/). The operator refuses a prefix outside the project's namespace.",
+        description="Key prefix inside the bucket: the project's namespace and at least one more path segment, "
+                    "each ending in '/' (e.g. team-a/trees/). The operator refuses a prefix outside the namespace.",
     )
 
 

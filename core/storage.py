@@ -81,18 +81,6 @@ def dataset_prefix_problem(namespace: str, prefix: str) -> str | None:
             f"'{own}' followed by at least one more segment, e.g. '{own}<project>/'")
 
 
-class ForeignDataset(ValueError):
-    """A project's dataset prefix outside its own namespace (dataset_prefix_problem says why)."""
-
-
-def own_dataset_prefix(namespace: str, prefix: str) -> str:
-    """`prefix`, or ForeignDataset when a project of `namespace` may not use it."""
-    problem = dataset_prefix_problem(namespace, prefix)
-    if problem is not None:
-        raise ForeignDataset(problem)
-    return prefix
-
-
 def shares_dataset(bucket: str, prefix: str, others: Iterable[tuple[str, str]]) -> bool:
     """Whether another project's dataset (bucket, prefix) overlaps this one: then deleting this project keeps the
     objects, which the other still reads (docs/storage.md)."""
