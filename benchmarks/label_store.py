@@ -76,7 +76,7 @@ def measure(name: str, url: str, objects: ObjectStore, sizes: list[int], batches
     database = open_database(url)
     store = LabelStore(database, objects)
     exporter = ManifestExporter(database, objects)
-    project = ProjectRef(str(uuid.uuid4()), "bench", "bench", BUCKET, f"{uuid.uuid4().hex}/")
+    project = ProjectRef(str(uuid.uuid4()), "bench", "bench", BUCKET, f"bench/{uuid.uuid4().hex}/")
     store.ensure_project(project)
     tags = [store.create_tag(project.id, name).id for name in ("a", "b")]
     rows, filled, uploaded = [], 0, 10_000_000

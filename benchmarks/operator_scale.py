@@ -123,7 +123,7 @@ async def load(emulator: KubeEmulator, s3: S3Settings, projects: int, finished: 
     for p in range(projects):
         body = await seed(emulator, PROJECT, {
             "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": f"p{p}"},
-            "spec": {"displayName": f"p{p}", "dataset": {"bucket": "bench", "prefix": "bench/"}}})
+            "spec": {"displayName": f"p{p}", "dataset": {"bucket": "bench", "prefix": f"{NS}/shared/"}}})
         project = CustomVisionProject.model_validate(body)
         status, _ = reconcile.reconcile_project(project, observe_dataset(project, s3), None, None, now)
         project_bodies.append(await _set_status(emulator, PROJECT, body, status_patch(status)))
@@ -245,7 +245,8 @@ def main() -> None:
         platform = LocalPlatform(settings)
         platform.up()
         try:
-            seed_dataset(ObjectStore(platform.s3_settings()), DatasetLayout("bench", "bench/"),  # every project's
+            # every project's dataset
+            seed_dataset(ObjectStore(platform.s3_settings()), DatasetLayout("bench", f"{NS}/shared/"),
                          [Seed(photo(f"{tag}-{i}"), [tag]) for tag in ("cat", "dog") for i in range(5)])
             for run in range(args.runs):
                 load_before = os.getloadavg()[0]

@@ -157,8 +157,9 @@ class DatasetLocation(ApiModel):
         min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$", description="S3 bucket name."
     )
     prefix: str = Field(
-        default="", max_length=512, pattern=r"^([A-Za-z0-9!_.*'()-]+/)*$",
-        description="Key prefix inside the bucket: empty, or path segments each ending in '/'.",
+        max_length=512, pattern=r"^([A-Za-z0-9!_.*'()-]+/){2,}$",
+        description="Key prefix inside the bucket: the project's namespace and at least one more path segment, "
+                    "each ending in '/' (e.g. team-a/trees/). The operator refuses a prefix outside the namespace.",
     )
 
 

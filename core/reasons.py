@@ -9,6 +9,7 @@ from enum import StrEnum
 class Reason(StrEnum):
     # dataset (project and trainer)
     DATASET_NOT_FOUND = "DatasetNotFound"  # no manifest or snapshot where the spec points
+    DATASET_OUTSIDE_NAMESPACE = "DatasetOutsideNamespace"  # spec.dataset.prefix is not under the project's namespace
     NO_IMAGES = "NoImages"
     MANIFEST_INVALID = "ManifestInvalid"  # a manifest line is no image record; the message names it
     TOO_FEW_IMAGES = "TooFewImages"  # a tag has fewer than MIN_IMAGES_PER_TAG usable images
@@ -16,6 +17,7 @@ class Reason(StrEnum):
     UNSUPPORTED_PROJECT_TYPE = "UnsupportedProjectType"
     STORAGE_UNAVAILABLE = "StorageUnavailable"  # S3 cannot be reached; retried with backoff
     ENOUGH_IMAGES = "EnoughImages"
+    DATASET_NOT_REMOVED = "DatasetNotRemoved"  # a deleted project's dataset: S3 failed; the deletion waits for it
     # project readiness
     READY = "Ready"
     DATASET_NOT_READY = "DatasetNotReady"

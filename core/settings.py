@@ -160,6 +160,9 @@ class GatewaySettings(BaseSettings):
                                                                      "labels have been quiet this long...")
     export_max_wait_seconds: float = Field(default=30, gt=0, description="...or have kept changing this long.")
     link_seconds: int = Field(default=3600, gt=0, description="How long image and model download links work.")
+    import_token_seconds: int = Field(default=86400, gt=0, description="How long a project export's import token "
+                                      "works (a day); it works in one namespace only, and never once its project is "
+                                      "deleted.")
     public_url: str = Field(default="", description="The gateway's URL as its callers reach it, for download links; "
                                                     "empty: the URL a request came to.")
     publish_wait_seconds: float = Field(default=120, ge=0, description="How long publish_iteration waits for the "

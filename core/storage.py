@@ -10,6 +10,9 @@
     <models bucket>/results/<namespace>/<iteration id>.json               a training result too big for the
                                                                            Job's termination message
     <models bucket>/results/<namespace>/<iteration id>.heldout.json       its held-out predictions
+
+A project's dataset prefix is `<its namespace>/<at least one more segment>/` (dataset_prefix_problem), and a deleted
+project's dataset goes whole (delete_project_dataset).
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import urllib3
 from minio import Minio
+from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
 from kubevision.core import dataset
@@ -61,6 +65,46 @@ def retrying(call: Callable[[], T], what: str, attempts: int = 4, delay: float =
                 raise StorageUnavailable(f"S3 failed {attempts} times reading {what}: {error}") from error
             log.warning("S3 failed reading %s (%s); trying again", what, error)
             time.sleep(delay * 2 ** (failures - 1))
+
+
+def dataset_prefix_problem(namespace: str, prefix: str) -> str | None:
+    """Why a project of `namespace` may not keep its dataset under `prefix`; None when it may.
+
+    A project's dataset lives under `<its namespace>/<at least one more segment>/`. Namespaces hold no '/', so no
+    namespace's area contains another's: a project can never name, read or write another namespace's data. The bare
+    `<namespace>/` is refused too: it would hold every other project of the namespace, and deleting the project
+    would delete theirs (docs/storage.md)."""
+    own = f"{namespace}/"
+    if prefix.startswith(own) and prefix.endswith("/") and all(prefix[len(own):-1].split("/")):
+        return None
+    return (f"spec.dataset.prefix {prefix!r} is outside the project's namespace: it must begin with "
+            f"'{own}' followed by at least one more segment, e.g. '{own}<project>/'")
+
+
+def shares_dataset(bucket: str, prefix: str, others: Iterable[tuple[str, str]]) -> bool:
+    """Whether another project's dataset (bucket, prefix) overlaps this one: then deleting this project keeps the
+    objects, which the other still reads (docs/storage.md)."""
+    return any(b == bucket and (p.startswith(prefix) or prefix.startswith(p)) for b, p in others)
+
+
+def delete_project_dataset(store: ObjectStore, namespace: str, location: DatasetLocation,
+                           others: Iterable[tuple[str, str]]) -> str:
+    """Remove a deleted project's dataset (images, manifest, snapshots, stored predictions, exports), so that no
+    later project finds anything of it; returns what was done, for an Event or the log. `others`: (bucket, prefix)
+    of the namespace's other projects that are not being deleted. Kept when the prefix is not the project's own
+    (another namespace's data is never touched) or while another project uses an overlapping prefix."""
+    bucket, prefix = location.bucket, location.prefix
+    if dataset_prefix_problem(namespace, prefix) is not None:
+        return f"dataset s3://{bucket}/{prefix} kept: it is not under namespace {namespace}"
+    if shares_dataset(bucket, prefix, others):
+        return f"dataset s3://{bucket}/{prefix} kept: another project of namespace {namespace} uses it"
+    removed = DatasetStore(store, DatasetLayout(bucket, prefix)).delete()
+    return f"dataset s3://{bucket}/{prefix} removed ({removed} objects)"
+
+
+def default_dataset_prefix(namespace: str, project: str) -> str:
+    """Where a project made by the training API keeps its dataset."""
+    return f"{namespace}/{project}/"
 
 
 @dataclass(frozen=True)
@@ -212,6 +256,19 @@ class ObjectStore:
     def keys(self, bucket: str, prefix: str) -> list[str]:
         return [o.object_name for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)]
 
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Remove every object under `prefix`; returns how many there were. A missing bucket holds none."""
+        if not prefix:
+            raise ValueError("refusing to delete a whole bucket")
+        if not self.client.bucket_exists(bucket):
+            return 0
+        keys = self.keys(bucket, prefix)
+        for first in range(0, len(keys), 1000):  # S3's DeleteObjects takes 1000 keys a request
+            failed = list(self.client.remove_objects(bucket, [DeleteObject(k) for k in keys[first:first + 1000]]))
+            if failed:
+                raise StorageUnavailable(f"S3 kept {len(failed)} objects under s3://{bucket}/{prefix}: {failed[0]}")
+        return len(keys)
+
 
 class DatasetStore:
     """A project's images and manifest, read; and its snapshots. The label store (kubevision.core.labelstore)
@@ -237,6 +294,11 @@ class DatasetStore:
         if not self.store.exists(self.layout.bucket, key):
             self.store.put(self.layout.bucket, key, dataset.dumps(self.manifest()), "application/x-ndjson")
         return key
+
+    def delete(self) -> int:
+        """Remove the whole dataset (images, manifest, snapshots, predictions, exports): a project that is deleted
+        leaves nothing a later project could read. Returns how many objects went."""
+        return self.store.delete_prefix(self.layout.bucket, self.layout.prefix)
 
     def snapshot_records(self, iteration_id: str) -> list[dataset.ImageRecord]:
         return dataset.loads(self.store.get(self.layout.bucket, self.layout.snapshot_key(iteration_id)))

@@ -2,6 +2,9 @@
 
 A manifest is checked against its generated CRD: structural defaults are applied, then the OpenAPI schema
 (jsonschema), then the CEL rules in `x-kubernetes-validations` (cel-python). Each error names the field.
+One rule more than the API server's: a project whose manifest names its namespace keeps its dataset under it
+(core/storage.py); CEL at the CRD's root cannot read metadata.namespace, so on a cluster the operator refuses such a
+project with a condition instead.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import celpy
 import jsonschema
 
 from kubevision.core import api, crd
+from kubevision.core.storage import dataset_prefix_problem
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -60,9 +64,20 @@ def admit(manifest: dict[str, Any], old: dict[str, Any] | None = None) -> dict[s
         errors.append(f"{_path(error.absolute_path)}: {error.message}")
     if not errors:
         errors.extend(_cel_errors(obj, old, schema, ""))
+    if not errors:
+        errors.extend(_namespace_errors(obj))
     if errors:
         raise InvalidManifest(kind, name, errors)
     return obj
+
+
+def _namespace_errors(obj: dict[str, Any]) -> list[str]:
+    """A project's dataset outside its namespace, when the manifest names one (`kubevision validate` may not)."""
+    namespace = obj["metadata"].get("namespace")
+    if obj["kind"] != "CustomVisionProject" or not namespace:
+        return []
+    problem = dataset_prefix_problem(namespace, obj["spec"]["dataset"].get("prefix", ""))
+    return [problem] if problem else []
 
 
 def _path(parts: Any) -> str:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from kubevision.core.api import Iteration
 from kubevision.core.labels import model_name
+from kubevision.core.storage import dataset_prefix_problem
 from kubevision.gateway.errors import NotFound, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,10 @@ class Catalog:
             if not meta.get("uid") or meta.get("deletionTimestamp"):
                 continue
             dataset = spec.get("dataset") or {}
+            refused = dataset_prefix_problem(meta["namespace"], dataset.get("prefix", ""))
+            if refused is not None:  # served by no route: it could read or rewrite another namespace's dataset
+                log.warning("CustomVisionProject %s/%s is not served: %s", meta["namespace"], meta["name"], refused)
+                continue
             project = Project(meta["uid"], meta["namespace"], meta["name"], spec.get("type", "Classification"),
                               dataset.get("bucket", ""), dataset.get("prefix", ""), body)
             by_uid[project.uid] = project

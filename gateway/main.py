@@ -57,7 +57,7 @@ def wire_training(app: FastAPI, settings: GatewaySettings, source: CatalogSource
     state.exports = ExportService(source, lookup, links)
     state.labelling = LabellingService(settings, source, lookup, labels, index, objects, http, trained, links)
     state.stored_predictions = StoredPredictionService(lookup, index, links)
-    state.transfer = ProjectTransfer(state.projects, lookup, labels, exporter, objects, source)
+    state.transfer = ProjectTransfer(settings, state.projects, lookup, labels, exporter, objects, source)
 
 
 def create_app(settings: GatewaySettings | None = None, source: CatalogSource | None = None,
@@ -89,7 +89,7 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
             app.state.predictions = PredictionService(settings, source, classifier, recorder, http, trained)
             wire_training(app, settings, source, resources, labels, exporter, index, store, http, trained)
             await source.start()
-            exports = asyncio.create_task(export_forever(exporter, settings), name="manifest exports")
+            exports = asyncio.create_task(export_forever(exporter, settings, source), name="manifest exports")
             try:
                 yield
             finally:

@@ -24,7 +24,7 @@ from kubevision.local import process
 from kubevision.local.store import Conflict, LocalStore
 from kubevision.local.supervisor import LocalPlatform
 from kubevision.local.trainings import LocalTrainings
-from kubevision.operator import metrics, observe, reconcile, sequence
+from kubevision.operator import datasets, metrics, observe, reconcile, sequence
 from kubevision.operator.reconcile import DatasetObservation, JobObservation, ServingObservation
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,10 @@ class LocalController:
     async def _reconcile_project(self, body: dict) -> float | None:
         meta = CustomVisionProject.model_validate(body).metadata
         if body["metadata"].get("deletionTimestamp"):
-            self.store.remove(PROJECT, meta.namespace, meta.name)  # MLflow history and S3 data are kept
+            # Its dataset first: S3 failing leaves the project, and the next pass tries again. MLflow keeps its history.
+            await asyncio.to_thread(datasets.delete_dataset, body, self.store.list(PROJECT, meta.namespace),
+                                    self.platform.s3_settings())
+            self.store.remove(PROJECT, meta.namespace, meta.name)
             return None
         return (await sequence.reconcile_project(self, body)).requeue_after
 

@@ -22,6 +22,7 @@ from kubevision.core.api import (
 )
 from kubevision.core.labels import model_name
 from kubevision.core.reasons import Reason
+from kubevision.core.storage import dataset_prefix_problem
 from kubevision.core.training import (
     NEGATIVE_TAG,
     ResolvedTraining,
@@ -93,6 +94,12 @@ def dataset_problem(project: CustomVisionProject, dataset: DatasetObservation) -
     return None
 
 
+def foreign_dataset(project: CustomVisionProject) -> str | None:
+    """Why the project's dataset is refused (another namespace's, or its whole namespace's); None when it is its
+    own. A refused dataset is never read, snapshotted or trained."""
+    return dataset_prefix_problem(project.metadata.namespace, project.spec.dataset.prefix)
+
+
 def _multilabel(project: CustomVisionProject) -> bool:
     return project.spec.classification_type == ClassificationType.MULTILABEL
 
@@ -110,7 +117,10 @@ def reconcile_project(
     def condition(type_: str, value: str, reason: Reason, message: str) -> None:
         status.conditions = conditions.set_condition(status.conditions, type_, value, reason, message, generation, now)
 
-    if dataset.error is not None:
+    foreign = foreign_dataset(project)
+    if foreign is not None:  # no requeue: only a change of the spec, which is watched, can fix it
+        condition(DATASET_READY, "False", Reason.DATASET_OUTSIDE_NAMESPACE, foreign)
+    elif dataset.error is not None:
         condition(DATASET_READY, "Unknown", Reason.STORAGE_UNAVAILABLE, dataset.error)
         outcome.requeue_after = RETRY_FAULT
     else:
@@ -271,11 +281,13 @@ def _reconcile_training(iteration, observed: IterationObservation, now, plan: It
         status.phase = IterationPhase.PENDING
         return
     if job is None:
-        if not conditions.is_true(project.status.conditions, READY):
+        foreign = foreign_dataset(project)  # also when the project's Ready predates a change of its prefix
+        if foreign is not None or not conditions.is_true(project.status.conditions, READY):
             project_ready = conditions.find(project.status.conditions, READY)
             status.phase = IterationPhase.PENDING
-            condition(TRAINED, "False", Reason.PROJECT_NOT_READY, project_ready.message if project_ready
-                      else f'waiting for CustomVisionProject "{project.metadata.name}" to be reconciled')
+            condition(TRAINED, "False", Reason.PROJECT_NOT_READY, foreign or (
+                project_ready.message if project_ready
+                else f'waiting for CustomVisionProject "{project.metadata.name}" to be reconciled'))
             plan.outcome.requeue_after = RETRY_FAULT
             return
         options = resolve_training(project, iteration)

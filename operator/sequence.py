@@ -17,8 +17,11 @@ PROJECT, ITERATION = "CustomVisionProject", "Iteration"
 async def reconcile_project(driver: Driver, body: dict[str, Any]) -> Outcome:
     """One pass over a project that is not being deleted."""
     project = CustomVisionProject.model_validate(body)
-    dataset = await driver.observe_dataset(project)
-    experiment_id, tracking_error = await driver.ensure_experiment(project)
+    if reconcile.foreign_dataset(project) is None:
+        dataset = await driver.observe_dataset(project)
+        experiment_id, tracking_error = await driver.ensure_experiment(project)
+    else:  # another namespace's dataset, or its whole namespace's: not read, and nothing made for it
+        dataset, experiment_id, tracking_error = reconcile.DatasetObservation(), None, None
     status, outcome = reconcile.reconcile_project(project, dataset, tracking_error, experiment_id, driver.now())
     await driver.report(PROJECT, body, status, outcome)
     await driver.repair_serving(body)

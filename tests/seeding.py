@@ -46,7 +46,8 @@ def seed(objects: ObjectStore, layout: DatasetLayout, images: Sequence[Seed]) ->
     """Add `images` to the dataset at `layout` (its bucket is made if missing) and export its manifest; returns
     each image's outcome (OK, OKDuplicate or why the store refused it)."""
     objects.ensure_bucket(layout.bucket)
-    project = ProjectRef(f"seed-{layout.bucket}-{layout.prefix}", "seed", "seed", layout.bucket, layout.prefix)
+    namespace = layout.prefix.partition("/")[0]  # a dataset lives under its project's namespace
+    project = ProjectRef(f"seed-{layout.bucket}-{layout.prefix}", namespace, "seed", layout.bucket, layout.prefix)
     with tempfile.TemporaryDirectory() as folder:
         database = open_database(sqlite_url(Path(folder) / "labels.db"))
         try:

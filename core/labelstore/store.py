@@ -28,7 +28,7 @@ from kubevision.core.labelstore.database import Database
 from kubevision.core.labelstore.errors import NotFound, StoreError
 from kubevision.core.labelstore.metadata import MAX_METADATA, check_pairs
 from kubevision.core.names import name_problem
-from kubevision.core.storage import DatasetLayout, ObjectStore
+from kubevision.core.storage import DatasetLayout, ObjectStore, dataset_prefix_problem
 from kubevision.core.training import NEGATIVE_TAG
 
 MAX_BATCH = 64  # images in one upload, as Custom Vision allows
@@ -53,6 +53,12 @@ class ProjectRef:
     name: str
     bucket: str
     prefix: str
+
+    def __post_init__(self) -> None:
+        # Refused here, so that nothing the store does reaches another namespace's dataset.
+        problem = dataset_prefix_problem(self.namespace, self.prefix)
+        if problem is not None:
+            raise StoreError(f"Project {self.namespace}/{self.name}: {problem}.", "ForbiddenUserResource", 403)
 
     @property
     def layout(self) -> DatasetLayout:

@@ -4,6 +4,7 @@ registered in the label store; its Custom Vision view (project_wire) is what eve
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
 from datetime import datetime
@@ -13,13 +14,21 @@ from kubevision.core import api
 from kubevision.core.labelstore.store import LabelStore
 from kubevision.core.names import name_problem
 from kubevision.core.settings import GatewaySettings
-from kubevision.core.storage import ObjectStore
+from kubevision.core.storage import (
+    STORAGE_FAULTS,
+    ObjectStore,
+    StorageUnavailable,
+    default_dataset_prefix,
+    delete_project_dataset,
+)
 from kubevision.gateway import domains, wire
 from kubevision.gateway.backends.resources import AlreadyExists, ResourceWriter
 from kubevision.gateway.backends.sources import CatalogSource
 from kubevision.gateway.catalog import Project
 from kubevision.gateway.errors import CustomVisionError
 from kubevision.gateway.services.lookup import ProjectLookup
+
+log = logging.getLogger(__name__)
 
 DOMAIN_ANNOTATION = "kubevision.io/domain-id"  # the Azure domain id the caller chose (several map to one domain)
 PROJECT_NAME_LENGTH = 40  # leaves room for "-<n>" in iteration names, which name Triton models (63 at most)
@@ -101,7 +110,7 @@ class ProjectService:
                     "metadata": {"name": candidate, "namespace": namespace,
                                  "annotations": {DOMAIN_ANNOTATION: info.id}},
                     "spec": {**spec, "dataset": {"bucket": self.settings.datasets_bucket,
-                                                 "prefix": f"{namespace}/{candidate}/"}}}
+                                                 "prefix": default_dataset_prefix(namespace, candidate)}}}
             try:
                 stored = await self.resources.create(body)
                 break
@@ -135,5 +144,15 @@ class ProjectService:
         for iteration in self.source.catalog.iterations.get(project.uid, []):
             await self.resources.delete("Iteration", namespace, iteration.metadata.name)
         await self.resources.delete("CustomVisionProject", namespace, project.name)
-        await self.source.observe("projects", project.body, deleted=True)
+        await self.source.observe("projects", project.body, deleted=True)  # no lookup or export finds it now
         await asyncio.to_thread(self.labels.delete_project, project.uid)
+        # Its dataset too, at once (the operator, or local mode's controller, does it again for any deletion):
+        # a project made next under the same name comes back empty.
+        others = [(p.dataset_bucket, p.dataset_prefix) for p in self.source.catalog.projects.values()
+                  if p.namespace == namespace and p.uid != project.uid]
+        location = api.DatasetLocation(bucket=project.dataset_bucket, prefix=project.dataset_prefix)
+        try:
+            await asyncio.to_thread(delete_project_dataset, self.objects, namespace, location, others)
+        except (*STORAGE_FAULTS, StorageUnavailable) as error:  # the project is gone: its finalizer tries again
+            log.warning("project %s/%s deleted; its dataset stays until S3 answers: %s", namespace, project.name,
+                        error)

@@ -31,7 +31,7 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, retry_delay: flo
     S3 or MLflow failed, or whose dataset cannot train yet, is looked at again (no watch says when they change)."""
     views = Views()
     driver = ClusterDriver(cluster, views)
-    reconcilers = {"project": projects.reconciler(driver, fault_retry),
+    reconcilers = {"project": projects.register(registry, driver, fault_retry, retry_delay),
                    "iteration": iterations.register(registry, driver, retry_delay)}
 
     async def reconcile_key(key: Key) -> float | None:

@@ -63,10 +63,10 @@ class TrainingSetup:
         self.project = api.CustomVisionProject(
             metadata={"name": name, "namespace": "tests", "uid": f"{name}-uid"},
             spec={"displayName": name, "classificationType": classification_type, "domain": domain,
-                  "dataset": {"bucket": DATASET_BUCKET, "prefix": f"{name}/"}},
+                  "dataset": {"bucket": DATASET_BUCKET, "prefix": f"tests/{name}/"}},
         )
         store.ensure_bucket(DATASET_BUCKET)
-        self.images = DatasetStore(store, DatasetLayout(DATASET_BUCKET, f"{name}/"))
+        self.images = DatasetStore(store, DatasetLayout(DATASET_BUCKET, f"tests/{name}/"))
         self.pending: list[Seed] = []  # seeded through the label store before the next snapshot
 
     def add(self, data: bytes, tags: list[str], content_type: str = "image/png",

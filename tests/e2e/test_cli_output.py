@@ -14,7 +14,7 @@ from kubevision.local.store import LocalStore
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = {
     "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "flowers"},
-    "spec": {"displayName": "Flowers", "dataset": {"bucket": "datasets", "prefix": "flowers/"}},
+    "spec": {"displayName": "Flowers", "dataset": {"bucket": "datasets", "prefix": "default/flowers/"}},
 }
 ITERATION = {
     "apiVersion": "kubevision.io/v1alpha1", "kind": "Iteration", "metadata": {"name": "flowers-1"},

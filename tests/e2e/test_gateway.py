@@ -26,7 +26,7 @@ from kubevision.core.storage import DatasetLayout, ObjectStore
 
 TEST_IMAGE = (EXAMPLES / "samples" / "test" / "test_image.jpg").read_bytes()
 CHERRY = next((EXAMPLES / "samples" / "Japanese_Cherry").glob("*.jpg")).read_bytes()
-TREES = DatasetLayout("kubevision-datasets", "trees/")  # examples/project.yaml
+TREES = DatasetLayout("kubevision-datasets", "default/trees/")  # examples/project.yaml
 
 
 def predictor(quickstart) -> CustomVisionPredictionClient:

@@ -18,6 +18,7 @@ from gateway_harness import running_gateway
 from kopf_harness import eventually
 from kube_emulator import KubeEmulator
 from kubernetes_asyncio import client
+from seeding import photo
 
 from kubevision.core.labels import model_name
 from kubevision.core.settings import GatewaySettings
@@ -83,7 +84,9 @@ def serve_quickstart_as(platform, iteration: dict) -> str:
 
 async def test_the_gateway_serves_what_resource_status_publishes(kmock, quickstart, platform, tmp_path):
     project_manifest = yaml.safe_load((EXAMPLES / "project.yaml").read_text())
+    project_manifest["spec"]["dataset"]["prefix"] = "team-a/trees/"  # each under its own namespace
     project = await create(kmock, "team-a", "customvisionprojects", project_manifest)
+    project_manifest["spec"]["dataset"]["prefix"] = "team-b/trees/"
     await create(kmock, "team-b", "customvisionprojects", project_manifest)
     iteration = await create(kmock, "team-a", "iterations",
                              yaml.safe_load((EXAMPLES / "quickstart-iteration.yaml").read_text()))
@@ -212,6 +215,79 @@ async def test_the_training_api_creates_projects_and_iterations_in_the_keys_name
             assert (await http.delete(f"/projects/{project['id']}/iterations/{iteration['id']}")).status_code == 204
             assert (await http.delete(f"/projects/{project['id']}")).status_code == 204
             assert (await kmock.get(path)).status == 404
+    OBSERVED_PERMISSIONS.update(kmock.permissions)
+
+
+async def test_one_namespace_can_do_nothing_to_another_that_it_could_notice(kmock, platform, tmp_path):
+    """Team B cannot reach team A's dataset by naming its prefix, nor import A's export without A naming B; an import
+    token expires; a deleted project leaves nothing, and a project made again under its name starts empty."""
+    await put_keys(kmock, "team-a", "key-a")  # training keys t-key-a, t-key-b
+    await put_keys(kmock, "team-b", "key-b")
+    store = ObjectStore(platform.s3_settings())
+    settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path, import_token_seconds=4)
+    async with client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/"))) as api_client:
+        source = KubernetesSource(settings, api_client)
+        async with running_gateway(create_app(settings, source, platform.s3_settings())) as base, \
+                httpx.AsyncClient(base_url=f"{base}/customvision/v3.3/training", timeout=60,
+                                  headers={"Training-Key": "t-key-a"}) as http:
+            await eventually(lambda: source.ready, what="the first complete list")
+            b = {"Training-Key": "t-key-b"}
+
+            async def make(name: str, images: int) -> str:
+                project = (await http.post("/projects", params={"name": name})).json()
+                tag = (await http.post(f"/projects/{project['id']}/tags", params={"name": "Hemlock"})).json()["id"]
+                for n in range(images):
+                    added = await http.post(f"/projects/{project['id']}/images", params={"tagIds": tag},
+                                            content=photo(f"{name}-{n}"),
+                                            headers={"Content-Type": "application/octet-stream"})
+                    assert added.json()["isBatchSuccessful"], added.text
+                return project["id"]
+
+            async def count(project_id: str, headers=None) -> int:
+                return (await http.get(f"/projects/{project_id}/images/tagged/count", headers=headers)).json()
+
+            async def refusal(token: str) -> str:
+                answer = await http.post("/projects/import", params={"token": token}, headers=b)
+                assert (answer.status_code, answer.json()["code"]) == (400, "BadRequestInvalidImportToken")
+                return answer.json()["message"]
+
+            trees = await make("Trees", 3)
+            own_token = (await http.get(f"/projects/{trees}/export")).json()["token"]  # as Azure's SDK asks
+            manifest = store.get("kubevision-datasets", "team-a/trees/manifest.jsonl")
+
+            # 1. B's project naming A's dataset is served by no route, and reads or writes nothing of A's.
+            copy = await create(kmock, "team-b", "customvisionprojects", {
+                "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "copy"},
+                "spec": {"displayName": "Copy", "dataset": {"bucket": "kubevision-datasets",
+                                                            "prefix": "team-a/trees/"}}})
+            await asyncio.sleep(0.5)  # the watch has brought it
+            assert (await http.get("/projects", headers=b)).json() == []
+            for path in ("", "/tags", "/images/tagged"):
+                answer = await http.get(f"/projects/{copy['metadata']['uid']}{path}", headers=b)
+                assert (answer.status_code, answer.json()["code"]) == (404, "NotFoundProject")
+            assert store.get("kubevision-datasets", "team-a/trees/manifest.jsonl") == manifest
+
+            # 5. A token works in the namespace it names, until it expires.
+            assert "may be used in namespace 'team-a' only" in await refusal(own_token)
+            for_b = (await http.get(f"/projects/{trees}/export", params={"importNamespace": "team-b"})).json()
+            imported = await http.post("/projects/import", params={"token": for_b["token"], "name": "Mine"},
+                                       headers=b)
+            assert imported.status_code == 200, imported.text
+            assert await count(imported.json()["id"], b) == 3
+            late = (await http.get(f"/projects/{trees}/export", params={"importNamespace": "team-b"})).json()
+            await asyncio.sleep(settings.import_token_seconds + 1)
+            assert "expired" in await refusal(late["token"])
+
+            # 5. Deleted is deleted: the dataset goes, its tokens die, the name comes back empty.
+            fresh = (await http.get(f"/projects/{trees}/export", params={"importNamespace": "team-b"})).json()
+            assert (await http.delete(f"/projects/{trees}")).status_code == 204
+            assert store.keys("kubevision-datasets", "team-a/trees/") == []
+            assert "deleted" in await refusal(fresh["token"])
+            again = await make("Trees", 0)
+            assert again != trees and await count(again) == 0
+            assert [t["name"] for t in (await http.get(f"/projects/{again}/tags")).json()] == ["Hemlock"]
+            assert (await http.get(f"/projects/{again}/tags")).json()[0]["imageCount"] == 0
+            assert await count(imported.json()["id"], b) == 3  # B's own copy is B's
     OBSERVED_PERMISSIONS.update(kmock.permissions)
 
 

@@ -23,7 +23,7 @@ BUCKET = "local-controller"
 
 def project(name: str) -> dict:
     return {"apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": name},
-            "spec": {"displayName": name, "dataset": {"bucket": BUCKET, "prefix": f"{name}/"}}}
+            "spec": {"displayName": name, "dataset": {"bucket": BUCKET, "prefix": f"default/{name}/"}}}
 
 
 def iteration(name: str, project_name: str, **spec) -> dict:
@@ -63,9 +63,9 @@ def iteration_id_of(body: dict) -> str:
 
 
 def test_a_broken_resource_fails_alone_and_says_why(platform, store, datasets):
-    good = DatasetStore(datasets, DatasetLayout(BUCKET, "fine/"))
+    good = DatasetStore(datasets, DatasetLayout(BUCKET, "default/fine/"))
     seed(datasets, good.layout, [Seed(photo(f"fine-{tag}-{i}"), [tag]) for tag in ("cat", "dog") for i in range(5)])
-    manifest = DatasetLayout(BUCKET, "broken/").manifest_key
+    manifest = DatasetLayout(BUCKET, "default/broken/").manifest_key
     valid_line = good.store.get(BUCKET, good.layout.manifest_key).splitlines()[0]
     datasets.put(BUCKET, manifest, valid_line + b'\n{"id": "x", "sha256": "not-a-hash"}\n')
     store.apply(project("broken"))
@@ -106,3 +106,27 @@ def test_a_model_in_no_repository_is_reported_without_restarting_triton(platform
     assert condition(ghost, "Published")["reason"] == Reason.MODEL_NOT_FOUND
     assert model_name(ghost["metadata"]["uid"]) in condition(ghost, "Published")["message"]
     assert ghost["status"]["phase"] == "Trained"
+
+
+def test_a_deleted_project_leaves_nothing_for_the_next_one_of_its_name(platform, store, datasets):
+    """`kubevision delete`: the controller removes the project's dataset (images, manifest, snapshots) before the
+    project, so the project applied again under its name starts empty; a neighbour's dataset stays."""
+    for name in ("gone", "gone-2"):
+        seed(datasets, DatasetLayout(BUCKET, f"default/{name}/"),
+             [Seed(photo(f"{name}-{tag}-{i}"), [tag]) for tag in ("cat", "dog") for i in range(5)])
+        store.apply(project(name))
+    controller = LocalController(platform, store)
+    controller.reconcile_all()
+    assert store.get("CustomVisionProject", "default", "gone")["status"]["imageCount"] == 10
+
+    store.mark_deleted("CustomVisionProject", "default", "gone")
+    controller.reconcile_all()
+    assert store.get("CustomVisionProject", "default", "gone") is None
+    assert datasets.keys(BUCKET, "default/gone/") == []
+    assert len(datasets.keys(BUCKET, "default/gone-2/")) == 11
+
+    store.apply(project("gone"))
+    controller.reconcile_all()
+    again = store.get("CustomVisionProject", "default", "gone")
+    assert condition(again, "DatasetReady")["reason"] == Reason.DATASET_NOT_FOUND and not again["status"].get(
+        "imageCount")

@@ -27,7 +27,7 @@ from kubevision.local.store import LocalStore
 PROJECT = {
     "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "clothes"},
     "spec": {"displayName": "Clothes", "domain": "GeneralCompact",
-             "dataset": {"bucket": DATASET_BUCKET, "prefix": "local-mode/clothes/"}},
+             "dataset": {"bucket": DATASET_BUCKET, "prefix": "default/clothes/"}},
 }
 TRAINED_PER_TAG = 8
 ITERATION = {
@@ -48,7 +48,7 @@ def wait_for(store: LocalStore, kind: str, name: str, phase: str, timeout: float
 
 def test_apply_trains_and_publishes(platform, kubevision_cli, tmp_path):
     objects = ObjectStore(platform.s3_settings())
-    seed(objects, DatasetLayout(DATASET_BUCKET, "local-mode/clothes/"),
+    seed(objects, DatasetLayout(DATASET_BUCKET, "default/clothes/"),
          [Seed(data, [FASHION_TAGS[label]]) for data, label in fashion_mnist(TRAINED_PER_TAG, FASHION_TAGS)])
     manifests = tmp_path / "clothes.yaml"
     manifests.write_text(yaml.safe_dump_all([PROJECT, ITERATION]))
@@ -133,10 +133,10 @@ def test_apply_refuses_an_invalid_manifest_naming_the_field(platform, kubevision
 
 
 def test_a_project_with_too_few_images_says_why(platform, kubevision_cli, tmp_path):
-    seed(ObjectStore(platform.s3_settings()), DatasetLayout(DATASET_BUCKET, "local-mode/few/"),
+    seed(ObjectStore(platform.s3_settings()), DatasetLayout(DATASET_BUCKET, "default/few/"),
          [Seed(data, [FASHION_TAGS[label]]) for data, label in fashion_mnist(3, [0, 7])])
     project = {**PROJECT, "metadata": {"name": "few"},
-               "spec": {**PROJECT["spec"], "dataset": {"bucket": DATASET_BUCKET, "prefix": "local-mode/few/"}}}
+               "spec": {**PROJECT["spec"], "dataset": {"bucket": DATASET_BUCKET, "prefix": "default/few/"}}}
     (tmp_path / "few.yaml").write_text(yaml.safe_dump(project))
     data_dir = str(platform.data_dir)
     command = [str(Path(sys.executable).parent / "kubevision"), "get", "projects", "--watch", "--data-dir", data_dir]

@@ -49,7 +49,7 @@ class DetectionSetup(TrainingSetup):
         self.project = api.CustomVisionProject(
             metadata={"name": name, "namespace": "tests", "uid": f"{name}-uid"},
             spec={"displayName": name, "type": "ObjectDetection", "domain": "GeneralCompact",
-                  "dataset": {"bucket": DATASET_BUCKET, "prefix": f"{name}/"}},
+                  "dataset": {"bucket": DATASET_BUCKET, "prefix": f"tests/{name}/"}},
         )
 
 

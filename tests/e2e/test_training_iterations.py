@@ -134,7 +134,7 @@ def test_a_trained_iteration_reports_its_held_out_images_and_quick_tests_unpubli
                     params={"iterationId": iteration.id, "imageIds": str(uuid.uuid4())})
                 ) == (400, "BadRequestInvalidIds")
 
-    # export, then import from another namespace: settings, tags and labelled images, no iteration
+    # export, then import in the namespace the export names: settings, tags and labelled images, no iteration
     exported = trainer.export_project(project.id)
     tagged_now = trainer.get_tagged_image_count(project.id)
     assert (exported.iteration_count, exported.image_count, exported.tag_count) == (0, tagged_now + 1, 3)
@@ -143,10 +143,13 @@ def test_a_trained_iteration_reports_its_held_out_images_and_quick_tests_unpubli
     deadline = time.monotonic() + 10  # the gateway reads a new namespace's keys within a second
     while other_api("GET", "/projects").status_code == 401 and time.monotonic() < deadline:
         time.sleep(0.2)
-    tampered = exported.token[:-1] + ("0" if exported.token[-1] != "0" else "1")
+    refused = other_api("POST", "/projects/import", params={"token": exported.token})  # for its own namespace only
+    assert code(refused) == (400, "BadRequestInvalidImportToken") and "namespace 'default'" in refused.json()["message"]
+    token = api("GET", f"/projects/{project.id}/export", params={"importNamespace": "team-b"}).json()["token"]
+    tampered = token[:-1] + ("0" if token[-1] != "0" else "1")
     assert code(other_api("POST", "/projects/import", params={"token": tampered})) == (
         400, "BadRequestInvalidImportToken")
-    imported = other.import_project(exported.token, name="Imported views")
+    imported = other.import_project(token, name="Imported views")
     assert imported.name == "Imported views" and imported.settings.domain_id == project.settings.domain_id
     assert {t.name: t.image_count for t in other.get_tags(imported.id)} == {
         t.name: t.image_count for t in trainer.get_tags(project.id)}

@@ -21,9 +21,9 @@ from kubevision.local.store import LocalStore
 
 PROJECT = {
     "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "uploaded"},
-    "spec": {"displayName": "Uploaded", "dataset": {"bucket": DATASET_BUCKET, "prefix": "upload/uploaded/"}},
+    "spec": {"displayName": "Uploaded", "dataset": {"bucket": DATASET_BUCKET, "prefix": "default/uploaded/"}},
 }
-LAYOUT = DatasetLayout(DATASET_BUCKET, "upload/uploaded/")
+LAYOUT = DatasetLayout(DATASET_BUCKET, "default/uploaded/")
 
 
 def noise_png(side: int) -> bytes:
@@ -55,7 +55,7 @@ def test_upload_stores_the_valid_images_and_refuses_the_rest(platform, kubevisio
 
     first = kubevision_cli("upload", "-f", str(project_file), str(photos), "--data-dir", data_dir)
     assert first.returncode == 1, first.stderr
-    location = f"s3://{DATASET_BUCKET}/upload/uploaded/"
+    location = f"s3://{DATASET_BUCKET}/default/uploaded/"
     assert first.stdout.splitlines() == [
         "customvisionproject.kubevision.io/uploaded created",
         f"12 added, 0 already present: project default/uploaded ({location})"]

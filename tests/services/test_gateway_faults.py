@@ -19,7 +19,8 @@ from kubevision.gateway.catalog import Catalog, NamespaceKeys, Project, Publishe
 from kubevision.gateway.main import create_app
 from kubevision.local.process import free_port
 
-PROJECT = Project("5a0c6f0e-0000-4000-8000-000000000001", "team-a", "trees", "Classification", "faults", "trees/")
+PROJECT = Project("5a0c6f0e-0000-4000-8000-000000000001", "team-a", "trees", "Classification", "faults",
+                  "team-a/trees/")
 KEY = "k" * 32
 
 

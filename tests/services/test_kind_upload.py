@@ -28,7 +28,7 @@ def upload(platform, project: Path) -> str:
 
 def test_the_samples_land_in_the_project_dataset(platform, tmp_path):
     manifest = yaml.safe_load((REPO / "examples" / "project.yaml").read_text())
-    manifest["spec"]["dataset"]["prefix"] = "kind-upload-test/"  # apart from the demo's copy of the same photos
+    manifest["spec"]["dataset"]["prefix"] = "default/kind-upload-test/"  # apart from the demo's copy of the same photos
     path = tmp_path / "project.yaml"
     path.write_text(yaml.safe_dump(manifest))
     assert upload(platform, path) == "added 20 images"

@@ -54,9 +54,18 @@ def database(database_url):
 
 @pytest.fixture
 def project(database, objects) -> ProjectRef:
-    ref = ProjectRef(str(uuid.uuid4()), "tests", "labels", BUCKET, f"{uuid.uuid4().hex}/")
+    ref = ProjectRef(str(uuid.uuid4()), "tests", "labels", BUCKET, f"tests/{uuid.uuid4().hex}/")
     LabelStore(database, objects).ensure_project(ref)
     return ref
+
+
+@pytest.mark.parametrize("prefix", ["team-a/trees/", "team-b/", ""])
+def test_the_store_refuses_a_project_whose_dataset_is_outside_its_namespace(database, objects, prefix):
+    """Team B's project naming team A's dataset: nothing of A's is read, imported or written through it."""
+    with pytest.raises(StoreError) as refused:
+        ProjectRef(str(uuid.uuid4()), "team-b", "copy", BUCKET, prefix)
+    assert (refused.value.status, refused.value.code) == (403, "ForbiddenUserResource")
+    assert "outside the project's namespace" in refused.value.message
 
 
 def test_the_migrations_make_exactly_the_models_schema(database):
@@ -240,7 +249,7 @@ def test_a_manifest_written_by_someone_else_is_never_overwritten(database, objec
 
 
 def test_a_manifest_found_when_the_project_is_registered_is_imported(database, objects):
-    ref = ProjectRef(str(uuid.uuid4()), "tests", "adopted", BUCKET, f"{uuid.uuid4().hex}/")
+    ref = ProjectRef(str(uuid.uuid4()), "tests", "adopted", BUCKET, f"tests/{uuid.uuid4().hex}/")
     records = [dataset.ImageRecord(id=dataset.image_id(dataset.content_hash(png(n))),
                                    sha256=dataset.content_hash(png(n)), content_type="image/png", size=len(png(n)),
                                    tags=["a" if n % 2 else "b"], metadata={"n": str(n)}) for n in range(5)]
@@ -276,7 +285,7 @@ def test_the_store_gathers_postgresql_statistics_after_a_bulk_load(postgres, obj
     """Before autovacuum's statistics, PostgreSQL would sort a whole project to serve a page of it."""
     database = open_database(postgres.new_database())
     store = LabelStore(database, objects, analyze_every=64)
-    ref = ProjectRef(str(uuid.uuid4()), "tests", "labels", BUCKET, f"{uuid.uuid4().hex}/")
+    ref = ProjectRef(str(uuid.uuid4()), "tests", "labels", BUCKET, f"tests/{uuid.uuid4().hex}/")
     store.ensure_project(ref)
     tag = store.create_tag(ref.id, "a").id
 

@@ -93,10 +93,10 @@ async def create(emulator, path: str, body: dict) -> dict:
 
 
 async def create_project(emulator, platform, name: str, counts: dict[str, int] | None = None) -> dict:
-    upload_dataset(platform, f"{name}/", counts or {"cat": 5, "dog": 6})
+    upload_dataset(platform, f"{NS}/{name}/", counts or {"cat": 5, "dog": 6})
     return await create(emulator, PROJECTS, {
         "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": name},
-        "spec": {"displayName": name, "dataset": {"bucket": BUCKET, "prefix": f"{name}/"}},
+        "spec": {"displayName": name, "dataset": {"bucket": BUCKET, "prefix": f"{NS}/{name}/"}},
     })
 
 
@@ -181,7 +181,7 @@ async def test_full_lifecycle_to_published_with_conflict_and_delete(kmock, platf
     assert json.loads(env["KUBEVISION_TRAINING_REQUEST"]["value"])["iteration"]["metadata"]["name"] == "pets-1"
     training = await eventually(phase(kmock, "iteration", "pets-1", "Training"), what="Training")
     assert training["status"]["trainingJob"] == job_name
-    assert ObjectStore(platform.s3_settings()).exists(BUCKET, f"pets/snapshots/{job_name}.jsonl")
+    assert ObjectStore(platform.s3_settings()).exists(BUCKET, f"{NS}/pets/snapshots/{job_name}.jsonl")
 
     # 500 tags (Custom Vision's most): a result far over the kubelet's 4 KiB reaches status whole.
     first = model_name(iteration["metadata"]["uid"])  # Triton's name of the model: its Iteration's uid
@@ -322,7 +322,7 @@ async def test_a_settled_operator_resyncs_without_a_single_request(kmock, platfo
 
 async def test_a_restarted_operator_reads_settled_resources_and_writes_nothing(kmock, platform):
     """At start the operator lists and watches, and reconciles everything once from what the watches bring: a
-    project (which needs no finalizer) and a finished Iteration (which has its finalizer already) cost no write,
+    project and a finished Iteration (which have their finalizers already) cost no write,
     and kopf's last-handled state is kept nowhere."""
     s3, tracking = platform.s3_settings(), platform.mlflow_settings().tracking_uri
     async with running_operator(str(kmock.url), NS, s3, tracking, WATCHES_ONLY):
@@ -333,7 +333,7 @@ async def test_a_restarted_operator_reads_settled_resources_and_writes_nothing(k
             lambda: current(kmock, "job", f"wasps-1-{iteration['metadata']['uid'][:8]}")), succeeded())
         await eventually(phase(kmock, "iteration", "wasps-1", "Trained"))
         await settled_counts(kmock, 1.0)
-    assert not current(kmock, "project", "wasps")["metadata"].get("finalizers")
+    assert current(kmock, "project", "wasps")["metadata"]["finalizers"] == ["kubevision.io/finalizer"]  # its dataset
     trained = current(kmock, "iteration", "wasps-1")["metadata"]
     assert trained["finalizers"] == ["kubevision.io/finalizer"]  # its model leaves S3 when it goes
     assert not any("last-handled" in key for key in trained.get("annotations") or {})
@@ -349,18 +349,57 @@ async def test_a_restarted_operator_reads_settled_resources_and_writes_nothing(k
     assert sent and {verb for verb, _, _ in sent} == {"list", "watch"}, sent
 
 
-async def test_a_project_loses_the_finalizer_an_older_operator_put_on_it(kmock, platform, operator):
-    """Projects need no finalizer (their Triton goes with them by owner references); one that an earlier version
-    left there is taken off, or the project could never be deleted."""
-    upload_dataset(platform, "ants/", {"red": 5, "black": 5})
-    await create(kmock, PROJECTS, {
-        "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject",
-        "metadata": {"name": "ants", "finalizers": ["kubevision.io/finalizer"]},
-        "spec": {"displayName": "ants", "dataset": {"bucket": BUCKET, "prefix": "ants/"}}})
-    await eventually(lambda: (o := current(kmock, "project", "ants")) and not o["metadata"].get("finalizers"),
-                     what="the finalizer taken off")
+async def test_a_deleted_project_takes_its_dataset_with_it(kmock, platform, operator):
+    """Deleted is deleted: its images, manifest and snapshots go before the project does (its finalizer), so a
+    project made again under its name finds nothing; a neighbour's dataset stays."""
+    store = ObjectStore(platform.s3_settings())
+    upload_dataset(platform, f"{NS}/ants-2/", {"red": 5, "black": 5})
+    await create_project(kmock, platform, "ants", {"red": 5, "black": 5})
+    ready = await eventually(phase(kmock, "project", "ants", "Ready"), what="project Ready")
+    assert ready["metadata"]["finalizers"] == ["kubevision.io/finalizer"]
+    iteration = await create_iteration(kmock, "ants-1", "ants")
+    job_name = f"ants-1-{iteration['metadata']['uid'][:8]}"
+    await eventually(lambda: store.exists(BUCKET, f"{NS}/ants/snapshots/{job_name}.jsonl"), what="the snapshot")
+    assert len(store.keys(BUCKET, f"{NS}/ants/")) == 12  # 10 images, the manifest, the snapshot
+
+    await kmock.delete(f"{ITERATIONS}/ants-1")
     await kmock.delete(f"{PROJECTS}/ants")
     await eventually(lambda: current(kmock, "project", "ants") is None, what="the project deleted")
+    assert store.keys(BUCKET, f"{NS}/ants/") == []
+    assert len(store.keys(BUCKET, f"{NS}/ants-2/")) == 11
+
+    await create(kmock, PROJECTS, {  # the same name again: nothing of the deleted one comes back
+        "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "ants"},
+        "spec": {"displayName": "ants", "dataset": {"bucket": BUCKET, "prefix": f"{NS}/ants/"}}})
+    empty = await eventually(lambda: (o := current(kmock, "project", "ants")) and (o.get("status") or {}).get(
+        "conditions") and o, what="the new project reconciled")
+    assert condition(empty, "DatasetReady")["reason"] == Reason.DATASET_NOT_FOUND
+
+
+async def test_a_project_naming_another_namespaces_dataset_is_refused_and_reads_nothing(kmock, platform, operator):
+    """Namespace ml's project pointing at team-a's dataset: a condition says why; nothing of team-a's is counted,
+    snapshotted, trained or deleted, and no MLflow experiment is made for it."""
+    store = ObjectStore(platform.s3_settings())
+    upload_dataset(platform, "team-a/pets/", {"cat": 5, "dog": 5})
+    before = sorted(store.keys(BUCKET, "team-a/pets/"))
+    await create(kmock, PROJECTS, {
+        "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "copy"},
+        "spec": {"displayName": "copy", "dataset": {"bucket": BUCKET, "prefix": "team-a/pets/"}}})
+    refused = await eventually(phase(kmock, "project", "copy", "NotReady"), what="refused")
+    assert condition(refused, "DatasetReady")["reason"] == Reason.DATASET_OUTSIDE_NAMESPACE
+    assert "must begin with 'ml/'" in condition(refused, "DatasetReady")["message"]
+    assert "imageCount" not in refused["status"] and "experimentId" not in refused["status"]
+    await create_iteration(kmock, "copy-1", "copy")
+    pending = await eventually(lambda: (o := current(kmock, "iteration", "copy-1")) and (o.get("status") or {}).get(
+        "conditions") and o, what="the Iteration reconciled")
+    assert condition(pending, "Trained")["reason"] == Reason.PROJECT_NOT_READY
+    assert pending["status"]["phase"] == "Pending"
+    assert creates(kmock, "jobs") == 0
+
+    await kmock.delete(f"{ITERATIONS}/copy-1")
+    await kmock.delete(f"{PROJECTS}/copy")
+    await eventually(lambda: current(kmock, "project", "copy") is None, what="the project deleted")
+    assert sorted(store.keys(BUCKET, "team-a/pets/")) == before  # team-a's dataset, untouched
 
 
 @pytest.mark.parametrize(
@@ -390,11 +429,11 @@ async def test_an_object_detection_project_trains_and_is_served_like_a_classifie
         regions = [Region(tag="fork", left=0.1, top=0.1, width=0.3, height=0.3)] * (2 if i < 15 else 0)
         regions += [Region(tag="scissors", left=0.5, top=0.5, width=0.5, height=0.5)]
         tools.append(Seed(photo(f"tools-{i}"), regions=regions))
-    seed(ObjectStore(platform.s3_settings()), DatasetLayout(BUCKET, "tools/"), tools)
+    seed(ObjectStore(platform.s3_settings()), DatasetLayout(BUCKET, f"{NS}/tools/"), tools)
     await create(kmock, PROJECTS, {
         "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "tools"},
         "spec": {"displayName": "tools", "type": "ObjectDetection", "domain": "GeneralCompact",
-                 "dataset": {"bucket": BUCKET, "prefix": "tools/"}}})
+                 "dataset": {"bucket": BUCKET, "prefix": f"{NS}/tools/"}}})
     ready = await eventually(phase(kmock, "project", "tools", "Ready"), what="project Ready")
     assert ready["status"]["tags"] == [{"tag": "fork", "images": 15}, {"tag": "scissors", "images": 16}]
 
@@ -455,7 +494,7 @@ async def test_s3_and_mlflow_that_hang_are_reported_and_recovered_from_in_the_sa
     quick = OperatorSettings(mlflow_timeout_seconds=1, resync_seconds=3)
     for name, value in mlflow_request_limits(quick).items():
         monkeypatch.setenv(name, value)
-    upload_dataset(platform, "owls/", {"barn": 5, "snowy": 5})
+    upload_dataset(platform, f"{NS}/owls/", {"barn": 5, "snowy": 5})
     with FaultProxy(platform.s3_settings().endpoint) as s3_proxy, \
             FaultProxy(platform.mlflow_settings().tracking_uri.removeprefix("http://")) as mlflow_proxy:
         s3 = platform.s3_settings().model_copy(update={"endpoint": s3_proxy.address, "timeout_seconds": 1})
@@ -463,7 +502,7 @@ async def test_s3_and_mlflow_that_hang_are_reported_and_recovered_from_in_the_sa
         async with running_operator(str(kmock.url), NS, s3, f"http://{mlflow_proxy.address}", quick):
             await create(kmock, PROJECTS, {
                 "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "owls"},
-                "spec": {"displayName": "owls", "dataset": {"bucket": BUCKET, "prefix": "owls/"}}})
+                "spec": {"displayName": "owls", "dataset": {"bucket": BUCKET, "prefix": f"{NS}/owls/"}}})
             waiting = await eventually(phase(kmock, "project", "owls", "NotReady"), what="NotReady", timeout=60)
             assert condition(waiting, "DatasetReady")["status"] == "Unknown"
             assert condition(waiting, "DatasetReady")["reason"] == Reason.STORAGE_UNAVAILABLE

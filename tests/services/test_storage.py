@@ -7,7 +7,8 @@ from pydantic import SecretStr
 from seeding import Seed, photo, seed
 
 from kubevision.core import dataset
-from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
+from kubevision.core.api import DatasetLocation
+from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore, delete_project_dataset
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +69,21 @@ def test_a_snapshot_is_immutable(store):
     assert images.snapshot("iteration-1-uid") == key  # taken again: unchanged
     assert [r.tags for r in images.snapshot_records("iteration-1-uid")] == [["robin"]]
     assert len(images.manifest()) == 2
+
+
+def test_a_deleted_projects_dataset_goes_whole_unless_another_project_uses_it(store):
+    """Images, manifest, snapshots, stored predictions and exports: nothing is left for a later project to read. A
+    neighbour whose name begins alike keeps its own; another namespace's dataset is never touched."""
+    mine, neighbour = DatasetLayout("datasets", "deleting/trees/"), DatasetLayout("datasets", "deleting/trees-2/")
+    for layout in (mine, neighbour):
+        seed(store, layout, [Seed(photo(f"{layout.prefix}-1"), ["hemlock"])])
+        DatasetStore(store, layout).snapshot("trees-1-0a1b2c3d")
+        store.put("datasets", layout.export_key("e1"), b"{}")
+    location = DatasetLocation(bucket="datasets", prefix=mine.prefix)
+    assert "kept" in delete_project_dataset(store, "elsewhere", location, [])
+    assert "kept" in delete_project_dataset(store, "deleting", location, [("datasets", "deleting/trees/v2/")])
+    assert store.exists("datasets", mine.manifest_key)
+    assert "removed (4 objects)" in delete_project_dataset(store, "deleting", location, [("datasets", "deleting/x/")])
+    assert store.keys("datasets", mine.prefix) == []
+    assert DatasetStore(store, mine).manifest() == []
+    assert len(store.keys("datasets", neighbour.prefix)) == 4

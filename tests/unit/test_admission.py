@@ -50,13 +50,39 @@ def test_there_are_several_invalid_examples():
 def test_defaults_are_applied():
     manifest = {
         "apiVersion": api.API_VERSION, "kind": "CustomVisionProject", "metadata": {"name": "p"},
-        "spec": {"displayName": "P", "dataset": {"bucket": "data"}},
+        "spec": {"displayName": "P", "dataset": {"bucket": "data", "prefix": "default/p/"}},
     }
     spec = validation.admit(manifest)["spec"]
     assert spec["type"] == "Classification"
     assert spec["domain"] == "General"
-    assert spec["dataset"]["prefix"] == ""
     assert "classificationType" not in spec  # unset means Multiclass, and stays unset so that CEL can tell
+
+
+@pytest.mark.parametrize("prefix", ["team-a/trees/", "team-b-2/trees/"])
+def test_a_project_naming_its_namespace_keeps_its_dataset_under_it(prefix):
+    project = load(EXAMPLES / "project.yaml")
+    project["metadata"]["namespace"] = "team-b"
+    project["spec"]["dataset"]["prefix"] = prefix
+    with pytest.raises(validation.InvalidManifest, match="outside the project's namespace"):
+        validation.admit(project)
+    project["spec"]["dataset"]["prefix"] = "team-b/trees/"
+    validation.admit(project)
+    project["metadata"].pop("namespace")
+    project["spec"]["dataset"]["prefix"] = prefix
+    validation.admit(project)  # `kubevision validate` of a manifest that names none: applied, it is checked
+
+
+@pytest.mark.parametrize("prefix", ["team-b/", "trees/", "", None])
+def test_the_schema_wants_a_namespace_and_one_more_segment_at_least(prefix):
+    """What the schema can say, it says (CEL at the root cannot read metadata.namespace: the rest is the operator's)."""
+    project = load(EXAMPLES / "project.yaml")
+    project["metadata"]["namespace"] = "team-b"
+    if prefix is None:
+        project["spec"]["dataset"].pop("prefix")
+    else:
+        project["spec"]["dataset"]["prefix"] = prefix
+    with pytest.raises(validation.InvalidManifest, match="spec.dataset"):
+        validation.admit(project)
 
 
 def test_transition_rules_run_on_update_only():

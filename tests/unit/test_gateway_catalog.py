@@ -11,7 +11,7 @@ UID_A, UID_B = "0b0d2c8e-1111-4a8e-9c55-000000000001", "0b0d2c8e-2222-4a8e-9c55-
 
 def project(namespace, name, uid, type_="Classification"):
     return {"metadata": {"namespace": namespace, "name": name, "uid": uid},
-            "spec": {"type": type_, "dataset": {"bucket": "data", "prefix": f"{name}/"}}}
+            "spec": {"type": type_, "dataset": {"bucket": "data", "prefix": f"{namespace}/{name}/"}}}
 
 
 def iteration(namespace, name, project_name, phase="Published", published="v1", endpoint="http://triton:8000"):
@@ -39,6 +39,18 @@ def test_a_key_opens_its_own_namespace_only(catalog):
         catalog.namespace_of("prediction", "train-a")  # a training key is no prediction key
     with pytest.raises(Unauthorized, match="missing"):
         catalog.namespace_of("prediction", None)
+
+
+def test_a_project_whose_dataset_is_outside_its_namespace_is_not_served():
+    """Team B's project pointing at team A's dataset: no route of the gateway reaches it, or the data."""
+    foreign = project("team-b", "copy", UID_B)
+    foreign["spec"]["dataset"]["prefix"] = "team-a/trees/"
+    catalog = Catalog.build([project("team-a", "trees", UID_A), foreign], [iteration("team-b", "copy-1", "copy")],
+                            {"team-a": NamespaceKeys("key-a", "train-a"), "team-b": NamespaceKeys("key-b", "train-b")})
+    assert set(catalog.projects) == {UID_A} and not catalog.iterations.get(UID_B)
+    assert all(uid == UID_A for uid, _ in catalog.published)
+    with pytest.raises(NotFound):
+        catalog.project("team-b", UID_B)
 
 
 def test_another_namespaces_project_is_as_unknown_as_a_missing_one(catalog):

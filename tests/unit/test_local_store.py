@@ -5,6 +5,7 @@ import multiprocessing
 
 import pytest
 
+from kubevision.core import validation
 from kubevision.local.store import Conflict, LocalStore
 
 KIND = "CustomVisionProject"
@@ -13,7 +14,7 @@ CHANGES = 60
 
 def project(budget: int) -> dict:
     return {"apiVersion": "kubevision.io/v1alpha1", "kind": KIND, "metadata": {"name": "pets"},
-            "spec": {"displayName": "Pets", "dataset": {"bucket": "data"},
+            "spec": {"displayName": "Pets", "dataset": {"bucket": "data", "prefix": "default/pets/"},
                      "trainingDefaults": {"budgetMinutes": budget}}}
 
 
@@ -51,6 +52,15 @@ def test_concurrent_applies_deletes_and_status_writes_lose_nothing(tmp_path):
     assert body["metadata"]["generation"] == CHANGES, "an apply was undone"
     assert body["spec"]["trainingDefaults"]["budgetMinutes"] == CHANGES
     assert "deletionTimestamp" in body["metadata"], "the delete was undone"
+
+
+def test_apply_refuses_a_project_whose_dataset_is_another_namespaces(tmp_path):
+    store = LocalStore(tmp_path / "store.db")
+    foreign = {**project(30), "metadata": {"name": "pets", "namespace": "team-b"}}
+    foreign["spec"] = {**foreign["spec"], "dataset": {"bucket": "data", "prefix": "default/pets/"}}
+    with pytest.raises(validation.InvalidManifest, match="must begin with 'team-b/'"):
+        store.apply(foreign)
+    assert store.list(KIND) == []  # nothing stored
 
 
 def test_a_status_computed_from_an_older_object_is_refused(tmp_path):

@@ -6,7 +6,7 @@ from kubevision.local.store import LocalStore
 
 PROJECT = {
     "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "flowers"},
-    "spec": {"displayName": "Flowers", "dataset": {"bucket": "datasets"}},
+    "spec": {"displayName": "Flowers", "dataset": {"bucket": "datasets", "prefix": "default/flowers/"}},
 }
 
 

@@ -18,7 +18,7 @@ S3 = S3Settings(endpoint="minio.kubevision.svc:9000")
 PROJECT_BODY = {"apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject",
                 "metadata": {"name": "pets", "namespace": "ml", "uid": "p-uid", "generation": 1,
                              "managedFields": [{"manager": "kubectl"}]},
-                "spec": {"displayName": "Pets", "dataset": {"bucket": "data"}},
+                "spec": {"displayName": "Pets", "dataset": {"bucket": "data", "prefix": "ml/pets/"}},
                 "status": {"phase": "Ready"}}
 ITERATION_BODY = {"apiVersion": "kubevision.io/v1alpha1", "kind": "Iteration",
                   "metadata": {"name": "pets-1", "namespace": "ml", "uid": "0a1b2c3d-4444", "generation": 1,

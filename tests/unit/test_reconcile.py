@@ -26,7 +26,8 @@ METRICS = IterationMetrics(probability_threshold=0.5, precision=0.9, recall=0.8,
 
 def project(**spec) -> CustomVisionProject:
     return CustomVisionProject(metadata={"name": "pets", "namespace": "ml", "generation": 1},
-                               spec={"displayName": "Pets", "dataset": {"bucket": "data", "prefix": "pets/"}, **spec})
+                               spec={"displayName": "Pets", "dataset": {"bucket": "data", "prefix": "ml/pets/"},
+                                     **spec})
 
 
 def ready_project() -> CustomVisionProject:
@@ -52,8 +53,8 @@ def reason(status, type_):
 @pytest.mark.parametrize(
     ("dataset", "expected", "message"),
     [
-        (DatasetObservation(), Reason.DATASET_NOT_FOUND, "no dataset manifest at s3://data/pets/manifest.jsonl"),
-        (DatasetObservation(manifest_found=True), Reason.NO_IMAGES, "the dataset at s3://data/pets/manifest.jsonl "
+        (DatasetObservation(), Reason.DATASET_NOT_FOUND, "no dataset manifest at s3://data/ml/pets/manifest.jsonl"),
+        (DatasetObservation(manifest_found=True), Reason.NO_IMAGES, "the dataset at s3://data/ml/pets/manifest.jsonl "
                                                                     "has no tagged images"),
         (DatasetObservation(manifest_found=True, tag_counts={"cat": 3, "dog": 9}, image_count=12),
          Reason.TOO_FEW_IMAGES, 'tag "cat" has 3 images, 5 needed'),
@@ -67,6 +68,27 @@ def test_a_dataset_that_cannot_train_is_named(dataset, expected, message):
     assert conditions.find(status.conditions, "DatasetReady").message == message
     assert reason(status, "Ready") == Reason.DATASET_NOT_READY
     assert outcome.requeue_after == core.RETRY_FAULT  # images may be uploaded at any time
+
+
+@pytest.mark.parametrize("prefix", ["team-a/pets/", "ml-other/pets/", "ml/", "", "pets/"])
+def test_a_dataset_outside_the_project_namespace_is_refused_whatever_it_holds(prefix):
+    """Another namespace's data (or the whole namespace's) is never counted, even when S3 would show it."""
+    foreign = project(dataset={"bucket": "data", "prefix": prefix})
+    status, outcome = core.reconcile_project(foreign, ENOUGH, None, None, NOW)
+    assert (status.phase, reason(status, "DatasetReady")) == ("NotReady", Reason.DATASET_OUTSIDE_NAMESPACE)
+    assert "must begin with 'ml/'" in conditions.find(status.conditions, "DatasetReady").message
+    assert status.image_count is None and not status.tags
+    assert reason(status, "Ready") == Reason.DATASET_NOT_READY and outcome.requeue_after is None
+
+
+def test_an_iteration_never_trains_on_a_dataset_outside_its_namespace():
+    """Even when the project's Ready predates a change of its prefix to another namespace's."""
+    moved = ready_project()
+    moved.spec.dataset.prefix = "team-a/pets/"
+    plan = core.reconcile_iteration(iteration(), IterationObservation(project=moved), NOW)
+    assert plan.train is None and plan.status.phase == "Pending"
+    assert reason(plan.status, "Trained") == Reason.PROJECT_NOT_READY
+    assert "outside the project's namespace" in conditions.find(plan.status.conditions, "Trained").message
 
 
 def test_a_ready_project_counts_its_images():

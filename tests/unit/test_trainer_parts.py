@@ -25,7 +25,7 @@ def image_bytes(fmt: str, size=(40, 30)) -> bytes:
 
 def test_iteration_fields_override_project_defaults_which_override_built_ins():
     project = api.CustomVisionProject(metadata={"name": "p"}, spec={
-        "displayName": "P", "dataset": {"bucket": "data"},
+        "displayName": "P", "dataset": {"bucket": "data", "prefix": "default/p/"},
         "trainingDefaults": {"trainingType": "Advanced", "budgetMinutes": 30,
                              "hyperparameters": {"seed": 3, "batchSize": 16}},
     })

@@ -56,8 +56,9 @@ async def delete_project(project_id: str, namespace: TrainingNamespace, projects
 
 
 @routes("GET", "/projects/{project_id}/export", response_model=wire.ProjectExport)
-async def export_project(project_id: str, namespace: TrainingNamespace, transfers: Transfers):
-    return await transfers.export_project(namespace, project_id)
+async def export_project(project_id: str, namespace: TrainingNamespace, transfers: Transfers,
+                         import_namespace: Annotated[str | None, Query(alias="importNamespace", max_length=63)] = None):
+    return await transfers.export_project(namespace, project_id, import_namespace)
 
 
 @routes("POST", "/projects/import", response_model=wire.Project)
