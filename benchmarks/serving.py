@@ -102,6 +102,8 @@ async def measure(platform: LocalPlatform, requests: int, rounds: int) -> list[d
     config = await direct.get_model_config(model)
     backbone = Backbone("", "", int(config["input"][0]["dims"][-1]))
     settings = GatewaySettings()
+    (gateway,) = (s for s in platform.status() if s.name == "gateway")
+    metrics = gateway.endpoints["metrics"]  # on a port of their own, not the API's
 
     def preprocess() -> np.ndarray:
         return classification.to_input(images.decode(photo, settings)[0], backbone)[np.newaxis]
@@ -132,10 +134,10 @@ async def measure(platform: LocalPlatform, requests: int, rounds: int) -> list[d
                 for name in order:
                     call = via_triton if name == "direct" else via_gateway
                     await load(call, concurrency, max(16, requests // 10))  # warm up: connections, batching
-                    before = await gateway_seconds(http, demo.gateway)
+                    before = await gateway_seconds(http, metrics)
                     result = figures(*await load(call, concurrency, requests))
                     if name == "gateway":  # where its time went, from its own metrics
-                        after = await gateway_seconds(http, demo.gateway)
+                        after = await gateway_seconds(http, metrics)
                         result.update({k: (after[k] - before[k]) / requests * 1000 for k in after})
                     measured[name].append(result)
             rows += [median_row(name, concurrency, results) for name, results in measured.items()]
@@ -143,9 +145,9 @@ async def measure(platform: LocalPlatform, requests: int, rounds: int) -> list[d
     return rows
 
 
-async def gateway_seconds(http: httpx.AsyncClient, gateway: str) -> dict[str, float]:
+async def gateway_seconds(http: httpx.AsyncClient, metrics: str) -> dict[str, float]:
     """Seconds the gateway spent answering the nostore image route, and inside Triton calls, so far."""
-    text = (await http.get(f"{gateway}/metrics")).text
+    text = (await http.get(metrics)).text
     totals = {"in gateway": 0.0, "in Triton": 0.0}
     for line in text.splitlines():
         if line.startswith("kubevision_gateway_request_seconds_sum") and "image/nostore" in line:

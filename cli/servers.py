@@ -37,6 +37,8 @@ def run_gateway(
     data_dir: Annotated[Path | None, typer.Option(help="Local mode's data folder.")] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port to listen on.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port of the Prometheus metrics, "
+                                                                            "apart from the API's (0: none).")] = None,
 ) -> None:
     """Serve the Custom Vision API (prediction) in front of Triton. Settings come from KUBEVISION_GATEWAY_* and,
     on a cluster, KUBEVISION_S3_* (see GatewaySettings in core/settings.py)."""
@@ -45,9 +47,11 @@ def run_gateway(
     import uvicorn
 
     from kubevision.core.settings import GatewaySettings
+    from kubevision.gateway import metrics
     from kubevision.gateway.main import create_app
 
-    overrides = {k: v for k, v in {"data_dir": data_dir, "host": host, "port": port}.items() if v is not None}
+    overrides = {k: v for k, v in {"data_dir": data_dir, "host": host, "port": port,
+                                   "metrics_port": metrics_port}.items() if v is not None}
     if local:  # one machine: images served by the user's own loopback servers are fair game
         overrides.update(mode="local", allow_loopback_urls=True)
     settings = GatewaySettings(**overrides)
@@ -58,5 +62,7 @@ def run_gateway(
         app = create_app(settings, LocalSource(settings), s3_settings(settings), LocalResources(store_of(settings)))
     else:
         app = create_app(settings)
+    if settings.metrics_port:
+        metrics.serve(settings.host, settings.metrics_port)
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False,
                 log_config=None, timeout_graceful_shutdown=10)

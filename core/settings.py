@@ -128,6 +128,9 @@ class GatewaySettings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir, description="Local mode: the platform's data folder.")
     host: str = Field(default="0.0.0.0", description="Address to listen on.")
     port: int = Field(default=8080, ge=0, le=65535, description="HTTP port of the API.")
+    metrics_port: int = Field(default=9090, ge=0, le=65535,
+                              description="Port of the Prometheus metrics, apart from the API's: the API port never "
+                                          "serves them, so a network policy can keep them in the cluster. 0: none.")
     namespaces: list[str] = Field(default_factory=list, description="Kubernetes: namespaces served; empty means all.")
     keys_secret_name: str = Field(
         default="kubevision-api-keys",

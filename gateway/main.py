@@ -10,8 +10,7 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import JSONResponse
 
 from kubevision.core.labelstore.database import open_database
 from kubevision.core.labelstore.export import ManifestExporter
@@ -122,10 +121,6 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
         """Readiness: the catalog of projects, published iterations and keys has been loaded."""
         ready = request.app.state.source.ready
         return JSONResponse({"status": "ready" if ready else "loading"}, status_code=200 if ready else 503)
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(Observe)
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import Counter, Histogram, start_http_server
 
 LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -16,3 +18,10 @@ REQUEST_BYTES = Counter("kubevision_gateway_request_bytes_total", "Bytes of requ
                         ["route"])
 STORED_PREDICTIONS = Counter("kubevision_gateway_stored_predictions_total", "Predictions kept, by outcome.",
                              ["outcome"])
+
+
+def serve(host: str, port: int) -> WSGIServer:
+    """The metrics on their own port, in a thread of this process; the API's port never serves them (they name
+    routes and Triton timings, for the platform's Prometheus, not for the API's callers)."""
+    server, _ = start_http_server(port, addr=host)
+    return server

@@ -208,14 +208,16 @@ def controller(data_dir: Path, port: int) -> ServiceSpec:
     )
 
 
-def gateway(data_dir: Path, port: int) -> ServiceSpec:
-    """The Custom Vision API gateway over local mode's resources and keys; healthy once it has read them."""
+def gateway(data_dir: Path, port: int, metrics_port: int) -> ServiceSpec:
+    """The Custom Vision API gateway over local mode's resources and keys; healthy once it has read them. Its
+    metrics are on a port of their own, as on a cluster."""
     command = [find_binary("kubevision", "kubevision"), "gateway", "--local", "--data-dir", str(data_dir),
-               "--host", "127.0.0.1", "--port", str(port)]
+               "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)]
     return ServiceSpec(
         name="gateway",
         command=command,
         health_url=f"http://127.0.0.1:{port}/readyz",
-        ports={"http": port},
-        endpoints={"api": f"http://127.0.0.1:{port}", "portal": f"http://127.0.0.1:{port}/portal/"},
+        ports={"http": port, "metrics": metrics_port},
+        endpoints={"api": f"http://127.0.0.1:{port}", "portal": f"http://127.0.0.1:{port}/portal/",
+                   "metrics": f"http://127.0.0.1:{metrics_port}/metrics"},
     )

@@ -132,7 +132,8 @@ class LocalPlatform:
             api_keys.ensure(self.data_dir, DEFAULT_NAMESPACE)
             if "gateway" not in running:  # it needs S3 only: Triton is called per request
                 port = process.pick_port(self.settings.gateway_port, "gateway")
-                pending.append(self._spawn(state, services.gateway(self.data_dir, port), started))
+                spec = services.gateway(self.data_dir, port, process.free_port())
+                pending.append(self._spawn(state, spec, started))
             for spec in pending:  # MLflow, Triton and the gateway start side by side; each takes a while
                 self._wait(state, spec)
             if "controller" not in running:  # last: it needs the others

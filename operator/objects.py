@@ -16,6 +16,13 @@ GPU = "nvidia.com/gpu"
 # Beyond the training budget, time for the pod to start, load the data and export the model.
 JOB_DEADLINE_MARGIN_SECONDS = 600
 TRITON_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+# The users the images run as: KubeVision's own (images/Dockerfile) and NVIDIA's `triton-server` user of Triton's.
+TRAINER_UID = 10001
+TRITON_UID = 1000
+# Every root filesystem is read-only: what a process writes goes to an emptyDir at /tmp, its home and caches too.
+SCRATCH = "/tmp"
+TRAINER_SCRATCH_LIMIT = "8Gi"  # the pretrained weights' cache, the exported model before its upload
+TRITON_SCRATCH_LIMIT = "4Gi"  # the model repository, copied from S3 before it loads
 
 
 def owner_reference(kind: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +57,24 @@ def _request_gpus(pod_spec: dict[str, Any], count: int, settings: OperatorSettin
             pod_spec["tolerations"] = [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}]
 
 
+def _restricted(pod_spec: dict[str, Any], uid: int, scratch_limit: str) -> None:
+    """The Pod Security Standard "restricted" on the pod and each container: a fixed non-root user, the runtime's
+    seccomp profile, no privilege escalation, no capabilities, a read-only root filesystem and writable scratch."""
+    pod_spec["securityContext"] = {
+        "runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    pod_spec["automountServiceAccountToken"] = False  # neither the trainer nor Triton calls the API server
+    pod_spec["volumes"] = [{"name": "scratch", "emptyDir": {"sizeLimit": scratch_limit}}]
+    for container in pod_spec["containers"]:
+        container["securityContext"] = {
+            "runAsNonRoot": True, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
+        container["volumeMounts"] = [{"name": "scratch", "mountPath": SCRATCH}]
+        container["env"] += [{"name": "HOME", "value": SCRATCH}, {"name": "TMPDIR", "value": SCRATCH}]
+
+
 def training_job(
     train: TrainingJob, iteration_body: dict[str, Any], settings: OperatorSettings, s3: S3Settings
 ) -> dict[str, Any]:
@@ -74,11 +99,16 @@ def training_job(
                 _secret_env("KUBEVISION_S3_SECRET_KEY", settings.s3_secret_name, "secretKey"),
                 {"name": "KUBEVISION_MLFLOW_TRACKING_URI", "value": settings.mlflow_tracking_uri},
                 {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
+                # caches of the pretrained networks and of matplotlib, on the writable scratch volume
+                {"name": "TORCH_HOME", "value": f"{SCRATCH}/torch"},
+                {"name": "HF_HOME", "value": f"{SCRATCH}/huggingface"},
+                {"name": "MPLCONFIGDIR", "value": f"{SCRATCH}/matplotlib"},
             ],
             "resources": resources,
             "terminationMessagePolicy": "File",  # the trainer writes its result there
         }],
     }
+    _restricted(pod_spec, TRAINER_UID, TRAINER_SCRATCH_LIMIT)
     _request_gpus(pod_spec, train.gpus, settings)
     return {
         "apiVersion": "batch/v1",
@@ -138,6 +168,7 @@ def triton_deployment(
             "resources": resources,
         }],
     }
+    _restricted(pod_spec, TRITON_UID, TRITON_SCRATCH_LIMIT)
     _request_gpus(pod_spec, settings.triton_gpus, settings)
     return {
         "apiVersion": "apps/v1",

@@ -11,6 +11,7 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -207,11 +208,29 @@ def test_image_urls_never_reach_the_platforms_own_services(quickstart, platform)
         assert by_url(f"{base}/hemlock.jpg").json()["predictions"][0]["tagName"] == "Hemlock"
 
 
-def test_health_readiness_and_metrics(quickstart):
+def gateway_endpoints(platform) -> dict[str, str]:
+    (gateway,) = (s for s in platform.status() if s.name == "gateway")
+    return gateway.endpoints
+
+
+def test_health_readiness_and_metrics(platform, quickstart):
     assert httpx.get(f"{quickstart.gateway}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{quickstart.gateway}/readyz").status_code == 200
     post_image(quickstart, TEST_IMAGE, source="image/nostore")
-    text = httpx.get(f"{quickstart.gateway}/metrics").text
+    text = httpx.get(gateway_endpoints(platform)["metrics"]).text
     template = "/customvision/v3.1/prediction/{project_id}/classify/iterations/{published_name}/image/nostore"
     assert f'kubevision_gateway_requests_total{{route="{template}",status="200"}}' in text
     assert "kubevision_gateway_triton_seconds_count" in text
+
+
+def test_metrics_have_a_port_of_their_own_and_the_api_docs_stay_public(platform):
+    """The API's port is what callers reach; the metrics port is for the platform's Prometheus alone (a network
+    policy keeps it in the cluster). The API's description is public, as Azure's is."""
+    endpoints = gateway_endpoints(platform)
+    api = endpoints["api"]
+    assert httpx.get(f"{api}/healthz").status_code == 200
+    assert httpx.get(f"{api}/metrics").status_code == 404
+    assert urlsplit(endpoints["metrics"]).port != urlsplit(api).port
+    assert 'kubevision_gateway_requests_total{route="/healthz",status="200"}' in httpx.get(endpoints["metrics"]).text
+    assert httpx.get(f"{api}/openapi.json").json()["info"]["title"] == "KubeVision Custom Vision API"
+    assert httpx.get(f"{api}/docs").status_code == 200

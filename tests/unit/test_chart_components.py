@@ -137,13 +137,31 @@ def test_ingress_autoscaling_and_disruption_budget():
 def test_service_monitors_select_the_operator_the_gateway_and_every_triton():
     objects = rendered("monitoring")
     monitors = {m["metadata"]["name"]: m for m in find(objects, "ServiceMonitor")}
-    for name, port in (("kubevision-operator", "metrics"), ("kubevision-gateway", "http")):
+    for name, port in (("kubevision-operator", "metrics"), ("kubevision-gateway-metrics", "metrics")):
         (service,) = [s for s in find(objects, "Service") if s["metadata"]["name"] == name]
-        assert monitors[name]["spec"]["selector"]["matchLabels"].items() <= service["spec"]["selector"].items()
+        assert monitors[name]["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
         assert port in {p["name"] for p in service["spec"]["ports"]}
     triton = monitors["kubevision-triton"]["spec"]
     assert triton["selector"]["matchLabels"].items() <= labels("triton", "any").items()
     assert triton["namespaceSelector"] == {"any": True}
+
+
+def test_the_gateway_serves_metrics_on_their_own_port_and_service_never_the_apis():
+    objects = rendered("ingress")
+    (deployment,) = find(objects, "Deployment", "gateway")
+    container = pod_spec(deployment)["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    variables = {e["name"]: e.get("value") for e in container["env"]}
+    assert int(variables["KUBEVISION_GATEWAY_METRICS_PORT"]) == ports["metrics"] != ports["http"]
+    assert int(variables["KUBEVISION_GATEWAY_PORT"]) == ports["http"]
+    services = {s["metadata"]["name"]: s for s in find(objects, "Service")}
+    assert [p["targetPort"] for p in services["kubevision-gateway"]["spec"]["ports"]] == ["http"]
+    assert (find(objects, "Ingress")[0]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
+            == "kubevision-gateway")
+    metrics = services["kubevision-gateway-metrics"]["spec"]
+    assert metrics.get("type", "ClusterIP") == "ClusterIP" and [p["targetPort"] for p in metrics["ports"]] == [
+        "metrics"]
+    assert metrics["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
 
 
 def test_the_dashboard_charts_only_metrics_that_exist():

@@ -41,6 +41,19 @@ def test_checkov_finds_only_what_the_skip_list_justifies(tmp_path):
     assert set(SKIPS["kind"]) == failed["kind"] - set(SKIPS["all"])
 
 
+def test_checkov_finds_only_justified_findings_on_the_pods_the_operator_makes(tmp_path):
+    from test_operator_objects import PROJECT_BODY, S3, SETTINGS, job
+
+    from kubevision.operator import objects
+
+    made = [job(), job(gpus=0), objects.triton_deployment(PROJECT_BODY, ["pets-1"], SETTINGS, S3),
+            objects.triton_service(PROJECT_BODY)]
+    (tmp_path / "operator.yaml").write_text(yaml.safe_dump_all(made))
+    failed = findings(tmp_path)["operator"]
+    assert failed - set(SKIPS["all"]) - set(SKIPS["operator"]) == set(), "fix these or justify them"
+    assert set(SKIPS["operator"]) <= failed, "a skip for a finding that no longer fires"
+
+
 def test_checkov_does_find_a_bad_pod(tmp_path):
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad", "namespace": "x"},
            "spec": {"containers": [{"name": "c", "image": "busybox:latest",

@@ -122,3 +122,74 @@ def test_the_training_spec_hash_follows_what_training_reads():
     longer = Iteration.model_validate({**ITERATION_BODY, "spec": {**ITERATION_BODY["spec"], "budgetMinutes": 30}})
     assert reconcile.training_spec_hash(published) == reconcile.training_spec_hash(base)
     assert reconcile.training_spec_hash(longer) != reconcile.training_spec_hash(base)
+
+
+# The Pod Security Standard "restricted" (kubernetes.io/docs/concepts/security/pod-security-standards), as the
+# chart's own pods are held to it in test_chart_policy.py.
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                      "projected", "secret"}
+
+
+def restricted_violations(pod: dict) -> list[str]:
+    """What in a pod spec the restricted profile refuses (empty: it is admitted)."""
+    found = []
+    security = pod.get("securityContext", {})
+    if any(pod.get(host) for host in ("hostNetwork", "hostPID", "hostIPC")):
+        found.append("host namespaces")
+    found += [f"volume {v['name']}" for v in pod.get("volumes", []) if not set(v) - {"name"} <= RESTRICTED_VOLUMES]
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        own = container.get("securityContext", {})
+        where = container["name"]
+        if not (own.get("runAsNonRoot", security.get("runAsNonRoot")) is True
+                and own.get("runAsUser", security.get("runAsUser", 0)) > 0):
+            found.append(f"{where}: may run as root")
+        if own.get("seccompProfile", security.get("seccompProfile")) != {"type": "RuntimeDefault"}:
+            found.append(f"{where}: no RuntimeDefault seccomp profile")
+        if own.get("allowPrivilegeEscalation") is not False or own.get("privileged"):
+            found.append(f"{where}: privilege escalation")
+        if own.get("capabilities", {}).get("drop") != ["ALL"] or own.get("capabilities", {}).get("add"):
+            found.append(f"{where}: capabilities")
+        if own.get("readOnlyRootFilesystem") is not True:
+            found.append(f"{where}: writable root filesystem")
+        if any(p.get("hostPort") for p in container.get("ports", [])):
+            found.append(f"{where}: host port")
+    return found
+
+
+def pod_spec(manifest: dict) -> dict:
+    return manifest["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [job(), job(gpus=0), objects.triton_deployment(PROJECT_BODY, ["pets-1"], SETTINGS, S3)],
+    ids=["job-gpu", "job-cpu", "deployment"],
+)
+def test_the_pods_the_operator_makes_are_restricted(manifest):
+    assert restricted_violations(pod_spec(manifest)) == []
+    assert pod_spec(manifest)["automountServiceAccountToken"] is False  # neither calls the API server
+
+
+def test_the_restricted_check_refuses_a_privileged_pod():
+    pod = pod_spec(job())
+    pod["containers"][0]["securityContext"] = {"privileged": True}
+    pod["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
+    assert len(restricted_violations(pod)) >= 4
+
+
+@pytest.mark.parametrize(("manifest", "uid"), [
+    (job(), 10001),  # images/Dockerfile's kubevision user
+    (objects.triton_deployment(PROJECT_BODY, ["pets-1"], SETTINGS, S3), 1000),  # Triton image's triton-server
+])
+def test_each_pod_runs_as_its_image_user_and_writes_only_to_scratch(manifest, uid):
+    pod = pod_spec(manifest)
+    assert pod["securityContext"]["runAsUser"] == pod["securityContext"]["runAsGroup"] == uid
+    (container,) = pod["containers"]
+    (mount,) = container["volumeMounts"]
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert "sizeLimit" in volume["emptyDir"]  # a runaway writer is evicted, not the node's disk filled
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    writable = [name for name in ("HOME", "TMPDIR", "TORCH_HOME", "HF_HOME", "MPLCONFIGDIR") if name in env]
+    assert {"HOME", "TMPDIR"} <= set(writable)
+    for name in writable:
+        assert env[name].startswith(mount["mountPath"]), name

@@ -186,3 +186,110 @@ subjects:
     name: {{ .name }}
     namespace: {{ .ctx.Release.Namespace }}
 {{- end -}}
+
+{{/* NetworkPolicy peers and egress rules (templates/networkpolicies/). */}}
+
+{{/* A component's pods of this release, from any namespace: kubevision.releasePeer (dict "ctx" . "component" C) */}}
+{{- define "kubevision.releasePeer" -}}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ .ctx.Release.Namespace }}
+  podSelector:
+    matchLabels:
+      {{- include "kubevision.selectorLabels" . | nindent 6 }}
+{{- end -}}
+
+{{/* The namespaces whose projects are served: those of `namespaces`, or every one. */}}
+{{- define "kubevision.projectNamespaces" -}}
+{{- if .Values.namespaces -}}
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: In
+      values:
+        {{- range .Values.namespaces }}
+        - {{ . }}
+        {{- end }}
+{{- else -}}
+namespaceSelector: {}
+{{- end -}}
+{{- end -}}
+
+{{/* The pods the operator makes in project namespaces: kubevision.projectPeer (dict "ctx" . "names" (list ...)) */}}
+{{- define "kubevision.projectPeer" -}}
+- {{ include "kubevision.projectNamespaces" .ctx | indent 2 | trimPrefix "  " }}
+  podSelector:
+    matchExpressions:
+      - key: app.kubernetes.io/name
+        operator: In
+        values:
+          {{- range .names }}
+          - {{ . }}
+          {{- end }}
+{{- end -}}
+
+{{/* The port of host:port, or of a URL, else the scheme's: kubevision.portOf (dict "address" A "secure" B) */}}
+{{- define "kubevision.portOf" -}}
+{{- $found := regexFind ":[0-9]+$" (trimSuffix "/" (regexReplaceAll "^[a-z]+://([^/]*).*$" .address "${1}")) -}}
+{{- if $found -}}{{ trimPrefix ":" $found }}{{- else if .secure -}}443{{- else -}}80{{- end -}}
+{{- end -}}
+
+{{/* Egress to S3: the in-chart MinIO, or the external endpoint's port anywhere. */}}
+{{- define "kubevision.s3Egress" -}}
+{{- if .Values.minio.enabled -}}
+- to:
+    {{- include "kubevision.releasePeer" (dict "ctx" . "component" "minio") | nindent 4 }}
+  ports:
+    - {port: 9000, protocol: TCP}
+{{- else -}}
+- ports:
+    - {port: {{ include "kubevision.portOf" (dict "address" .Values.s3.endpoint "secure" .Values.s3.secure) }}, protocol: TCP}
+{{- end -}}
+{{- end -}}
+
+{{/* Egress to MLflow: the in-chart server, or the external tracking URI's port anywhere. */}}
+{{- define "kubevision.mlflowEgress" -}}
+{{- if .Values.mlflow.enabled -}}
+- to:
+    {{- include "kubevision.releasePeer" (dict "ctx" . "component" "mlflow") | nindent 4 }}
+  ports:
+    - {port: 5000, protocol: TCP}
+{{- else -}}
+- ports:
+    - {port: {{ include "kubevision.portOf" (dict "address" .Values.mlflow.trackingUri "secure" (hasPrefix "https://" .Values.mlflow.trackingUri)) }}, protocol: TCP}
+{{- end -}}
+{{- end -}}
+
+{{/* Egress to PostgreSQL: the in-chart server, or PostgreSQL's port anywhere. */}}
+{{- define "kubevision.postgresqlEgress" -}}
+{{- if .Values.postgresql.enabled -}}
+- to:
+    {{- include "kubevision.releasePeer" (dict "ctx" . "component" "postgresql") | nindent 4 }}
+  ports:
+    - {port: 5432, protocol: TCP}
+{{- else -}}
+- ports:
+    - {port: 5432, protocol: TCP}
+{{- end -}}
+{{- end -}}
+
+{{/* Egress to the Kubernetes API server (its Service's port 443, or the server's own 6443 after the Service). */}}
+{{- define "kubevision.apiServerEgress" -}}
+- to:
+    {{- range .Values.networkPolicies.apiServerCidrs }}
+    - ipBlock: {cidr: {{ . | quote }}}
+    {{- end }}
+  ports:
+    - {port: 443, protocol: TCP}
+    - {port: 6443, protocol: TCP}
+{{- end -}}
+
+{{/* Who may scrape metrics: networkPolicies.metricsFrom, or nobody when it is empty. */}}
+{{- define "kubevision.metricsIngress" -}}
+{{- with .ctx.Values.networkPolicies.metricsFrom -}}
+- from:
+    {{- toYaml . | nindent 4 }}
+  ports:
+    - {port: {{ $.port }}, protocol: TCP}
+{{- end -}}
+{{- end -}}
