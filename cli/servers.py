@@ -45,6 +45,7 @@ def run_gateway(
     import uvicorn
 
     from kubevision.core.settings import GatewaySettings
+    from kubevision.gateway.http.server import server_config
     from kubevision.gateway.main import create_app
 
     overrides = {k: v for k, v in {"data_dir": data_dir, "host": host, "port": port}.items() if v is not None}
@@ -58,5 +59,10 @@ def run_gateway(
         app = create_app(settings, LocalSource(settings), s3_settings(settings), LocalResources(store_of(settings)))
     else:
         app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False,
-                log_config=None, timeout_graceful_shutdown=10)
+    server = uvicorn.Server(server_config(app, settings))  # uvicorn.run's one worker, with the gateway's timeouts
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's exit status for an app that failed to start

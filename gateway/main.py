@@ -26,6 +26,7 @@ from kubevision.gateway.backends.sources import CatalogSource, KubernetesSource
 from kubevision.gateway.backends.trained import TrainedIterations
 from kubevision.gateway.backends.triton import Classifier
 from kubevision.gateway.http import errors
+from kubevision.gateway.http.guard import Guard
 from kubevision.gateway.http.observe import Observe
 from kubevision.gateway.http.routers import files, prediction, training
 from kubevision.gateway.links import Signer
@@ -127,5 +128,6 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    app.add_middleware(Guard, source=source, settings=settings)  # inside Observe: paths lower-cased, refusals counted
     app.add_middleware(Observe)
     return app
