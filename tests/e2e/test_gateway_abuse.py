@@ -13,10 +13,13 @@ import uuid
 from pathlib import Path
 
 import httpx
+import numpy as np
 import yaml
 from conftest import EXAMPLES
 from PIL import Image
 
+from kubevision.core.images import MAX_IMAGE_BYTES
+from kubevision.core.labelstore.store import MAX_BATCH
 from kubevision.local import api_keys
 
 CHART_VALUES = Path(__file__).resolve().parents[2] / "charts" / "kubevision" / "values.yaml"
@@ -236,3 +239,40 @@ async def test_hostile_requests_get_4xx_in_bounded_memory_while_another_team_wor
     not_refused = sorted({(label, status) for label, status in answers
                           if not isinstance(status, int) or not 400 <= status < 500})
     assert not not_refused, not_refused
+
+
+def largest_png() -> bytes:
+    """Random pixels stored uncompressed: a real image just under the 6 MiB limit."""
+    side = 1446
+    pixels = np.random.default_rng(1446).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG", compress_level=0)
+    assert MAX_IMAGE_BYTES - 32 * 1024 < len(buffer.getvalue()) <= MAX_IMAGE_BYTES
+    return buffer.getvalue()
+
+
+def test_the_largest_legal_batch_stays_in_bounded_memory(quickstart, platform):
+    """64 images of 6 MiB (383 MiB of multipart) in one create_images_from_data: each part is parsed as it arrives
+    and waits on disk, and the batch is stored a few images at a time."""
+    gateway_pid = next(s.pid for s in platform.status() if s.name == "gateway")
+    key = {"Training-Key": api_keys.ensure(platform.data_dir, "default")["trainingKey"]}
+    training = f"{quickstart.gateway}/customvision/v3.3/training"
+    image = largest_png()
+    part = b'--batch\r\nContent-Disposition: form-data; name="imageData"\r\nContent-Type: image/png\r\n\r\n'
+    body = (part + image + b"\r\n") * MAX_BATCH + b"--batch--\r\n"
+    with httpx.Client(timeout=300) as http:
+        project = http.post(f"{training}/projects", params={"name": f"Largest {uuid.uuid4().hex[:6]}"},
+                            headers=key).json()["id"]
+        peak = PeakMemory(gateway_pid)
+        answer = http.post(f"{training}/projects/{project}/images", content=body,
+                           headers={**key, "Content-Type": "multipart/form-data; boundary=batch"})
+        highest = peak.read()
+        assert answer.status_code == 200, answer.text
+        statuses = [i["status"] for i in answer.json()["images"]]
+        assert statuses == ["OK"] + ["OKDuplicate"] * (MAX_BATCH - 1)  # one image, sent 64 times
+        stored = http.get(answer.json()["images"][0]["image"]["originalImageUri"]).content
+        http.delete(f"{training}/projects/{project}", headers=key)
+    assert stored == image
+    limit = memory_limit()
+    print(f"peak resident memory {highest / 2**20:.0f} MiB for {len(body) / 2**20:.0f} MiB of images")
+    assert highest < HEADROOM * limit, f"peak {highest / 2**20:.0f} MiB of a {limit / 2**20:.0f} MiB limit"
