@@ -48,6 +48,7 @@ def run_gateway(
 
     from kubevision.core.settings import GatewaySettings
     from kubevision.gateway import metrics
+    from kubevision.gateway.http.server import server_config
     from kubevision.gateway.main import create_app
 
     overrides = {k: v for k, v in {"data_dir": data_dir, "host": host, "port": port,
@@ -64,5 +65,10 @@ def run_gateway(
         app = create_app(settings)
     if settings.metrics_port:
         metrics.serve(settings.host, settings.metrics_port)
-    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False,
-                log_config=None, timeout_graceful_shutdown=10)
+    server = uvicorn.Server(server_config(app, settings))  # uvicorn.run's one worker, with the gateway's timeouts
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's exit status for an app that failed to start

@@ -170,3 +170,11 @@ class GatewaySettings(BaseSettings):
                                                     "empty: the URL a request came to.")
     publish_wait_seconds: float = Field(default=120, ge=0, description="How long publish_iteration waits for the "
                                                                        "model to be served before it answers.")
+    max_json_body_bytes: int = Field(default=1024 * 1024, gt=0, description="Largest body of a JSON route; an image "
+                                                                          "route's limit follows its images'.")
+    max_files_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0, description="Largest body of "
+                                      "create_images_from_files (base64 images in JSON; bigger batches go multipart).")
+    header_timeout_seconds: float = Field(default=10, gt=0, description="Time a client has to send a request's "
+                                                                        "headers, from its connection or last answer.")
+    body_idle_seconds: float = Field(default=10, gt=0, description="Longest pause allowed inside a request body.")
+    body_timeout_seconds: float = Field(default=300, gt=0, description="Time allowed for a whole request body.")

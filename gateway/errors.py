@@ -27,6 +27,18 @@ class UnsupportedMediaType(CustomVisionError):
     status, code = 415, "UnsupportedMediaType"
 
 
+class PayloadTooLarge(CustomVisionError):
+    """A request body over its route's limit (the SDK has no code of its own for it)."""
+
+    status, code = 413, "BadRequest"
+
+
+class RequestTimeout(CustomVisionError):
+    """A client that sent its headers or body too slowly."""
+
+    status, code = 408, "BadRequest"
+
+
 class ServiceUnavailable(CustomVisionError):
     """Inference cannot be served now; the client should come back after Retry-After."""
 

@@ -25,6 +25,7 @@ from kubevision.gateway.backends.sources import CatalogSource, KubernetesSource
 from kubevision.gateway.backends.trained import TrainedIterations
 from kubevision.gateway.backends.triton import Classifier
 from kubevision.gateway.http import errors
+from kubevision.gateway.http.guard import Guard
 from kubevision.gateway.http.observe import Observe
 from kubevision.gateway.http.routers import files, prediction, training
 from kubevision.gateway.links import Signer
@@ -122,5 +123,6 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
         ready = request.app.state.source.ready
         return JSONResponse({"status": "ready" if ready else "loading"}, status_code=200 if ready else 503)
 
+    app.add_middleware(Guard, source=source, settings=settings)  # inside Observe: paths lower-cased, refusals counted
     app.add_middleware(Observe)
     return app

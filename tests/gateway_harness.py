@@ -8,14 +8,17 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 
+from kubevision.core.settings import GatewaySettings
+from kubevision.gateway.http.server import server_config
 from kubevision.local.process import free_port
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(app) -> AsyncIterator[str]:
-    """Yields the gateway's base URL once it listens and its lifespan has started."""
+async def running_gateway(app, settings: GatewaySettings | None = None) -> AsyncIterator[str]:
+    """Yields the gateway's base URL once it listens and its lifespan has started; the server runs with `settings`'
+    timeouts (the defaults when none are given)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    server = uvicorn.Server(server_config(app, settings or GatewaySettings(), host="127.0.0.1", port=port))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

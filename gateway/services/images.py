@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 
@@ -27,6 +27,7 @@ from kubevision.gateway.services.lookup import ProjectLookup
 
 MAX_TAG_FILTER = 20
 URL_FETCHES = 8  # image URLs of one batch fetched at once
+STORED_AT_ONCE = 8  # images of an uploaded batch in memory at once (a slice of the batch a store call)
 OK_STATUSES = ("OK", "OKDuplicate")
 
 
@@ -101,11 +102,20 @@ class LabellingService:
             raise CustomVisionError(f"A batch holds at most {MAX_BATCH} images; this one has {count}.",
                                     "BadRequestImageBatch")
 
-    async def from_data(self, namespace: str, project_id: str, parts: list[bytes], tag_ids: list[str] | None,
-                        base_url: str) -> wire.ImageCreateSummary:
+    async def from_data(self, namespace: str, project_id: str, parts: Sequence[Callable[[], bytes]],
+                        tag_ids: list[str] | None, base_url: str) -> wire.ImageCreateSummary:
+        """Each part read when its slice of the batch is stored: 64 images of 6 MiB are never in memory at once.
+        Each image is answered as one call would (a copy later in the batch is OKDuplicate)."""
         self._check_batch(len(parts))
-        batch = [self._entry(tag_ids, None, None, None, data=data) for data in parts]
-        return await self._add(namespace, project_id, batch, base_url)
+        ref = await self.lookup.labelled(namespace, project_id)
+        results: list[Created] = []
+        for first in range(0, len(parts), STORED_AT_ONCE):
+            def add(readers=parts[first:first + STORED_AT_ONCE]) -> list[Created]:
+                batch = [self._entry(tag_ids, None, None, None, data=read()) for read in readers]
+                return self.labels.add_images(ref, batch)
+
+            results += await asyncio.to_thread(add)
+        return self._summary(namespace, ref.id, results, base_url)
 
     async def from_files(self, namespace: str, project_id: str, body: wire.ImageFileCreateBatch,
                          base_url: str) -> wire.ImageCreateSummary:

@@ -22,7 +22,11 @@ async def create_images_from_data(request: Request, project_id: str, namespace: 
                                   labeller: Labeller, base: BaseUrl, tag_ids: Annotated[IdList, Query(
                                       alias="tagIds")] = None):
     labeller.lookup.project(namespace, project_id)
-    return await labeller.from_data(namespace, project_id, await all_parts(request), ids(tag_ids), base)
+    parts = await all_parts(request)
+    try:
+        return await labeller.from_data(namespace, project_id, parts.readers(), ids(tag_ids), base)
+    finally:
+        parts.close()
 
 
 @routes("POST", "/projects/{project_id}/images/files", response_model=wire.ImageCreateSummary)

@@ -20,6 +20,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         400: "The image, its URL or the request is not acceptable.",
         401: "The Prediction-Key is missing or not valid.",
         404: "No such project for this key, or nothing published under this name.",
+        408: "The headers or the body arrived too slowly.",
+        413: "The body is over its route's limit (docs/gateway.md, Limits).",
         415: "The body is neither multipart/form-data nor application/octet-stream.",
         503: "Inference is not available now; retry after Retry-After seconds.",
     }.items()

@@ -28,8 +28,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         400: "The request is not acceptable: the body's code says why.",
         401: "The Training-Key is missing or not valid.",
         404: "No such project, tag, iteration or domain for this key.",
+        408: "The headers or the body arrived too slowly.",
         409: "The project's manifest belongs to someone else (docs/storage.md).",
+        413: "The body is over its route's limit (docs/gateway.md, Limits).",
         415: "The body's media type is not accepted.",
+        503: "No room for an upload now; retry after Retry-After seconds.",
     }.items()
 }
 GROUPS = (projects, tags, images, iterations, performance, exports, predictions, quicktest)  # in the order served
