@@ -1,18 +1,21 @@
 """The gateway's peak resident memory for the largest legal upload: one create_images_from_data batch of 64 images
 just under 6 MiB each (about 383 MiB of multipart), and for a 300 MB JSON body sent without a key.
 
-    .venv/bin/python benchmarks/gateway_memory.py [--kubevision PATH ...]
+    .venv/bin/python benchmarks/gateway_memory.py [--kubevision PATH ...] [--rounds 3]
 
 Starts the local platform (for its S3, store and keys) in a temporary folder, then, for each `kubevision` command
 given (by default this checkout's; another checkout's to compare), a gateway process of its own (`kubevision
 gateway --local`), and sends it the requests one at a time. Prints, per command and request, the gateway's resident
-set before the request and its peak during it (the kernel's VmHWM, reset before each request), and the answer.
+set before the request and its peak during it (the kernel's VmHWM, reset before each request), each the median
+of `--rounds` gateways started afresh, and the answer; and the load average before and after.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,6 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kubevision", nargs="+", default=[str(Path(sys.executable).parent / "kubevision")],
                         help="kubevision commands whose gateways are measured")
+    parser.add_argument("--rounds", type=int, default=3, help="gateways started per command; medians are printed")
     args = parser.parse_args()
     body = multipart(largest_png(), BATCH)
     with tempfile.TemporaryDirectory() as folder:
@@ -109,11 +113,18 @@ def main() -> None:
         platform = LocalPlatform(settings)
         try:
             platform.up()
-            print("| kubevision | request | resident before (MiB) | peak (MiB) | answer |")
-            print("|---|---|---|---|---|")
+            print(f"load average before: {os.getloadavg()[0]:.2f}")
+            print("| kubevision | request | resident before (MiB) | peak (MiB), median | peaks | answer |")
+            print("|---|---|---|---|---|---|")
             for kubevision in args.kubevision:
-                for name, before, peak, answer in measure(kubevision, settings.data_dir, body):
-                    print(f"| {kubevision} | {name} | {before:.0f} | {peak:.0f} | {answer} |", flush=True)
+                rounds = [measure(kubevision, settings.data_dir, body) for _ in range(args.rounds)]
+                for rows in zip(*rounds, strict=True):
+                    peaks = [peak for _, _, peak, _ in rows]
+                    name, answer = rows[0][0], rows[0][3]
+                    before = statistics.median(before for _, before, _, _ in rows)
+                    print(f"| {kubevision} | {name} | {before:.0f} | {statistics.median(peaks):.0f} | "
+                          f"{', '.join(f'{p:.0f}' for p in peaks)} | {answer} |", flush=True)
+            print(f"load average after: {os.getloadavg()[0]:.2f}")
         finally:
             platform.down()
 

@@ -16,8 +16,9 @@ from PIL import Image
 from kubevision.core.images import ImageProblem
 from kubevision.core.images import decode as decode_image
 from kubevision.core.settings import GatewaySettings
-from kubevision.gateway import url_policy
+from kubevision.gateway import links, url_policy
 from kubevision.gateway.errors import CustomVisionError
+from kubevision.gateway.services.signed_files import SignedFiles
 from kubevision.gateway.url_policy import url_error
 
 IMAGE_CODES = {"bytes": "BadRequestImageSizeBytes", "pixels": "BadRequestImageDimensions",
@@ -96,3 +97,32 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
             raise CustomVisionError(f"The image is over the limit of {limit} bytes.", "BadRequestImageSizeBytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class ImageFetcher:
+    """Image URLs as prediction, quick tests and uploads read them: a link this gateway signed (an image's
+    originalImageUri) from the store, through gateway/services/signed_files.py, and any other URL over HTTP under
+    the URL policy."""
+
+    def __init__(self, settings: GatewaySettings, http: httpx.AsyncClient, files: SignedFiles,
+                 platform_ports: Callable[[], Collection[int]]):
+        self.settings = settings
+        self.http = http
+        self.files = files
+        self.platform_ports = platform_ports
+
+    async def fetch(self, url: str, max_bytes: int | None = None) -> bytes:
+        """The image at `url`, at most `max_bytes` (the settings' max_image_bytes unless given)."""
+        settings = self.settings if max_bytes is None else self.settings.model_copy(
+            update={"max_image_bytes": max_bytes})
+        link = links.image_link(url)
+        if link is None or not self.files.is_ours(link):
+            return await fetch(url, self.http, settings, platform_ports=self.platform_ports)
+        try:
+            data = await self.files.image(link)
+        except CustomVisionError as error:
+            raise url_error(f"The image URL is a link of this service that cannot be read: {error.message}") from error
+        if len(data) > settings.max_image_bytes:
+            raise CustomVisionError(f"The image is over the limit of {settings.max_image_bytes} bytes.",
+                                    "BadRequestImageSizeBytes")
+        return data

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
-from urllib.parse import urlencode
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 PREFIX = "/customvision/files"
+_IMAGE_PATH = re.compile(rf"^{PREFIX}/([^/]+)/images/([^/]+)$")
 
 
 def _signature(key: str, path: str, expires: int) -> str:
@@ -25,6 +28,34 @@ def sign(base_url: str, key: str, path: str, seconds: int) -> str:
 
 def valid(key: str, path: str, expires: int, signature: str) -> bool:
     return bool(key) and expires >= time.time() and hmac.compare_digest(_signature(key, path, expires), signature)
+
+
+@dataclass(frozen=True)
+class ImageLink:
+    """What an image link names and the signature it carries."""
+
+    project_id: str
+    sha256: str
+    expires: int
+    signature: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.project_id}/images/{self.sha256}"
+
+
+def image_link(url: str) -> ImageLink | None:
+    """The image link `url` is, by its path and query, or None for any other URL."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    match = _IMAGE_PATH.match(parts.path)
+    query = parse_qs(parts.query)
+    expires, signature = query.get("expires", [""])[-1], query.get("signature", [""])[-1]
+    if not match or not expires.isdigit() or not signature:
+        return None
+    return ImageLink(match[1], match[2], int(expires), signature)
 
 
 class Signer:

@@ -28,6 +28,7 @@ from kubevision.gateway.http import errors
 from kubevision.gateway.http.guard import Guard
 from kubevision.gateway.http.observe import Observe
 from kubevision.gateway.http.routers import files, prediction, training
+from kubevision.gateway.images import ImageFetcher
 from kubevision.gateway.links import Signer
 from kubevision.gateway.services.exports import ExportService
 from kubevision.gateway.services.images import LabellingService
@@ -37,6 +38,7 @@ from kubevision.gateway.services.manifests import export_forever
 from kubevision.gateway.services.performance import PerformanceService
 from kubevision.gateway.services.predictions import PredictionRecorder, PredictionService
 from kubevision.gateway.services.projects import ProjectService
+from kubevision.gateway.services.signed_files import SignedFiles
 from kubevision.gateway.services.stored_predictions import StoredPredictionService
 from kubevision.gateway.services.tags import TagService
 from kubevision.gateway.services.transfer import ProjectTransfer
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 
 def wire_training(app: FastAPI, settings: GatewaySettings, source: CatalogSource, resources: ResourceWriter,
                   labels: LabelStore, exporter: ManifestExporter, index: PredictionIndex, objects: ObjectStore,
-                  http: httpx.AsyncClient, trained: TrainedIterations) -> None:
+                  fetcher: ImageFetcher, trained: TrainedIterations) -> None:
     """The training API's services, each given the collaborators it uses, on app.state for the routes."""
     lookup, links = ProjectLookup(source, labels), Signer(settings, source)
     state = app.state
@@ -55,7 +57,7 @@ def wire_training(app: FastAPI, settings: GatewaySettings, source: CatalogSource
     state.iterations = IterationService(settings, source, resources, lookup, labels, exporter)
     state.performance = PerformanceService(source, lookup, labels, trained, links)
     state.exports = ExportService(source, lookup, links)
-    state.labelling = LabellingService(settings, source, lookup, labels, index, objects, http, trained, links)
+    state.labelling = LabellingService(settings, source, lookup, labels, index, objects, fetcher, trained, links)
     state.stored_predictions = StoredPredictionService(lookup, index, links)
     state.transfer = ProjectTransfer(settings, state.projects, lookup, labels, exporter, objects, source)
 
@@ -85,9 +87,11 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
         recorder = PredictionRecorder(store, labels, index)
         async with httpx.AsyncClient(timeout=settings.url_timeout_seconds, follow_redirects=False) as http:
             app.state.source, app.state.objects = source, store
+            app.state.files = SignedFiles(source, store)
+            fetcher = ImageFetcher(settings, http, app.state.files, source.platform_ports)
             trained = TrainedIterations(store, settings)
-            app.state.predictions = PredictionService(settings, source, classifier, recorder, http, trained)
-            wire_training(app, settings, source, resources, labels, exporter, index, store, http, trained)
+            app.state.predictions = PredictionService(settings, source, classifier, recorder, fetcher, trained)
+            wire_training(app, settings, source, resources, labels, exporter, index, store, fetcher, trained)
             await source.start()
             exports = asyncio.create_task(export_forever(exporter, settings, source), name="manifest exports")
             try:

@@ -7,8 +7,6 @@ import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 
-import httpx
-
 from kubevision.core.images import MAX_IMAGE_BYTES
 from kubevision.core.labelstore import regions
 from kubevision.core.labelstore.predictions import PredictionIndex
@@ -16,12 +14,12 @@ from kubevision.core.labelstore.store import MAX_BATCH, Created, ImageView, Labe
 from kubevision.core.labelstore.tables import Region
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import ObjectStore
-from kubevision.gateway import images as image_urls
 from kubevision.gateway import wire
 from kubevision.gateway.backends.sources import CatalogSource
 from kubevision.gateway.backends.trained import TrainedIterations
 from kubevision.gateway.backends.trained import tag_ids as tag_ids_of
 from kubevision.gateway.errors import CustomVisionError
+from kubevision.gateway.images import ImageFetcher
 from kubevision.gateway.links import Signer
 from kubevision.gateway.services.lookup import ProjectLookup
 
@@ -50,7 +48,7 @@ async def _store_call(function, *args):
 
 class LabellingService:
     def __init__(self, settings: GatewaySettings, source: CatalogSource, lookup: ProjectLookup, labels: LabelStore,
-                 predictions_index: PredictionIndex, objects: ObjectStore, http: httpx.AsyncClient,
+                 predictions_index: PredictionIndex, objects: ObjectStore, fetcher: ImageFetcher,
                  trained: TrainedIterations, links: Signer):
         self.settings = settings
         self.source = source
@@ -58,7 +56,7 @@ class LabellingService:
         self.labels = labels
         self.predictions_index = predictions_index  # stored predictions, which images are created from
         self.objects = objects
-        self.http = http
+        self.fetcher = fetcher
         self.trained = trained  # training snapshots: the images an iteration was trained on
         self.links = links
 
@@ -131,13 +129,11 @@ class LabellingService:
         self._check_batch(len(entries))
         self.lookup.project(namespace, project_id)  # an unknown project is told before any fetch
         limit = asyncio.Semaphore(URL_FETCHES)
-        settings = self.settings.model_copy(update={"max_image_bytes": MAX_IMAGE_BYTES})
 
         async def fetch(url: str) -> bytes:
             async with limit:
                 try:
-                    return await image_urls.fetch(url, self.http, settings,
-                                                  platform_ports=self.source.platform_ports)
+                    return await self.fetcher.fetch(url, MAX_IMAGE_BYTES)
                 except CustomVisionError as error:
                     return b"" if error.code != "BadRequestImageSizeBytes" else b"\0" * (MAX_IMAGE_BYTES + 1)
 

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import httpx
 import numpy as np
 
 from kubevision.core import dataset
@@ -27,6 +26,7 @@ from kubevision.gateway.backends.trained import TrainedIterations, tag_ids
 from kubevision.gateway.backends.triton import Classifier
 from kubevision.gateway.catalog import Project, PublishedModel
 from kubevision.gateway.errors import CustomVisionError
+from kubevision.gateway.images import ImageFetcher
 from kubevision.gateway.wire import BoundingBox, ImagePrediction, Prediction, SuggestedTags, TagType
 
 log = logging.getLogger(__name__)
@@ -84,13 +84,13 @@ class PredictionRecorder:
 
 class PredictionService:
     def __init__(self, settings: GatewaySettings, source: CatalogSource, classifier: Classifier,
-                 recorder: PredictionRecorder | None, http: httpx.AsyncClient, trained: TrainedIterations):
+                 recorder: PredictionRecorder | None, fetcher: ImageFetcher, trained: TrainedIterations):
         self.settings = settings
         self.source = source
         self.classifier = classifier
         self.trained = trained  # runs iterations that are not published, for quick tests
         self.recorder = recorder
-        self.http = http
+        self.fetcher = fetcher
 
     def kind(self, namespace: str, project_id: str) -> str:
         """The prediction a project's models make: classify, or detect for an ObjectDetection project."""
@@ -109,13 +109,8 @@ class PredictionService:
     async def predict_url(self, namespace: str, project_id: str, publish_name: str, kind: str, url: str,
                           store: bool, application: str | None) -> ImagePrediction:
         self._model(namespace, project_id, publish_name, kind)  # an unknown project is told before any fetch
-        data = await self.fetch(url)
+        data = await self.fetcher.fetch(url)
         return await self.predict(namespace, project_id, publish_name, kind, data, store, application)
-
-    async def fetch(self, url: str) -> bytes:
-        """The image at `url`, as prediction routes and quick tests fetch it: BadRequestImageUrl for a URL that is
-        malformed or that the policy refuses."""
-        return await images.fetch(url, self.http, self.settings, platform_ports=self.source.platform_ports)
 
     async def predict(self, namespace: str, project_id: str, publish_name: str, kind: str, data: bytes,
                       store: bool, application: str | None) -> ImagePrediction:

@@ -250,11 +250,17 @@ def test_raw_http_pins_shapes_limits_and_refusals(quickstart, platform):
 
 def test_each_bad_url_of_a_batch_is_its_own_image_error_and_the_rest_is_added(quickstart, platform):
     """A malformed URL, or one at the platform's own services (S3's filer would hand out any namespace's stored
-    image without credentials), is that image's ErrorSource; the good URLs of the batch are added."""
+    image without credentials, and the gateway's own API), is that image's ErrorSource; the good URLs of the batch
+    are added, an image's originalImageUri among them (read from the store: its signature makes it the gateway's)."""
     api = Api(quickstart, keys(platform)["trainingKey"])
     created = api("POST", "/projects", params={"name": "URL batch"})
-    assert created.status_code == 200, created.text
-    pid = created.json()["id"]
+    source = api("POST", "/projects", params={"name": "URL batch source"})
+    assert created.status_code == source.status_code == 200, (created.text, source.text)
+    pid, source_id = created.json()["id"], source.json()["id"]
+    uploaded = api("POST", f"/projects/{source_id}/images", content=png(102),
+                   headers={"Content-Type": "application/octet-stream"})
+    link = uploaded.json()["images"][0]["image"]["originalImageUri"]
+    tampered = link[:-1] + ("1" if link.endswith("0") else "0")
     s3 = platform.load_state().services["s3"]
     objects = ObjectStore(platform.s3_settings())
     stored = next(key for key in objects.keys(DATASETS_BUCKET, "") if "/images/" in key)
@@ -262,14 +268,16 @@ def test_each_bad_url_of_a_batch_is_its_own_image_error_and_the_rest_is_added(qu
            "http://user:password@127.0.0.1/x.png", "http://exa mple.com/x.png",
            f"http://127.0.0.1:{s3.ports['filer.port']}/buckets/{DATASETS_BUCKET}/{stored}",
            f"http://[::ffff:127.0.0.1]:{s3.ports['filer.port']}/buckets/{DATASETS_BUCKET}/{stored}",
-           f"http://localhost:{s3.ports['admin.port']}/", s3.health_url]
+           f"http://localhost:{s3.ports['admin.port']}/", s3.health_url, tampered,
+           f"{api.base}/projects"]
     with serving({"0.png": png(100), "1.png": png(101)}) as base:
-        entries = [{"url": f"{base}/0.png"}, *({"url": url} for url in bad), {"url": f"{base}/1.png"}]
+        entries = [{"url": f"{base}/0.png"}, *({"url": url} for url in bad), {"url": f"{base}/1.png"}, {"url": link}]
         summary = api("POST", f"/projects/{pid}/images/urls", json={"images": entries})
     assert summary.status_code == 200, summary.text
-    assert [i["status"] for i in summary.json()["images"]] == ["OK", *["ErrorSource"] * len(bad), "OK"]
-    assert api("GET", f"/projects/{pid}/images/count").json() == 2
-    assert api("DELETE", f"/projects/{pid}").status_code == 204
+    assert [i["status"] for i in summary.json()["images"]] == ["OK", *["ErrorSource"] * len(bad), "OK", "OK"]
+    assert api("GET", f"/projects/{pid}/images/count").json() == 3
+    for project_id in (pid, source_id):
+        assert api("DELETE", f"/projects/{project_id}").status_code == 204
 
 
 def test_the_sdk_raises_training_errors(quickstart, platform):

@@ -36,7 +36,7 @@ async def quick_test_image_url(project_id: str, image: wire.ImageUrl, namespace:
                                                                          max_length=64)] = None,
                                store: bool = True):
     target = iterations.quick_test_target(namespace, project_id, iteration_id)
-    data = await predictions.fetch(image.url)
+    data = await predictions.fetcher.fetch(image.url)
     return await quick_test(predictions, namespace, target, data, store)
 
 
