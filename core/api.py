@@ -150,14 +150,27 @@ class TrainingDefaults(ApiModel):
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters, description="Default hyperparameters.")
 
 
+def _admitted_prefix(schema: dict) -> None:
+    """The prefix as admission sees it: required, of two segments at least."""
+    schema.pop("default", None)
+    schema["pattern"] = r"^([A-Za-z0-9!_.*'()-]+/){2,}$"
+
+
 class DatasetLocation(ApiModel):
-    """Where the project's images and dataset manifest live in S3 (see docs/storage.md)."""
+    """Where the project's images and dataset manifest live in S3 (see docs/storage.md).
+
+    Admission (the CRD's schema) wants a prefix of two segments at least; a project stored before that rule may have
+    none, or one, so reading it still succeeds, and the operator refuses it by a condition (DatasetOutsideNamespace)
+    instead of failing to parse it, or to delete it."""
+
+    model_config = ConfigDict(json_schema_extra={"required": ["bucket", "prefix"]})
 
     bucket: str = Field(
         min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$", description="S3 bucket name."
     )
     prefix: str = Field(
-        max_length=512, pattern=r"^([A-Za-z0-9!_.*'()-]+/){2,}$",
+        default="", max_length=512, pattern=r"^([A-Za-z0-9!_.*'()-]+/)*$",
+        json_schema_extra=_admitted_prefix,
         description="Key prefix inside the bucket: the project's namespace and at least one more path segment, "
                     "each ending in '/' (e.g. team-a/trees/). The operator refuses a prefix outside the namespace.",
     )

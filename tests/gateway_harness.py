@@ -7,9 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import uvicorn
+from kopf_harness import eventually
+from kubernetes_asyncio import client
 
-from kubevision.core.settings import GatewaySettings
+from kubevision.core.settings import GatewaySettings, S3Settings
+from kubevision.gateway.backends.sources import KubernetesSource
 from kubevision.gateway.http.server import server_config
+from kubevision.gateway.main import create_app
 from kubevision.local.process import free_port
 
 
@@ -29,3 +33,14 @@ async def running_gateway(app, settings: GatewaySettings | None = None) -> Async
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=15)
+
+
+@contextlib.asynccontextmanager
+async def kubernetes_gateway(emulator, settings: GatewaySettings, s3: S3Settings) -> AsyncIterator[str]:
+    """Yields the base URL of a gateway in Kubernetes mode over the emulator's API, once its catalog has read the
+    first complete list."""
+    async with client.ApiClient(client.Configuration(host=str(emulator.url).rstrip("/"))) as api_client:
+        source = KubernetesSource(settings, api_client)
+        async with running_gateway(create_app(settings, source, s3), settings) as base:
+            await eventually(lambda: source.ready, what="the first complete list")
+            yield base

@@ -26,6 +26,7 @@ CHART_VALUES = Path(__file__).resolve().parents[2] / "charts" / "kubevision" / "
 TEST_IMAGE = (EXAMPLES / "samples" / "test" / "test_image.jpg").read_bytes()
 HOSTILE_SECONDS = 25  # the mix repeats for this long (slow bodies wait out the gateway's 10 s body timeout)
 HEADROOM = 0.75  # the peak stays under three quarters of the limit
+BATCH_GROWTH = 128 * 2**20  # what the largest batch may add to the gateway's resident set (a tenth of the batch)
 UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
 
 
@@ -266,6 +267,7 @@ def test_the_largest_legal_batch_stays_in_bounded_memory(quickstart, platform):
         project = http.post(f"{training}/projects", params={"name": f"Largest {uuid.uuid4().hex[:6]}"},
                             headers=key).json()["id"]
         peak = PeakMemory(gateway_pid)
+        before = peak.read("VmRSS")
         answer = http.post(f"{training}/projects/{project}/images", content=body,
                            headers={**key, "Content-Type": "multipart/form-data; boundary=batch"})
         highest = peak.read()
@@ -276,5 +278,7 @@ def test_the_largest_legal_batch_stays_in_bounded_memory(quickstart, platform):
         http.delete(f"{training}/projects/{project}", headers=key)
     assert stored == image
     limit = memory_limit()
-    print(f"peak resident memory {highest / 2**20:.0f} MiB for {len(body) / 2**20:.0f} MiB of images")
+    print(f"resident memory {before / 2**20:.0f} MiB, peak {highest / 2**20:.0f} MiB for {len(body) / 2**20:.0f} MiB "
+          "of images")
     assert highest < HEADROOM * limit, f"peak {highest / 2**20:.0f} MiB of a {limit / 2**20:.0f} MiB limit"
+    assert highest - before < BATCH_GROWTH, f"the batch took {(highest - before) / 2**20:.0f} MiB"

@@ -14,17 +14,13 @@ import tritonclient.http as triton_http
 import yaml
 from chart import role_rules
 from conftest import EXAMPLES
-from gateway_harness import running_gateway
-from kopf_harness import eventually
+from gateway_harness import kubernetes_gateway
 from kube_emulator import KubeEmulator
-from kubernetes_asyncio import client
 from seeding import photo
 
 from kubevision.core.labels import model_name
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import ModelRepositoryLayout, ObjectStore
-from kubevision.gateway.backends.sources import KubernetesSource
-from kubevision.gateway.main import create_app
 from kubevision.local.store import LocalStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,42 +94,39 @@ async def test_the_gateway_serves_what_resource_status_publishes(kmock, quicksta
     await publish(kmock, "team-a", "trees-quickstart", served)
 
     settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path)  # its label store: SQLite in tmp_path
-    async with client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/"))) as api_client:
-        source = KubernetesSource(settings, api_client)
-        async with running_gateway(create_app(settings, source, platform.s3_settings())) as base, \
-                httpx.AsyncClient(base_url=base, timeout=60) as http:
-            await eventually(lambda: source.ready, what="the first complete list")
-            assert (await http.get("/readyz")).status_code == 200
+    async with kubernetes_gateway(kmock, settings, platform.s3_settings()) as base, \
+            httpx.AsyncClient(base_url=base, timeout=60) as http:
+        assert (await http.get("/readyz")).status_code == 200
 
-            async def predict(name: str, key: str = "key-a") -> httpx.Response:
-                return await http.post(
-                    f"/customvision/v3.1/Prediction/{project['metadata']['uid']}/classify/iterations/{name}/image",
-                    content=TEST_IMAGE, headers={"Prediction-Key": key, "Content-Type": "application/octet-stream"})
+        async def predict(name: str, key: str = "key-a") -> httpx.Response:
+            return await http.post(
+                f"/customvision/v3.1/Prediction/{project['metadata']['uid']}/classify/iterations/{name}/image",
+                content=TEST_IMAGE, headers={"Prediction-Key": key, "Content-Type": "application/octet-stream"})
 
-            answer = await predict("trees-k8s")
-            assert answer.status_code == 200, answer.text
-            assert answer.json()["predictions"][0]["tagName"] == "Hemlock"
-            assert answer.json()["iteration"] != "" and answer.json()["project"] == project["metadata"]["uid"]
+        answer = await predict("trees-k8s")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"][0]["tagName"] == "Hemlock"
+        assert answer.json()["iteration"] != "" and answer.json()["project"] == project["metadata"]["uid"]
 
-            foreign = await predict("trees-k8s", key="key-b")  # team B's key, team A's project id
-            assert (foreign.status_code, foreign.json()["code"]) == (404, "NotFoundProject")
+        foreign = await predict("trees-k8s", key="key-b")  # team B's key, team A's project id
+        assert (foreign.status_code, foreign.json()["code"]) == (404, "NotFoundProject")
 
-            async def code_of(name: str, key: str = "key-a") -> int:
-                return (await predict(name, key)).status_code
+        async def code_of(name: str, key: str = "key-a") -> int:
+            return (await predict(name, key)).status_code
 
-            await publish(kmock, "team-a", "trees-quickstart", {"publishedName": "trees-k8s-v2"})  # a republish
-            await eventually_async(lambda: code_of("trees-k8s-v2"), 200)
-            assert (await predict("trees-k8s")).json()["code"] == "NotFoundIteration"
+        await publish(kmock, "team-a", "trees-quickstart", {"publishedName": "trees-k8s-v2"})  # a republish
+        await eventually_async(lambda: code_of("trees-k8s-v2"), 200)
+        assert (await predict("trees-k8s")).json()["code"] == "NotFoundIteration"
 
-            await publish(kmock, "team-a", "trees-quickstart", {"phase": "Trained", "publishedName": None,
-                                                                "endpoint": None})  # an unpublish
-            await eventually_async(lambda: code_of("trees-k8s-v2"), 404)
+        await publish(kmock, "team-a", "trees-quickstart", {"phase": "Trained", "publishedName": None,
+                                                            "endpoint": None})  # an unpublish
+        await eventually_async(lambda: code_of("trees-k8s-v2"), 404)
 
-            await publish(kmock, "team-a", "trees-quickstart", served)
-            await eventually_async(lambda: code_of("trees-k8s"), 200)
-            await put_keys(kmock, "team-a", "key-a2", create_it=False)  # a key rotation
-            await eventually_async(lambda: code_of("trees-k8s", "key-a2"), 200)
-            assert await code_of("trees-k8s", "key-a") == 401
+        await publish(kmock, "team-a", "trees-quickstart", served)
+        await eventually_async(lambda: code_of("trees-k8s"), 200)
+        await put_keys(kmock, "team-a", "key-a2", create_it=False)  # a key rotation
+        await eventually_async(lambda: code_of("trees-k8s", "key-a2"), 200)
+        assert await code_of("trees-k8s", "key-a") == 401
     # Every change above reached the gateway through its watches: each resource was listed once, at the start.
     assert {resource: kmock.request_counts[("list", group, resource)] for group, resource in (
         ("kubevision.io", "customvisionprojects"), ("kubevision.io", "iterations"), ("", "secrets"))} == {
@@ -159,62 +152,59 @@ async def test_the_training_api_creates_projects_and_iterations_in_the_keys_name
     await put_keys(kmock, "team-b", "key-b")
     photos = {tag: sorted((EXAMPLES / "samples" / tag).glob("*.jpg"))[:5] for tag in ("Hemlock", "Japanese_Cherry")}
     settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path, publish_wait_seconds=0)
-    async with client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/"))) as api_client:
-        source = KubernetesSource(settings, api_client)
-        async with running_gateway(create_app(settings, source, platform.s3_settings())) as base, \
-                httpx.AsyncClient(base_url=f"{base}/customvision/v3.4-preview/training", timeout=60,
-                                  headers={"Training-Key": "t-key-a"}) as http:
-            await eventually(lambda: source.ready, what="the first complete list")
-            created = await http.post("/projects", params={"name": "Trees on Kubernetes"})
-            assert created.status_code == 200, created.text
-            project = created.json()
-            path = f"{objects('team-a', 'customvisionprojects')}/trees-on-kubernetes"
-            resource = await (await kmock.get(path)).json()
-            assert resource["metadata"]["uid"] == project["id"]
-            assert resource["spec"]["displayName"] == "Trees on Kubernetes"
-            assert resource["spec"]["dataset"] == {"bucket": "kubevision-datasets",
-                                                   "prefix": "team-a/trees-on-kubernetes/"}
-            foreign = await http.get(f"/projects/{project['id']}", headers={"Training-Key": "t-key-b"})
-            assert (foreign.status_code, foreign.json()["code"]) == (404, "NotFoundProject")
-            renamed = await http.patch(f"/projects/{project['id']}", json={"name": "Trees", "description": "K8s"})
-            assert renamed.json()["name"] == "Trees" and renamed.json()["description"] == "K8s"
-            assert (await (await kmock.get(path)).json())["spec"]["displayName"] == "Trees"
+    async with kubernetes_gateway(kmock, settings, platform.s3_settings()) as base, \
+            httpx.AsyncClient(base_url=f"{base}/customvision/v3.4-preview/training", timeout=60,
+                              headers={"Training-Key": "t-key-a"}) as http:
+        created = await http.post("/projects", params={"name": "Trees on Kubernetes"})
+        assert created.status_code == 200, created.text
+        project = created.json()
+        path = f"{objects('team-a', 'customvisionprojects')}/trees-on-kubernetes"
+        resource = await (await kmock.get(path)).json()
+        assert resource["metadata"]["uid"] == project["id"]
+        assert resource["spec"]["displayName"] == "Trees on Kubernetes"
+        assert resource["spec"]["dataset"] == {"bucket": "kubevision-datasets",
+                                               "prefix": "team-a/trees-on-kubernetes/"}
+        foreign = await http.get(f"/projects/{project['id']}", headers={"Training-Key": "t-key-b"})
+        assert (foreign.status_code, foreign.json()["code"]) == (404, "NotFoundProject")
+        renamed = await http.patch(f"/projects/{project['id']}", json={"name": "Trees", "description": "K8s"})
+        assert renamed.json()["name"] == "Trees" and renamed.json()["description"] == "K8s"
+        assert (await (await kmock.get(path)).json())["spec"]["displayName"] == "Trees"
 
-            for tag, paths in photos.items():
-                tag_id = (await http.post(f"/projects/{project['id']}/tags", params={"name": tag})).json()["id"]
-                files = {"images": [{"name": p.name, "contents": base64.b64encode(p.read_bytes()).decode(),
-                                     "tagIds": [tag_id]} for p in paths]}
-                assert (await http.post(f"/projects/{project['id']}/images/files", json=files)).json()[
-                    "isBatchSuccessful"]
-            trained = await http.post(f"/projects/{project['id']}/train")
-            assert trained.status_code == 200, trained.text
-            iteration = trained.json()
-            assert iteration["status"] == "Training" and iteration["name"] == "Iteration 1"
-            body = await (await kmock.get(f"{objects('team-a', 'iterations')}/trees-on-kubernetes-1")).json()
-            assert body["metadata"]["uid"] == iteration["id"]
-            assert body["spec"] == {"projectRef": {"name": "trees-on-kubernetes"}, "trainingType": "Quick"}
-            manifest = ObjectStore(platform.s3_settings()).get(
-                "kubevision-datasets", "team-a/trees-on-kubernetes/manifest.jsonl")  # exported before the Iteration
-            assert len(manifest.splitlines()) == 10
+        for tag, paths in photos.items():
+            tag_id = (await http.post(f"/projects/{project['id']}/tags", params={"name": tag})).json()["id"]
+            files = {"images": [{"name": p.name, "contents": base64.b64encode(p.read_bytes()).decode(),
+                                 "tagIds": [tag_id]} for p in paths]}
+            assert (await http.post(f"/projects/{project['id']}/images/files", json=files)).json()[
+                "isBatchSuccessful"]
+        trained = await http.post(f"/projects/{project['id']}/train")
+        assert trained.status_code == 200, trained.text
+        iteration = trained.json()
+        assert iteration["status"] == "Training" and iteration["name"] == "Iteration 1"
+        body = await (await kmock.get(f"{objects('team-a', 'iterations')}/trees-on-kubernetes-1")).json()
+        assert body["metadata"]["uid"] == iteration["id"]
+        assert body["spec"] == {"projectRef": {"name": "trees-on-kubernetes"}, "trainingType": "Quick"}
+        manifest = ObjectStore(platform.s3_settings()).get(
+            "kubevision-datasets", "team-a/trees-on-kubernetes/manifest.jsonl")  # exported before the Iteration
+        assert len(manifest.splitlines()) == 10
 
-            await publish(kmock, "team-a", "trees-on-kubernetes-1", {  # as the operator reports a trained model
-                "phase": "Trained", "metrics": {"probabilityThreshold": 0.5, "precision": 1, "recall": 1,
-                                                "averagePrecision": 1, "perTag": []}})
+        await publish(kmock, "team-a", "trees-on-kubernetes-1", {  # as the operator reports a trained model
+            "phase": "Trained", "metrics": {"probabilityThreshold": 0.5, "precision": 1, "recall": 1,
+                                            "averagePrecision": 1, "perTag": []}})
 
-            async def status_of() -> str:
-                return (await http.get(f"/projects/{project['id']}/iterations/{iteration['id']}")).json()["status"]
+        async def status_of() -> str:
+            return (await http.get(f"/projects/{project['id']}/iterations/{iteration['id']}")).json()["status"]
 
-            await eventually_async(status_of, "Completed")
-            published = await http.post(f"/projects/{project['id']}/iterations/{iteration['id']}/publish",
-                                         params={"publishName": "treesK8s", "predictionId": "unused"})
-            assert published.json() is True
-            body = await (await kmock.get(f"{objects('team-a', 'iterations')}/trees-on-kubernetes-1")).json()
-            assert body["spec"]["publishName"] == "treesk8s"
-            assert (await http.delete(f"/projects/{project['id']}/iterations/{iteration['id']}/publish")).status_code \
-                == 204
-            assert (await http.delete(f"/projects/{project['id']}/iterations/{iteration['id']}")).status_code == 204
-            assert (await http.delete(f"/projects/{project['id']}")).status_code == 204
-            assert (await kmock.get(path)).status == 404
+        await eventually_async(status_of, "Completed")
+        published = await http.post(f"/projects/{project['id']}/iterations/{iteration['id']}/publish",
+                                     params={"publishName": "treesK8s", "predictionId": "unused"})
+        assert published.json() is True
+        body = await (await kmock.get(f"{objects('team-a', 'iterations')}/trees-on-kubernetes-1")).json()
+        assert body["spec"]["publishName"] == "treesk8s"
+        assert (await http.delete(f"/projects/{project['id']}/iterations/{iteration['id']}/publish")).status_code \
+            == 204
+        assert (await http.delete(f"/projects/{project['id']}/iterations/{iteration['id']}")).status_code == 204
+        assert (await http.delete(f"/projects/{project['id']}")).status_code == 204
+        assert (await kmock.get(path)).status == 404
     OBSERVED_PERMISSIONS.update(kmock.permissions)
 
 
@@ -225,69 +215,66 @@ async def test_one_namespace_can_do_nothing_to_another_that_it_could_notice(kmoc
     await put_keys(kmock, "team-b", "key-b")
     store = ObjectStore(platform.s3_settings())
     settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path, import_token_seconds=4)
-    async with client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/"))) as api_client:
-        source = KubernetesSource(settings, api_client)
-        async with running_gateway(create_app(settings, source, platform.s3_settings())) as base, \
-                httpx.AsyncClient(base_url=f"{base}/customvision/v3.3/training", timeout=60,
-                                  headers={"Training-Key": "t-key-a"}) as http:
-            await eventually(lambda: source.ready, what="the first complete list")
-            b = {"Training-Key": "t-key-b"}
+    async with kubernetes_gateway(kmock, settings, platform.s3_settings()) as base, \
+            httpx.AsyncClient(base_url=f"{base}/customvision/v3.3/training", timeout=60,
+                              headers={"Training-Key": "t-key-a"}) as http:
+        b = {"Training-Key": "t-key-b"}
 
-            async def make(name: str, images: int) -> str:
-                project = (await http.post("/projects", params={"name": name})).json()
-                tag = (await http.post(f"/projects/{project['id']}/tags", params={"name": "Hemlock"})).json()["id"]
-                for n in range(images):
-                    added = await http.post(f"/projects/{project['id']}/images", params={"tagIds": tag},
-                                            content=photo(f"{name}-{n}"),
-                                            headers={"Content-Type": "application/octet-stream"})
-                    assert added.json()["isBatchSuccessful"], added.text
-                return project["id"]
+        async def make(name: str, images: int) -> str:
+            project = (await http.post("/projects", params={"name": name})).json()
+            tag = (await http.post(f"/projects/{project['id']}/tags", params={"name": "Hemlock"})).json()["id"]
+            for n in range(images):
+                added = await http.post(f"/projects/{project['id']}/images", params={"tagIds": tag},
+                                        content=photo(f"{name}-{n}"),
+                                        headers={"Content-Type": "application/octet-stream"})
+                assert added.json()["isBatchSuccessful"], added.text
+            return project["id"]
 
-            async def count(project_id: str, headers=None) -> int:
-                return (await http.get(f"/projects/{project_id}/images/tagged/count", headers=headers)).json()
+        async def count(project_id: str, headers=None) -> int:
+            return (await http.get(f"/projects/{project_id}/images/tagged/count", headers=headers)).json()
 
-            async def refusal(token: str) -> str:
-                answer = await http.post("/projects/import", params={"token": token}, headers=b)
-                assert (answer.status_code, answer.json()["code"]) == (400, "BadRequestInvalidImportToken")
-                return answer.json()["message"]
+        async def refusal(token: str) -> str:
+            answer = await http.post("/projects/import", params={"token": token}, headers=b)
+            assert (answer.status_code, answer.json()["code"]) == (400, "BadRequestInvalidImportToken")
+            return answer.json()["message"]
 
-            trees = await make("Trees", 3)
-            own_token = (await http.get(f"/projects/{trees}/export")).json()["token"]  # as Azure's SDK asks
-            manifest = store.get("kubevision-datasets", "team-a/trees/manifest.jsonl")
+        trees = await make("Trees", 3)
+        own_token = (await http.get(f"/projects/{trees}/export")).json()["token"]  # as Azure's SDK asks
+        manifest = store.get("kubevision-datasets", "team-a/trees/manifest.jsonl")
 
-            # 1. B's project naming A's dataset is served by no route, and reads or writes nothing of A's.
-            copy = await create(kmock, "team-b", "customvisionprojects", {
-                "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "copy"},
-                "spec": {"displayName": "Copy", "dataset": {"bucket": "kubevision-datasets",
-                                                            "prefix": "team-a/trees/"}}})
-            await asyncio.sleep(0.5)  # the watch has brought it
-            assert (await http.get("/projects", headers=b)).json() == []
-            for path in ("", "/tags", "/images/tagged"):
-                answer = await http.get(f"/projects/{copy['metadata']['uid']}{path}", headers=b)
-                assert (answer.status_code, answer.json()["code"]) == (404, "NotFoundProject")
-            assert store.get("kubevision-datasets", "team-a/trees/manifest.jsonl") == manifest
+        # 1. B's project naming A's dataset is served by no route, and reads or writes nothing of A's.
+        copy = await create(kmock, "team-b", "customvisionprojects", {
+            "apiVersion": "kubevision.io/v1alpha1", "kind": "CustomVisionProject", "metadata": {"name": "copy"},
+            "spec": {"displayName": "Copy", "dataset": {"bucket": "kubevision-datasets",
+                                                        "prefix": "team-a/trees/"}}})
+        await asyncio.sleep(0.5)  # the watch has brought it
+        assert (await http.get("/projects", headers=b)).json() == []
+        for path in ("", "/tags", "/images/tagged"):
+            answer = await http.get(f"/projects/{copy['metadata']['uid']}{path}", headers=b)
+            assert (answer.status_code, answer.json()["code"]) == (404, "NotFoundProject")
+        assert store.get("kubevision-datasets", "team-a/trees/manifest.jsonl") == manifest
 
-            # 5. A token works in the namespace it names, until it expires.
-            assert "may be used in namespace 'team-a' only" in await refusal(own_token)
-            for_b = (await http.get(f"/projects/{trees}/export", params={"importNamespace": "team-b"})).json()
-            imported = await http.post("/projects/import", params={"token": for_b["token"], "name": "Mine"},
-                                       headers=b)
-            assert imported.status_code == 200, imported.text
-            assert await count(imported.json()["id"], b) == 3
-            late = (await http.get(f"/projects/{trees}/export", params={"importNamespace": "team-b"})).json()
-            await asyncio.sleep(settings.import_token_seconds + 1)
-            assert "expired" in await refusal(late["token"])
+        # 5. A token works in the namespace it names, until it expires.
+        assert "may be used in namespace 'team-a' only" in await refusal(own_token)
+        for_b = (await http.get(f"/projects/{trees}/export", params={"importNamespace": "team-b"})).json()
+        imported = await http.post("/projects/import", params={"token": for_b["token"], "name": "Mine"},
+                                   headers=b)
+        assert imported.status_code == 200, imported.text
+        assert await count(imported.json()["id"], b) == 3
+        late = (await http.get(f"/projects/{trees}/export", params={"importNamespace": "team-b"})).json()
+        await asyncio.sleep(settings.import_token_seconds + 1)
+        assert "expired" in await refusal(late["token"])
 
-            # 5. Deleted is deleted: the dataset goes, its tokens die, the name comes back empty.
-            fresh = (await http.get(f"/projects/{trees}/export", params={"importNamespace": "team-b"})).json()
-            assert (await http.delete(f"/projects/{trees}")).status_code == 204
-            assert store.keys("kubevision-datasets", "team-a/trees/") == []
-            assert "deleted" in await refusal(fresh["token"])
-            again = await make("Trees", 0)
-            assert again != trees and await count(again) == 0
-            assert [t["name"] for t in (await http.get(f"/projects/{again}/tags")).json()] == ["Hemlock"]
-            assert (await http.get(f"/projects/{again}/tags")).json()[0]["imageCount"] == 0
-            assert await count(imported.json()["id"], b) == 3  # B's own copy is B's
+        # 5. Deleted is deleted: the dataset goes, its tokens die, the name comes back empty.
+        fresh = (await http.get(f"/projects/{trees}/export", params={"importNamespace": "team-b"})).json()
+        assert (await http.delete(f"/projects/{trees}")).status_code == 204
+        assert store.keys("kubevision-datasets", "team-a/trees/") == []
+        assert "deleted" in await refusal(fresh["token"])
+        again = await make("Trees", 0)
+        assert again != trees and await count(again) == 0
+        assert [t["name"] for t in (await http.get(f"/projects/{again}/tags")).json()] == ["Hemlock"]
+        assert (await http.get(f"/projects/{again}/tags")).json()[0]["imageCount"] == 0
+        assert await count(imported.json()["id"], b) == 3  # B's own copy is B's
     OBSERVED_PERMISSIONS.update(kmock.permissions)
 
 

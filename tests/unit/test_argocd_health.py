@@ -29,10 +29,11 @@ ITERATION_NOT_READY = {
     Reason.MANIFEST_INVALID: "Degraded", Reason.MODEL_NOT_FOUND: "Degraded",
     Reason.RECONCILE_FAILED: "Degraded",  # unforeseen: retried, but a person should read the message
 }
-# Reasons that never make an Iteration's Ready False (True reasons, or the project's own).
+# Reasons that never make an Iteration's Ready False (True reasons, the project's own, or an Event's).
 NOT_ITERATION_BLOCKERS = {Reason.ENOUGH_IMAGES, Reason.READY, Reason.DATASET_NOT_READY, Reason.TRACKING_UNAVAILABLE,
                           Reason.TRAINING_SUCCEEDED, Reason.SPEC_CURRENT, Reason.SPEC_CHANGED_AFTER_TRAINING,
-                          Reason.NOT_PUBLISHED, Reason.PUBLISHED}
+                          Reason.NOT_PUBLISHED, Reason.PUBLISHED, Reason.DATASET_OUTSIDE_NAMESPACE,
+                          Reason.DATASET_NOT_REMOVED}
 
 
 def health(kind: str, obj: dict) -> dict[str, str]:
