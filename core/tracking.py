@@ -1,12 +1,16 @@
-"""A project's MLflow experiment, and the aliases that mark its served model versions, through MLflow's REST API:
-a few requests, without importing MLflow's client (about 150 MB resident in a long-running controller that needs
-nothing else of it)."""
+"""A project's MLflow experiment, the aliases that mark its served model versions, and the runs a dead trainer left
+open, through MLflow's REST API: a few requests, without importing MLflow's client (about 150 MB resident in a
+long-running controller that needs nothing else of it)."""
 
 from __future__ import annotations
 
 import functools
+import time
 
 import httpx
+
+UID_TAG = "kubevision.io/uid"  # on a training run: the uid of its Iteration
+FAILURE_TAG = "kubevision.io/failure"  # on a run ended by the controller: why its trainer stopped
 
 
 class TrackingError(RuntimeError):
@@ -83,6 +87,33 @@ def ensure_experiment(tracking_uri: str, name: str, timeout: float = 10) -> str:
         if _error_code(created) == "RESOURCE_ALREADY_EXISTS" and (found := _existing(api, name, timeout)):
             return found
         raise TrackingError(f"MLflow at {tracking_uri}: {_describe(created)}")
+    except (httpx.HTTPError, ValueError, KeyError) as error:
+        raise TrackingError(f"MLflow at {tracking_uri}: {error}") from error
+
+
+def end_unfinished_runs(tracking_uri: str, namespace: str, project: str, iteration_uid: str, why: str,
+                        timeout: float = 10) -> int:
+    """Ends as FAILED the Iteration's runs still RUNNING, which a trainer killed before it could end them leaves so
+    for good, tagged with why it stopped; returns how many."""
+    api = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow"
+    try:
+        experiment = _existing(f"{api}/experiments", experiment_name(namespace, project), timeout)
+        if experiment is None:
+            return 0
+        found = _client().post(f"{api}/runs/search", timeout=timeout, json={
+            "experiment_ids": [experiment],
+            "filter": f"tags.`{UID_TAG}` = '{iteration_uid}' and attributes.status = 'RUNNING'"})
+        if found.status_code != 200:
+            raise TrackingError(f"MLflow at {tracking_uri}: {_describe(found)}")
+        runs = [run["info"]["run_id"] for run in found.json().get("runs", [])]
+        for run_id in runs:
+            for call, body in (("set-tag", {"run_id": run_id, "key": FAILURE_TAG, "value": why[:5000]}),
+                               ("update", {"run_id": run_id, "status": "FAILED",
+                                           "end_time": int(time.time() * 1000)})):
+                response = _client().post(f"{api}/runs/{call}", json=body, timeout=timeout)
+                if response.status_code != 200:
+                    raise TrackingError(f"MLflow at {tracking_uri}: {_describe(response)}")
+        return len(runs)
     except (httpx.HTTPError, ValueError, KeyError) as error:
         raise TrackingError(f"MLflow at {tracking_uri}: {error}") from error
 

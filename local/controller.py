@@ -138,7 +138,7 @@ class LocalController:
         meta = iteration.metadata
         if body["metadata"].get("deletionTimestamp"):
             self.trainings.stop(iteration_id(iteration))
-            await self.sync_published_alias(iteration, IterationStatus())
+            await self.sync_tracking(iteration, IterationStatus())
             self.store.remove(ITERATION, meta.namespace, meta.name)  # its model is unloaded by _serve
             return None, False
         plan = await sequence.reconcile_iteration(self, body)  # never None: a training shows once started
@@ -179,8 +179,8 @@ class LocalController:
     async def start_training(self, train: reconcile.TrainingJob, iteration_body: dict[str, Any]) -> None:
         self.trainings.start(train)
 
-    async def sync_published_alias(self, iteration: Iteration, status: IterationStatus) -> None:
-        observe.sync_published_alias(iteration, iteration.status, status, self.platform.mlflow_settings().tracking_uri)
+    async def sync_tracking(self, iteration: Iteration, status: IterationStatus) -> None:
+        observe.sync_tracking(iteration, iteration.status, status, self.platform.mlflow_settings().tracking_uri)
 
     async def serve(self, project_body: dict[str, Any] | None, iteration: Iteration,
                     serving: ServingObservation | None, wanted: bool) -> None:

@@ -71,10 +71,33 @@ def pick_port(requested: int, what: str) -> int:
     return requested
 
 
+EXIT_STATUS = "exit-status"
+
+
 def log_tail(path: Path, lines: int = 20) -> str:
     if not path.is_file():
         return "(no log)"
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def spawn_recording_exit(command: list[str], log_path: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    """spawn(), through a shell that writes the command's exit status to `cwd`/exit-status when it ends: whoever
+    observes it later (a controller restarted since, which is not its parent) can still tell how it ended."""
+    return spawn(["/bin/sh", "-c", f'"$@"; echo $? > {EXIT_STATUS}', "kubevision-supervised", *command],
+                 log_path, env, cwd)
+
+
+def how_it_ended(folder: Path) -> str:
+    """How a command spawn_recording_exit() started in `folder` ended, in words."""
+    try:
+        status = int((folder / EXIT_STATUS).read_text())
+    except (OSError, ValueError):
+        return "it ended without an exit status (its process group was stopped)"
+    if status > 128:  # the shell's way of saying a signal ended it
+        number = status - 128
+        name = signal.Signals(number).name if number in signal.valid_signals() else "unknown"
+        return f"it was killed by signal {number} ({name})"
+    return f"it exited with status {status}"
 
 
 def spawn(command: list[str], log_path: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen:

@@ -21,6 +21,7 @@ from kubevision.local.services import Credentials, ServiceSpec
 
 MLFLOW_BUCKET = "mlflow"
 SERVICES = ("s3", "mlflow", "triton", "controller", "gateway")
+S3_CLIENTS = ("mlflow", "triton", "gateway")  # they read S3's address once, when they start
 DEFAULT_NAMESPACE = "default"
 
 
@@ -32,6 +33,7 @@ class ServiceRecord(BaseModel):
     health_url: str
     ports: dict[str, int]
     endpoints: dict[str, str]
+    s3_port: int | None = None  # for S3_CLIENTS: the S3 port it was started against
 
 
 class ServiceStatus(BaseModel):
@@ -102,42 +104,55 @@ class LocalPlatform:
     # lifecycle
 
     def up(self) -> list[ServiceStatus]:
-        """Start every service that is not running; stop what this call started if one of them fails."""
+        """Start every service that is not running: one that crashed on the ports it had, while they are free, so
+        that whoever knew its address still reaches it. A service that reaches S3 at an address S3 no longer has
+        (S3 came back on another port) is restarted. Stop what this call started if one of them fails."""
         old = self.load_state()
         running = {s.name for s in self.status() if s.state in {"healthy", "unhealthy"}}
+        had = old.services if old else {}
+
+        def port(name: str, key: str, requested: int, what: str) -> int:
+            previous = had[name].ports.get(key) if name in had else None
+            return previous if previous and process.port_is_free(previous) else process.pick_port(requested, what)
+
         credentials = self._credentials(old)
-        s3_port = old.s3_port if old and "s3" in running else process.pick_port(self.settings.s3_port, "S3")
+        s3_port = old.s3_port if old and "s3" in running else port("s3", "s3.port", self.settings.s3_port, "S3")
         state = PlatformState(access_key=credentials.access_key, secret_key=credentials.secret_key, s3_port=s3_port)
-        if old:
-            state.services = {name: record for name, record in old.services.items() if name in running}
+        state.services = {name: record for name, record in had.items() if name in running}
+        for name in S3_CLIENTS:
+            record = state.services.get(name)
+            if record is not None and record.s3_port not in (None, s3_port):
+                process.stop(record.pid, record.identity)
+                del state.services[name]
+                running.discard(name)
         started: list[str] = []
         try:
             if "s3" not in running:
-                ports = {flag: process.free_port() for flag in services.SEAWEEDFS_PORT_FLAGS}
+                ports = {flag: port("s3", flag, 0, "S3") for flag in services.SEAWEEDFS_PORT_FLAGS}
                 ports["s3.port"] = s3_port
                 self._start(state, services.seaweedfs(self.data_dir, credentials, ports), started)
             self._ensure_buckets(state)
             pending = []
             if "mlflow" not in running:
-                port = process.pick_port(self.settings.mlflow_port, "MLflow")
-                spec = services.mlflow(self.data_dir, credentials, port, s3_port, MLFLOW_BUCKET)
+                spec = services.mlflow(self.data_dir, credentials, port("mlflow", "http", self.settings.mlflow_port,
+                                                                         "MLflow"), s3_port, MLFLOW_BUCKET)
                 pending.append(self._spawn(state, spec, started))
             if "triton" not in running:
                 ports = {
-                    "http": process.pick_port(self.settings.triton_http_port, "Triton HTTP"),
-                    "grpc": process.pick_port(self.settings.triton_grpc_port, "Triton gRPC"),
-                    "metrics": process.pick_port(self.settings.triton_metrics_port, "Triton metrics"),
+                    "http": port("triton", "http", self.settings.triton_http_port, "Triton HTTP"),
+                    "grpc": port("triton", "grpc", self.settings.triton_grpc_port, "Triton gRPC"),
+                    "metrics": port("triton", "metrics", self.settings.triton_metrics_port, "Triton metrics"),
                 }
                 pending.append(self._spawn(state, self._triton_spec(state, ports), started))
             api_keys.ensure(self.data_dir, DEFAULT_NAMESPACE)
             if "gateway" not in running:  # it needs S3 only: Triton is called per request
-                port = process.pick_port(self.settings.gateway_port, "gateway")
-                spec = services.gateway(self.data_dir, port, process.free_port())
+                spec = services.gateway(self.data_dir, port("gateway", "http", self.settings.gateway_port, "gateway"),
+                                        port("gateway", "metrics", 0, "gateway metrics"))
                 pending.append(self._spawn(state, spec, started))
             for spec in pending:  # MLflow, Triton and the gateway start side by side; each takes a while
                 self._wait(state, spec)
             if "controller" not in running:  # last: it needs the others
-                spec = services.controller(self.data_dir, process.free_port())
+                spec = services.controller(self.data_dir, port("controller", "metrics", 0, "controller"))
                 self._start(state, spec, started)
         except BaseException:
             for name in started:
@@ -154,6 +169,7 @@ class LocalPlatform:
         state.services[spec.name] = ServiceRecord(
             name=spec.name, pid=child.pid, identity=process.identity(child.pid), log=log,
             health_url=spec.health_url, ports=spec.ports, endpoints=spec.endpoints,
+            s3_port=state.s3_port if spec.name in S3_CLIENTS else None,
         )
         started.append(spec.name)
         self._save_state(state)
@@ -235,10 +251,12 @@ class LocalPlatform:
                            f"{process.log_tail(record.log)}",
                 ))
             else:
-                healthy = services.http_ok(record.health_url)
+                detail = "" if services.http_ok(record.health_url) else f"{record.health_url} does not answer 200"
+                if record.s3_port not in (None, state.s3_port):
+                    detail = (f"it reaches S3 at port {record.s3_port}, and S3 is at port {state.s3_port} now: run "
+                              "kubevision local up to restart it")
                 result.append(ServiceStatus(
-                    name=name, state="healthy" if healthy else "unhealthy", pid=record.pid,
-                    endpoints=record.endpoints, detail="" if healthy else f"{record.health_url} does not answer 200",
-                    memory_bytes=memory.tree_rss_bytes(record.pid),
+                    name=name, state="unhealthy" if detail else "healthy", pid=record.pid,
+                    endpoints=record.endpoints, detail=detail, memory_bytes=memory.tree_rss_bytes(record.pid),
                 ))
         return result

@@ -52,7 +52,7 @@ class LocalTrainings:
             "KUBEVISION_TERMINATION_LOG": str(folder / "result.json"),
         }
         command = [sys.executable, "-m", "kubevision.trainer", "--request", str(folder / "request.json")]
-        child = process.spawn(command, folder / "trainer.log", env, cwd=folder)
+        child = process.spawn_recording_exit(command, folder / "trainer.log", env, cwd=folder)
         (folder / "pid").write_text(f"{child.pid} {process.identity(child.pid) or ''}")
         (folder / "deadline").write_text(str(time.time() + train.options.budget_minutes * 60 + DEADLINE_MARGIN_SECONDS))
         log.info("started training %s (pid %d)", train.name, child.pid)
@@ -78,7 +78,8 @@ class LocalTrainings:
         result = read_termination_message(message, ObjectStore(self.platform.s3_settings()), namespace, name)
         if result is None:  # no result, or one cut short or corrupt with nothing in S3 to complete it
             return JobObservation(name=name, failed=True, failure_reason="Crashed", started=started, finished=finished,
-                                  failure_message=process.log_tail(folder / "trainer.log", 5))
+                                  failure_message=f"the trainer stopped: {process.how_it_ended(folder)}; the end "
+                                                  f"of its log:\n{process.log_tail(folder / 'trainer.log', 5)}")
         succeeded = result.outcome == "Succeeded"
         return JobObservation(name=name, succeeded=succeeded, failed=not succeeded, result=result, started=started,
                               finished=finished)

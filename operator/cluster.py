@@ -134,12 +134,13 @@ class Cluster:
         status = job.get("status") or {}
         conditions = {c["type"]: c for c in status.get("conditions") or []}
         failed = conditions.get("Failed")
-        message, waiting_reason, waiting_message = "", "", ""
+        message, waiting_reason, waiting_message, ended = "", "", "", ""
         for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or ""):
             for container in (pod.get("status") or {}).get("containerStatuses") or []:
                 state = container.get("state") or {}
-                if (state.get("terminated") or {}).get("message"):
-                    message = state["terminated"]["message"]
+                if terminated := state.get("terminated"):
+                    message = terminated.get("message") or message
+                    ended = how_the_container_ended(terminated)
                 if waiting := state.get("waiting"):
                     waiting_reason, waiting_message = waiting.get("reason") or "", waiting.get("message") or ""
         result = await asyncio.to_thread(results.read_termination_message, message, ObjectStore(self.s3),
@@ -150,7 +151,7 @@ class Cluster:
             succeeded=(conditions.get("Complete") or {}).get("status") == "True",
             failed=failed is not None and failed.get("status") == "True",
             failure_reason=(failed.get("reason") or "") if failed else "",
-            failure_message=(failed.get("message") or "") if failed else "",
+            failure_message="; ".join(filter(None, ((failed.get("message") or ""), ended))) if failed else "",
             waiting_reason=waiting_reason, waiting_message=waiting_message, result=result,
             started=_time(status.get("startTime")), finished=_time(status.get("completionTime")),
         )
@@ -274,3 +275,14 @@ class Cluster:
         repository = ModelRepositoryLayout(self.s3.models_bucket, namespace, project)
         for key in store.keys(repository.bucket, repository.model_key(model, "")):
             store.client.remove_object(repository.bucket, key)
+
+
+def how_the_container_ended(terminated: dict[str, Any]) -> str:
+    """The trainer's container's end, from its terminated state: exit code, the kubelet's reason (OOMKilled, Error)
+    and the signal."""
+    words = f"the trainer's container exited with code {terminated.get('exitCode')}"
+    if terminated.get("reason"):
+        words += f" ({terminated['reason']})"
+    if terminated.get("signal"):
+        words += f", signal {terminated['signal']}"
+    return words

@@ -46,8 +46,8 @@ class Driver(Protocol):
     async def start_training(self, train: TrainingJob, iteration_body: dict[str, Any]) -> None:
         """Start the training; one started already under that name is adopted, never started twice."""
 
-    async def sync_published_alias(self, iteration: Iteration, status: IterationStatus) -> None:
-        """The MLflow alias of the publish name follows the new status (see observe.sync_published_alias)."""
+    async def sync_tracking(self, iteration: Iteration, status: IterationStatus) -> None:
+        """MLflow follows the new status: the publish name's alias, a dead trainer's run (observe.sync_tracking)."""
 
     async def serve(self, project_body: dict[str, Any] | None, iteration: Iteration,
                     serving: ServingObservation | None, wanted: bool) -> None:

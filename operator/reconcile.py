@@ -369,11 +369,17 @@ def _reconcile_publishing(iteration, observed: IterationObservation, trained: bo
         status.published_name, status.endpoint = name, serving.endpoint
         condition(PUBLISHED, "True", Reason.PUBLISHED, f'served as "{name}" at {serving.endpoint}')
     else:
+        message = serving.message if serving is not None and serving.message else "waiting for Triton to be ready"
+        plan.outcome.requeue_after = POLL_SERVING
+        if status.phase == IterationPhase.PUBLISHED and status.published_name == name:
+            # Served until now: Triton down or reloading is a fault to wait out, never an unpublish. The gateway
+            # keeps routing to it, and answers 503 with Retry-After (which clients retry) until Triton is back.
+            condition(PUBLISHED, "False", Reason.SERVING_NOT_READY,
+                      f'still published as "{name}"; predictions answer 503 until Triton is back: {message}')
+            return
         status.phase = IterationPhase.TRAINED
         status.published_name = status.endpoint = None
-        message = serving.message if serving is not None and serving.message else "waiting for Triton to be ready"
         condition(PUBLISHED, "Unknown", Reason.PUBLISHING, message)
-        plan.outcome.requeue_after = POLL_SERVING
 
 
 # A False condition with one of these reasons is a state, not a fault: its Event is Normal.

@@ -48,6 +48,6 @@ async def reconcile_iteration(driver: Driver, body: dict[str, Any]) -> Iteration
         await driver.snapshot_dataset(project, plan.train.name)
         await driver.start_training(plan.train, body)
     await driver.report(ITERATION, body, plan.status, plan.outcome)
-    await driver.sync_published_alias(iteration, plan.status)
+    await driver.sync_tracking(iteration, plan.status)
     await driver.serve(project_body, iteration, observed.serving, plan.serve)
     return plan

@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 ITERATION_TAG = "kubevision.io/iteration"
 PROJECT_TAG = "kubevision.io/project"
-UID_TAG = "kubevision.io/uid"
 
 
 def experiment_name(project: CustomVisionProject) -> str:
@@ -52,7 +51,7 @@ class Tracker:
         return {
             ITERATION_TAG: f"{self.iteration.metadata.namespace}/{self.iteration.metadata.name}",
             PROJECT_TAG: f"{self.project.metadata.namespace}/{self.project.metadata.name}",
-            UID_TAG: self.iteration.metadata.uid or "",
+            tracking.UID_TAG: self.iteration.metadata.uid or "",
         }
 
     def params(self, values: dict[str, Any]) -> None:

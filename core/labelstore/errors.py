@@ -12,6 +12,7 @@ class StoreError(Exception):
         self.message = message
         self.code = code
         self.status = status or self.status
+        self.headers: dict[str, str] = {}
 
 
 class NotFound(StoreError):
@@ -25,3 +26,13 @@ class Conflict(StoreError):
 
     def __init__(self, message: str):
         super().__init__(message, "Conflict")
+
+
+class ExportBusy(StoreError):
+    """Another process holds the project's export lease past the wait: answered 409, with when to try again."""
+
+    status = 409
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message, "Conflict")
+        self.headers = {"Retry-After": str(max(1, round(retry_after)))}

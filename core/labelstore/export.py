@@ -2,8 +2,10 @@
 trainer, docs/storage.md) when its labels change, coalesced, and always before a training it starts.
 
 One exporter at a time per project, across processes: a lease in the project's row, claimed by an atomic UPDATE
-(so SQLite and PostgreSQL behave alike) and expiring if its holder dies. The holder exports until the exported
-version catches up with the labels, so a change made during an export is exported next, never lost.
+(so SQLite and PostgreSQL behave alike). The lease is short and its holder renews it while it works, so a holder
+that dies (a gateway killed mid-export) lets it lapse within seconds, however long a live export takes. The holder
+exports until the exported version catches up with the labels, so a change made during an export is exported next,
+never lost.
 
 Who owns the manifest: the store, from its first export or from the import of a manifest found when the project was
 registered. The ETag of what it wrote is kept; a manifest whose ETag differs was written by someone else (a
@@ -18,9 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -28,14 +33,15 @@ from sqlalchemy import case, or_, select, update
 
 from kubevision.core.labelstore import tables
 from kubevision.core.labelstore.database import Database
-from kubevision.core.labelstore.errors import Conflict, NotFound
+from kubevision.core.labelstore.errors import Conflict, ExportBusy, NotFound
 from kubevision.core.labelstore.store import now
 from kubevision.core.storage import DatasetLayout, ObjectStore
 from kubevision.core.training import NEGATIVE_TAG
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 600
+LEASE_SECONDS = 30  # how long a dead holder blocks the project's exports
+RENEWALS_PER_LEASE = 3  # a live holder renews its lease this often within it: one missed renewal loses nothing
 # The S3 metadata of a manifest the store writes: whose it is, and the hash of what it wrote.
 WRITTEN_FOR = "kubevision-project"
 WRITTEN_SHA256 = "kubevision-sha256"
@@ -50,10 +56,12 @@ class Exported:
 
 
 class ManifestExporter:
-    def __init__(self, database: Database, objects: ObjectStore, holder: str | None = None):
+    def __init__(self, database: Database, objects: ObjectStore, holder: str | None = None,
+                 lease_seconds: float = LEASE_SECONDS):
         self.db = database
         self.objects = objects
         self.holder = holder or uuid.uuid4().hex
+        self.lease_seconds = lease_seconds
 
     def pending(self, quiet_seconds: float, max_wait_seconds: float) -> list[str]:
         """Projects with changes to export: quiet for `quiet_seconds` (a burst of uploads is over), or changing
@@ -71,19 +79,22 @@ class ManifestExporter:
         deadline = time.monotonic() + wait_seconds
         while not self._claim(project_id):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the manifest of project {project_id} is being exported by another process")
+                raise ExportBusy(f"The labels of project {project_id} are being exported by another process; try "
+                                 f"again in {self.lease_seconds:g} s.", retry_after=self.lease_seconds)
             time.sleep(0.2)
         try:
-            result = None
-            while True:
-                step = self._export_once(project_id)
-                result = step if step.written or result is None else result
-                if not step.written:
-                    return result
+            with self._renewing(project_id):
+                result = None
+                while True:
+                    step = self._export_once(project_id)
+                    result = step if step.written or result is None else result
+                    if not step.written:
+                        return result
         finally:
             self._release(project_id)
 
     def _claim(self, project_id: str) -> bool:
+        """Take the lease if it is free, lapsed or ours already (which renews it)."""
         moment = now()
         with self.db.writing() as session:
             if session.get(tables.Project, project_id) is None:
@@ -92,8 +103,29 @@ class ManifestExporter:
                 tables.Project.id == project_id,
                 or_(tables.Project.export_lease_until.is_(None), tables.Project.export_lease_until < moment,
                     tables.Project.export_holder == self.holder),
-            ).values(export_holder=self.holder, export_lease_until=moment + timedelta(seconds=LEASE_SECONDS)))
+            ).values(export_holder=self.holder,
+                     export_lease_until=moment + timedelta(seconds=self.lease_seconds)))
             return claimed.rowcount == 1
+
+    @contextmanager
+    def _renewing(self, project_id: str) -> Iterator[None]:
+        """Renews the lease in the background while the block runs: one export step may outlast the lease."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.lease_seconds / RENEWALS_PER_LEASE):
+                try:
+                    self._claim(project_id)
+                except Exception as error:  # the next renewal may get through; the lease outlasts two misses
+                    log.warning("project %s: could not renew the export lease: %s", project_id, error)
+
+        renewer = threading.Thread(target=renew, name=f"export lease {project_id}", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            done.set()
+            renewer.join()
 
     def _release(self, project_id: str) -> None:
         with self.db.writing() as session:

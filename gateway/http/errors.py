@@ -33,7 +33,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StoreError)
     async def store_refusal(_: Request, error: StoreError) -> JSONResponse:
-        return JSONResponse(body(error.code, error.message), status_code=error.status)
+        return JSONResponse(body(error.code, error.message), status_code=error.status,
+                            headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:

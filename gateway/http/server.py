@@ -2,7 +2,9 @@
 
 uvicorn times only an idle keep-alive connection: a client that opens a connection and sends its headers a byte at
 a time would hold it for ever. HeaderDeadline gives every request head `header_timeout_seconds`, from the
-connection or from the previous answer, then answers 408 and closes. Bodies are timed by the guard (guard.py)."""
+connection or from the first byte of a later request on it, then answers 408 and closes. Between requests a
+connection is idle, not slow: only the keep-alive timeout closes it, silently (a 408 written then would be read as
+the answer to the client's next request). Bodies are timed by the guard (guard.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,10 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from kubevision.core.settings import GatewaySettings
 
 MAX_HEAD_BYTES = 16 * 1024  # the request line and headers; larger is 400 (h11)
-KEEP_ALIVE_SECONDS = 5
+# An idle connection is closed after this long: longer than common clients keep an idle pooled connection (httpx
+# 5 s, aiohttp 15 s, .NET 60 s, Go 90 s), so that the client, not the server, closes it, and a request never races
+# the server's close on a reused connection. (Python's requests never expires one: docs/gateway.md says what to retry.)
+KEEP_ALIVE_SECONDS = 120
 
 
 class HeaderDeadline(H11Protocol):
@@ -33,12 +38,7 @@ class HeaderDeadline(H11Protocol):
         if self.conn.their_state is not h11.IDLE:
             self._untime_head()  # the head is in: the body is the guard's
         elif self._head_timer is None and not self.transport.is_closing():
-            self._time_head()  # a head begun after a body the server dropped unread
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
-            self._time_head()  # the next request on this connection
+            self._time_head()  # the head of the connection's next request has begun
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._untime_head()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from kubevision.core.labelstore.errors import Conflict
+from kubevision.core.labelstore.errors import Conflict, ExportBusy
 from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.settings import GatewaySettings
 from kubevision.gateway.backends.sources import CatalogSource
@@ -29,7 +29,7 @@ async def export_forever(exporter: ManifestExporter, settings: GatewaySettings, 
                     continue
                 try:
                     await asyncio.to_thread(exporter.export, project_id, 0)
-                except (Conflict, TimeoutError):  # someone else's manifest (logged once), or being exported now
+                except (Conflict, ExportBusy):  # someone else's manifest (logged once), or being exported now
                     continue
         except asyncio.CancelledError:
             raise

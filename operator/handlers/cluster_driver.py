@@ -85,8 +85,8 @@ class ClusterDriver:
         await self.cluster.create_or_adopt(self.cluster.batch.create_namespaced_job, namespace, job)
         self.created.add((namespace, train.name))
 
-    async def sync_published_alias(self, iteration: Iteration, status: IterationStatus) -> None:
-        await asyncio.to_thread(observe.sync_published_alias, iteration, iteration.status, status,
+    async def sync_tracking(self, iteration: Iteration, status: IterationStatus) -> None:
+        await asyncio.to_thread(observe.sync_tracking, iteration, iteration.status, status,
                                 self.cluster.tracking_uri)
 
     async def serve(self, project_body: dict[str, Any] | None, iteration: Iteration,

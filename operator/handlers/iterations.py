@@ -48,7 +48,7 @@ def register(registry: kopf.OperatorRegistry, driver: ClusterDriver,
         if project_body is not None:
             await cluster.serve_model(project_body, model, wanted=False)
         iteration = Iteration.model_validate(body)
-        await driver.sync_published_alias(iteration, kv.IterationStatus())
+        await driver.sync_tracking(iteration, kv.IterationStatus())
         try:
             await asyncio.to_thread(cluster.remove_served_model, namespace, project, model)
         except STORAGE_FAULTS as error:

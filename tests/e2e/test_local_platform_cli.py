@@ -1,16 +1,29 @@
 """`kubevision local up / status / down` as a user runs them: real processes, real health checks."""
 
+import io
 import os
 import re
 import signal
 import socket
+import time
+from pathlib import Path
+
+import httpx
+from PIL import Image
 
 from kubevision.core.settings import LocalSettings
-from kubevision.local.process import is_running
-from kubevision.local.supervisor import LocalPlatform
+from kubevision.local import api_keys
+from kubevision.local.process import is_running, port_is_free
+from kubevision.local.supervisor import S3_CLIENTS, LocalPlatform
 
 ANY_PORT = ["--s3-port", "0", "--mlflow-port", "0", "--triton-http-port", "0", "--triton-grpc-port", "0",
             "--triton-metrics-port", "0", "--gateway-port", "0"]
+
+
+def png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (10, 200, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def test_up_status_crash_and_down(tmp_path, kubevision_cli):
@@ -21,6 +34,7 @@ def test_up_status_crash_and_down(tmp_path, kubevision_cli):
         assert f"{name} " in up.stdout and f"{name:<10} healthy" in up.stdout
     platform = LocalPlatform(LocalSettings(data_dir=data_dir))
     pids = {name: record.pid for name, record in platform.load_state().services.items()}
+    ports = {name: record.ports for name, record in platform.load_state().services.items()}
     try:
         status = kubevision_cli("local", "status", "--data-dir", data_dir)
         assert status.returncode == 0 and status.stdout.count("healthy") == 5
@@ -38,7 +52,39 @@ def test_up_status_crash_and_down(tmp_path, kubevision_cli):
         assert again.returncode == 0, again.stderr
         restarted = platform.load_state().services
         assert restarted["s3"].pid == pids["s3"] and restarted["triton"].pid != pids["triton"]
+        assert restarted["triton"].ports == ports["triton"]  # where the controller and the gateway knew it
         pids["triton"] = restarted["triton"].pid
+
+        os.killpg(pids["s3"], signal.SIGKILL)  # S3 crashes: it comes back on its port, and nobody else restarts
+        assert kubevision_cli("local", "up", "--data-dir", data_dir, *ANY_PORT).returncode == 0
+        state = platform.load_state()
+        assert state.s3_port == ports["s3"]["s3.port"] and state.services["s3"].pid != pids["s3"]
+        others = {name: pid for name, pid in pids.items() if name != "s3"}
+        assert {name: record.pid for name, record in state.services.items() if name != "s3"} == others
+        pids["s3"] = state.services["s3"].pid
+
+        os.killpg(pids["s3"], signal.SIGKILL)  # again, and its port is taken meanwhile: it must move
+        deadline = time.monotonic() + 30
+        while not port_is_free(state.s3_port) and time.monotonic() < deadline:  # the kernel closes its sockets
+            time.sleep(0.1)
+        with socket.socket() as taken:
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            taken.bind(("127.0.0.1", state.s3_port))
+            taken.listen()
+            moved = kubevision_cli("local", "up", "--data-dir", data_dir, *ANY_PORT)
+        assert moved.returncode == 0 and moved.stdout.count("healthy") == 5, moved.stdout + moved.stderr
+        state = platform.load_state()
+        assert state.s3_port != ports["s3"]["s3.port"]
+        for name in S3_CLIENTS:  # each read S3's old address when it started: restarted against the new one
+            assert state.services[name].pid != pids[name] and state.services[name].s3_port == state.s3_port, name
+        assert state.services["controller"].pid == pids["controller"]  # it reads the address at each pass
+        pids.update({name: record.pid for name, record in state.services.items()})
+        training = f"{state.services['gateway'].endpoints['api']}/customvision/v3.3/training"
+        key = {"Training-Key": api_keys.ensure(Path(data_dir), "default")["trainingKey"]}
+        project = httpx.post(f"{training}/projects", params={"name": "after the move"}, headers=key, timeout=60)
+        stored = httpx.post(f"{training}/projects/{project.json()['id']}/images", content=png(), headers={
+            **key, "Content-Type": "application/octet-stream"}, timeout=60)
+        assert stored.json()["images"][0]["status"] == "OK", stored.text  # through S3 at its new address
     finally:
         down = kubevision_cli("local", "down", "--data-dir", data_dir)
     assert down.returncode == 0

@@ -14,6 +14,7 @@ from gateway_harness import running_gateway
 from kubevision.core.settings import GatewaySettings, S3Settings
 from kubevision.gateway.backends.sources import CatalogSource
 from kubevision.gateway.catalog import Catalog, NamespaceKeys, Project
+from kubevision.gateway.http import server
 from kubevision.gateway.main import create_app
 
 PROJECT = Project("5a0c6f0e-0000-4000-8000-000000000002", "team-a", "trees", "Classification", "limits", "trees/")
@@ -151,3 +152,27 @@ async def test_headers_sent_too_slowly_get_408_and_the_connection_closed(gateway
         status, _, _ = await exchange(base, post(f"{TRAINING}/projects/{PROJECT.uid}/images", 0,
                                                  Training_Key="wrong"))
         assert status == 401
+
+
+async def test_an_idle_keep_alive_connection_gets_no_stray_answer_and_serves_the_next_request(gateway):
+    """Between requests a connection is idle, not slow: nothing is written to it (a 408 would be read as the answer
+    to the client's next request), and the next request on it is served. The keep-alive outlasts common clients'
+    pools, so that the client closes an idle connection before the server does."""
+    async with gateway(header_timeout_seconds=0.5) as base:
+        host, port = base.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            for _ in range(2):
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")
+                await writer.drain()
+                assert (await asyncio.wait_for(reader.readline(), ANSWER_SECONDS)).split()[1] == b"200"
+                headers = {}
+                while (line := await asyncio.wait_for(reader.readline(), ANSWER_SECONDS)) != b"\r\n":
+                    name, _, value = line.decode().partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                await reader.readexactly(int(headers["content-length"]))
+                with pytest.raises(TimeoutError):  # idle for three head deadlines: nothing comes, nothing closes
+                    await asyncio.wait_for(reader.read(1), 1.5)
+        finally:
+            writer.close()
+    assert server.KEEP_ALIVE_SECONDS > 90  # Go's pools keep an idle connection 90 s, .NET's 60 s, httpx's 5 s

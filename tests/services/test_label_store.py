@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import threading
+import time
 import uuid
 
 import pytest
@@ -21,7 +22,7 @@ from kubevision.core import dataset
 from kubevision.core.labelstore import regions, tables
 from kubevision.core.labelstore.boxes import MAX_REGIONS_PER_IMAGE
 from kubevision.core.labelstore.database import open_database
-from kubevision.core.labelstore.errors import Conflict, StoreError
+from kubevision.core.labelstore.errors import Conflict, ExportBusy, StoreError
 from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.store import LabelStore, NewImage, ProjectRef, RegionIn
 from kubevision.core.labelstore.upload import add_tag_folders
@@ -484,6 +485,40 @@ def test_a_manifest_whose_exporter_died_before_recording_it_is_taken_back(databa
         assert exported.written and exported.images == len(dataset.loads(
             objects.get(BUCKET, project.layout.manifest_key))) == store.count(project.id)
         assert store.project(project.id).manifest_etag == objects.etag(BUCKET, project.layout.manifest_key)
+
+
+class SlowExporter(ManifestExporter):
+    """An exporter each of whose steps outlasts its lease (a project of many images, a slow S3)."""
+
+    def _export_once(self, project_id: str):
+        time.sleep(3 * self.lease_seconds)
+        return super()._export_once(project_id)
+
+
+def test_a_dead_exporters_lease_lapses_in_seconds_and_a_live_one_keeps_its_own(database, objects, project):
+    """A process killed mid-export never releases its lease: the next export waits for the lease to lapse, seconds,
+    not minutes. A live exporter renews its lease while a step outlasts it, so nobody exports beside it; whoever waits
+    past its patience gets 409 with Retry-After, not a server error."""
+    store = LabelStore(database, objects)
+    tag = store.create_tag(project.id, "tree")
+    store.add_images(project, [NewImage(png(1000), [tag.id])])
+    assert ManifestExporter(database, objects, lease_seconds=2)._claim(project.id)  # then killed: nothing releases it
+    with pytest.raises(ExportBusy) as busy:
+        ManifestExporter(database, objects).export(project.id, wait_seconds=0.5)
+    assert (busy.value.status, busy.value.code, busy.value.headers) == (409, "Conflict", {"Retry-After": "30"})
+    started = time.monotonic()
+    assert ManifestExporter(database, objects).export(project.id).written
+    assert time.monotonic() - started < 10
+
+    store.add_images(project, [NewImage(png(1001), [tag.id])])
+    slow = SlowExporter(database, objects, lease_seconds=1)
+    exporting = threading.Thread(target=slow.export, args=(project.id,))
+    exporting.start()
+    time.sleep(0.3)
+    with pytest.raises(ExportBusy):  # its lease of 1 s would have lapsed twice over without renewal
+        ManifestExporter(database, objects).export(project.id, wait_seconds=2.5)
+    exporting.join()
+    assert store.project(project.id).exported_version == store.project(project.id).labels_version
 
 
 def test_a_foreign_manifest_that_copies_the_stores_marks_still_conflicts(database, objects, project):

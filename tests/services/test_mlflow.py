@@ -1,6 +1,7 @@
 """The local MLflow tracking server: runs in SQLite, artifacts land in the local S3, the registry and the UI answer;
 one process, without MLflow's job machinery."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -8,11 +9,11 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from kubevision.core import api, tracking
+from kubevision.core import api, conditions, tracking
 from kubevision.core.storage import ObjectStore
 from kubevision.local import memory
 from kubevision.local.supervisor import MLFLOW_BUCKET
-from kubevision.operator.observe import sync_published_alias
+from kubevision.operator.observe import sync_tracking
 
 
 def test_a_run_with_metrics_and_an_artifact(platform, tmp_path):
@@ -107,11 +108,11 @@ def test_a_published_version_carries_its_publish_names_alias_until_unpublished(p
     iteration, unpublished = published("aliased-1", "aliased", run_id, None)
     _, serving = published("aliased-1", "aliased", run_id, "latest")  # a publish name MLflow reserves as an alias
 
-    sync_published_alias(iteration, unpublished, serving, uri)
+    sync_tracking(iteration, unpublished, serving, uri)
     assert client.get_model_version_by_alias(name, "published-latest").version == version
     assert client.get_model_version(name, version).aliases == ["published-latest"]
 
-    sync_published_alias(iteration, serving, unpublished, uri)
+    sync_tracking(iteration, serving, unpublished, uri)
     assert client.get_model_version(name, version).aliases == []
     tracking.delete_published_alias(uri, "tests", "aliased", "latest")  # already gone: no error
 
@@ -134,3 +135,27 @@ def test_moving_a_publish_name_moves_its_alias(platform, tmp_path):
 def test_an_alias_for_a_run_that_registered_nothing_is_refused(platform):
     with pytest.raises(tracking.TrackingError, match="no version of kubevision-tests-nothing was registered"):
         tracking.set_published_alias(platform.mlflow_settings().tracking_uri, "tests", "nothing", "0" * 32, "prod")
+
+
+def test_a_run_its_killed_trainer_left_running_is_ended_as_failed_with_why(platform):
+    """A trainer killed by a signal never ends its run: when its Iteration fails, the controller ends it, and only
+    it (another Iteration's run goes on)."""
+    uri = platform.mlflow_settings().tracking_uri
+    client = MlflowClient(uri)
+    experiment = tracking.ensure_experiment(uri, tracking.experiment_name("tests", "killed"))
+    killed, other = (client.create_run(experiment, tags={tracking.UID_TAG: uid}).info.run_id
+                     for uid in ("uid-killed", "uid-other"))
+    iteration = api.Iteration(metadata={"name": "killed-1", "namespace": "tests", "uid": "uid-killed"},
+                              spec={"projectRef": {"name": "killed"}})
+    training = api.IterationStatus(phase="Training")
+    why = "Job killed-1 failed (Crashed): the trainer was killed by signal 9 (SIGKILL)"
+    failed = api.IterationStatus(phase="Failed", conditions=conditions.set_condition(
+        [], "Trained", "False", "TrainingFailed", why, 1, datetime.now(UTC)))
+
+    sync_tracking(iteration, training, failed, uri)
+    ended = client.get_run(killed)
+    assert ended.info.status == "FAILED" and ended.info.end_time
+    assert ended.data.tags[tracking.FAILURE_TAG] == f"TrainingFailed: {why}"
+    assert client.get_run(other).info.status == "RUNNING"
+    sync_tracking(iteration, failed, failed, uri)  # failed before: nothing more to end
+    assert tracking.end_unfinished_runs(uri, "tests", "killed", "uid-killed", why) == 0

@@ -107,7 +107,8 @@ async def create_iteration(emulator, name: str, project: str, **spec) -> dict:
     })
 
 
-async def finish_job(emulator, platform, job: dict, result: TrainingResult | None, failure: str = "") -> None:
+async def finish_job(emulator, platform, job: dict, result: TrainingResult | None, failure: str = "",
+                     ended: dict | None = None) -> None:
     """What the trainer, the kubelet and the Job controller would write: the termination message (through S3 when
     it is big), cut at 4 KiB as the kubelet cuts it, then the pod's and the Job's end."""
     name = job["metadata"]["name"]
@@ -117,7 +118,7 @@ async def finish_job(emulator, platform, job: dict, result: TrainingResult | Non
                                             **job["spec"]["template"]["metadata"]["labels"], "job-name": name}},
                                         "spec": {"containers": [{"name": "trainer", "image": "trainer"}]}})
     terminated = {"exitCode": result.exit_code if result else 1,
-                  "message": message.encode()[:TERMINATION_MESSAGE_BYTES].decode(errors="ignore")}
+                  "message": message.encode()[:TERMINATION_MESSAGE_BYTES].decode(errors="ignore"), **(ended or {})}
     await emulator.patch(f"{PODS}/{pod['metadata']['name']}/status", headers=MERGE, json={"status": {
         "containerStatuses": [{"name": "trainer", "ready": False, "restartCount": 0, "image": "trainer",
                                "imageID": "", "state": {"terminated": terminated}}]}})
@@ -419,6 +420,17 @@ async def test_a_failed_job_says_why(kmock, platform, operator, result, failure,
     await finish_job(kmock, platform, job, result, failure=failure)
     failed = await eventually(phase(kmock, "iteration", "birds-1", "Failed"), what="Failed")
     assert condition(failed, "Trained")["reason"] == reason and condition(failed, "Ready")["reason"] == reason
+
+
+async def test_a_killed_trainer_says_how_its_container_ended(kmock, platform, operator):
+    await create_project(kmock, platform, "owls")
+    await eventually(phase(kmock, "project", "owls", "Ready"))
+    iteration = await create_iteration(kmock, "owls-1", "owls")
+    job = await eventually(lambda: current(kmock, "job", f"owls-1-{iteration['metadata']['uid'][:8]}"))
+    await finish_job(kmock, platform, job, None, failure="BackoffLimitExceeded",
+                     ended={"exitCode": 137, "reason": "OOMKilled"})
+    failed = await eventually(phase(kmock, "iteration", "owls-1", "Failed"), what="Failed")
+    assert "the trainer's container exited with code 137 (OOMKilled)" in condition(failed, "Trained")["message"]
 
 
 async def test_an_object_detection_project_trains_and_is_served_like_a_classifier(kmock, platform, operator):

@@ -141,3 +141,27 @@ def test_a_free_port_is_chosen_below_the_ephemeral_range_and_never_twice():
     assert all(process.LISTEN_PORTS_FROM <= port < first_ephemeral for port in ports)
     assert len(set(ports)) == len(ports)
     assert all(process.port_is_free(port) for port in ports)
+
+
+def test_how_a_supervised_command_ended_is_known_to_whoever_looks_later(tmp_path):
+    """The local trainer's exit status or signal, kept beside it: a controller that was restarted meanwhile is not
+    its parent, and could not ask the kernel."""
+    folders = {name: tmp_path / name for name in ("exited", "killed", "stopped")}
+    for folder in folders.values():
+        folder.mkdir()
+    exited = process.spawn_recording_exit([sys.executable, "-c", "raise SystemExit(3)"], folders["exited"] / "log",
+                                          env={}, cwd=folders["exited"])
+    sleeping = [sys.executable, "-c", "import time; time.sleep(60)"]
+    killed = process.spawn_recording_exit(sleeping, folders["killed"] / "log", env={}, cwd=folders["killed"])
+    stopped = process.spawn_recording_exit(sleeping, folders["stopped"] / "log", env={}, cwd=folders["stopped"])
+    children = Path(f"/proc/{killed.pid}/task/{killed.pid}/children")
+    deadline = time.monotonic() + 10
+    while not children.read_text().split() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    subprocess.run(["kill", "-9", children.read_text().split()[0]], check=True)  # the command, not its shell
+    process.stop(stopped.pid, grace=5)
+    for child in (exited, killed, stopped):
+        child.wait(timeout=30)
+    assert process.how_it_ended(folders["exited"]) == "it exited with status 3"
+    assert process.how_it_ended(folders["killed"]) == "it was killed by signal 9 (SIGKILL)"
+    assert process.how_it_ended(folders["stopped"]).startswith("it ended without an exit status")

@@ -292,6 +292,31 @@ def test_publishing_waits_for_triton():
     assert not conditions.is_true(plan.status.conditions, "Ready")
 
 
+def test_a_triton_outage_never_unpublishes():
+    """Served once, the model stays published while Triton is down or reloading (the gateway answers 503 meanwhile,
+    which clients retry; a 404 "not published" they would not), and is served again when Triton is back."""
+    item = trained_iteration(publishName="pets-v1")
+    item.status = publish(item).status
+    down = ServingObservation(ready=False, models=(), endpoint="e", message="Triton: connection refused")
+    plan = publish(item, serving=down)
+    assert plan.serve and plan.status.phase == "Published"
+    assert (plan.status.published_name, plan.status.endpoint) == ("pets-v1", SERVING.endpoint)
+    assert reason(plan.status, "Published") == reason(plan.status, "Ready") == Reason.SERVING_NOT_READY
+    assert "connection refused" in conditions.find(plan.status.conditions, "Ready").message
+    assert plan.outcome.requeue_after == core.POLL_SERVING
+    item.status = plan.status
+    assert reason(publish(item).status, "Ready") == Reason.PUBLISHED
+
+
+def test_a_publish_name_changed_while_triton_is_down_waits_to_be_served():
+    item = trained_iteration(publishName="pets-v1")
+    item.status = publish(item).status
+    item.spec.publish_name = "pets-v2"
+    plan = publish(item, serving=ServingObservation(ready=False, models=(), endpoint="e", message="down"))
+    assert plan.status.phase == "Trained" and plan.status.published_name is None
+    assert reason(plan.status, "Published") == Reason.PUBLISHING
+
+
 def test_a_second_claimant_of_a_publish_name_gets_a_conflict():
     plan = publish(trained_iteration(publishName="pets-v1"), owner="pets-0")
     assert not plan.serve and plan.status.published_name is None
