@@ -5,7 +5,8 @@ a 500, a published model is never "not found", every image the API acknowledged 
 bytes, no image is listed without them, and predictions succeed again within RECOVERY_SECONDS of `up`.
 
 It runs on the test run's own platform (the demo's) and leaves it as it found it: every service healthy. A killed
-trainer, last, fails its Iteration saying how, ends its MLflow run, and leaves nothing in the way of the next."""
+trainer, last, fails its Iteration saying how, ends its MLflow run, and leaves nothing in the way of the next; and
+a gateway killed during an export holds up the next training only until its lease lapses."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from kubevision.core import tracking
+from kubevision.core.labelstore.database import open_database
+from kubevision.core.labelstore.export import LEASE_SECONDS, ManifestExporter
+from kubevision.core.labelstore.upload import local_database_url
+from kubevision.core.storage import ObjectStore
 from kubevision.local import api_keys
 from kubevision.local.store import LocalStore
 
@@ -182,7 +187,14 @@ def test_a_killed_trainer_fails_its_iteration_saying_how_and_a_new_one_trains(qu
             files = [("imageData", (p.name, p.read_bytes(), "image/jpeg")) for p in photos]
             assert http.post(f"/projects/{project}/images", params={"tagIds": tag}, files=files).status_code == 200
         before = {body["metadata"]["name"] for body in store.list("Iteration", "default")}
-        assert http.post(f"/projects/{project}/train").status_code == 200
+        database = open_database(local_database_url(Path(platform.data_dir)))
+        try:  # a gateway killed while it exported the project: its lease is left behind
+            assert ManifestExporter(database, ObjectStore(platform.s3_settings()), holder="killed")._claim(project)
+        finally:
+            database.dispose()
+        started = time.monotonic()
+        assert http.post(f"/projects/{project}/train").status_code == 200  # once the lease lapses, not a 500
+        assert time.monotonic() - started < LEASE_SECONDS + 10
 
         def iteration() -> dict | None:
             return next((body for body in store.list("Iteration", "default")
