@@ -50,3 +50,7 @@ class ServiceUnavailable(CustomVisionError):
 
 class InternalError(CustomVisionError):
     status, code = 500, "ErrorUnknown"
+
+
+def image_too_large(limit: int) -> CustomVisionError:
+    return CustomVisionError(f"The image is over the limit of {limit} bytes.", "BadRequestImageSizeBytes")

@@ -17,7 +17,7 @@ from kubevision.core.images import ImageProblem
 from kubevision.core.images import decode as decode_image
 from kubevision.core.settings import GatewaySettings
 from kubevision.gateway import links, url_policy
-from kubevision.gateway.errors import CustomVisionError
+from kubevision.gateway.errors import CustomVisionError, image_too_large
 from kubevision.gateway.services.signed_files import SignedFiles
 from kubevision.gateway.url_policy import url_error
 
@@ -94,7 +94,7 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     async for chunk in response.aiter_bytes():
         size += len(chunk)
         if size > limit:
-            raise CustomVisionError(f"The image is over the limit of {limit} bytes.", "BadRequestImageSizeBytes")
+            raise image_too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -123,6 +123,5 @@ class ImageFetcher:
         except CustomVisionError as error:
             raise url_error(f"The image URL is a link of this service that cannot be read: {error.message}") from error
         if len(data) > settings.max_image_bytes:
-            raise CustomVisionError(f"The image is over the limit of {settings.max_image_bytes} bytes.",
-                                    "BadRequestImageSizeBytes")
+            raise image_too_large(settings.max_image_bytes)
         return data

@@ -30,6 +30,11 @@ def valid(key: str, path: str, expires: int, signature: str) -> bool:
     return bool(key) and expires >= time.time() and hmac.compare_digest(_signature(key, path, expires), signature)
 
 
+def image_path(project_id: str, sha256: str) -> str:
+    """The path below PREFIX of a project's image, as links to it are signed."""
+    return f"{project_id}/images/{sha256}"
+
+
 @dataclass(frozen=True)
 class ImageLink:
     """What an image link names and the signature it carries."""
@@ -41,7 +46,7 @@ class ImageLink:
 
     @property
     def path(self) -> str:
-        return f"{self.project_id}/images/{self.sha256}"
+        return image_path(self.project_id, self.sha256)
 
 
 def image_link(url: str) -> ImageLink | None:

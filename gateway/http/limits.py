@@ -10,7 +10,7 @@ from kubevision.core.images import MAX_IMAGE_BYTES
 from kubevision.core.labelstore.store import MAX_BATCH
 from kubevision.core.settings import GatewaySettings
 from kubevision.gateway.catalog import KeyKind
-from kubevision.gateway.errors import CustomVisionError, PayloadTooLarge
+from kubevision.gateway.errors import CustomVisionError, PayloadTooLarge, image_too_large
 
 UPLOAD_SLACK = 64 * 1024  # multipart headers and boundaries around one image
 UPLOAD_LIMIT = MAX_BATCH * MAX_IMAGE_BYTES + 1024 * 1024  # a full batch of the largest images, and its multipart
@@ -33,10 +33,6 @@ def key_kind(path: str) -> KeyKind | None:
     """The key a path needs: every route under /customvision/<version>/training or /prediction needs one."""
     found = KEYED.match(path)
     return found[1] if found else None  # type: ignore[return-value]
-
-
-def image_too_large(limit: int) -> CustomVisionError:
-    return CustomVisionError(f"The image is over the limit of {limit} bytes.", "BadRequestImageSizeBytes")
 
 
 def batch_too_large() -> CustomVisionError:

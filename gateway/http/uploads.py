@@ -15,8 +15,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from kubevision.core.images import MAX_IMAGE_BYTES
 from kubevision.core.labelstore.store import MAX_BATCH
-from kubevision.gateway.errors import CustomVisionError, ServiceUnavailable, UnsupportedMediaType
-from kubevision.gateway.http.limits import image_too_large, is_multipart
+from kubevision.gateway.errors import CustomVisionError, ServiceUnavailable, UnsupportedMediaType, image_too_large
+from kubevision.gateway.http.limits import is_multipart
 
 SPOOL_BYTES = 1024 * 1024  # a batch's part past this size waits on disk (the pod's /tmp), not in memory
 

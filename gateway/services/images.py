@@ -20,7 +20,7 @@ from kubevision.gateway.backends.trained import TrainedIterations
 from kubevision.gateway.backends.trained import tag_ids as tag_ids_of
 from kubevision.gateway.errors import CustomVisionError
 from kubevision.gateway.images import ImageFetcher
-from kubevision.gateway.links import Signer
+from kubevision.gateway.links import Signer, image_path
 from kubevision.gateway.services.lookup import ProjectLookup
 
 MAX_TAG_FILTER = 20
@@ -64,7 +64,7 @@ class LabellingService:
     # rendering
 
     def image_wire(self, namespace: str, project_id: str, view: ImageView, base_url: str) -> wire.Image:
-        uri = self.links.link(namespace, base_url, f"{project_id}/images/{view.sha256}")
+        uri = self.links.link(namespace, base_url, image_path(project_id, view.sha256))
         return wire.Image(
             id=view.id, created=view.created, width=view.width, height=view.height, resized_image_uri=uri,
             thumbnail_uri=uri, original_image_uri=uri,

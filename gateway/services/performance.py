@@ -16,7 +16,7 @@ from kubevision.gateway.backends.sources import CatalogSource
 from kubevision.gateway.backends.trained import TrainedIterations, tag_ids
 from kubevision.gateway.catalog import Project, created
 from kubevision.gateway.errors import NotFound
-from kubevision.gateway.links import Signer
+from kubevision.gateway.links import Signer, image_path
 from kubevision.gateway.services.iterations import trained_iteration
 from kubevision.gateway.services.lookup import ProjectLookup
 from kubevision.gateway.services.projects import timestamp
@@ -139,7 +139,7 @@ class PerformanceService:
         answer = []
         for image in page:
             view = stored.get(image.id)
-            uri = self.links.link(namespace, base_url, f"{project.uid}/images/{view.sha256}") if view else None
+            uri = self.links.link(namespace, base_url, image_path(project.uid, view.sha256)) if view else None
             answer.append(wire.ImagePerformance(
                 id=image.id, created=view.created if view else None, width=view.width if view else None,
                 height=view.height if view else None, image_uri=uri, thumbnail_uri=uri,

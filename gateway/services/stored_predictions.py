@@ -9,7 +9,7 @@ from kubevision.core.labelstore.predictions import MAX_RESULTS, PredictionIndex,
 from kubevision.core.labelstore.store import MAX_BATCH
 from kubevision.gateway import wire
 from kubevision.gateway.errors import CustomVisionError
-from kubevision.gateway.links import Signer
+from kubevision.gateway.links import Signer, image_path
 from kubevision.gateway.services.images import MAX_TAG_FILTER
 from kubevision.gateway.services.lookup import ProjectLookup
 from kubevision.gateway.services.projects import project_wire
@@ -42,7 +42,7 @@ class StoredPredictionService:
         domain = project_wire(self.lookup.project(namespace, project_id)).settings.domain_id
         results = []
         for row in rows:
-            uri = self.links.link(namespace, base_url, f"{ref.id}/images/{row.sha256}")
+            uri = self.links.link(namespace, base_url, image_path(ref.id, row.sha256))
             results.append(wire.StoredImagePrediction(
                 resized_image_uri=uri, thumbnail_uri=uri, original_image_uri=uri, domain=domain, id=row.id,
                 project=ref.id, iteration=row.iteration_id, created=row.created,
