@@ -25,10 +25,10 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from kubevision.core import tracking
+from kubevision.core.labelstore import tables
 from kubevision.core.labelstore.database import open_database
-from kubevision.core.labelstore.export import LEASE_SECONDS, ManifestExporter
+from kubevision.core.labelstore.export import LEASE_SECONDS
 from kubevision.core.labelstore.upload import local_database_url
-from kubevision.core.storage import ObjectStore
 from kubevision.local import api_keys
 from kubevision.local.store import LocalStore
 
@@ -174,7 +174,28 @@ def eventually(check, what: str, seconds: float = 300):
 
 
 @pytest.mark.timeout(900)
-def test_a_killed_trainer_fails_its_iteration_saying_how_and_a_new_one_trains(quickstart, platform):
+def kill_gateway_while_it_exports(platform, project: str, kubevision_cli) -> None:
+    """Kills the gateway while its exporter holds the project's export lease, and brings it back with `up`. S3 is
+    paused meanwhile (SIGSTOP), so the export that the last upload started is caught mid-way, lease held."""
+    services = platform.load_state().services
+    database = open_database(local_database_url(Path(platform.data_dir)))
+    os.killpg(services["s3"].pid, signal.SIGSTOP)
+    try:
+        def lease_holder() -> str | None:
+            with database.reading() as session:
+                return session.get(tables.Project, project).export_holder
+
+        eventually(lease_holder, "the gateway's exporter took the lease", 30)
+        os.killpg(services["gateway"].pid, signal.SIGKILL)
+    finally:
+        os.killpg(services["s3"].pid, signal.SIGCONT)
+        database.dispose()
+    up = kubevision_cli("local", "up", "--data-dir", str(platform.data_dir), *ANY_PORT)
+    assert up.returncode == 0, up.stdout + up.stderr
+
+
+def test_a_killed_trainer_fails_its_iteration_saying_how_and_a_new_one_trains(quickstart, platform,
+                                                                                kubevision_cli):
     keys = api_keys.ensure(Path(platform.data_dir), "default")
     headers = {"Training-Key": keys["trainingKey"]}
     training = f"{quickstart.gateway}/customvision/v3.3/training"
@@ -187,11 +208,7 @@ def test_a_killed_trainer_fails_its_iteration_saying_how_and_a_new_one_trains(qu
             files = [("imageData", (p.name, p.read_bytes(), "image/jpeg")) for p in photos]
             assert http.post(f"/projects/{project}/images", params={"tagIds": tag}, files=files).status_code == 200
         before = {body["metadata"]["name"] for body in store.list("Iteration", "default")}
-        database = open_database(local_database_url(Path(platform.data_dir)))
-        try:  # a gateway killed while it exported the project: its lease is left behind
-            assert ManifestExporter(database, ObjectStore(platform.s3_settings()), holder="killed")._claim(project)
-        finally:
-            database.dispose()
+        kill_gateway_while_it_exports(platform, project, kubevision_cli)
         started = time.monotonic()
         assert http.post(f"/projects/{project}/train").status_code == 200  # once the lease lapses, not a 500
         assert time.monotonic() - started < LEASE_SECONDS + 10
