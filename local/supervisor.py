@@ -112,8 +112,11 @@ class LocalPlatform:
         had = old.services if old else {}
 
         def port(name: str, key: str, requested: int, what: str) -> int:
+            """The port the service had, unless another one is asked for now or it is taken."""
             previous = had[name].ports.get(key) if name in had else None
-            return previous if previous and process.port_is_free(previous) else process.pick_port(requested, what)
+            if previous and requested in (0, previous) and process.port_is_free(previous):
+                return previous
+            return process.pick_port(requested, what)
 
         credentials = self._credentials(old)
         s3_port = old.s3_port if old and "s3" in running else port("s3", "s3.port", self.settings.s3_port, "S3")
