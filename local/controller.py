@@ -213,6 +213,13 @@ class LocalController:
         Triton, never for one that is in no repository (its Iteration says so instead)."""
         try:
             triton = self._triton()
+            served = {model for models in wanted.values() for model in models}
+            if all(triton.is_model_ready(model) for model in served) and not self._loaded() - served:
+                # Nothing to change. The repository index is not asked for: Triton lists the repositories in S3
+                # for it, and while S3 does not answer, that holds up Triton's HTTP service, predictions included.
+                self._missing = set()
+                self._record_loaded(served)
+                return
             index = {m["name"]: m.get("state") for m in triton.get_model_repository_index()}
             absent = {(key, model) for key, models in wanted.items() for model in models if model not in index}
             in_s3 = {model for key, model in absent if self._in_repository(key, model)}
@@ -230,7 +237,7 @@ class LocalController:
             for model in sorted(self._loaded() - served):  # only what this controller loaded: Triton is shared
                 if index.get(model) == "READY":
                     triton.unload_model(model)
-            self._loaded_file.write_text("\n".join(sorted(served)))
+            self._record_loaded(served)
         except (InferenceServerException, OSError, process.ServiceError, *STORAGE_FAULTS) as error:
             log.warning("serving: %s", error)  # reported through ServingObservation on the next pass
 
@@ -242,6 +249,10 @@ class LocalController:
     @property
     def _loaded_file(self) -> Path:
         return self.state_dir / "served-models.txt"
+
+    def _record_loaded(self, models: set[str]) -> None:
+        if self._loaded() != models:
+            self._loaded_file.write_text("\n".join(sorted(models)))
 
     def _loaded(self) -> set[str]:
         return set(self._loaded_file.read_text().split()) if self._loaded_file.is_file() else set()
