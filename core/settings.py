@@ -54,6 +54,16 @@ def default_data_dir() -> Path:
     return Path(base) / "kubevision"
 
 
+class LimitsSettings(BaseSettings):
+    """Where the gateway and the operator read each namespace's limits (kubevision.core.limits)."""
+
+    model_config = SettingsConfigDict(env_prefix="KUBEVISION_LIMITS_")
+
+    file: Path | None = Field(default=None, description="YAML file of the limits (the chart mounts its ConfigMap); "
+                                                        "none: Azure's S0 limits for every namespace. Local mode "
+                                                        "reads limits.yaml in its data folder.")
+
+
 class LocalSettings(BaseSettings):
     """Local mode: every service on one machine, state under one folder. A port of 0 means any free port."""
 
