@@ -188,3 +188,5 @@ class GatewaySettings(BaseSettings):
                                                                         "headers, from its connection or last answer.")
     body_idle_seconds: float = Field(default=10, gt=0, description="Longest pause allowed inside a request body.")
     body_timeout_seconds: float = Field(default=300, gt=0, description="Time allowed for a whole request body.")
+    usage_write_seconds: float = Field(default=10, gt=0, description="How often the usage counted in memory is "
+                                       "written to the label store's usage ledger (a crash loses at most this much).")
