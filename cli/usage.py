@@ -36,7 +36,7 @@ def usage(
         window = parse_window(since)
     except ValueError as error:
         raise fail(f"--since: {error}") from error
-    if namespace is not None and not re.match(DNS_LABEL, namespace):
+    if namespace is not None and not re.fullmatch(DNS_LABEL, namespace):
         raise fail(f"--namespace: {namespace!r} is no namespace name (lower-case letters, digits and '-')")
     if output not in (None, "json"):
         raise fail(f"unknown output format {output!r}; use json, or none for the table")
