@@ -45,9 +45,14 @@ def table(kind: str, objects: list[dict[str, Any]], now: datetime | None = None,
         cells = ([obj["metadata"]["namespace"]] if namespaces else []) + [obj["metadata"]["name"]]
         cells += [cell(obj, column, now) for column in columns]
         rows.append(cells)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = aligned(rows)
     return "\n".join(lines if header else lines[1:])
+
+
+def aligned(rows: list[list[str]]) -> list[str]:
+    """Rows of cells as kubectl prints them: each column as wide as its widest cell, three spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def printer_columns(kind: str, wide: bool = False) -> list[dict[str, Any]]:

@@ -54,6 +54,16 @@ def default_data_dir() -> Path:
     return Path(base) / "kubevision"
 
 
+class LimitsSettings(BaseSettings):
+    """Where the gateway and the operator read each namespace's limits (kubevision.core.limits)."""
+
+    model_config = SettingsConfigDict(env_prefix="KUBEVISION_LIMITS_")
+
+    file: Path | None = Field(default=None, description="YAML file of the limits (the chart mounts its ConfigMap); "
+                                                        "none: Azure's S0 limits for every namespace. Local mode "
+                                                        "reads limits.yaml in its data folder.")
+
+
 class LocalSettings(BaseSettings):
     """Local mode: every service on one machine, state under one folder. A port of 0 means any free port."""
 
@@ -178,3 +188,5 @@ class GatewaySettings(BaseSettings):
                                                                         "headers, from its connection or last answer.")
     body_idle_seconds: float = Field(default=10, gt=0, description="Longest pause allowed inside a request body.")
     body_timeout_seconds: float = Field(default=300, gt=0, description="Time allowed for a whole request body.")
+    usage_write_seconds: float = Field(default=10, gt=0, description="How often the usage counted in memory is "
+                                       "written to the label store's usage ledger (a crash loses at most this much).")

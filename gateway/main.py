@@ -17,6 +17,7 @@ from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.predictions import PredictionIndex
 from kubevision.core.labelstore.store import LabelStore
 from kubevision.core.labelstore.upload import local_database_url
+from kubevision.core.labelstore.usage import UsageLedger
 from kubevision.core.settings import GatewaySettings, S3Settings
 from kubevision.core.storage import ObjectStore
 from kubevision.gateway import portal
@@ -27,7 +28,7 @@ from kubevision.gateway.backends.triton import Classifier
 from kubevision.gateway.http import errors
 from kubevision.gateway.http.guard import Guard
 from kubevision.gateway.http.observe import Observe
-from kubevision.gateway.http.routers import files, prediction, training
+from kubevision.gateway.http.routers import files, prediction, training, usage
 from kubevision.gateway.images import ImageFetcher
 from kubevision.gateway.links import Signer
 from kubevision.gateway.services.exports import ExportService
@@ -42,13 +43,14 @@ from kubevision.gateway.services.signed_files import SignedFiles
 from kubevision.gateway.services.stored_predictions import StoredPredictionService
 from kubevision.gateway.services.tags import TagService
 from kubevision.gateway.services.transfer import ProjectTransfer
+from kubevision.gateway.services.usage import UsageMeter, UsageService
 
 log = logging.getLogger(__name__)
 
 
 def wire_training(app: FastAPI, settings: GatewaySettings, source: CatalogSource, resources: ResourceWriter,
                   labels: LabelStore, exporter: ManifestExporter, index: PredictionIndex, objects: ObjectStore,
-                  fetcher: ImageFetcher, trained: TrainedIterations) -> None:
+                  fetcher: ImageFetcher, trained: TrainedIterations, meter: UsageMeter) -> None:
     """The training API's services, each given the collaborators it uses, on app.state for the routes."""
     lookup, links = ProjectLookup(source, labels), Signer(settings, source)
     state = app.state
@@ -56,8 +58,9 @@ def wire_training(app: FastAPI, settings: GatewaySettings, source: CatalogSource
     state.tags = TagService(lookup, labels)
     state.iterations = IterationService(settings, source, resources, lookup, labels, exporter)
     state.performance = PerformanceService(source, lookup, labels, trained, links)
-    state.exports = ExportService(source, lookup, links)
-    state.labelling = LabellingService(settings, source, lookup, labels, index, objects, fetcher, trained, links)
+    state.exports = ExportService(source, lookup, links, meter)
+    state.labelling = LabellingService(settings, source, lookup, labels, index, objects, fetcher, trained, links,
+                                       meter)
     state.stored_predictions = StoredPredictionService(lookup, index, links)
     state.transfer = ProjectTransfer(settings, state.projects, lookup, labels, exporter, objects, source)
 
@@ -85,22 +88,32 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
         exporter = ManifestExporter(database, store)
         classifier = Classifier(settings, store.labels)
         recorder = PredictionRecorder(store, labels, index)
+        ledger = UsageLedger(database)
+        meter = UsageMeter(ledger)
         async with httpx.AsyncClient(timeout=settings.url_timeout_seconds, follow_redirects=False) as http:
             app.state.source, app.state.objects = source, store
             app.state.files = SignedFiles(source, store)
             fetcher = ImageFetcher(settings, http, app.state.files, source.platform_ports)
             trained = TrainedIterations(store, settings)
-            app.state.predictions = PredictionService(settings, source, classifier, recorder, fetcher, trained)
-            wire_training(app, settings, source, resources, labels, exporter, index, store, fetcher, trained)
+            app.state.predictions = PredictionService(settings, source, classifier, recorder, fetcher, trained,
+                                                      meter)
+            wire_training(app, settings, source, resources, labels, exporter, index, store, fetcher, trained, meter)
+            app.state.usage = UsageService(source, ledger, meter)
             await source.start()
             exports = asyncio.create_task(export_forever(exporter, settings, source), name="manifest exports")
+            usage = asyncio.create_task(app.state.usage.keep_forever(settings.usage_write_seconds), name="usage")
             try:
                 yield
             finally:
                 exports.cancel()
-                await asyncio.gather(exports, return_exceptions=True)
+                usage.cancel()
+                await asyncio.gather(exports, usage, return_exceptions=True)
                 await source.stop()
                 await recorder.drain()
+                try:
+                    await app.state.usage.keep()  # the last batch of counts
+                except Exception as error:
+                    log.warning("usage not written at shutdown: %s", error)
                 await classifier.close()
                 database.dispose()
 
@@ -114,6 +127,7 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
     for version in training.VERSIONS:
         app.include_router(training.router(version))
     app.include_router(files.router())
+    app.include_router(usage.router(training.ERRORS))
     portal.mount(app)
 
     @app.get("/healthz", tags=["Health"], include_in_schema=False)

@@ -1,4 +1,6 @@
-"""The gateway's Prometheus metrics: requests by route and status, their latency, time spent in Triton, bytes in."""
+"""The gateway's Prometheus metrics: requests by route and status, their latency, time spent in Triton, bytes in;
+and what each team used (namespace and project labels, named in core.usage.FIGURES): Prometheus keeps these
+counters through the replicas' restarts, and `increase()` over a window adds up all replicas."""
 
 from __future__ import annotations
 
@@ -18,6 +20,17 @@ REQUEST_BYTES = Counter("kubevision_gateway_request_bytes_total", "Bytes of requ
                         ["route"])
 STORED_PREDICTIONS = Counter("kubevision_gateway_stored_predictions_total", "Predictions kept, by outcome.",
                              ["outcome"])
+
+# Usage. A project label is one series a project (a thousand projects are a thousand series); never a label per image,
+# key or caller.
+USAGE_PREDICTIONS = Counter("kubevision_usage_predictions_total", "Images predicted, by namespace, project and "
+                            "whether the prediction is stored.", ["namespace", "project", "stored"])
+USAGE_IMAGES = Counter("kubevision_usage_images_stored_total", "Training images stored (new content only), by "
+                       "namespace and project.", ["namespace", "project"])
+USAGE_IMAGE_BYTES = Counter("kubevision_usage_image_bytes_stored_total", "Bytes of the training images stored, by "
+                            "namespace and project.", ["namespace", "project"])
+USAGE_EXPORTS = Counter("kubevision_usage_exports_total", "Iteration exports (ONNX), by namespace and project.",
+                        ["namespace", "project"])
 
 
 def serve(host: str, port: int) -> WSGIServer:

@@ -367,3 +367,27 @@ class StoredImagePrediction(Wire):
 class PredictionQueryResult(Wire):
     token: PredictionQueryToken
     results: list[StoredImagePrediction]
+
+
+# KubeVision's own answers (no Custom Vision model has them)
+
+
+class ProjectUsage(Wire):
+    """What one project of the caller's namespace used in the window (core.usage.FIGURES)."""
+
+    project: str = Field(description="The CustomVisionProject's name.")
+    predictions_stored: int = 0
+    predictions_not_stored: int = 0
+    images_stored: int = 0
+    image_bytes: int = 0
+    exports: int = 0
+    trainings: int = 0
+    training_seconds: float = 0
+    gpu_seconds: float = 0
+
+
+class UsageReport(Wire):
+    namespace: str
+    since: datetime = Field(description="The window's start: calls are counted from the hour it falls in, "
+                                        "trainings that ended after it.")
+    projects: list[ProjectUsage]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubevision.core.api import CustomVisionProject, Iteration
-from kubevision.operator import reconcile
+from kubevision.operator import metrics, reconcile
 from kubevision.operator.driver import Driver, TrainingNotSeenYet
 from kubevision.operator.reconcile import IterationObservation, IterationPlan, Outcome
 
@@ -48,6 +48,7 @@ async def reconcile_iteration(driver: Driver, body: dict[str, Any]) -> Iteration
         await driver.snapshot_dataset(project, plan.train.name)
         await driver.start_training(plan.train, body)
     await driver.report(ITERATION, body, plan.status, plan.outcome)
+    metrics.count_training(iteration, plan.status)  # once written: a pass whose write failed is done again
     await driver.sync_tracking(iteration, plan.status)
     await driver.serve(project_body, iteration, observed.serving, plan.serve)
     return plan

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKeyConstraint,
@@ -173,3 +174,34 @@ class StoredPrediction(Base):
     application: Mapped[str | None] = mapped_column(String(64))
     predictions: Mapped[list[Any]] = mapped_column(comment="[{tag_id, tag_name, probability}], highest first.")
     object_key: Mapped[str] = mapped_column(String(1024))
+
+
+class UsageCount(Base):
+    """What the gateway counted of one project in one hour (UTC): replicas add their counts to the same row."""
+
+    __tablename__ = "usage_counts"
+    __table_args__ = (Index(None, "hour"),)
+
+    namespace: Mapped[str] = mapped_column(String(63), primary_key=True)
+    project: Mapped[str] = mapped_column(String(253), primary_key=True, comment="The CustomVisionProject's name.")
+    hour: Mapped[datetime] = mapped_column(primary_key=True, comment="The hour's start.")
+    predictions_stored: Mapped[int] = mapped_column(BigInteger, default=0)
+    predictions_not_stored: Mapped[int] = mapped_column(BigInteger, default=0)
+    images_stored: Mapped[int] = mapped_column(BigInteger, default=0)
+    image_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    exports: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TrainingUsage(Base):
+    """One ended training, once: keyed by its Iteration's uid, so every gateway that sees it records the same row."""
+
+    __tablename__ = "training_usage"
+    __table_args__ = (Index(None, "finished"),)
+
+    iteration_uid: Mapped[str] = mapped_column(UUID, primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(63))
+    project: Mapped[str] = mapped_column(String(253), comment="The CustomVisionProject's name.")
+    iteration: Mapped[str] = mapped_column(String(253))
+    finished: Mapped[datetime]
+    seconds: Mapped[float] = mapped_column(Float)
+    gpus: Mapped[int] = mapped_column(Integer)

@@ -15,6 +15,7 @@ from kubevision.gateway.services.projects import ProjectService
 from kubevision.gateway.services.stored_predictions import StoredPredictionService
 from kubevision.gateway.services.tags import TagService
 from kubevision.gateway.services.transfer import ProjectTransfer
+from kubevision.gateway.services.usage import UsageService
 
 
 def prediction_namespace(
@@ -63,4 +64,5 @@ Performance = Annotated[PerformanceService, Depends(_state("performance"))]
 Exports = Annotated[ExportService, Depends(_state("exports"))]
 StoredPredictions = Annotated[StoredPredictionService, Depends(_state("stored_predictions"))]
 Transfers = Annotated[ProjectTransfer, Depends(_state("transfer"))]
+Usage = Annotated[UsageService, Depends(_state("usage"))]
 BaseUrl = Annotated[str, Depends(base_url)]

@@ -11,11 +11,13 @@ from kubevision.gateway.errors import CustomVisionError, NotFound
 from kubevision.gateway.links import Signer
 from kubevision.gateway.services.iterations import trained_iteration, training_status
 from kubevision.gateway.services.lookup import ProjectLookup
+from kubevision.gateway.services.usage import UsageMeter
 
 
 class ExportService:
-    def __init__(self, source: CatalogSource, lookup: ProjectLookup, links: Signer):
+    def __init__(self, source: CatalogSource, lookup: ProjectLookup, links: Signer, meter: UsageMeter | None = None):
         self.source = source
+        self.meter = meter or UsageMeter()
         self.lookup = lookup
         self.links = links
 
@@ -41,7 +43,9 @@ class ExportService:
                                     "BadRequestProjectUnsupportedExportPlatform")
         if flavor not in (None, "ONNX10", "ONNX12"):
             raise CustomVisionError(f"ONNX exports have no flavor {flavor!r}.", "BadRequestNotSupported")
-        return self._export(namespace, project, iteration, base_url, flavor)
+        export = self._export(namespace, project, iteration, base_url, flavor)
+        self.meter.exported(namespace, project.name)
+        return export
 
     def model_object(self, project: Project, iteration_uid: str) -> tuple[str, str]:
         """(bucket, key) of an iteration's ONNX model."""

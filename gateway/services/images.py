@@ -10,7 +10,15 @@ from collections.abc import Callable, Sequence
 from kubevision.core.images import MAX_IMAGE_BYTES
 from kubevision.core.labelstore import regions
 from kubevision.core.labelstore.predictions import PredictionIndex
-from kubevision.core.labelstore.store import MAX_BATCH, Created, ImageView, LabelStore, NewImage, RegionIn
+from kubevision.core.labelstore.store import (
+    MAX_BATCH,
+    Created,
+    ImageView,
+    LabelStore,
+    NewImage,
+    ProjectRef,
+    RegionIn,
+)
 from kubevision.core.labelstore.tables import Region
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import ObjectStore
@@ -22,6 +30,7 @@ from kubevision.gateway.errors import CustomVisionError
 from kubevision.gateway.images import ImageFetcher
 from kubevision.gateway.links import Signer, image_path
 from kubevision.gateway.services.lookup import ProjectLookup
+from kubevision.gateway.services.usage import UsageMeter
 
 MAX_TAG_FILTER = 20
 URL_FETCHES = 8  # image URLs of one batch fetched at once
@@ -49,8 +58,9 @@ async def _store_call(function, *args):
 class LabellingService:
     def __init__(self, settings: GatewaySettings, source: CatalogSource, lookup: ProjectLookup, labels: LabelStore,
                  predictions_index: PredictionIndex, objects: ObjectStore, fetcher: ImageFetcher,
-                 trained: TrainedIterations, links: Signer):
+                 trained: TrainedIterations, links: Signer, meter: UsageMeter | None = None):
         self.settings = settings
+        self.meter = meter or UsageMeter()
         self.source = source
         self.lookup = lookup
         self.labels = labels
@@ -110,7 +120,9 @@ class LabellingService:
         for first in range(0, len(parts), STORED_AT_ONCE):
             def add(readers=parts[first:first + STORED_AT_ONCE]) -> list[Created]:
                 batch = [self._entry(tag_ids, None, None, None, data=read()) for read in readers]
-                return self.labels.add_images(ref, batch)
+                added = self.labels.add_images(ref, batch)
+                self._count_stored(ref, batch, added)
+                return added
 
             results += await asyncio.to_thread(add)
         return self._summary(namespace, ref.id, results, base_url)
@@ -160,7 +172,14 @@ class LabellingService:
                    base_url: str) -> wire.ImageCreateSummary:
         ref = await self.lookup.labelled(namespace, project_id)
         results = await _store_call(self.labels.add_images, ref, batch)
+        self._count_stored(ref, batch, results)
         return self._summary(namespace, ref.id, results, base_url)
+
+    def _count_stored(self, project: ProjectRef, batch: list[NewImage], results: list[Created]) -> None:
+        """The images a batch added (OK; a duplicate stores nothing), with their bytes, as the project's usage."""
+        sizes = [len(item.data) if item.data is not None else item.stored.size if item.stored else 0
+                 for item, result in zip(batch, results, strict=True) if result.status == "OK"]
+        self.meter.images_stored(project.namespace, project.name, sizes)
 
     # ------------------------------------------------------------------------------------------------------------
     # listing, tagging, deleting

@@ -27,6 +27,7 @@ from kubevision.gateway.backends.triton import Classifier
 from kubevision.gateway.catalog import Project, PublishedModel
 from kubevision.gateway.errors import CustomVisionError
 from kubevision.gateway.images import ImageFetcher
+from kubevision.gateway.services.usage import UsageMeter
 from kubevision.gateway.wire import BoundingBox, ImagePrediction, Prediction, SuggestedTags, TagType
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,10 @@ class PredictionRecorder:
 
 class PredictionService:
     def __init__(self, settings: GatewaySettings, source: CatalogSource, classifier: Classifier,
-                 recorder: PredictionRecorder | None, fetcher: ImageFetcher, trained: TrainedIterations):
+                 recorder: PredictionRecorder | None, fetcher: ImageFetcher, trained: TrainedIterations,
+                 meter: UsageMeter | None = None):
         self.settings = settings
+        self.meter = meter or UsageMeter()
         self.source = source
         self.classifier = classifier
         self.trained = trained  # runs iterations that are not published, for quick tests
@@ -161,7 +164,9 @@ class PredictionService:
         and the application."""
         answer = ImagePrediction(id=str(uuid.uuid4()), project=project.uid, iteration=iteration_uid,
                                  created=datetime.now(UTC), predictions=predictions)
-        if stored and self.recorder and self.settings.store_predictions:
+        kept = bool(stored and self.recorder and self.settings.store_predictions)
+        self.meter.predicted(project.namespace, project.name, stored=kept)
+        if kept:
             data, content_type, application = stored
             self.recorder.record(project, content_type, data, self._record(answer, publish_name, data, content_type,
                                                                            application))
