@@ -7,7 +7,8 @@ after window, so nothing grows with time; a counter no longer used is swept.
 
 - `SharedWindows`: in the label store's database, for gateway replicas that share it (PostgreSQL on a cluster). A
   call is one statement (an upsert that answers the count), on an engine of its own in autocommit: one round trip,
-  no BEGIN, COMMIT or pre-ping.
+  no BEGIN, COMMIT or pre-ping, and no wait for the disk (synchronous_commit off: a crash may forget the last counts
+  of a window, which only lets a few more calls in).
 - `LocalWindows`: in the process, for the one gateway of local mode (SQLite), whose calls then never wait on the
   write lock that uploads hold.
 """
@@ -18,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import case, create_engine, delete
+from sqlalchemy import bindparam, case, create_engine, delete
 
 from kubevision.core.labelstore.database import BUSY_TIMEOUT_MS, Database
 from kubevision.core.labelstore.tables import RateWindow
@@ -57,23 +58,25 @@ class SharedWindows:
         else:
             self.engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=SHARED_POOL,
                                         max_overflow=SHARED_POOL, pool_timeout=WAIT_SECONDS,
-                                        connect_args={"connect_timeout": WAIT_SECONDS})
+                                        # A count lost in a crash costs nothing: commits need not wait for the disk.
+                                        connect_args={"connect_timeout": WAIT_SECONDS,
+                                                      "options": "-c synchronous_commit=off"})
         if self.engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
-        self._insert = insert
-
-    def hit(self, key: str, started: int, ends: int) -> Count:
-        row = self._insert(RateWindow).values(key=key, started=started, ends=ends, calls=1)
+        row = insert(RateWindow).values(key=bindparam("key"), started=bindparam("started"), ends=bindparam("ends"),
+                                        calls=1)
         later = row.excluded.started > RateWindow.started
-        row = row.on_conflict_do_update(index_elements=[RateWindow.key], set_={
+        self._upsert = row.on_conflict_do_update(index_elements=[RateWindow.key], set_={
             "calls": case((later, 1), else_=RateWindow.calls + 1),
             "started": case((later, row.excluded.started), else_=RateWindow.started),
             "ends": case((later, row.excluded.ends), else_=RateWindow.ends),
-        }).returning(RateWindow.calls, RateWindow.ends)
+        }).returning(RateWindow.calls, RateWindow.ends)  # built once: each call only binds its values
+
+    def hit(self, key: str, started: int, ends: int) -> Count:
         with self.engine.connect() as connection:
-            calls, window_ends = connection.execute(row).one()
+            calls, window_ends = connection.execute(self._upsert, {"key": key, "started": started, "ends": ends}).one()
         return Count(calls, window_ends)
 
     def sweep(self, before: int) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from azure.cognitiveservices.vision.customvision.training.models import CustomVi
 from gateway_harness import running_gateway
 from limits_files import write_limits
 from msrest.authentication import ApiKeyCredentials
+from playwright.async_api import async_playwright
 from test_gateway_limits import exchange, post
 
 from kubevision.core.limits import LimitsSource
@@ -35,6 +37,7 @@ PROJECTS = {ns: Project(str(uuid.uuid4()), ns, "trees", "Classification", BUCKET
 KEYS = {ns: NamespaceKeys(f"p-{ns}".ljust(32, "0"), f"t-{ns}".ljust(32, "0")) for ns in PROJECTS}
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 IMAGE_URL = {"url": "http://example.com/photo.jpg"}
+CHROMIUM = Path("/usr/bin/chromium-headless-shell")  # Debian's package, as tests/e2e/test_portal.py uses it
 
 
 class FixedSource(CatalogSource):
@@ -203,3 +206,23 @@ async def test_the_sdk_told_to_retry_every_method_waits_out_a_429_and_succeeds(g
         second = await asyncio.to_thread(told.create_tag, project, "second")  # refused, then let in
         names = {tag.name for tag in await asyncio.to_thread(plain.get_tags, project)}  # a GET: retried by itself
         assert second.name == "second" and names == {"first", "second"}
+
+
+async def test_the_portal_waits_out_a_429_when_a_screen_asks_for_more_than_the_limit(gateway):
+    """A screen loads many things at once (the projects list asks two calls a project): the portal's API client
+    waits out the 429s in a real browser, and every call is answered."""
+    async with gateway() as base, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{base}/portal/")
+            await window_start()
+            answered = await page.evaluate("""async (key) => {
+                const {Api} = await import(new URL("js/api.js", document.baseURI).href);
+                const api = new Api(key);
+                const answers = await Promise.all(Array.from({length: 15}, () => api.domains()));
+                return answers.filter((domains) => domains.length > 0).length;
+            }""", KEYS["team-a"].training)
+            assert answered == 15
+        finally:
+            await browser.close()
