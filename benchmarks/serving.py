@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/serving.py [--requests 200] [--rounds 3] [--data-dir DIR] [--detector MODEL.onnx]
         [--backend-only]
 
-Starts a local platform in a fresh folder (or uses the one in --data-dir), publishes the sample project with
+Starts a local platform in a fresh folder, without per-second limits on predictions (or uses the one in --data-dir,
+whose limits.yaml should lift them too), publishes the sample project with
 `kubevision local demo`, then measures in one run, for each concurrency:
 - direct: tritonclient's async HTTP client sends the preprocessed tensor straight to Triton (binary data);
 - gateway: the Custom Vision route (/image/nostore) with the JPEG, as a client of the API sends it;
@@ -40,6 +41,7 @@ import tritonclient.http.aio as triton
 
 from kubevision.core.domains import Backbone
 from kubevision.core.labels import model_name
+from kubevision.core.limits import LOCAL_FILE
 from kubevision.core.serving import classification, detection
 from kubevision.core.serving.classification import INPUT, OUTPUT
 from kubevision.core.settings import GatewaySettings, LocalSettings
@@ -291,7 +293,9 @@ def main() -> None:
     ports = {p: 0 for p in ("s3_port", "mlflow_port", "triton_http_port", "triton_grpc_port",
                             "triton_metrics_port", "gateway_port")}
     platform = LocalPlatform(LocalSettings(data_dir=data_dir, **ports))
-    if own:
+    if own:  # throughput is the measure: no per-second limit on the predictions (docs/gateway.md, Rate limits)
+        (data_dir / LOCAL_FILE).write_text("defaults: {predictions_per_second: null, "
+                                           "stored_predictions_per_second: null}\n")
         platform.up()
     try:
         load_before = os.getloadavg()[0]

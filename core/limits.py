@@ -92,3 +92,16 @@ class LimitsSource:
     @staticmethod
     def _read(path: Path) -> LimitsFile:
         return LimitsFile.model_validate(yaml.safe_load(path.read_text()) or {})
+
+
+LOCAL_FILE = "limits.yaml"
+
+
+def limits_file(configured: Path | None, local_data_dir: Path | None = None) -> Path | None:
+    """The file to read limits from: the one configured (KUBEVISION_LIMITS_FILE: the chart's ConfigMap), else local
+    mode's `limits.yaml` in its data folder when there is one. None: Azure's S0 limits for every namespace."""
+    if configured is not None:
+        return configured
+    if local_data_dir is not None and (local_data_dir / LOCAL_FILE).is_file():
+        return local_data_dir / LOCAL_FILE
+    return None

@@ -48,6 +48,16 @@ class ServiceUnavailable(CustomVisionError):
         super().__init__(message, code, {"Retry-After": str(retry_after)})
 
 
+class TooManyRequests(CustomVisionError):
+    """A key over its rate limit (gateway/rate_limits.py): Azure Cognitive Services' answer, code "429"."""
+
+    status, code = 429, "429"
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"Rate limit is exceeded. Try again in {retry_after} seconds.",
+                         headers={"Retry-After": str(retry_after)})
+
+
 class InternalError(CustomVisionError):
     status, code = 500, "ErrorUnknown"
 

@@ -15,10 +15,12 @@ from fastapi.responses import JSONResponse
 from kubevision.core.labelstore.database import open_database
 from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.predictions import PredictionIndex
+from kubevision.core.labelstore.rates import windows_for
 from kubevision.core.labelstore.store import LabelStore
 from kubevision.core.labelstore.upload import local_database_url
 from kubevision.core.labelstore.usage import UsageLedger
-from kubevision.core.settings import GatewaySettings, S3Settings
+from kubevision.core.limits import LimitsSource, limits_file
+from kubevision.core.settings import GatewaySettings, LimitsSettings, S3Settings
 from kubevision.core.storage import ObjectStore
 from kubevision.gateway import portal
 from kubevision.gateway.backends.resources import KubernetesResources, ResourceWriter
@@ -31,6 +33,7 @@ from kubevision.gateway.http.observe import Observe
 from kubevision.gateway.http.routers import files, prediction, training, usage
 from kubevision.gateway.images import ImageFetcher
 from kubevision.gateway.links import Signer
+from kubevision.gateway.rate_limits import RateLimiter
 from kubevision.gateway.services.exports import ExportService
 from kubevision.gateway.services.images import LabellingService
 from kubevision.gateway.services.iterations import IterationService
@@ -65,12 +68,21 @@ def wire_training(app: FastAPI, settings: GatewaySettings, source: CatalogSource
     state.transfer = ProjectTransfer(settings, state.projects, lookup, labels, exporter, objects, source)
 
 
+def limits_of(settings: GatewaySettings) -> LimitsSource:
+    """Each namespace's limits: from KUBEVISION_LIMITS_FILE, or local mode's limits.yaml, or Azure's S0 defaults."""
+    local_data_dir = Path(settings.data_dir) if settings.mode == "local" else None
+    return LimitsSource(limits_file(LimitsSettings().file, local_data_dir))
+
+
 def create_app(settings: GatewaySettings | None = None, source: CatalogSource | None = None,
-               s3: S3Settings | None = None, resources: ResourceWriter | None = None) -> FastAPI:
+               s3: S3Settings | None = None, resources: ResourceWriter | None = None,
+               limits: LimitsSource | None = None) -> FastAPI:
     """The app over the catalog `source` and the resource writer `resources` its starter hands in (local mode's
     come from `kubevision gateway --local`); on a cluster, by default, the Kubernetes API's, and the S3 that
-    KUBEVISION_S3_* name."""
+    KUBEVISION_S3_* name. `limits` are those of limits_of(settings) unless given."""
     settings = settings or GatewaySettings()
+    limits = limits or limits_of(settings)
+    rates = RateLimiter(limits)
     if source is None:
         if settings.mode == "local":
             raise ValueError("A local gateway is started with local mode's catalog source (kubevision gateway "
@@ -90,8 +102,9 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
         recorder = PredictionRecorder(store, labels, index)
         ledger = UsageLedger(database)
         meter = UsageMeter(ledger)
+        rates.use(windows_for(database))
         async with httpx.AsyncClient(timeout=settings.url_timeout_seconds, follow_redirects=False) as http:
-            app.state.source, app.state.objects = source, store
+            app.state.source, app.state.objects, app.state.limits = source, store, limits
             app.state.files = SignedFiles(source, store)
             fetcher = ImageFetcher(settings, http, app.state.files, source.platform_ports)
             trained = TrainedIterations(store, settings)
@@ -102,12 +115,14 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
             await source.start()
             exports = asyncio.create_task(export_forever(exporter, settings, source), name="manifest exports")
             usage = asyncio.create_task(app.state.usage.keep_forever(settings.usage_write_seconds), name="usage")
+            sweeps = asyncio.create_task(rates.sweep_forever(), name="rate window sweeps")
             try:
                 yield
             finally:
                 exports.cancel()
                 usage.cancel()
-                await asyncio.gather(exports, usage, return_exceptions=True)
+                sweeps.cancel()
+                await asyncio.gather(exports, usage, sweeps, return_exceptions=True)
                 await source.stop()
                 await recorder.drain()
                 try:
@@ -115,6 +130,7 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
                 except Exception as error:
                     log.warning("usage not written at shutdown: %s", error)
                 await classifier.close()
+                rates.windows.close()
                 database.dispose()
 
     app = FastAPI(title="KubeVision Custom Vision API", version="3.4",
@@ -141,6 +157,7 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
         ready = request.app.state.source.ready
         return JSONResponse({"status": "ready" if ready else "loading"}, status_code=200 if ready else 503)
 
-    app.add_middleware(Guard, source=source, settings=settings)  # inside Observe: paths lower-cased, refusals counted
+    app.add_middleware(Guard, source=source, settings=settings, rates=rates)  # inside Observe: paths lower-cased,
+    # refusals counted
     app.add_middleware(Observe)
     return app

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from limits_files import UNLIMITED_RATES, write_limits
 
+from kubevision.core.limits import LOCAL_FILE
 from kubevision.core.settings import LocalSettings
 from kubevision.local.supervisor import LocalPlatform
 
@@ -33,8 +35,10 @@ def local_settings(data_dir: Path) -> LocalSettings:
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory):
-    """The real local S3, MLflow and Triton, started once per test run by the project's own code."""
+    """The real local S3, MLflow and Triton, started once per test run by the project's own code. Its gateway has
+    no per-second limits: the tests that use it call the API back to back, many times over Azure's 10 a second."""
     local = LocalPlatform(local_settings(tmp_path_factory.mktemp("platform")))
+    write_limits(local.data_dir / LOCAL_FILE, UNLIMITED_RATES)
     try:
         local.up()
         yield local

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import uvicorn
 from kopf_harness import eventually
 from kubernetes_asyncio import client
+from limits_files import UNLIMITED_RATES, write_limits
 
+from kubevision.core.limits import LimitsSource
 from kubevision.core.settings import GatewaySettings, S3Settings
 from kubevision.gateway.backends.sources import KubernetesSource
 from kubevision.gateway.http.server import server_config
@@ -36,11 +39,14 @@ async def running_gateway(app, settings: GatewaySettings | None = None) -> Async
 
 
 @contextlib.asynccontextmanager
-async def kubernetes_gateway(emulator, settings: GatewaySettings, s3: S3Settings) -> AsyncIterator[str]:
+async def kubernetes_gateway(emulator, settings: GatewaySettings, s3: S3Settings,
+                             limits: Path | None = None) -> AsyncIterator[str]:
     """Yields the base URL of a gateway in Kubernetes mode over the emulator's API, once its catalog has read the
-    first complete list."""
+    first complete list. Its limits are those of the file `limits`; by default, Azure's without the per-second
+    limits, which the tests that use it pass calling the API back to back."""
+    limits = limits or write_limits(Path(settings.data_dir) / "limits.yaml", UNLIMITED_RATES)
     async with client.ApiClient(client.Configuration(host=str(emulator.url).rstrip("/"))) as api_client:
         source = KubernetesSource(settings, api_client)
-        async with running_gateway(create_app(settings, source, s3), settings) as base:
+        async with running_gateway(create_app(settings, source, s3, limits=LimitsSource(limits)), settings) as base:
             await eventually(lambda: source.ready, what="the first complete list")
             yield base

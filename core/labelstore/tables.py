@@ -205,3 +205,17 @@ class TrainingUsage(Base):
     finished: Mapped[datetime]
     seconds: Mapped[float] = mapped_column(Float)
     gpus: Mapped[int] = mapped_column(Integer)
+
+
+class RateWindow(Base):
+    """The calls one rate counter (a namespace's kind of call) took in its current window, shared by every gateway
+    replica (gateway/rate_limits.py). One row per counter, reused window after window: the table holds the counters
+    in use, never their history."""
+
+    __tablename__ = "rate_windows"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True,
+                                     comment="<namespace>/<kind of call>/<window seconds>.")
+    started: Mapped[int] = mapped_column(BigInteger, comment="When the window began, epoch seconds.")
+    calls: Mapped[int] = mapped_column(Integer, comment="Calls counted in that window.")
+    ends: Mapped[int] = mapped_column(BigInteger, comment="When the window ends, epoch seconds; old rows are swept.")

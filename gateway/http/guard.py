@@ -1,7 +1,8 @@
 """One ASGI middleware between the access log and the routes that keeps a request from costing memory it has no
-right to: the key is checked before any byte of the body is read (FastAPI reads a JSON body before it solves the
-key dependency), a body over its route's limit is refused as soon as its Content-Length or its bytes say so, and a
-body that stalls or trickles is cut off. Refusals leave in Custom Vision's error shape, as the routes' own do."""
+right to: the key is checked, and the call counted against its key's rate limit, before any byte of the body is read
+(FastAPI reads a JSON body before it solves the key dependency), a body over its route's limit is refused as soon as
+its Content-Length or its bytes say so, and a body that stalls or trickles is cut off. Refusals leave in Custom
+Vision's error shape, as the routes' own do."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from starlette.responses import JSONResponse
 from kubevision.core.settings import GatewaySettings
 from kubevision.gateway.backends.sources import CatalogSource
 from kubevision.gateway.catalog import KEY_HEADERS
-from kubevision.gateway.errors import CustomVisionError, RequestTimeout, Unauthorized
+from kubevision.gateway.errors import CustomVisionError, RequestTimeout, TooManyRequests, Unauthorized
 from kubevision.gateway.http.errors import body as error_body
-from kubevision.gateway.http.limits import BodyLimit, body_limit, key_kind
+from kubevision.gateway.http.limits import BodyLimit, body_limit, call_kind, key_kind
+from kubevision.gateway.rate_limits import RateLimiter
 
 
 class BodyRefused(Exception):
@@ -24,10 +26,11 @@ class BodyRefused(Exception):
 
 
 class Guard:
-    def __init__(self, app, source: CatalogSource, settings: GatewaySettings):
+    def __init__(self, app, source: CatalogSource, settings: GatewaySettings, rates: RateLimiter):
         self.app = app
         self.source = source
         self.settings = settings
+        self.rates = rates
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -36,9 +39,12 @@ class Guard:
         kind = key_kind(scope["path"])
         if kind is not None:
             try:
-                self.source.catalog.namespace_of(kind, headers.get(KEY_HEADERS[kind]))
+                namespace = self.source.catalog.namespace_of(kind, headers.get(KEY_HEADERS[kind]))
             except Unauthorized as error:
                 return await answer(error, scope, receive, send)
+            wait = await self.rates.admit(namespace, call_kind(kind, scope["method"], scope["path"]))
+            if wait is not None:
+                return await answer(TooManyRequests(wait), scope, receive, send)
         limit = body_limit(scope["path"], headers.get("content-type", ""), self.settings)
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit.bytes:

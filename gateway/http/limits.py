@@ -1,5 +1,6 @@
-"""What each route lets in before a body is read: which key it needs, and how many bytes its body may hold (with the
-error a larger one gets). Paths are matched as the routers declare them, after observe.py has lower-cased them."""
+"""What each route lets in before a body is read: which key it needs, which rate limit it counts against, and how
+many bytes its body may hold (with the error a larger one gets). Paths are matched as the routers declare them, after
+observe.py has lower-cased them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from kubevision.core.labelstore.store import MAX_BATCH
 from kubevision.core.settings import GatewaySettings
 from kubevision.gateway.catalog import KeyKind
 from kubevision.gateway.errors import CustomVisionError, PayloadTooLarge, image_too_large
+from kubevision.gateway.rate_limits import CallKind
 
 UPLOAD_SLACK = 64 * 1024  # multipart headers and boundaries around one image
 UPLOAD_LIMIT = MAX_BATCH * MAX_IMAGE_BYTES + 1024 * 1024  # a full batch of the largest images, and its multipart
@@ -21,6 +23,7 @@ PREDICTION_IMAGE = re.compile(r"^/customvision/[^/]+/prediction/[^/]+/(classify|
 QUICK_TEST_IMAGE = re.compile(r"^/customvision/[^/]+/training/projects/[^/]+/quicktest/image$")
 IMAGE_BATCH = re.compile(r"^/customvision/[^/]+/training/projects/[^/]+/images$")
 IMAGE_FILES = re.compile(r"^/customvision/[^/]+/training/projects/[^/]+/images/files$")
+TRAIN = re.compile(r"^/customvision/[^/]+/training/projects/[^/]+/train$")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,14 @@ def key_kind(path: str) -> KeyKind | None:
     """The key a path needs: every route under /customvision/<version>/training or /prediction needs one."""
     found = KEYED.match(path)
     return found[1] if found else None  # type: ignore[return-value]
+
+
+def call_kind(key: KeyKind, method: str, path: str) -> CallKind:
+    """The rate limit a keyed call counts against, as Azure's S0 tier counts them: a prediction key's calls store
+    their image unless the path ends in /nostore; a training key's are train_project or any other."""
+    if key == "prediction":
+        return CallKind.PREDICTION if path.endswith("/nostore") else CallKind.STORED_PREDICTION
+    return CallKind.TRAIN if method == "POST" and TRAIN.match(path) else CallKind.TRAINING
 
 
 def batch_too_large() -> CustomVisionError:

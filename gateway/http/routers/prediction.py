@@ -23,6 +23,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         408: "The headers or the body arrived too slowly.",
         413: "The body is over its route's limit (docs/gateway.md, Limits).",
         415: "The body is neither multipart/form-data nor application/octet-stream.",
+        429: "The key is over its rate limit (docs/gateway.md, Rate limits); retry after Retry-After seconds.",
         503: "Inference is not available now; retry after Retry-After seconds.",
     }.items()
 }

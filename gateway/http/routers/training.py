@@ -32,6 +32,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         409: "The project's manifest belongs to someone else (docs/storage.md).",
         413: "The body is over its route's limit (docs/gateway.md, Limits).",
         415: "The body's media type is not accepted.",
+        429: "The key is over its rate limit (docs/gateway.md, Rate limits); retry after Retry-After seconds.",
         503: "No room for an upload now; retry after Retry-After seconds.",
     }.items()
 }

@@ -1,6 +1,6 @@
 """Usage: the gateway's counts per project and hour, and each ended training once
 
-Revision ID: 0002_usage
+Revision ID: 0002
 Revises: 0001
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_usage"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None

@@ -2,6 +2,7 @@
 const TRAINING = new URL("../customvision/v3.3/training", document.baseURI).pathname;
 export const PREDICTION_BASE = new URL("../customvision/v3.1/Prediction", document.baseURI).href;
 const UPLOAD_BATCH = 16; // files a request: a progress step, and well under the API's 64 a batch
+const RATE_LIMIT_RETRIES = 5; // 429s waited out before one is shown
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -35,10 +36,16 @@ export class Api {
       options.body = body;
     }
     let response;
-    try {
-      response = await fetch(`${TRAINING}${path}${query(params)}`, options);
-    } catch (error) {
-      throw new ApiError(0, "NetworkError", `The gateway did not answer: ${error.message}`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        response = await fetch(`${TRAINING}${path}${query(params)}`, options);
+      } catch (error) {
+        throw new ApiError(0, "NetworkError", `The gateway did not answer: ${error.message}`);
+      }
+      // Over the key's rate limit (a screen loads many things at once): wait as told, and ask again.
+      if (response.status !== 429 || attempt >= RATE_LIMIT_RETRIES) break;
+      const seconds = Number(response.headers.get("Retry-After")) || 1;
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
     }
     const text = await response.text();
     let data = null;
