@@ -14,6 +14,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from kubevision.core.settings import LimitsSettings
+
 
 class Limits(BaseModel):
     """One namespace's limits. None means no limit."""
@@ -92,3 +94,15 @@ class LimitsSource:
     @staticmethod
     def _read(path: Path) -> LimitsFile:
         return LimitsFile.model_validate(yaml.safe_load(path.read_text()) or {})
+
+
+LOCAL_LIMITS_FILE = "limits.yaml"
+
+
+def limits_source(data_dir: Path | None = None) -> LimitsSource:
+    """The limits a component reads: in local mode (`data_dir`), <data dir>/limits.yaml when it exists; on a cluster,
+    the file LimitsSettings names (the chart's ConfigMap). Neither: Azure's S0 limits."""
+    if data_dir is not None:
+        path = data_dir / LOCAL_LIMITS_FILE
+        return LimitsSource(path if path.is_file() else None)
+    return LimitsSource(LimitsSettings().file)
