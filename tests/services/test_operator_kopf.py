@@ -543,10 +543,11 @@ async def test_s3_and_mlflow_that_hang_are_reported_and_recovered_from_in_the_sa
     OBSERVED_PERMISSIONS.update(kmock.permissions)
 
 
-async def test_past_the_namespace_limit_an_iteration_is_queued_until_a_training_ends(kmock, platform, tmp_path,
-                                                                                     monkeypatch):
-    """concurrent_trainings from the platform team's limits file: the second Iteration gets no Job and says why;
-    the first one's Job ending wakes it (no resync in this test), and it trains."""
+async def test_past_the_namespace_limit_iterations_are_queued_until_a_training_ends(kmock, platform, tmp_path,
+                                                                                   monkeypatch):
+    """concurrent_trainings from the platform team's limits file, 1 here: of three Iterations made at once, one gets
+    a Job (those deciding together never both take the last slot), the others none, and say why. Its Job's end
+    wakes them (no resync in this test), and the older of the two trains."""
     limits = tmp_path / "limits.yaml"
     limits.write_text(f"namespaces:\n  {NS}:\n    concurrent_trainings: 1\n")
     monkeypatch.setenv("KUBEVISION_LIMITS_FILE", str(limits))
@@ -554,21 +555,34 @@ async def test_past_the_namespace_limit_an_iteration_is_queued_until_a_training_
                                 WATCHES_ONLY):
         await create_project(kmock, platform, "pets")
         await eventually(phase(kmock, "project", "pets", "Ready"), what="project Ready")
-        first = await create_iteration(kmock, "pets-1", "pets")
-        job = await eventually(lambda: current(kmock, "job", f"pets-1-{first['metadata']['uid'][:8]}"), what="Job")
-        await eventually(phase(kmock, "iteration", "pets-1", "Training"), what="the first Training")
-        second = await create_iteration(kmock, "pets-2", "pets")
-        queued = await eventually(phase(kmock, "iteration", "pets-2", "Queued"), what="the second Queued")
-        assert condition(queued, "Trained")["reason"] == Reason.CONCURRENT_TRAINING_LIMIT
-        assert "limit concurrent_trainings is 1" in condition(queued, "Trained")["message"]
-        assert condition(queued, "Ready")["reason"] == Reason.CONCURRENT_TRAINING_LIMIT
-        assert creates(kmock, "jobs") == 1
+        made = await asyncio.gather(*(create_iteration(kmock, f"pets-{i}", "pets") for i in (1, 2, 3)))
+        jobs = {f"{it['metadata']['name']}-{it['metadata']['uid'][:8]}": it for it in made}
 
+        def settled():
+            found = {it["metadata"]["name"]: (current(kmock, "iteration", it["metadata"]["name"]).get("status") or {})
+                     .get("phase") for it in made}
+            return sorted(map(str, found.values())) == ["Queued", "Queued", "Training"] and found
+
+        phases = await eventually(settled, what="one Training, two Queued")
+        (running,) = [name for name, job_phase in phases.items() if job_phase == "Training"]
+        waiting = sorted(name for name, job_phase in phases.items() if job_phase == "Queued")
+        assert creates(kmock, "jobs") == 1
+        for name in waiting:
+            queued = current(kmock, "iteration", name)
+            assert condition(queued, "Trained")["reason"] == condition(queued, "Ready")["reason"] == (
+                Reason.CONCURRENT_TRAINING_LIMIT)
+            assert "limit concurrent_trainings is 1" in condition(queued, "Trained")["message"]
+
+        (job,) = [current(kmock, "job", name) for name in jobs if current(kmock, "job", name)]
         await finish_job(kmock, platform, job, succeeded())
-        await eventually(lambda: current(kmock, "job", f"pets-2-{second['metadata']['uid'][:8]}"), what="its Job")
-        training = await eventually(phase(kmock, "iteration", "pets-2", "Training"), what="the second Training")
+        oldest = min(waiting, key=lambda name: (current(kmock, "iteration", name)["metadata"]["creationTimestamp"],
+                                                name))
+        training = await eventually(phase(kmock, "iteration", oldest, "Training"), what="the oldest waiting trains")
         assert condition(training, "Trained")["reason"] == Reason.TRAINING
-        assert creates(kmock, "jobs") == 2
+        await eventually(lambda: creates(kmock, "jobs") == 2, what="its Job")
+        (youngest,) = set(waiting) - {oldest}
+        assert current(kmock, "iteration", youngest)["status"]["phase"] == "Queued"
+        assert current(kmock, "iteration", running)["status"]["phase"] == "Trained"
     OBSERVED_PERMISSIONS.update(kmock.permissions)
 
 
