@@ -131,10 +131,7 @@ class Cluster:
                 for item in listed["items"]:
                     yield kind, item
             if self.settings.kueue_queue_name:  # the Workloads Kueue made for training Jobs: why each waits
-                listed = await (
-                    self.custom.list_namespaced_custom_object(KUEUE_GROUP, KUEUE_VERSION, namespace, WORKLOADS)
-                    if namespace else self.custom.list_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, WORKLOADS))
-                for item in listed["items"]:
+                for item in (await self._workloads(namespace))["items"]:
                     yield "workload", item
             for kind, selector, in_namespace, in_all in (
                     ("job", trainer, self.batch.list_namespaced_job, self.batch.list_job_for_all_namespaces),
@@ -146,6 +143,18 @@ class Cluster:
                                   if namespace else in_all(label_selector=selector, _preload_content=False))
                 for item in json.loads(await response.read())["items"]:
                     yield kind, item
+
+    async def _workloads(self, namespace: str | None) -> dict[str, Any]:
+        try:
+            return await (
+                self.custom.list_namespaced_custom_object(KUEUE_GROUP, KUEUE_VERSION, namespace, WORKLOADS)
+                if namespace else self.custom.list_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, WORKLOADS))
+        except ApiException as error:
+            if error.status == 404:  # else every training Job would wait, suspended, for a Kueue that never comes
+                raise RuntimeError(f"kueue_queue_name is {self.settings.kueue_queue_name!r}, but the cluster serves "
+                                   f"no {KUEUE_GROUP}/{KUEUE_VERSION} Workloads: install Kueue, or unset it "
+                                   "(chart value kueue.enabled)") from error
+            raise
 
     # ------------------------------------------------------------------------------------------------------------
     # observations

@@ -15,6 +15,7 @@ from chart import role_rules
 from fault_proxy import FaultProxy
 from kopf_harness import eventually, running_operator
 from kube_emulator import KubeEmulator
+from kubernetes_asyncio import client
 from prometheus_client import REGISTRY
 from seeding import Seed, photo, seed
 
@@ -25,7 +26,7 @@ from kubevision.core.results import TERMINATION_MESSAGE_BYTES, termination_messa
 from kubevision.core.settings import OperatorSettings
 from kubevision.core.storage import DatasetLayout, ObjectStore
 from kubevision.core.training import TrainingResult
-from kubevision.operator.cluster import mlflow_request_limits
+from kubevision.operator.cluster import Cluster, mlflow_request_limits
 
 REPO = Path(__file__).resolve().parents[2]
 NS = "ml"
@@ -632,6 +633,18 @@ async def test_with_kueue_the_iteration_is_queued_with_kueues_reason_until_kueue
         assert current(kmock, "iteration", "pets-2")["status"]["phase"] == "Queued"
         assert creates(kmock, "jobs") == 3
     OBSERVED_PERMISSIONS.update(kmock.permissions)
+
+
+async def test_kueue_named_on_a_cluster_without_kueue_stops_the_operator_at_start_saying_so(kmock, platform):
+    """Else every training Job would wait, suspended, for an admission that never comes."""
+    settings = OperatorSettings(kueue_queue_name="training")
+    async with client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/"))) as api_client:
+        cluster = Cluster(api_client, settings, platform.s3_settings(), platform.mlflow_settings().tracking_uri)
+        with pytest.raises(RuntimeError, match="serves no kueue.x-k8s.io/v1beta1 Workloads: install Kueue"):
+            async for _ in cluster.list_watched([NS]):
+                pass
+        kmock.load_crds(KUEUE_CRD)
+        assert {kind async for kind, _ in cluster.list_watched([NS])} == set()  # nothing made yet, and no error
 
 
 async def kueue_says(emulator, workload: dict, *conditions: tuple[str, str, str, str]) -> None:
