@@ -3,7 +3,7 @@
 Kopf's own indexes would do the same, but kopf holds back every object's handlers until every indexed object has
 been indexed, waking each waiting object whenever another one is done: start-up time grows with the square of the
 number of objects (minutes at 10,000 Iterations). One listing per resource before the first reconcile gives the
-same guarantee, that no reconcile sees a half-known cluster, for the price of six requests."""
+same guarantee, that no reconcile sees a half-known cluster, for the price of six requests (seven with Kueue)."""
 
 from __future__ import annotations
 
