@@ -76,6 +76,7 @@ class ProjectPhase(StrEnum):
 
 class IterationPhase(StrEnum):
     PENDING = "Pending"
+    QUEUED = "Queued"  # ready to train, waiting for a turn: the namespace's concurrent trainings, or Kueue's quota
     TRAINING = "Training"
     TRAINED = "Trained"
     PUBLISHED = "Published"
@@ -302,7 +303,7 @@ class IterationStatus(ApiModel):
     """Where the iteration stands: training, its results, and serving."""
 
     phase: IterationPhase | None = Field(
-        default=None, description="Pending, Training, Trained, Published or Failed."
+        default=None, description="Pending, Queued, Training, Trained, Published or Failed."
     )
     observed_generation: int | None = Field(default=None, ge=0, description="The generation last reconciled.")
     conditions: Conditions

@@ -14,6 +14,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from kubevision.core.settings import LimitsSettings
+
 
 class Limits(BaseModel):
     """One namespace's limits. None means no limit."""
@@ -59,8 +61,8 @@ class LimitsFile(BaseModel):
 
 class LimitsSource:
     """The limits in a YAML file, read again when its modification time changes (a mounted ConfigMap is replaced,
-    not edited). No file: the defaults. A file that stops parsing keeps the last good limits, so a typo in an
-    update never lifts every limit at once; `error` says what is wrong with it."""
+    not edited). No file (yet, or any more): the defaults. A file that stops parsing keeps the last good limits, so
+    a typo in an update never lifts every limit at once; `error` says what is wrong with it."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
@@ -68,7 +70,7 @@ class LimitsSource:
         self._lock = threading.Lock()
         self._seen: float | None = None
         self._limits = LimitsFile()
-        if path is not None:
+        if path is not None and path.exists():
             self._limits = self._read(path)  # a bad file at start is an error, not a silent default
             self._seen = path.stat().st_mtime
 
@@ -77,10 +79,10 @@ class LimitsSource:
             return self._limits
         with self._lock:
             try:
-                modified = self.path.stat().st_mtime
+                modified = self.path.stat().st_mtime if self.path.exists() else None
                 if modified != self._seen:
+                    self._limits = self._read(self.path) if modified is not None else LimitsFile()
                     self._seen = modified
-                    self._limits = self._read(self.path)
                     self.error = ""
             except (OSError, ValueError, yaml.YAMLError) as error:
                 self.error = f"{self.path}: {error}"
@@ -97,11 +99,11 @@ class LimitsSource:
 LOCAL_FILE = "limits.yaml"
 
 
-def limits_file(configured: Path | None, local_data_dir: Path | None = None) -> Path | None:
-    """The file to read limits from: the one configured (KUBEVISION_LIMITS_FILE: the chart's ConfigMap), else local
-    mode's `limits.yaml` in its data folder when there is one. None: Azure's S0 limits for every namespace."""
-    if configured is not None:
-        return configured
-    if local_data_dir is not None and (local_data_dir / LOCAL_FILE).is_file():
-        return local_data_dir / LOCAL_FILE
-    return None
+def limits_source(local_data_dir: Path | None = None) -> LimitsSource:
+    """The limits a component reads: the file LimitsSettings names (KUBEVISION_LIMITS_FILE: the chart's ConfigMap),
+    else local mode's `limits.yaml` in its data folder, read once it exists (one written while the platform runs
+    applies too). Neither: Azure's S0 limits for every namespace."""
+    configured = LimitsSettings().file
+    if configured is None and local_data_dir is not None:
+        configured = local_data_dir / LOCAL_FILE
+    return LimitsSource(configured)

@@ -25,6 +25,9 @@ class Reason(StrEnum):
     # iteration: project and training
     PROJECT_NOT_FOUND = "ProjectNotFound"
     PROJECT_NOT_READY = "ProjectNotReady"
+    CONCURRENT_TRAINING_LIMIT = "ConcurrentTrainingLimit"  # the namespace's trainings at once run; starts when one ends
+    QUEUED = "Queued"  # Kueue has not admitted the training Job yet; the message has Kueue's reason
+    INADMISSIBLE = "Inadmissible"  # Kueue cannot admit the Job: its LocalQueue or ClusterQueue is missing or stopped
     TRAINING = "Training"
     IMAGE_PULL_FAILED = "ImagePullFailed"  # the trainer image cannot be pulled; waits for a fix
     TRAINING_SUCCEEDED = "TrainingSucceeded"

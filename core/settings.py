@@ -105,6 +105,11 @@ class OperatorSettings(BaseSettings):
         default=True, description="Tolerate the nvidia.com/gpu taint on pods that request GPUs."
     )
     metrics_port: int = Field(default=8080, ge=1, le=65535, description="Port of the operator's Prometheus metrics.")
+    kueue_queue_name: str = Field(
+        default="", max_length=63, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$",
+        description="Kueue's LocalQueue (in each namespace) that training Jobs go to, created suspended for Kueue to "
+        "admit by its ClusterQueue's quota; then the namespace's concurrent-training limit does not apply. Empty: no "
+        "Kueue.")
     resync_seconds: float = Field(
         default=600, gt=0, description="Seconds between a resource's reconciles when nothing it watches changed: a "
         "safety net under the watches, jittered by up to a fifth so resources do not all come due at once."

@@ -19,8 +19,8 @@ from kubevision.core.labelstore.rates import windows_for
 from kubevision.core.labelstore.store import LabelStore
 from kubevision.core.labelstore.upload import local_database_url
 from kubevision.core.labelstore.usage import UsageLedger
-from kubevision.core.limits import LimitsSource, limits_file
-from kubevision.core.settings import GatewaySettings, LimitsSettings, S3Settings
+from kubevision.core.limits import LimitsSource, limits_source
+from kubevision.core.settings import GatewaySettings, S3Settings
 from kubevision.core.storage import ObjectStore
 from kubevision.gateway import portal
 from kubevision.gateway.backends.resources import KubernetesResources, ResourceWriter
@@ -70,8 +70,7 @@ def wire_training(app: FastAPI, settings: GatewaySettings, source: CatalogSource
 
 def limits_of(settings: GatewaySettings) -> LimitsSource:
     """Each namespace's limits: from KUBEVISION_LIMITS_FILE, or local mode's limits.yaml, or Azure's S0 defaults."""
-    local_data_dir = Path(settings.data_dir) if settings.mode == "local" else None
-    return LimitsSource(limits_file(LimitsSettings().file, local_data_dir))
+    return limits_source(Path(settings.data_dir) if settings.mode == "local" else None)
 
 
 def create_app(settings: GatewaySettings | None = None, source: CatalogSource | None = None,

@@ -4,6 +4,7 @@ instead of a Job (trainings.py), published models loaded into the local Triton i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -15,8 +16,9 @@ import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
 from kubevision.core import conditions
-from kubevision.core.api import Condition, CustomVisionProject, Iteration, IterationStatus
+from kubevision.core.api import Condition, CustomVisionProject, Iteration, IterationPhase, IterationStatus
 from kubevision.core.labels import model_name
+from kubevision.core.limits import limits_source
 from kubevision.core.reasons import Reason
 from kubevision.core.storage import STORAGE_FAULTS, DatasetLayout, DatasetStore, ModelRepositoryLayout, ObjectStore
 from kubevision.core.training import iteration_id
@@ -25,7 +27,7 @@ from kubevision.local.store import Conflict, LocalStore
 from kubevision.local.supervisor import LocalPlatform
 from kubevision.local.trainings import LocalTrainings
 from kubevision.operator import datasets, metrics, observe, reconcile, sequence
-from kubevision.operator.reconcile import DatasetObservation, JobObservation, ServingObservation
+from kubevision.operator.reconcile import DatasetObservation, JobObservation, ServingObservation, TrainingQueue
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,11 @@ class LocalController:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.state_dir = store.path.parent
         self.trainings = LocalTrainings(self.state_dir / "trainings", platform)
+        self.limits = limits_source(self.state_dir)  # <data dir>/limits.yaml
         self._restarted_for: set[str] = set()  # models Triton was restarted once to find
         self._missing: set[str] = set()  # wanted models that are in no model repository
         self._iterations: list[dict] = []  # the Iterations of the pass under way
+        self._reported: dict[tuple[str, str], dict] = {}  # their statuses written in this pass
 
     # ------------------------------------------------------------------------------------------------------------
     def reconcile_all(self) -> float | None:
@@ -65,6 +69,7 @@ class LocalController:
                                                  reconcile.RETRY_FAULT))
         serving: dict[tuple[str, str], list[str]] = {}
         self._iterations = iterations = self.store.list(ITERATION)
+        self._reported = {}
         for body in iterations:
             # A failing pass keeps the model's serving as it was: a fault must not unpublish.
             kept = model_name(body["metadata"].get("uid")) in self._loaded()
@@ -173,6 +178,19 @@ class LocalController:
     async def observe_serving(self, iteration: Iteration) -> ServingObservation:
         return self._serving_observation(model_name(iteration.metadata.uid))
 
+    async def training_queue(self, iteration: Iteration) -> TrainingQueue:
+        """A training holds a slot while its Iteration is Training: a pass runs one resource at a time, and each
+        status is written before the next resource is looked at, so the pass's own starts count at once."""
+        namespace = iteration.metadata.namespace
+        current = [{**body, "status": self._reported.get((namespace, body["metadata"]["name"]), body.get("status"))}
+                   for body in self._iterations if body["metadata"]["namespace"] == namespace]
+        running = sum(1 for body in current if (body["status"] or {}).get("phase") == IterationPhase.TRAINING)
+        return TrainingQueue(limit=self.limits.for_namespace(namespace).concurrent_trainings, running=running,
+                             ahead=reconcile.queued_ahead(iteration, current))
+
+    def deciding(self, namespace: str) -> contextlib.nullcontext:
+        return contextlib.nullcontext()  # one resource at a time already
+
     async def snapshot_dataset(self, project: CustomVisionProject, name: str) -> None:
         DatasetStore(ObjectStore(self.platform.s3_settings()), DatasetLayout.of(project.spec.dataset)).snapshot(name)
 
@@ -190,6 +208,8 @@ class LocalController:
     async def report(self, kind: str, body: dict[str, Any], status, outcome: reconcile.Outcome) -> None:
         self._events(body, outcome)
         self._update_status(body, _dump(status))
+        if kind == ITERATION:
+            self._reported[(body["metadata"]["namespace"], body["metadata"]["name"])] = _dump(status)
 
     # ------------------------------------------------------------------------------------------------------------
     def _triton(self) -> triton_http.InferenceServerClient:

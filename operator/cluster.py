@@ -25,6 +25,7 @@ from kubevision.operator.reconcile import JobObservation, ServingObservation
 log = logging.getLogger(__name__)
 
 PROJECTS, ITERATIONS = "customvisionprojects", "iterations"
+KUEUE_GROUP, KUEUE_VERSION, WORKLOADS = "kueue.x-k8s.io", "v1beta1", "workloads"
 MERGE_PATCH = "application/merge-patch+json"
 FINALIZER = "kubevision.io/finalizer"
 DELETE_RETRIES = 3  # then the Iteration goes anyway, with a Warning Event
@@ -63,6 +64,23 @@ def mlflow_request_limits(settings: OperatorSettings) -> dict[str, str]:
 
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def job_ended(job: dict[str, Any]) -> bool:
+    """A Job whose Complete or Failed condition is True: its training holds no slot any more."""
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+               for c in (job.get("status") or {}).get("conditions") or [])
+
+
+def kueue_admission(workload: dict[str, Any] | None) -> tuple[str, str]:
+    """Why Kueue holds a Job: the reason and message of its Workload's first condition of QuotaReserved, Admitted
+    that is not True; empty when Kueue has said nothing yet."""
+    found = {c.get("type"): c for c in ((workload or {}).get("status") or {}).get("conditions") or []}
+    for type_ in ("QuotaReserved", "Admitted"):
+        condition = found.get(type_)
+        if condition is not None and condition.get("status") != "True":
+            return condition.get("reason") or "", condition.get("message") or ""
+    return "", ""
 
 
 def serving_observation(deployment: dict[str, Any] | None, project: str, namespace: str) -> ServingObservation | None:
@@ -112,6 +130,9 @@ class Cluster:
                                 if namespace else self.custom.list_cluster_custom_object(kv.GROUP, kv.VERSION, plural))
                 for item in listed["items"]:
                     yield kind, item
+            if self.settings.kueue_queue_name:  # the Workloads Kueue made for training Jobs: why each waits
+                for item in (await self._workloads(namespace))["items"]:
+                    yield "workload", item
             for kind, selector, in_namespace, in_all in (
                     ("job", trainer, self.batch.list_namespaced_job, self.batch.list_job_for_all_namespaces),
                     ("pod", trainer, self.core.list_namespaced_pod, self.core.list_pod_for_all_namespaces),
@@ -123,12 +144,25 @@ class Cluster:
                 for item in json.loads(await response.read())["items"]:
                     yield kind, item
 
+    async def _workloads(self, namespace: str | None) -> dict[str, Any]:
+        try:
+            return await (
+                self.custom.list_namespaced_custom_object(KUEUE_GROUP, KUEUE_VERSION, namespace, WORKLOADS)
+                if namespace else self.custom.list_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, WORKLOADS))
+        except ApiException as error:
+            if error.status == 404:  # else every training Job would wait, suspended, for a Kueue that never comes
+                raise RuntimeError(f"kueue_queue_name is {self.settings.kueue_queue_name!r}, but the cluster serves "
+                                   f"no {KUEUE_GROUP}/{KUEUE_VERSION} Workloads: install Kueue, or unset it "
+                                   "(chart value kueue.enabled)") from error
+            raise
+
     # ------------------------------------------------------------------------------------------------------------
     # observations
 
-    async def observe_job(self, namespace: str, name: str, job: dict[str, Any] | None,
-                          pods: list[dict[str, Any]]) -> JobObservation | None:
-        """The Job and its pods as the watches last saw them; only a termination message held in S3 is read."""
+    async def observe_job(self, namespace: str, name: str, job: dict[str, Any] | None, pods: list[dict[str, Any]],
+                          workload: dict[str, Any] | None = None) -> JobObservation | None:
+        """The Job, its pods and its Kueue Workload as the watches last saw them; only a termination message held
+        in S3 is read."""
         if job is None:
             return None
         status = job.get("status") or {}
@@ -143,6 +177,7 @@ class Cluster:
                     ended = how_the_container_ended(terminated)
                 if waiting := state.get("waiting"):
                     waiting_reason, waiting_message = waiting.get("reason") or "", waiting.get("message") or ""
+        admission = kueue_admission(workload)
         result = await asyncio.to_thread(results.read_termination_message, message, ObjectStore(self.s3),
                                          namespace, name) if message else None
         return JobObservation(
@@ -154,6 +189,8 @@ class Cluster:
             failure_message="; ".join(filter(None, ((failed.get("message") or ""), ended))) if failed else "",
             waiting_reason=waiting_reason, waiting_message=waiting_message, result=result,
             started=_time(status.get("startTime")), finished=_time(status.get("completionTime")),
+            suspended=bool((job.get("spec") or {}).get("suspend")),
+            admission_reason=admission[0], admission_message=admission[1],
         )
 
     async def observe_serving(self, namespace: str, project: str) -> ServingObservation | None:

@@ -4,11 +4,19 @@ trainer processes, the local Triton)."""
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
 from kubevision.core.api import CustomVisionProject, CustomVisionProjectStatus, Iteration, IterationStatus
-from kubevision.operator.reconcile import DatasetObservation, JobObservation, Outcome, ServingObservation, TrainingJob
+from kubevision.operator.reconcile import (
+    DatasetObservation,
+    JobObservation,
+    Outcome,
+    ServingObservation,
+    TrainingJob,
+    TrainingQueue,
+)
 
 
 class TrainingNotSeenYet(Exception):
@@ -39,6 +47,14 @@ class Driver(Protocol):
         """The Iteration's training as it runs or ended; None when there is none. Raises TrainingNotSeenYet."""
 
     async def observe_serving(self, iteration: Iteration) -> ServingObservation | None: ...
+
+    async def training_queue(self, iteration: Iteration) -> TrainingQueue:
+        """For an Iteration whose training has not started: its namespace's limit on trainings at once, those that
+        run, those queued ahead of it (reconcile.queued_ahead); or Kueue's LocalQueue, when Kueue decides."""
+
+    def deciding(self, namespace: str) -> AbstractAsyncContextManager[Any]:
+        """Held while an Iteration of the namespace decides whether its training starts, and starts it: two deciding
+        at once would both take the last slot."""
 
     async def snapshot_dataset(self, project: CustomVisionProject, name: str) -> None:
         """Freeze the dataset's manifest for the training `name`, before it starts."""

@@ -13,6 +13,7 @@ from kubevision.core.training import ExitCode, TrainingRequest
 from kubevision.operator.reconcile import TrainingJob
 
 GPU = "nvidia.com/gpu"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"  # the LocalQueue Kueue admits a Job through
 # Beyond the training budget, time for the pod to start, load the data and export the model.
 JOB_DEADLINE_MARGIN_SECONDS = 600
 TRITON_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
@@ -110,14 +111,18 @@ def training_job(
     }
     _restricted(pod_spec, TRAINER_UID, TRAINER_SCRATCH_LIMIT)
     _request_gpus(pod_spec, train.gpus, settings)
+    queue = settings.kueue_queue_name
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": train.name, "namespace": train.request.iteration.metadata.namespace, "labels": job_labels,
+            "name": train.name, "namespace": train.request.iteration.metadata.namespace,
+            "labels": {**job_labels, KUEUE_QUEUE_LABEL: queue} if queue else job_labels,
             "ownerReferences": [owner_reference("Iteration", iteration_body)],
         },
         "spec": {
+            # Kueue admits it by its ClusterQueue's quota, unsuspending it; the deadline counts from then on
+            **({"suspend": True} if queue else {}),
             "backoffLimit": settings.training_backoff_limit,
             "activeDeadlineSeconds": train.options.budget_minutes * 60 + JOB_DEADLINE_MARGIN_SECONDS,
             "podFailurePolicy": {"rules": [

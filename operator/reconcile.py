@@ -43,6 +43,7 @@ PUBLISHED = "Published"
 RETRY_FAULT = 30.0  # seconds before an unreachable S3 or MLflow is tried again
 POLL_TRAINING = 10.0  # seconds between looks at a running training Job
 POLL_SERVING = 10.0
+POLL_QUEUED = 30.0  # seconds between looks at an Iteration waiting for a training slot: a raised limit sends no event
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,21 @@ class JobObservation:
     result: TrainingResult | None = None  # the trainer's termination message
     started: datetime | None = None
     finished: datetime | None = None
+    suspended: bool = False  # created suspended for Kueue, or suspended again by it (preempted): no pod runs
+    admission_reason: str = ""  # why Kueue holds it (its Workload's QuotaReserved or Admitted that is not True)
+    admission_message: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingQueue:
+    """Whether a training may start now. The namespace's limit on trainings at once (None: none), the trainings that
+    hold a slot (started, not ended), and the Iterations waiting for one ahead of this one: the oldest goes first.
+    With a Kueue LocalQueue, Kueue decides instead: the Job is created suspended, and Kueue admits it by quota."""
+
+    limit: int | None = None
+    running: int = 0
+    ahead: int = 0
+    kueue_queue: str = ""
 
 
 @dataclass(frozen=True)
@@ -181,6 +197,7 @@ class IterationObservation:
     job: JobObservation | None = None
     publish_owner: str | None = None  # the Iteration that holds spec.publishName within the project
     serving: ServingObservation | None = None
+    queue: TrainingQueue = field(default_factory=TrainingQueue)  # looked at only while no training has started
 
 
 @dataclass(frozen=True)
@@ -232,6 +249,26 @@ def served_models(iterations: list[dict]) -> list[str]:
     )
 
 
+def training_ended(status: IterationStatus) -> bool:
+    """Trained or failed: its training is not looked at again."""
+    return conditions.is_true(status.conditions, TRAINED) or status.phase == IterationPhase.FAILED
+
+
+def waiting_for_slot(item: dict) -> bool:
+    """An Iteration (as stored) queued by its namespace's concurrent-training limit: Queued, with no Job yet."""
+    status = item.get("status") or {}
+    return (status.get("phase") == IterationPhase.QUEUED and not status.get("trainingJob")
+            and not item["metadata"].get("deletionTimestamp"))
+
+
+def queued_ahead(iteration: Iteration, namespace_iterations: list[dict]) -> int:
+    """The namespace's Iterations waiting for a training slot that came before `iteration`: created earlier (then
+    first by name). Oldest first, so a stream of new Iterations never starves an old one."""
+    mine = (iteration.metadata.model_extra.get("creationTimestamp") or "", iteration.metadata.name)
+    return sum(1 for item in namespace_iterations if waiting_for_slot(item)
+               and (item["metadata"].get("creationTimestamp") or "", item["metadata"]["name"]) < mine)
+
+
 def reconcile_iteration(iteration: Iteration, observed: IterationObservation, now: datetime) -> IterationPlan:
     generation = iteration.metadata.generation
     old = iteration.status
@@ -245,8 +282,7 @@ def reconcile_iteration(iteration: Iteration, observed: IterationObservation, no
 
     project = observed.project
     trained = conditions.is_true(old.conditions, TRAINED)
-    finished = trained or status.phase == IterationPhase.FAILED
-    if not finished:
+    if not training_ended(old):
         _reconcile_training(iteration, observed, now, plan, condition)
         trained = conditions.is_true(status.conditions, TRAINED)
     if status.training_spec_hash is not None:
@@ -290,11 +326,23 @@ def _reconcile_training(iteration, observed: IterationObservation, now, plan: It
                 else f'waiting for CustomVisionProject "{project.metadata.name}" to be reconciled'))
             plan.outcome.requeue_after = RETRY_FAULT
             return
+        queue = observed.queue
+        if not queue.kueue_queue and queue.limit is not None and queue.running + queue.ahead >= queue.limit:
+            status.phase = IterationPhase.QUEUED
+            condition(TRAINED, "Unknown", Reason.CONCURRENT_TRAINING_LIMIT, _limit_message(queue))
+            plan.outcome.requeue_after = POLL_QUEUED
+            return
         options = resolve_training(project, iteration)
         plan.train = TrainingJob(name=iteration_id(iteration), options=options, gpus=iteration.spec.resources.gpus,
                                  request=TrainingRequest(project=project, iteration=iteration))
         status.training_spec_hash = training_spec_hash(iteration)
         status.training_job = plan.train.name
+        if queue.kueue_queue:  # its start is Kueue's: the Job and its Workload are watched
+            status.phase = IterationPhase.QUEUED
+            condition(TRAINED, "Unknown", Reason.QUEUED,
+                      f"training Job {plan.train.name} created in Kueue's LocalQueue {queue.kueue_queue}; waiting "
+                      "for Kueue to admit it")
+            return
         status.training_started = now
         status.phase = IterationPhase.TRAINING
         condition(TRAINED, "Unknown", Reason.TRAINING, f"training Job {plan.train.name} created")
@@ -325,6 +373,13 @@ def _reconcile_training(iteration, observed: IterationObservation, now, plan: It
         else:
             condition(TRAINED, "False", Reason.TRAINING_FAILED,
                       f"Job {job.name} failed ({job.failure_reason}): {job.failure_message}".strip())
+    elif job.suspended:  # Kueue holds it: no pod runs until Kueue admits it (again, after a preemption)
+        status.phase = IterationPhase.QUEUED
+        if job.admission_reason:
+            reason = Reason.INADMISSIBLE if job.admission_reason == Reason.INADMISSIBLE else Reason.QUEUED
+            condition(TRAINED, "Unknown", reason, f"Kueue: {job.admission_reason}: {job.admission_message}")
+        else:
+            condition(TRAINED, "Unknown", Reason.QUEUED, f"training Job {job.name} is suspended until Kueue admits it")
     else:
         status.phase = IterationPhase.TRAINING
         if job.waiting_reason in {"ErrImagePull", "ImagePullBackOff", "InvalidImageName"}:
@@ -332,6 +387,14 @@ def _reconcile_training(iteration, observed: IterationObservation, now, plan: It
         else:
             condition(TRAINED, "Unknown", Reason.TRAINING, f"training Job {job.name} is running")
         plan.outcome.requeue_after = POLL_TRAINING
+
+
+def _limit_message(queue: TrainingQueue) -> str:
+    if queue.limit == 0:
+        return "the namespace's limit concurrent_trainings is 0: no training starts until it is raised"
+    ahead = f", and {queue.ahead} queued before this one" if queue.ahead else ""
+    return (f"{queue.running} trainings of the namespace are running, its limit concurrent_trainings is "
+            f"{queue.limit}{ahead}; it starts when one ends")
 
 
 def _reconcile_publishing(iteration, observed: IterationObservation, trained: bool, plan: IterationPlan,
@@ -383,7 +446,8 @@ def _reconcile_publishing(iteration, observed: IterationObservation, trained: bo
 
 
 # A False condition with one of these reasons is a state, not a fault: its Event is Normal.
-_EXPECTED = {Reason.NOT_PUBLISHED, Reason.NOT_TRAINED, Reason.PROJECT_NOT_READY}
+_EXPECTED = {Reason.NOT_PUBLISHED, Reason.NOT_TRAINED, Reason.PROJECT_NOT_READY, Reason.CONCURRENT_TRAINING_LIMIT,
+             Reason.QUEUED}
 
 
 def _transition_events(old, new, outcome: Outcome) -> None:

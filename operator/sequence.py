@@ -4,12 +4,13 @@ driver's (driver.py); finding the resource and handling its deletion too."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from kubevision.core.api import CustomVisionProject, Iteration
 from kubevision.operator import metrics, reconcile
 from kubevision.operator.driver import Driver, TrainingNotSeenYet
-from kubevision.operator.reconcile import IterationObservation, IterationPlan, Outcome
+from kubevision.operator.reconcile import IterationObservation, IterationPlan, Outcome, TrainingQueue
 
 PROJECT, ITERATION = "CustomVisionProject", "Iteration"
 
@@ -37,16 +38,19 @@ async def reconcile_iteration(driver: Driver, body: dict[str, Any]) -> Iteration
         job = await driver.observe_training(iteration)
     except TrainingNotSeenYet:
         return None
-    observed = IterationObservation(
-        project=project,
-        job=job,
-        publish_owner=reconcile.publish_owners(await driver.siblings(iteration)).get(iteration.spec.publish_name or ""),
-        serving=await driver.observe_serving(iteration),
-    )
-    plan = reconcile.reconcile_iteration(iteration, observed, driver.now())
-    if plan.train is not None:
-        await driver.snapshot_dataset(project, plan.train.name)
-        await driver.start_training(plan.train, body)
+    publish_owner = reconcile.publish_owners(await driver.siblings(iteration)).get(iteration.spec.publish_name or "")
+    serving = await driver.observe_serving(iteration)
+    # Only an Iteration that may start its training now takes its namespace's turn and looks at its queue.
+    waiting = job is None and not reconcile.training_ended(iteration.status)
+    async with driver.deciding(iteration.metadata.namespace) if waiting else contextlib.nullcontext():
+        observed = IterationObservation(
+            project=project, job=job, publish_owner=publish_owner, serving=serving,
+            queue=await driver.training_queue(iteration) if waiting else TrainingQueue(),
+        )
+        plan = reconcile.reconcile_iteration(iteration, observed, driver.now())
+        if plan.train is not None:
+            await driver.snapshot_dataset(project, plan.train.name)
+            await driver.start_training(plan.train, body)
     await driver.report(ITERATION, body, plan.status, plan.outcome)
     metrics.count_training(iteration, plan.status)  # once written: a pass whose write failed is done again
     await driver.sync_tracking(iteration, plan.status)

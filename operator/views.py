@@ -3,7 +3,7 @@
 Kopf's own indexes would do the same, but kopf holds back every object's handlers until every indexed object has
 been indexed, waking each waiting object whenever another one is done: start-up time grows with the square of the
 number of objects (minutes at 10,000 Iterations). One listing per resource before the first reconcile gives the
-same guarantee, that no reconcile sees a half-known cluster, for the price of six requests."""
+same guarantee, that no reconcile sees a half-known cluster, for the price of six requests (seven with Kueue)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ class Views:
         self._pods: dict[Key, dict[str, dict[str, Any]]] = {}  # (namespace, job) -> pod name -> pod
         self.deployments: dict[Key, dict[str, Any]] = {}
         self.services: dict[Key, dict[str, Any]] = {}
+        self.workloads: dict[Key, dict[str, Any]] = {}  # Kueue's, by (namespace, the Job that owns it)
+
+    def iterations_in(self, namespace: str) -> list[dict[str, Any]]:
+        return [body for (ns, _name), body in self.iterations.items() if ns == namespace]
 
     def iterations_of(self, namespace: str, project: str) -> list[dict[str, Any]]:
         return list(self._by_project.get((namespace, project), {}).values())
@@ -59,8 +63,17 @@ class Views:
             _set(self.deployments, key, _kept(body), deleted)
         elif kind == "service":
             _set(self.services, key, _kept(body, status=False), deleted)
+        elif kind == "workload":
+            if job := owner_job(body):
+                _set(self.workloads, (key[0], job), _kept(body), deleted)
         else:
             raise ValueError(f"not a watched kind: {kind}")
+
+
+def owner_job(body: Mapping[str, Any]) -> str | None:
+    """The Job that owns a Kueue Workload (Kueue makes one for each Job it queues)."""
+    owners = (body.get("metadata") or {}).get("ownerReferences") or []
+    return next((o["name"] for o in owners if o.get("kind") == "Job" and o.get("apiVersion") == "batch/v1"), None)
 
 
 def _set(mapping: dict, key: Any, value: dict[str, Any], deleted: bool) -> None:

@@ -31,6 +31,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                             "autoscaling": {"enabled": True}}},
     "monitoring": {"monitoring": {"serviceMonitor": {"enabled": True}, "dashboard": {"enabled": True}}},
     "kind": yaml.safe_load((REPO / "deploy" / "kind" / "values.yaml").read_text()),
+    "kueue": {"namespaces": ["team-a", "team-b"],
+              "kueue": {"enabled": True, "createQueues": True, "queueName": "training", "quota": {"gpus": 4}}},
 }
 
 

@@ -25,8 +25,9 @@ from kubevision.gateway.services.projects import project_wire, timestamp
 
 NAME_ANNOTATION = "kubevision.io/display-name"  # an Iteration's Custom Vision name
 LABELS_ANNOTATION = "kubevision.io/labels-version"  # the labels an Iteration was asked to train on
-TRAINING_PHASES = {"Pending": "Training", "Training": "Training", "Trained": "Completed", "Published": "Completed",
-                   "Failed": "Failed"}
+# Custom Vision has no queued status: an iteration waiting for its turn to train is Training there.
+TRAINING_PHASES = {"Pending": "Training", "Queued": "Training", "Training": "Training", "Trained": "Completed",
+                   "Published": "Completed", "Failed": "Failed"}
 
 
 def training_status(iteration: Iteration, unset: str = "Pending") -> str | None:

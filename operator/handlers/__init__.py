@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import kopf
 
+from kubevision.core.limits import limits_source
 from kubevision.operator import reconcile
 from kubevision.operator.cluster import Cluster
 from kubevision.operator.handlers import iterations, projects, watches
@@ -30,7 +31,7 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, retry_delay: flo
     `retry_delay` between a deletion's tries and after an unforeseen error; `fault_retry` before a project whose
     S3 or MLflow failed, or whose dataset cannot train yet, is looked at again (no watch says when they change)."""
     views = Views()
-    driver = ClusterDriver(cluster, views)
+    driver = ClusterDriver(cluster, views, limits_source())
     reconcilers = {"project": projects.register(registry, driver, fault_retry, retry_delay),
                    "iteration": iterations.register(registry, driver, retry_delay)}
 

@@ -4,20 +4,21 @@ Triton Deployment for serving, kopf Events. Blocking work (S3, MLflow) runs in t
 from __future__ import annotations
 
 import asyncio
+import collections
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
-from kubevision.core import conditions
-from kubevision.core.api import CustomVisionProject, Iteration, IterationPhase, IterationStatus
+from kubevision.core.api import CustomVisionProject, Iteration, IterationStatus
 from kubevision.core.labels import model_name, triton_name
+from kubevision.core.limits import LimitsSource
 from kubevision.core.storage import DatasetLayout, DatasetStore, ObjectStore
 from kubevision.core.training import iteration_id
 from kubevision.operator import objects, observe, reconcile
-from kubevision.operator.cluster import ITERATIONS, PROJECTS, Cluster, serving_observation
+from kubevision.operator.cluster import ITERATIONS, PROJECTS, Cluster, job_ended, serving_observation
 from kubevision.operator.driver import TrainingNotSeenYet
-from kubevision.operator.reconcile import DatasetObservation, JobObservation, ServingObservation
+from kubevision.operator.reconcile import DatasetObservation, JobObservation, ServingObservation, TrainingQueue
 from kubevision.operator.views import Views
 
 PLURALS = {"CustomVisionProject": PROJECTS, "Iteration": ITERATIONS}
@@ -31,10 +32,12 @@ def status_patch(status) -> dict[str, Any]:
 
 
 class ClusterDriver:
-    def __init__(self, cluster: Cluster, views: Views):
+    def __init__(self, cluster: Cluster, views: Views, limits: LimitsSource):
         self.cluster = cluster
         self.views = views
+        self.limits = limits
         self.created: set[tuple[str, str]] = set()  # Jobs created whose watch event has not come yet
+        self._deciding: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -65,15 +68,27 @@ class ClusterDriver:
         if job_body is None and (namespace, job_name) in self.created:
             raise TrainingNotSeenYet(job_name)  # a late watch event, not a missing Job: the event queues it
         self.created.discard((namespace, job_name))
-        finished = iteration.status.phase == IterationPhase.FAILED or conditions.is_true(
-            iteration.status.conditions, reconcile.TRAINED)
-        if finished:
+        if reconcile.training_ended(iteration.status):
             return None
-        return await self.cluster.observe_job(namespace, job_name, job_body, self.views.pods_of(namespace, job_name))
+        return await self.cluster.observe_job(namespace, job_name, job_body, self.views.pods_of(namespace, job_name),
+                                              self.views.workloads.get((namespace, job_name)))
 
     async def observe_serving(self, iteration: Iteration) -> ServingObservation | None:
         namespace, project = iteration.metadata.namespace, iteration.spec.project_ref.name
         return serving_observation(self.views.deployments.get((namespace, triton_name(project))), project, namespace)
+
+    async def training_queue(self, iteration: Iteration) -> TrainingQueue:
+        """A training holds a slot from its Job's creation to the Job's end; Kueue, when it decides, counts its own."""
+        if self.cluster.settings.kueue_queue_name:
+            return TrainingQueue(kueue_queue=self.cluster.settings.kueue_queue_name)
+        namespace = iteration.metadata.namespace
+        jobs = {name for (ns, name), job in self.views.jobs.items() if ns == namespace and not job_ended(job)}
+        jobs |= {name for ns, name in self.created if ns == namespace}
+        return TrainingQueue(limit=self.limits.for_namespace(namespace).concurrent_trainings, running=len(jobs),
+                             ahead=reconcile.queued_ahead(iteration, self.views.iterations_in(namespace)))
+
+    def deciding(self, namespace: str) -> asyncio.Lock:
+        return self._deciding[namespace]
 
     async def snapshot_dataset(self, project: CustomVisionProject, name: str) -> None:
         layout = DatasetLayout.of(project.spec.dataset)

@@ -35,6 +35,8 @@ def register(registry: kopf.OperatorRegistry, driver: ClusterDriver,
                 return math.inf  # its Job's watch event queues it
             (training.add if plan.status.phase == IterationPhase.TRAINING else training.discard)((namespace, name))
             metrics.RUNNING_JOBS.set(len(training))
+            if plan.status.phase == IterationPhase.QUEUED and plan.outcome.requeue_after is not None:
+                return plan.outcome.requeue_after  # a slot frees with a Job's end (watched), a raised limit silently
             return math.inf  # the Job, its pods, the project and Triton queue this Iteration through their watches
 
     @kopf.on.delete(group=kv.GROUP, version=kv.VERSION, plural=ITERATIONS, registry=registry)

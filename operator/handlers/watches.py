@@ -1,5 +1,6 @@
 """The watches: each event updates the views, then queues the resources it concerns (a Job's Iteration, a
-Deployment's project and the Iterations it serves)."""
+Deployment's project and the Iterations it serves, the Iterations a training's end lets start, the Job's Iteration
+of a Kueue Workload)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import kopf
 
 from kubevision.core import api as kv
 from kubevision.core.labels import ITERATION_LABEL, PROJECT_LABEL
-from kubevision.operator.cluster import ITERATIONS, PROJECTS, Cluster
-from kubevision.operator.views import Views
+from kubevision.operator import reconcile
+from kubevision.operator.cluster import ITERATIONS, KUEUE_GROUP, KUEUE_VERSION, PROJECTS, WORKLOADS, Cluster, job_ended
+from kubevision.operator.views import Views, owner_job
 from kubevision.operator.workqueue import WorkQueue
 
 TRITON = {"app.kubernetes.io/component": "triton", PROJECT_LABEL: kopf.PRESENT}
@@ -69,6 +71,10 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, views: Views, qu
     async def job_changed(type: str, body: kopf.Body, namespace: str, labels: kopf.Labels, **_: Any) -> None:
         views.keep("job", body, deleted=type == "DELETED")
         queue.add(("iteration", namespace, labels[ITERATION_LABEL]))
+        if type == "DELETED" or job_ended(body):  # a training slot is free: the Iterations waiting for one look
+            for item in views.iterations_in(namespace):
+                if reconcile.waiting_for_slot(item):
+                    queue.add(("iteration", namespace, item["metadata"]["name"]))
 
     @kopf.on.event(**pods)
     async def pod_changed(type: str, body: kopf.Body, namespace: str, labels: kopf.Labels, **_: Any) -> None:
@@ -84,6 +90,15 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, views: Views, qu
     async def service_changed(type: str, body: kopf.Body, namespace: str, labels: kopf.Labels, **_: Any) -> None:
         views.keep("service", body, deleted=type == "DELETED")
         wake_project(namespace, labels[PROJECT_LABEL], publishing_only=True)
+
+    if cluster.settings.kueue_queue_name:
+        @kopf.on.event(group=KUEUE_GROUP, version=KUEUE_VERSION, plural=WORKLOADS, registry=registry)
+        async def workload_changed(type: str, body: kopf.Body, namespace: str, **_: Any) -> None:
+            """Kueue's Workload of a training Job says why the Job waits; its Iteration shows it."""
+            views.keep("workload", body, deleted=type == "DELETED")
+            job = views.jobs.get((namespace, owner_job(body) or ""))
+            if job is not None and ITERATION_LABEL in (job["metadata"].get("labels") or {}):
+                queue.add(("iteration", namespace, job["metadata"]["labels"][ITERATION_LABEL]))
 
     @kopf.on.cleanup(registry=registry)
     async def stop_queue(**_: Any) -> None:

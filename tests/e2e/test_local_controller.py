@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from conftest import FASHION_TAGS, fashion_mnist
 from seeding import Seed, photo, seed
 
 from kubevision.core.api import Iteration
@@ -130,3 +131,45 @@ def test_a_deleted_project_leaves_nothing_for_the_next_one_of_its_name(platform,
     again = store.get("CustomVisionProject", "default", "gone")
     assert condition(again, "DatasetReady")["reason"] == Reason.DATASET_NOT_FOUND and not again["status"].get(
         "imageCount")
+
+
+def test_past_the_namespace_limit_a_training_waits_queued_until_the_running_one_ends(platform, store, datasets,
+                                                                                      tmp_path):
+    """<data dir>/limits.yaml allows the namespace one training at once: of two Iterations, the younger is Queued,
+    with no trainer process, while the older trains for real; when that one ends, the younger trains."""
+    (tmp_path / "limits.yaml").write_text("namespaces:\n  default:\n    concurrent_trainings: 1\n")
+    seed(datasets, DatasetLayout(BUCKET, "default/turns/"),
+         [Seed(data, [FASHION_TAGS[label]]) for data, label in fashion_mnist(5, [0, 7])])
+    store.apply(project("turns"))
+    first, _ = store.apply(iteration("turns-1", "turns", trainingType="Quick"))
+    second, _ = store.apply(iteration("turns-2", "turns", trainingType="Quick"))
+    controller = LocalController(platform, store)
+    waiting_trainer = controller.trainings.folder / iteration_id_of(second)
+
+    def phases() -> dict[str, str]:
+        return {name: (store.get("Iteration", "default", name).get("status") or {}).get("phase")
+                for name in ("turns-1", "turns-2")}
+
+    controller.reconcile_all()
+    assert phases() == {"turns-1": "Training", "turns-2": "Queued"}
+    queued = store.get("Iteration", "default", "turns-2")
+    assert condition(queued, "Trained")["reason"] == Reason.CONCURRENT_TRAINING_LIMIT
+    assert "limit concurrent_trainings is 1" in condition(queued, "Trained")["message"]
+
+    def first_ended() -> bool:
+        now = phases()
+        if now["turns-1"] == "Training":  # every pass meanwhile: the younger waits, and no trainer runs for it
+            assert now["turns-2"] == "Queued" and not waiting_trainer.exists()
+        return now["turns-1"] != "Training"
+
+    controller.run(until=first_ended, timeout=600, interval=1)
+    assert phases()["turns-1"] == "Trained"
+    try:
+        controller.run(until=lambda: phases()["turns-2"] != "Queued", timeout=60, interval=1)
+        started = store.get("Iteration", "default", "turns-2")
+        assert started["status"]["phase"] == "Training" and condition(started, "Trained")["reason"] == Reason.TRAINING
+        assert (waiting_trainer / "pid").is_file()
+        controller.run(until=lambda: phases()["turns-2"] != "Training", timeout=600, interval=1)
+        assert phases()["turns-2"] == "Trained"
+    finally:
+        controller.trainings.stop(iteration_id_of(second))

@@ -15,6 +15,7 @@ from chart import role_rules
 from fault_proxy import FaultProxy
 from kopf_harness import eventually, running_operator
 from kube_emulator import KubeEmulator
+from kubernetes_asyncio import client
 from prometheus_client import REGISTRY
 from seeding import Seed, photo, seed
 
@@ -25,7 +26,7 @@ from kubevision.core.results import TERMINATION_MESSAGE_BYTES, termination_messa
 from kubevision.core.settings import OperatorSettings
 from kubevision.core.storage import DatasetLayout, ObjectStore
 from kubevision.core.training import TrainingResult
-from kubevision.operator.cluster import mlflow_request_limits
+from kubevision.operator.cluster import Cluster, mlflow_request_limits
 
 REPO = Path(__file__).resolve().parents[2]
 NS = "ml"
@@ -36,6 +37,8 @@ JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
 PODS = f"/api/v1/namespaces/{NS}/pods"
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NS}/deployments"
 SERVICES = f"/api/v1/namespaces/{NS}/services"
+WORKLOADS = f"/apis/kueue.x-k8s.io/v1beta1/namespaces/{NS}/workloads"
+KUEUE_CRD = REPO / "tests" / "kueue_workload_crd.yaml"
 RESOURCES = {
     "project": kmock.resource("kubevision.io", "v1alpha1", "customvisionprojects"),
     "iteration": kmock.resource("kubevision.io", "v1alpha1", "iterations"),
@@ -539,6 +542,117 @@ async def test_s3_and_mlflow_that_hang_are_reported_and_recovered_from_in_the_sa
             mlflow_proxy.hang = False  # MLflow is back
             await eventually(phase(kmock, "project", "owls", "Ready"), what="Ready once MLflow is back", timeout=60)
     OBSERVED_PERMISSIONS.update(kmock.permissions)
+
+
+async def test_past_the_namespace_limit_iterations_are_queued_until_a_training_ends(kmock, platform, tmp_path,
+                                                                                   monkeypatch):
+    """concurrent_trainings from the platform team's limits file, 1 here: of three Iterations made at once, one gets
+    a Job (those deciding together never both take the last slot), the others none, and say why. Its Job's end
+    wakes them (no resync in this test), and the older of the two trains."""
+    limits = tmp_path / "limits.yaml"
+    limits.write_text(f"namespaces:\n  {NS}:\n    concurrent_trainings: 1\n")
+    monkeypatch.setenv("KUBEVISION_LIMITS_FILE", str(limits))
+    async with running_operator(str(kmock.url), NS, platform.s3_settings(), platform.mlflow_settings().tracking_uri,
+                                WATCHES_ONLY):
+        await create_project(kmock, platform, "pets")
+        await eventually(phase(kmock, "project", "pets", "Ready"), what="project Ready")
+        made = await asyncio.gather(*(create_iteration(kmock, f"pets-{i}", "pets") for i in (1, 2, 3)))
+        jobs = {f"{it['metadata']['name']}-{it['metadata']['uid'][:8]}": it for it in made}
+
+        def settled():
+            found = {it["metadata"]["name"]: (current(kmock, "iteration", it["metadata"]["name"]).get("status") or {})
+                     .get("phase") for it in made}
+            return sorted(map(str, found.values())) == ["Queued", "Queued", "Training"] and found
+
+        phases = await eventually(settled, what="one Training, two Queued")
+        (running,) = [name for name, job_phase in phases.items() if job_phase == "Training"]
+        waiting = sorted(name for name, job_phase in phases.items() if job_phase == "Queued")
+        assert creates(kmock, "jobs") == 1
+        for name in waiting:
+            queued = current(kmock, "iteration", name)
+            assert condition(queued, "Trained")["reason"] == condition(queued, "Ready")["reason"] == (
+                Reason.CONCURRENT_TRAINING_LIMIT)
+            assert "limit concurrent_trainings is 1" in condition(queued, "Trained")["message"]
+
+        (job,) = [current(kmock, "job", name) for name in jobs if current(kmock, "job", name)]
+        await finish_job(kmock, platform, job, succeeded())
+        oldest = min(waiting, key=lambda name: (current(kmock, "iteration", name)["metadata"]["creationTimestamp"],
+                                                name))
+        training = await eventually(phase(kmock, "iteration", oldest, "Training"), what="the oldest waiting trains")
+        assert condition(training, "Trained")["reason"] == Reason.TRAINING
+        await eventually(lambda: creates(kmock, "jobs") == 2, what="its Job")
+        (youngest,) = set(waiting) - {oldest}
+        assert current(kmock, "iteration", youngest)["status"]["phase"] == "Queued"
+        assert current(kmock, "iteration", running)["status"]["phase"] == "Trained"
+    OBSERVED_PERMISSIONS.update(kmock.permissions)
+
+
+async def test_with_kueue_the_iteration_is_queued_with_kueues_reason_until_kueue_admits_its_job(kmock, platform):
+    """The test plays Kueue: it makes the Workload of the operator's suspended, labelled Job, with its quota not
+    reserved; the Iteration is Queued with Kueue's reason and message; Kueue admits (the Workload's quota reserved,
+    the Job unsuspended) and the Iteration trains. The namespace's own limit does not apply: Kueue's quota does."""
+    kmock.load_crds(KUEUE_CRD)
+    settings = OperatorSettings(resync_seconds=3600, kueue_queue_name="training")
+    async with running_operator(str(kmock.url), NS, platform.s3_settings(), platform.mlflow_settings().tracking_uri,
+                                settings):
+        await create_project(kmock, platform, "pets")
+        await eventually(phase(kmock, "project", "pets", "Ready"), what="project Ready")
+        iterations = [await create_iteration(kmock, f"pets-{i}", "pets") for i in (1, 2, 3)]  # past S0's limit of 2
+        names = [f"{it['metadata']['name']}-{it['metadata']['uid'][:8]}" for it in iterations]
+        jobs = [await eventually(lambda name=name: current(kmock, "job", name), what=name) for name in names]
+        assert all(j["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "training" for j in jobs)
+        assert all(j["spec"]["suspend"] is True for j in jobs)
+        queued = await eventually(phase(kmock, "iteration", "pets-1", "Queued"), what="Queued")
+        assert condition(queued, "Trained")["reason"] == Reason.QUEUED
+
+        job = jobs[0]
+        workload = await create(kmock, WORKLOADS, {
+            "apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "Workload",
+            "metadata": {"name": f"job-{job['metadata']['name']}-5c2d1",
+                         "labels": {"kueue.x-k8s.io/job-uid": job["metadata"]["uid"]},
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"],
+                                              "uid": job["metadata"]["uid"], "controller": True,
+                                              "blockOwnerDeletion": True}]},
+            "spec": {"queueName": "training", "podSets": [{"name": "main", "count": 1,
+                                                           "template": job["spec"]["template"]}]}})
+        no_quota = ("couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor "
+                    "default-flavor, 1 more needed")
+        await kueue_says(kmock, workload, ("QuotaReserved", "False", "Pending", no_quota))
+        waiting = await eventually(lambda: (o := current(kmock, "iteration", "pets-1")) and condition(
+            o, "Trained")["message"] == f"Kueue: Pending: {no_quota}" and o, what="Kueue's reason")
+        assert waiting["status"]["phase"] == "Queued" and condition(waiting, "Ready")["reason"] == Reason.QUEUED
+
+        await kueue_says(kmock, workload, ("QuotaReserved", "True", "QuotaReserved", "Quota reserved in ClusterQueue"),
+                         ("Admitted", "True", "Admitted", "The workload is admitted"))
+        await kmock.patch(f"{JOBS}/{job['metadata']['name']}", headers=MERGE, json={"spec": {"suspend": False}})
+        await kmock.patch(f"{JOBS}/{job['metadata']['name']}/status", headers=MERGE, json={"status": {
+            "active": 1, "startTime": "2026-11-25T12:00:00Z"}})
+        training = await eventually(phase(kmock, "iteration", "pets-1", "Training"), what="Training once admitted")
+        assert condition(training, "Trained")["reason"] == Reason.TRAINING
+        assert training["status"]["trainingStarted"] == "2026-11-25T12:00:00Z"
+        assert current(kmock, "iteration", "pets-2")["status"]["phase"] == "Queued"
+        assert creates(kmock, "jobs") == 3
+    OBSERVED_PERMISSIONS.update(kmock.permissions)
+
+
+async def test_kueue_named_on_a_cluster_without_kueue_stops_the_operator_at_start_saying_so(kmock, platform):
+    """Else every training Job would wait, suspended, for an admission that never comes."""
+    settings = OperatorSettings(kueue_queue_name="training")
+    async with client.ApiClient(client.Configuration(host=str(kmock.url).rstrip("/"))) as api_client:
+        cluster = Cluster(api_client, settings, platform.s3_settings(), platform.mlflow_settings().tracking_uri)
+        with pytest.raises(RuntimeError, match="serves no kueue.x-k8s.io/v1beta1 Workloads: install Kueue"):
+            async for _ in cluster.list_watched([NS]):
+                pass
+        kmock.load_crds(KUEUE_CRD)
+        assert {kind async for kind, _ in cluster.list_watched([NS])} == set()  # nothing made yet, and no error
+
+
+async def kueue_says(emulator, workload: dict, *conditions: tuple[str, str, str, str]) -> None:
+    """Kueue's Workload's conditions: (type, status, reason, message) each."""
+    written = [{"type": type_, "status": status, "reason": reason, "message": message,
+                "lastTransitionTime": "2026-11-25T12:00:00Z"} for type_, status, reason, message in conditions]
+    await emulator.patch(f"{WORKLOADS}/{workload['metadata']['name']}/status", headers=MERGE,
+                         json={"status": {"conditions": written}})
 
 
 def test_the_operator_role_grants_exactly_what_the_tests_needed():

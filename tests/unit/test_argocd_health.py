@@ -21,7 +21,9 @@ KEY = "resource.customizations.health.kubevision.io_{}"
 ITERATION_NOT_READY = {
     Reason.PROJECT_NOT_READY: "Progressing", Reason.TRAINING: "Progressing", Reason.PUBLISHING: "Progressing",
     Reason.SERVING_NOT_READY: "Progressing", Reason.NOT_TRAINED: "Progressing",
-    Reason.STORAGE_UNAVAILABLE: "Progressing",
+    Reason.STORAGE_UNAVAILABLE: "Progressing", Reason.CONCURRENT_TRAINING_LIMIT: "Progressing",
+    Reason.QUEUED: "Progressing",
+    Reason.INADMISSIBLE: "Degraded",  # Kueue's LocalQueue or ClusterQueue is missing or stopped
     Reason.PROJECT_NOT_FOUND: "Degraded", Reason.IMAGE_PULL_FAILED: "Degraded", Reason.TRAINING_FAILED: "Degraded",
     Reason.BUDGET_EXCEEDED: "Degraded", Reason.NO_RESULT: "Degraded", Reason.PUBLISH_NAME_CONFLICT: "Degraded",
     Reason.DATASET_NOT_FOUND: "Degraded", Reason.NO_IMAGES: "Degraded", Reason.TOO_FEW_IMAGES: "Degraded",

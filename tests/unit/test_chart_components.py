@@ -7,10 +7,16 @@ import base64
 import json
 import re
 
+import helm_python
+import pytest
 from chart import REPO, component, find, pod_spec, render, render_files, rendered
 
+from kubevision.core.api import CustomVisionProject, Iteration
 from kubevision.core.labels import labels
 from kubevision.core.settings import GatewaySettings, MLflowSettings, OperatorSettings, S3Settings
+from kubevision.core.training import TrainingRequest
+from kubevision.operator import objects as operator_objects
+from kubevision.operator import reconcile
 
 
 def env(objects, name_component: str) -> dict[str, dict]:
@@ -20,6 +26,14 @@ def env(objects, name_component: str) -> dict[str, dict]:
 
 def value(objects, name_component: str, variable: str) -> str:
     return env(objects, name_component)[variable]["value"]
+
+
+def operator_settings(objects, monkeypatch) -> OperatorSettings:
+    """The operator's settings as its pod reads them from the rendered environment."""
+    for name, variable in env(objects, "operator").items():
+        if name.startswith("KUBEVISION_OPERATOR_"):
+            monkeypatch.setenv(name, variable["value"])
+    return OperatorSettings()
 
 
 def test_every_kubevision_variable_is_a_settings_field():
@@ -58,11 +72,52 @@ def test_the_operator_starts_triton_and_training_as_the_values_say(monkeypatch):
     assert value(objects, "operator", "KUBEVISION_OPERATOR_TRITON_GPUS") == "1"
     assert value(objects, "operator", "KUBEVISION_OPERATOR_TRAINER_IMAGE") == "ghcr.io/kubevision/trainer:0.1.0"
     assert value(rendered("defaults"), "operator", "KUBEVISION_OPERATOR_TRITON_GPUS") == "0"
-    for name, variable in env(objects, "operator").items():  # read as the operator's pod reads them
-        if name.startswith("KUBEVISION_OPERATOR_"):
-            monkeypatch.setenv(name, variable["value"])
-    settings = OperatorSettings()
+    settings = operator_settings(objects, monkeypatch)
     assert settings.triton_gpus == 1 and settings.namespaces == [] and settings.gpu_tolerations
+
+
+def test_with_kueue_the_operator_queues_training_jobs_where_the_chart_made_the_queues(monkeypatch):
+    """The LocalQueue of each namespace is the one the operator labels its Jobs with, and it feeds a ClusterQueue
+    whose quota covers every resource a training Job requests, GPUs included (Kueue never admits a Job asking for
+    a resource its ClusterQueue does not cover)."""
+    objects = rendered("kueue")
+    settings = operator_settings(objects, monkeypatch)
+    assert settings.kueue_queue_name == "training"
+    (flavor,) = find(objects, "ResourceFlavor")
+    (cluster_queue,) = find(objects, "ClusterQueue")
+    local_queues = find(objects, "LocalQueue")
+    assert sorted(q["metadata"]["namespace"] for q in local_queues) == ["team-a", "team-b"]
+    assert {(q["metadata"]["name"], q["spec"]["clusterQueue"]) for q in local_queues} == {
+        ("training", cluster_queue["metadata"]["name"])}
+    assert cluster_queue["spec"]["namespaceSelector"]["matchExpressions"][0]["values"] == ["team-a", "team-b"]
+    (group,) = cluster_queue["spec"]["resourceGroups"]
+    (flavor_quota,) = group["flavors"]
+    assert flavor_quota["name"] == flavor["metadata"]["name"]
+    assert [r["name"] for r in flavor_quota["resources"]] == group["coveredResources"]  # Kueue wants the same order
+    assert {r["name"]: str(r["nominalQuota"]) for r in flavor_quota["resources"]} == {
+        "cpu": "16", "memory": "64Gi", "nvidia.com/gpu": "4"}
+
+    project = CustomVisionProject(metadata={"name": "pets", "namespace": "team-a", "uid": "p-uid"},
+                                  spec={"displayName": "Pets", "dataset": {"bucket": "data", "prefix": "team-a/pets/"}})
+    body = {"metadata": {"name": "pets-1", "namespace": "team-a", "uid": "0a1b2c3d-uid"},
+            "spec": {"projectRef": {"name": "pets"}, "resources": {"gpus": 2}}}
+    iteration = Iteration.model_validate(body)
+    train = reconcile.TrainingJob(name="pets-1-0a1b2c3d", gpus=2,
+                                  options=reconcile.resolve_training(project, iteration),
+                                  request=TrainingRequest(project=project, iteration=iteration))
+    job = operator_objects.training_job(train, body, settings, S3Settings())
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "training" and job["spec"]["suspend"]
+    resources = job["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert set(resources["requests"]) | set(resources["limits"]) <= set(group["coveredResources"])
+
+
+def test_without_kueue_the_operator_queues_nothing_and_the_queues_need_namespaces(monkeypatch):
+    assert operator_settings(render({"kueue": {"queueName": "training"}}), monkeypatch).kueue_queue_name == ""
+    with pytest.raises(helm_python.HelmRenderError, match="kueue.createQueues needs kueue.namespaces"):
+        render({"kueue": {"enabled": True, "createQueues": True}})  # every namespace: no list to make queues in
+    only = render({"namespaces": ["team-a", "team-b"],
+                   "kueue": {"enabled": True, "createQueues": True, "namespaces": ["team-b"]}})
+    assert [q["metadata"]["namespace"] for q in find(only, "LocalQueue")] == ["team-b"]
 
 
 def test_external_dependencies_replace_the_in_chart_ones():

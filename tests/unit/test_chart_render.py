@@ -15,8 +15,10 @@ from kubevision.core import crd
 
 # Chart.yaml's kubeVersion (>=1.31) up to the newest schema that kubernetes-validate carries.
 KUBERNETES_VERSIONS = ["1.31.0", "1.33.0", "1.35.0", "1.37.0"]
-# Kinds outside Kubernetes itself, whose schemas kubernetes-validate does not carry.
-CUSTOM_KINDS = {"ServiceMonitor"}
+# Kinds outside Kubernetes itself, whose schemas kubernetes-validate does not carry (Kueue's are checked in
+# test_chart_components.py against what the operator's Jobs request).
+CUSTOM_KINDS = {"ServiceMonitor", "ResourceFlavor", "ClusterQueue", "LocalQueue"}
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ResourceFlavor", "ClusterQueue"}
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -32,6 +34,8 @@ def test_every_object_is_valid_kubernetes(value_set, version):
 def test_custom_kinds_appear_only_when_asked_for():
     assert {o["kind"] for o in rendered("defaults")} & CUSTOM_KINDS == set()
     assert len(find(rendered("monitoring"), "ServiceMonitor")) == 3  # operator, gateway, Triton
+    assert {o["kind"] for o in rendered("kueue")} & CUSTOM_KINDS == {"ResourceFlavor", "ClusterQueue", "LocalQueue"}
+    assert {o["kind"] for o in render({"kueue": {"enabled": True}})} & CUSTOM_KINDS == set()  # its own queues
 
 
 def test_names_are_unique_per_kind_and_namespace():
@@ -65,6 +69,9 @@ def test_helm_lint_finds_nothing_to_fix():
     ({"postgresql": {"enabled": False}}, "/postgresql/existingSecret"),
     ({"mlflow": {"enabled": False}}, "/mlflow/trackingUri"),
     ({"gateway": {"service": {"type": "NodePort", "nodePort": 80}}}, "/gateway/service/nodePort"),
+    ({"kueue": {"queueName": "Training_Queue"}}, "/kueue/queueName"),
+    ({"kueue": {"quota": {"gpus": -1}}}, "/kueue/quota/gpus"),
+    ({"kueue": {"quota": {"memory": "lots"}}}, "/kueue/quota/memory"),
 ])
 def test_a_wrong_value_fails_naming_the_field(values, named):
     with pytest.raises(helm_python.HelmValuesError, match=named.replace("/", "/")):
@@ -99,6 +106,6 @@ def test_every_namespaced_object_names_its_namespace():
     """As `helm template | kubectl apply` and Argo CD need: nothing lands in whatever namespace is current."""
     for value_set in VALUE_SETS:
         for obj in rendered(value_set):
-            if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            if obj["kind"] not in CLUSTER_SCOPED:
                 assert obj["metadata"].get("namespace"), f"{value_set}: {obj['kind']} {obj['metadata']['name']}"
     assert {o["metadata"].get("namespace") for o in rendered("defaults")} == {"kubevision", None}

@@ -2,9 +2,11 @@
 
 import pytest
 
+from kubevision.core.api import Iteration
 from kubevision.core.labels import model_name
 from kubevision.gateway.catalog import Catalog, NamespaceKeys
 from kubevision.gateway.errors import NotFound, Unauthorized
+from kubevision.gateway.services.iterations import training_status
 
 UID_A, UID_B = "0b0d2c8e-1111-4a8e-9c55-000000000001", "0b0d2c8e-2222-4a8e-9c55-000000000002"
 
@@ -86,3 +88,13 @@ def test_deleted_projects_and_iterations_are_not_served():
     deleted["metadata"]["deletionTimestamp"] = "2026-11-26T00:00:00Z"
     catalog = Catalog.build([deleted], [iteration("team-a", "trees-1", "trees")], {})
     assert catalog.projects == {} and catalog.published == {}
+
+
+@pytest.mark.parametrize(("phase", "status"), [("Pending", "Training"), ("Queued", "Training"),
+                                               ("Training", "Training"), ("Trained", "Completed"),
+                                               ("Failed", "Failed")])
+def test_an_iteration_waiting_for_its_turn_to_train_is_training_to_custom_vision(phase, status):
+    """Custom Vision's iterations know no queue: one held by its namespace's concurrent trainings, or by Kueue,
+    is Training, as Azure shows one it has not started yet."""
+    body = iteration("team-a", "trees-3", "trees", phase=phase, published=None)
+    assert training_status(Iteration.model_validate(body)) == status

@@ -26,7 +26,7 @@ ITERATION_BODY = {"apiVersion": "kubevision.io/v1alpha1", "kind": "Iteration",
                   "spec": {"projectRef": {"name": "pets"}, "budgetMinutes": 20, "resources": {"gpus": 2}}}
 
 
-def job(gpus: int = 2) -> dict:
+def job(gpus: int = 2, settings: OperatorSettings = SETTINGS) -> dict:
     body = json.loads(json.dumps(ITERATION_BODY))
     body["spec"]["resources"]["gpus"] = gpus
     project = CustomVisionProject.model_validate(PROJECT_BODY)
@@ -34,14 +34,14 @@ def job(gpus: int = 2) -> dict:
     plan = reconcile.TrainingJob(name="pets-1-0a1b2c3d", gpus=gpus,
                                  options=reconcile.resolve_training(project, iteration),
                                  request=TrainingRequest(project=project, iteration=iteration))
-    return objects.training_job(plan, body, SETTINGS, S3)
+    return objects.training_job(plan, body, settings, S3)
 
 
 @pytest.mark.parametrize(
     "manifest",
-    [job(), job(gpus=0), objects.triton_deployment(PROJECT_BODY, ["pets-1"], SETTINGS, S3),
-     objects.triton_service(PROJECT_BODY)],
-    ids=["job-gpu", "job-cpu", "deployment", "service"],
+    [job(), job(gpus=0), job(settings=OperatorSettings(kueue_queue_name="training")),
+     objects.triton_deployment(PROJECT_BODY, ["pets-1"], SETTINGS, S3), objects.triton_service(PROJECT_BODY)],
+    ids=["job-gpu", "job-cpu", "job-kueue", "deployment", "service"],
 )
 def test_objects_are_valid_kubernetes(manifest):
     kubernetes_validate.validate(manifest, "1.37.0", strict=True)
@@ -58,6 +58,22 @@ def test_the_training_job():
     assert "tolerations" not in job(gpus=0)["spec"]["template"]["spec"]
     rules = manifest["spec"]["podFailurePolicy"]["rules"]
     assert rules[0]["onExitCodes"]["values"] == [2] and rules[0]["action"] == "FailJob"
+
+
+def test_with_kueue_the_job_is_created_suspended_in_the_local_queue():
+    """Kueue admits a Job by unsuspending it; it finds the Job's LocalQueue in the Job's label (not its pods')."""
+    queued = job(settings=OperatorSettings(kueue_queue_name="training"))
+    assert queued["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "training"
+    assert queued["spec"]["suspend"] is True
+    assert "kueue.x-k8s.io/queue-name" not in queued["spec"]["template"]["metadata"]["labels"]
+    plain = job()
+    assert "kueue.x-k8s.io/queue-name" not in plain["metadata"]["labels"] and "suspend" not in plain["spec"]
+
+
+@pytest.mark.parametrize("name", ["Training", "team_a", "a" * 64, "-queue"])
+def test_a_kueue_queue_name_that_is_no_label_value_is_refused(name):
+    with pytest.raises(ValueError, match="kueue_queue_name"):
+        OperatorSettings(kueue_queue_name=name)
 
 
 def test_credentials_are_secret_references_and_the_request_is_slim():

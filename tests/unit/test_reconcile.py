@@ -16,6 +16,7 @@ from kubevision.operator.reconcile import (
     IterationObservation,
     JobObservation,
     ServingObservation,
+    TrainingQueue,
 )
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -245,6 +246,95 @@ def test_a_spec_change_after_training_is_reported_not_retrained():
 def test_a_publish_name_change_is_not_a_training_change():
     assert core.training_spec_hash(iteration()) == core.training_spec_hash(iteration(publishName="v1"))
     assert core.training_spec_hash(iteration()) != core.training_spec_hash(iteration(budgetMinutes=5))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# iterations: waiting for a turn to train
+
+
+def queued(queue: TrainingQueue, item=None):
+    return core.reconcile_iteration(item or iteration(), IterationObservation(project=ready_project(), queue=queue),
+                                    NOW)
+
+
+def test_a_training_past_the_namespace_limit_waits_queued_and_starts_when_a_slot_frees():
+    plan = queued(TrainingQueue(limit=2, running=2))
+    assert plan.train is None and plan.status.phase == "Queued" and plan.status.training_job is None
+    assert reason(plan.status, "Trained") == reason(plan.status, "Ready") == Reason.CONCURRENT_TRAINING_LIMIT
+    assert conditions.find(plan.status.conditions, "Trained").status == "Unknown"
+    assert conditions.find(plan.status.conditions, "Trained").message == (
+        "2 trainings of the namespace are running, its limit concurrent_trainings is 2; it starts when one ends")
+    assert plan.outcome.requeue_after == core.POLL_QUEUED  # a raised limit sends no watch event
+    assert [e.type for e in plan.outcome.events if e.reason == Reason.CONCURRENT_TRAINING_LIMIT] == [
+        "Normal", "Normal"]  # Trained and Ready: waiting its turn is no fault
+
+    item = iteration()
+    item.status = plan.status
+    started = queued(TrainingQueue(limit=2, running=1), item)
+    assert started.train is not None and started.status.phase == "Training"
+    assert reason(started.status, "Trained") == Reason.TRAINING and started.status.training_started == NOW
+
+
+def test_the_oldest_waiting_iteration_takes_a_free_slot_first():
+    plan = queued(TrainingQueue(limit=2, running=1, ahead=1))
+    assert plan.train is None and plan.status.phase == "Queued"
+    assert "limit concurrent_trainings is 2, and 1 queued before this one" in conditions.find(
+        plan.status.conditions, "Trained").message
+    assert queued(TrainingQueue(limit=2, running=1, ahead=0)).train is not None
+
+    def waiting(name, created, **status):
+        return {"metadata": {"name": name, "creationTimestamp": created, **status.pop("meta", {})},
+                "status": {"phase": "Queued", **status}}
+
+    namespace = [
+        waiting("older", "2026-11-25T10:00:00Z"),
+        waiting("same-time-first-by-name", "2026-11-25T11:00:00Z"),  # pets-1 was created at 11:00 too
+        waiting("younger", "2026-11-25T12:00:00Z"),
+        waiting("kueue-held", "2026-11-25T09:00:00Z", trainingJob="kueue-held-1234"),  # has its Job: not waiting
+        waiting("deleted", "2026-11-25T09:00:00Z", meta={"deletionTimestamp": "2026-11-25T11:30:00Z"}),
+        {"metadata": {"name": "running", "creationTimestamp": "2026-11-25T09:00:00Z"}, "status": {"phase": "Training"}},
+        {"metadata": {"name": "new", "creationTimestamp": "2026-11-25T09:00:00Z"}},
+    ]
+    assert core.queued_ahead(iteration(), namespace) == 1  # "older"; "same-time-first-by-name" sorts after pets-1
+
+
+def test_a_limit_of_zero_holds_every_training_and_no_limit_holds_none():
+    plan = queued(TrainingQueue(limit=0))
+    assert plan.train is None and plan.status.phase == "Queued"
+    assert conditions.find(plan.status.conditions, "Trained").message == (
+        "the namespace's limit concurrent_trainings is 0: no training starts until it is raised")
+    assert queued(TrainingQueue(limit=None, running=50, ahead=50)).train is not None
+
+
+def test_with_kueue_the_job_is_created_at_once_and_kueue_says_why_it_waits():
+    """Kueue's quota decides, not the namespace's limit: the Job is made (suspended) and the Iteration is Queued
+    with what Kueue's Workload says, until Kueue admits it."""
+    plan = queued(TrainingQueue(limit=0, running=9, kueue_queue="training"))
+    assert plan.train is not None and plan.status.training_job == "pets-1-0a1b2c3d"
+    assert plan.status.phase == "Queued" and plan.status.training_started is None
+    assert reason(plan.status, "Trained") == reason(plan.status, "Ready") == Reason.QUEUED
+    assert "Kueue's LocalQueue training" in conditions.find(plan.status.conditions, "Trained").message
+
+    pending = JobObservation(name="pets-1-0a1b2c3d", suspended=True, admission_reason="Pending", admission_message=(
+        "couldn't assign flavors to pod set main: insufficient quota for nvidia.com/gpu in flavor default"))
+    _, plan = follow(pending)
+    assert plan.train is None and plan.status.phase == "Queued" and reason(plan.status, "Trained") == Reason.QUEUED
+    assert conditions.find(plan.status.conditions, "Trained").message == (
+        "Kueue: Pending: couldn't assign flavors to pod set main: insufficient quota for nvidia.com/gpu in flavor "
+        "default")
+    _, plan = follow(JobObservation(name="j", suspended=True, admission_reason="Inadmissible",
+                                    admission_message="LocalQueue training doesn't exist"))
+    assert reason(plan.status, "Trained") == Reason.INADMISSIBLE and plan.status.phase == "Queued"
+    assert ("Warning", Reason.INADMISSIBLE) in {(e.type, e.reason) for e in plan.outcome.events}  # a person acts
+    _, plan = follow(JobObservation(name="j", suspended=True))  # Kueue has not looked at it yet
+    assert reason(plan.status, "Trained") == Reason.QUEUED and plan.status.phase == "Queued"
+
+    admitted = JobObservation(name="pets-1-0a1b2c3d", active=True, started=LATER)
+    item = iteration()
+    item.status = queued(TrainingQueue(kueue_queue="training")).status
+    plan = core.reconcile_iteration(item, IterationObservation(project=ready_project(), job=admitted), LATER)
+    assert plan.status.phase == "Training" and reason(plan.status, "Trained") == Reason.TRAINING
+    assert plan.status.training_started == LATER  # its wait in the queue is no training time
 
 
 # ----------------------------------------------------------------------------------------------------------------
