@@ -58,9 +58,11 @@ def run_gateway(
     settings = GatewaySettings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.mode == "local":  # local mode's store, keys and S3 instead of a cluster's
+        from kubevision.core.limits import local_limits
         from kubevision.local.gateway import LocalResources, LocalSource, s3_settings, store_of
 
-        app = create_app(settings, LocalSource(settings), s3_settings(settings), LocalResources(store_of(settings)))
+        app = create_app(settings, LocalSource(settings), s3_settings(settings), LocalResources(store_of(settings)),
+                         local_limits(Path(settings.data_dir)))
     else:
         app = create_app(settings)
     if settings.metrics_port:

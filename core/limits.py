@@ -14,6 +14,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from kubevision.core.settings import LimitsSettings
+
+LOCAL_FILE = "limits.yaml"  # local mode's limits file, in its data folder
+
 
 class Limits(BaseModel):
     """One namespace's limits. None means no limit."""
@@ -92,3 +96,13 @@ class LimitsSource:
     @staticmethod
     def _read(path: Path) -> LimitsFile:
         return LimitsFile.model_validate(yaml.safe_load(path.read_text()) or {})
+
+
+def local_limits(data_dir: Path) -> LimitsSource:
+    """Local mode's limits: the file KUBEVISION_LIMITS_FILE names, or else limits.yaml in the data folder when it
+    exists (read again when it changes), or else the defaults."""
+    configured = LimitsSettings().file
+    if configured is not None:
+        return LimitsSource(configured)
+    local = data_dir / LOCAL_FILE
+    return LimitsSource(local if local.is_file() else None)
