@@ -66,13 +66,14 @@ class LimitsSource:
     not edited). No file: the defaults. A file that stops parsing keeps the last good limits, so a typo in an
     update never lifts every limit at once; `error` says what is wrong with it."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, missing_ok: bool = False) -> None:
         self.path = path
+        self.missing_ok = missing_ok  # local mode: no file (yet) is the defaults, and a file written later applies
         self.error = ""
         self._lock = threading.Lock()
         self._seen: float | None = None
         self._limits = LimitsFile()
-        if path is not None:
+        if path is not None and not (missing_ok and not path.exists()):
             self._limits = self._read(path)  # a bad file at start is an error, not a silent default
             self._seen = path.stat().st_mtime
 
@@ -81,14 +82,23 @@ class LimitsSource:
             return self._limits
         with self._lock:
             try:
-                modified = self.path.stat().st_mtime
+                modified = self._modified()
                 if modified != self._seen:
                     self._seen = modified
-                    self._limits = self._read(self.path)
+                    self._limits = self._read(self.path) if modified is not None else LimitsFile()
                     self.error = ""
             except (OSError, ValueError, yaml.YAMLError) as error:
                 self.error = f"{self.path}: {error}"
             return self._limits
+
+    def _modified(self) -> float | None:
+        """The file's modification time; None when it is missing and may be."""
+        try:
+            return self.path.stat().st_mtime
+        except FileNotFoundError:
+            if self.missing_ok:
+                return None
+            raise
 
     def for_namespace(self, namespace: str) -> Limits:
         return self.current().for_namespace(namespace)
@@ -99,10 +109,9 @@ class LimitsSource:
 
 
 def local_limits(data_dir: Path) -> LimitsSource:
-    """Local mode's limits: the file KUBEVISION_LIMITS_FILE names, or else limits.yaml in the data folder when it
-    exists (read again when it changes), or else the defaults."""
+    """Local mode's limits: the file KUBEVISION_LIMITS_FILE names, or else limits.yaml in the data folder, followed
+    as it is written, changed or removed (no file: the defaults)."""
     configured = LimitsSettings().file
     if configured is not None:
         return LimitsSource(configured)
-    local = data_dir / LOCAL_FILE
-    return LimitsSource(local if local.is_file() else None)
+    return LimitsSource(data_dir / LOCAL_FILE, missing_ok=True)

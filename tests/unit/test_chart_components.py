@@ -10,7 +10,7 @@ import re
 from chart import REPO, component, find, pod_spec, render, render_files, rendered
 
 from kubevision.core.labels import labels
-from kubevision.core.settings import GatewaySettings, MLflowSettings, OperatorSettings, S3Settings
+from kubevision.core.settings import GatewaySettings, LimitsSettings, MLflowSettings, OperatorSettings, S3Settings
 
 
 def env(objects, name_component: str) -> dict[str, dict]:
@@ -24,7 +24,8 @@ def value(objects, name_component: str, variable: str) -> str:
 
 def test_every_kubevision_variable_is_a_settings_field():
     known = {f"{cls.model_config['env_prefix']}{field}".upper() for cls in
-             (OperatorSettings, GatewaySettings, S3Settings, MLflowSettings) for field in cls.model_fields}
+             (OperatorSettings, GatewaySettings, S3Settings, MLflowSettings, LimitsSettings)
+             for field in cls.model_fields}
     for name_component in ("operator", "gateway"):
         variables = {v for v in env(rendered("defaults"), name_component) if v.startswith("KUBEVISION_")}
         assert variables - known == set(), name_component
