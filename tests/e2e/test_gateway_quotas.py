@@ -71,11 +71,11 @@ async def test_the_101st_project_of_a_namespace_is_refused_by_default(kmock, pla
         assert other.status_code == 200, other.text
 
 
-
 async def test_projects_past_the_limit_are_refused_per_namespace_and_a_changed_file_applies_at_once(
         kmock, platform, tmp_path, limits_file):
-    """team-b's override is team-b's alone; an import into a full namespace, or of more tags than a project of the
-    namespace may have, makes no project; raising the limit in the file lets the next creation through."""
+    """team-b's override is team-b's alone, and holds for creations racing for its last slots; an import into a full
+    namespace, or of more tags than a project of the namespace may have, makes no project; raising the limit in the
+    file lets the next creation through."""
     write_limits(limits_file, "defaults: {projects: 2}\n"
                               "namespaces: {team-b: {projects: 3}, team-c: {tags_per_project: 1}}\n")
     for namespace in ("team-a", "team-b", "team-c"):
@@ -92,9 +92,9 @@ async def test_projects_past_the_limit_are_refused_per_namespace_and_a_changed_f
         assert (await make("team-a", "Second")).status_code == 200
         assert refusal(await make("team-a", "Third")) == (400, "BadRequestExceedProjectLimit")
         assert await resources(kmock, "team-a", "customvisionprojects") == ["first", "second"]
-        for name in ("One", "Two", "Three"):  # the override: three
-            assert (await make("team-b", name)).status_code == 200
-        assert refusal(await make("team-b", "Four")) == (400, "BadRequestExceedProjectLimit")
+        racing = await asyncio.gather(*(make("team-b", name) for name in ("One", "Two", "Three", "Four", "Five")))
+        assert sorted(a.status_code for a in racing) == [200, 200, 200, 400, 400]  # the override: three
+        assert {refusal(a) for a in racing if a.status_code != 200} == {(400, "BadRequestExceedProjectLimit")}
         assert len(await resources(kmock, "team-b", "customvisionprojects")) == 3
 
         for name in ("alder", "birch"):
