@@ -54,12 +54,13 @@ log = logging.getLogger(__name__)
 def wire_training(app: FastAPI, settings: GatewaySettings, source: CatalogSource, resources: ResourceWriter,
                   labels: LabelStore, exporter: ManifestExporter, index: PredictionIndex, objects: ObjectStore,
                   fetcher: ImageFetcher, trained: TrainedIterations, meter: UsageMeter) -> None:
-    """The training API's services, each given the collaborators it uses, on app.state for the routes."""
+    """The training API's services, each given the collaborators it uses, on app.state for the routes. The label
+    store keeps the limits of tags and images, the services those of projects and iterations."""
     lookup, links = ProjectLookup(source, labels), Signer(settings, source)
     state = app.state
-    state.projects = ProjectService(settings, source, resources, lookup, labels, objects)
+    state.projects = ProjectService(settings, source, resources, lookup, labels, objects, labels.limits)
     state.tags = TagService(lookup, labels)
-    state.iterations = IterationService(settings, source, resources, lookup, labels, exporter)
+    state.iterations = IterationService(settings, source, resources, lookup, labels, exporter, labels.limits)
     state.performance = PerformanceService(source, lookup, labels, trained, links)
     state.exports = ExportService(source, lookup, links, meter)
     state.labelling = LabellingService(settings, source, lookup, labels, index, objects, fetcher, trained, links,
@@ -76,11 +77,11 @@ def limits_of(settings: GatewaySettings) -> LimitsSource:
 def create_app(settings: GatewaySettings | None = None, source: CatalogSource | None = None,
                s3: S3Settings | None = None, resources: ResourceWriter | None = None,
                limits: LimitsSource | None = None) -> FastAPI:
-    """The app over the catalog `source` and the resource writer `resources` its starter hands in (local mode's
-    come from `kubevision gateway --local`); on a cluster, by default, the Kubernetes API's, and the S3 that
-    KUBEVISION_S3_* name. `limits` are those of limits_of(settings) unless given."""
+    """The app over the catalog `source`, the resource writer `resources` and the namespaces' `limits` its starter
+    hands in (local mode's come from `kubevision gateway --local`); on a cluster, by default, the Kubernetes API's,
+    the S3 that KUBEVISION_S3_* name and the limits file KUBEVISION_LIMITS_FILE names."""
     settings = settings or GatewaySettings()
-    limits = limits or limits_of(settings)
+    limits = limits or limits_of(settings)  # read now: a wrong file stops the start, naming it
     rates = RateLimiter(limits)
     if source is None:
         if settings.mode == "local":
@@ -95,7 +96,7 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
         store = ObjectStore(s3 or S3Settings())
         database = await asyncio.to_thread(open_database, settings.database_url
                                            or local_database_url(Path(settings.data_dir)))
-        labels, index = LabelStore(database, store), PredictionIndex(database, store)
+        labels, index = LabelStore(database, store, limits=limits), PredictionIndex(database, store)
         exporter = ManifestExporter(database, store)
         classifier = Classifier(settings, store.labels)
         recorder = PredictionRecorder(store, labels, index)

@@ -4,6 +4,7 @@ per-second limits (UNLIMITED_RATES), and the rate limit tests set their own."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,5 +16,12 @@ UNLIMITED_RATES: dict[str, Any] = {"stored_predictions_per_second": None, "predi
 
 def write_limits(path: Path, defaults: dict[str, Any] | None = None,
                  namespaces: dict[str, dict[str, Any]] | None = None) -> Path:
-    path.write_text(yaml.safe_dump({"defaults": defaults or {}, "namespaces": namespaces or {}}))
+    return write_limits_text(path, yaml.safe_dump({"defaults": defaults or {}, "namespaces": namespaces or {}}))
+
+
+def write_limits_text(path: Path, text: str) -> Path:
+    """The file, with a modification time of its own: a rewrite within the file system's clock tick is seen too."""
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(text)
+    os.utime(path, ns=(before + 10**9, before + 10**9))
     return path

@@ -1,10 +1,12 @@
 """The label store's operations on projects, tags and images, free of HTTP: the training API, `kubevision upload`
 and the benchmarks call them alike.
 
-Writes keep two promises. Bytes first: an image's bytes are in S3 before its row is committed, so no row ever names
+Writes keep three promises. Bytes first: an image's bytes are in S3 before its row is committed, so no row ever names
 missing bytes (a crash in between leaves an orphan object, harmless and collectable). Nothing lost: rows are inserted
 with "on conflict do nothing" on keys derived from content and names, so concurrent writers of the same image or tag
 converge on one row, and every change moves the project's labels_version, which the manifest export follows.
+Limits hold: a write that adds tags or images counts them with the project's row locked (SQLite's writers take
+turns anyway), so concurrent writers racing for the last slots of the namespace's limit never pass it together.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from kubevision.core.labelstore.boxes import MAX_REGIONS_PER_IMAGE, fit_boxes
 from kubevision.core.labelstore.database import Database
 from kubevision.core.labelstore.errors import NotFound, StoreError
 from kubevision.core.labelstore.metadata import MAX_METADATA, check_pairs
+from kubevision.core.limits import LimitsSource
 from kubevision.core.names import name_problem
 from kubevision.core.storage import DatasetLayout, ObjectStore, dataset_prefix_problem
 from kubevision.core.training import NEGATIVE_TAG
@@ -167,10 +170,23 @@ def check_description(description: str) -> None:
                          "BadRequestTagDescription")
 
 
+def locked_namespace(session: Session, project_id: str) -> str:
+    """Lock the project's row until the transaction ends, so that writers adding to the project count its tags or
+    images one after the other; returns its namespace. FOR NO KEY UPDATE: the row-level lock `touch` takes too,
+    which leaves the foreign-key checks of concurrent inserts free (FOR UPDATE would deadlock two uploads)."""
+    namespace = session.scalar(select(tables.Project.namespace).where(tables.Project.id == project_id)
+                               .with_for_update(key_share=True))
+    if namespace is None:
+        raise NotFound(f"Project {project_id} not found.", "NotFoundProject")
+    return namespace
+
+
 class LabelStore:
-    def __init__(self, database: Database, objects: ObjectStore, analyze_every: int = ANALYZE_EVERY):
+    def __init__(self, database: Database, objects: ObjectStore, analyze_every: int = ANALYZE_EVERY,
+                 limits: LimitsSource | None = None):
         self.db = database
         self.objects = objects
+        self.limits = limits or LimitsSource()  # the namespaces' limits of tags and images; Azure's S0 by default
         self._known: set[str] = set()
         self._analyze_every = analyze_every
         self._added = 0  # images added since the last ANALYZE; approximate under concurrent uploads, as it may be
@@ -262,9 +278,14 @@ class LabelStore:
         name = tag_name(name, type)
         check_description(description)
         with self.db.writing() as session:
+            limit = self.limits.for_namespace(locked_namespace(session, project_id)).tags_per_project
             if session.scalar(select(tables.Tag.id).where(tables.Tag.project_id == project_id,
                                                           func.lower(tables.Tag.name) == name.lower())):
                 raise StoreError(f"A tag named {name!r} exists already.", "BadRequestTagNameNotUnique")
+            if limit is not None and session.scalar(select(func.count()).select_from(tables.Tag).where(
+                    tables.Tag.project_id == project_id)) >= limit:
+                raise StoreError(f"The project has {limit} tags, as many as its namespace's limit allows; delete "
+                                 "one first.", "BadRequestExceedTagPerProjectLimit")
             if type != "Regular" and session.scalar(select(tables.Tag.id).where(
                     tables.Tag.project_id == project_id, tables.Tag.type == type)):
                 code = "BadRequestMultipleNegativeTag" if type == "Negative" else "BadRequestMultipleGeneralProductTag"
@@ -373,6 +394,9 @@ class LabelStore:
                 results[index].status = IMAGE_STATUSES[problem.kind]
                 continue
             accepted.append((index, item, dataset.content_hash(item.data), inspected, len(item.data)))
+        limit = self.limits.for_namespace(project.namespace).images_per_project
+        if limit is not None and accepted:  # before the bytes: an image refused here leaves nothing in S3
+            accepted = self._within_limit(project.id, accepted, results, limit)
         try:
             self._put_bytes(project, [(sha, item.data, found.content_type) for _, item, sha, found, _ in accepted
                                       if item.data is not None])
@@ -390,8 +414,15 @@ class LabelStore:
                     for _, _, sha, found, size in accepted}
             new = set(session.scalars(insert(tables.Image).values(list(rows.values())).on_conflict_do_nothing()
                                       .returning(tables.Image.id)).all())
+            over = set()
+            if new and limit is not None:  # again, counted in turn: a concurrent upload may have taken the slots
+                over = self._past_limit(session, project.id, [dataset.image_id(a[2]) for a in accepted], new, limit)
+                new -= over
             for index, item, sha, _, _ in accepted:
                 image_id = dataset.image_id(sha)
+                if image_id in over:
+                    results[index].status = "ErrorLimitExceed"
+                    continue
                 if image_id not in new or image_id in {r.image.id for r in results if r.image}:
                     results[index].status = "OKDuplicate"
                     results[index].image = ImageView(image_id, sha, "", moment, 0, 0)
@@ -406,6 +437,42 @@ class LabelStore:
             if result.image:
                 result.image = views.get(result.image.id, result.image)
         return results
+
+    def _within_limit(self, project_id: str, accepted: list, results: list[Created], limit: int) -> list:
+        """The accepted images that fit the project's image limit, in batch order; each new image past it is
+        answered ErrorLimitExceed (Custom Vision's status for an image over its project's quota). An image the
+        project holds already stays accepted: it is OKDuplicate, and adds nothing."""
+        ids = {dataset.image_id(sha) for _, _, sha, _, _ in accepted}
+        with self.db.reading() as session:
+            held = set(session.scalars(select(tables.Image.id).where(
+                tables.Image.project_id == project_id, one_of(tables.Image.id, list(ids), session))).all())
+            free = limit - session.scalar(select(func.count()).select_from(tables.Image).where(
+                tables.Image.project_id == project_id))
+        kept, taken = [], set()
+        for entry in accepted:
+            image_id = dataset.image_id(entry[2])
+            if image_id not in held and image_id not in taken:
+                if len(taken) >= free:
+                    results[entry[0]].status = "ErrorLimitExceed"
+                    continue
+                taken.add(image_id)
+            kept.append(entry)
+        return kept
+
+    @staticmethod
+    def _past_limit(session: Session, project_id: str, batch: list[str], new: set[str], limit: int) -> set[str]:
+        """Of the images this transaction has just inserted (`new`), those past the limit, counted with the
+        project's row locked: the last of the batch, removed again before anything is linked to them."""
+        locked_namespace(session, project_id)
+        over = session.scalar(select(func.count()).select_from(tables.Image).where(
+            tables.Image.project_id == project_id)) - limit
+        if over <= 0:
+            return set()
+        inserted = [image_id for image_id in dict.fromkeys(batch) if image_id in new]
+        refused = set(inserted[-over:])
+        session.execute(delete(tables.Image).where(tables.Image.project_id == project_id,
+                                                   tables.Image.id.in_(list(refused))))
+        return refused
 
     @staticmethod
     def _check_labels(item: NewImage, tags: dict[str, TagView]) -> str | None:

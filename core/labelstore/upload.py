@@ -15,6 +15,7 @@ from kubevision.core.labelstore.database import open_database, sqlite_url
 from kubevision.core.labelstore.errors import StoreError
 from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.store import LabelStore, NewImage, ProjectRef
+from kubevision.core.limits import limits_source
 from kubevision.core.storage import ObjectStore
 from kubevision.core.training import NEGATIVE_TAG
 
@@ -55,7 +56,9 @@ class UploadReport:
         self.refused += other.refused
 
 
-STORE_REASONS = {"ErrorStorage": "S3 did not take the bytes; check it with: kubevision local status"}
+STORE_REASONS = {"ErrorStorage": "S3 did not take the bytes; check it with: kubevision local status",
+                 "ErrorLimitExceed": "the project holds as many images as its namespace's limit allows "
+                                     "(images_per_project in limits.yaml of the data folder)"}
 
 
 def tagged_files(folders: list[Path]) -> list[tuple[Path, str]]:
@@ -144,12 +147,13 @@ def add_tag_folders(store: LabelStore, project: ProjectRef, folders: list[Path],
 
 def upload_folders(data_dir: Path, objects: ObjectStore, body: dict, folders: list[Path],
                    advance: Callable[[int], None] = lambda n: None) -> UploadReport:
-    """`kubevision upload` in local mode: through the store, then the manifest exported before returning, so that
-    an iteration applied next trains on every image."""
+    """`kubevision upload` in local mode: through the store, within the namespace's limits as the gateway keeps
+    them, then the manifest exported before returning, so that an iteration applied next trains on every image."""
     database = open_database(local_database_url(data_dir))
     try:
         project = project_ref(body)
-        report = add_tag_folders(LabelStore(database, objects), project, folders, advance)
+        store = LabelStore(database, objects, limits=limits_source(data_dir))
+        report = add_tag_folders(store, project, folders, advance)
         ManifestExporter(database, objects).export(project.id)
         return report
     finally:

@@ -12,6 +12,7 @@ from kubevision.core import api, dataset
 from kubevision.core.api import Iteration
 from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.store import LabelStore
+from kubevision.core.limits import LimitsSource
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.training import NEGATIVE_TAG, min_images_per_tag
 from kubevision.gateway import wire
@@ -68,8 +69,9 @@ def iteration_wire(project: Project, iteration: Iteration) -> wire.Iteration:
 
 class IterationService:
     def __init__(self, settings: GatewaySettings, source: CatalogSource, resources: ResourceWriter,
-                 lookup: ProjectLookup, labels: LabelStore, exporter: ManifestExporter):
+                 lookup: ProjectLookup, labels: LabelStore, exporter: ManifestExporter, limits: LimitsSource):
         self.settings = settings
+        self.limits = limits
         self.source = source
         self.resources = resources
         self.lookup = lookup
@@ -95,6 +97,10 @@ class IterationService:
                                     "BadRequestTrainingAlreadyInProgress")
         if training_type not in (None, "Regular", "Advanced"):
             raise CustomVisionError("trainingType is Regular or Advanced.", "BadRequest")
+        limit = self.limits.for_namespace(namespace).iterations_per_project
+        if limit is not None and len(iterations) >= limit:  # as Azure: the user deletes an old one to train again
+            raise CustomVisionError(f"The project keeps {len(iterations)} iterations and its namespace's limit is "
+                                    f"{limit}; delete an iteration first.", "BadRequestExceedIterationPerProjectLimit")
         await self._check_trainable(project)
         version = (await asyncio.to_thread(self.labels.project, ref.id)).labels_version
         trained = {annotations(i).get(LABELS_ANNOTATION) for i in iterations if training_status(i, "") == "Completed"}

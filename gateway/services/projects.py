@@ -7,11 +7,13 @@ import asyncio
 import logging
 import re
 import secrets
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
 from kubevision.core import api
 from kubevision.core.labelstore.store import LabelStore
+from kubevision.core.limits import LimitsSource
 from kubevision.core.names import name_problem
 from kubevision.core.settings import GatewaySettings
 from kubevision.core.storage import (
@@ -61,9 +63,13 @@ def project_wire(project: Project) -> wire.Project:
 
 class ProjectService:
     def __init__(self, settings: GatewaySettings, source: CatalogSource, resources: ResourceWriter,
-                 lookup: ProjectLookup, labels: LabelStore, objects: ObjectStore):
+                 lookup: ProjectLookup, labels: LabelStore, objects: ObjectStore, limits: LimitsSource):
         self.settings, self.source, self.resources = settings, source, resources  # resources: where projects go
         self.lookup, self.labels, self.objects = lookup, labels, objects  # objects: the datasets bucket is made here
+        self.limits = limits
+        # One creation at a time per namespace, counted and created under its lock: two requests racing for the
+        # last project of the limit get one project and one refusal.
+        self._creating: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @staticmethod
     def domain_wire(info: domains.DomainInfo) -> wire.Domain:
@@ -99,9 +105,27 @@ class ProjectService:
             spec["classificationType"] = classification_type or "Multiclass"
         return spec, info
 
+    def check_project_limit(self, namespace: str) -> None:
+        """BadRequestExceedProjectLimit when the namespace holds as many projects as its limit allows."""
+        limit = self.limits.for_namespace(namespace).projects
+        held = sum(1 for p in self.source.catalog.projects.values() if p.namespace == namespace)
+        if limit is not None and held >= limit:
+            raise CustomVisionError(f"The namespace has {held} projects and its limit is {limit}; delete a project "
+                                    "first.", "BadRequestExceedProjectLimit")
+
     async def create_project(self, namespace: str, name: str, description: str | None, domain_id: str | None,
                              classification_type: str | None) -> wire.Project:
         spec, info = self._project_spec(name, description, domain_id, classification_type)
+        async with self._creating[namespace]:
+            self.check_project_limit(namespace)
+            stored = await self._create_resource(namespace, name, spec, info)
+            await self.source.observe("projects", stored)  # counted by the next creation
+        await self.lookup.labelled(namespace, stored["metadata"]["uid"])
+        return self.get_project(namespace, stored["metadata"]["uid"])
+
+    async def _create_resource(self, namespace: str, name: str, spec: dict[str, Any],
+                               info: domains.DomainInfo) -> dict[str, Any]:
+        """The CustomVisionProject, under the name's resource name or, when taken, a suffixed one."""
         base = resource_name(name)
         await asyncio.to_thread(self.objects.ensure_bucket, self.settings.datasets_bucket)
         for attempt in range(20):
@@ -112,15 +136,10 @@ class ProjectService:
                     "spec": {**spec, "dataset": {"bucket": self.settings.datasets_bucket,
                                                  "prefix": default_dataset_prefix(namespace, candidate)}}}
             try:
-                stored = await self.resources.create(body)
-                break
+                return await self.resources.create(body)
             except AlreadyExists:
                 continue
-        else:
-            raise CustomVisionError(f"No free resource name for {name!r}.", "BadRequestProjectNameNotUnique")
-        await self.source.observe("projects", stored)
-        await self.lookup.labelled(namespace, stored["metadata"]["uid"])
-        return self.get_project(namespace, stored["metadata"]["uid"])
+        raise CustomVisionError(f"No free resource name for {name!r}.", "BadRequestProjectNameNotUnique")
 
     async def update_project(self, namespace: str, project_id: str, update: wire.Project) -> wire.Project:
         project = self.lookup.project(namespace, project_id)

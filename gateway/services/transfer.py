@@ -141,6 +141,7 @@ class ProjectTransfer:
         except STORAGE_FAULTS as error:
             raise CustomVisionError("The exported project cannot be read; export it again.",
                                     "BadRequestInvalidImportToken") from error
+        self._check_limits(namespace, package)
         created = await self.projects.create_project(namespace, name or package.name, package.description,
                                                     package.domain_id, package.classification_type)
         ref = await self.lookup.labelled(namespace, created.id)
@@ -158,6 +159,19 @@ class ProjectTransfer:
                     f"The import stopped: images refused ({', '.join(sorted(set(refused)))}); project {created.id} "
                     "holds what came before.", "ErrorProjectImportRequestFailed")
         return created
+
+    def _check_limits(self, namespace: str, package: Package) -> None:
+        """A package the namespace's limits cannot hold is refused before its project is made: an import never
+        stops halfway for a limit."""
+        limits = self.projects.limits.for_namespace(namespace)
+        self.projects.check_project_limit(namespace)  # checked again, in turn, when the project is made
+        if limits.tags_per_project is not None and len(package.tags) > limits.tags_per_project:
+            raise CustomVisionError(f"The exported project has {len(package.tags)} tags; a project of this namespace "
+                                    f"may have {limits.tags_per_project}.", "BadRequestExceedTagPerProjectLimit")
+        if limits.images_per_project is not None and len(package.images) > limits.images_per_project:
+            raise CustomVisionError(f"The exported project has {len(package.images)} images; a project of this "
+                                    f"namespace may have {limits.images_per_project}.",
+                                    "BadRequestImageExceededCount")
 
     def _image(self, layout: DatasetLayout, record: dataset.ImageRecord, tag_ids: dict[str, str]) -> NewImage:
         return NewImage(data=self.objects.get(layout.bucket, layout.image_key(record.sha256)),

@@ -26,6 +26,7 @@ from kubevision.core.labelstore.errors import Conflict, ExportBusy, StoreError
 from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.store import LabelStore, NewImage, ProjectRef, RegionIn
 from kubevision.core.labelstore.upload import add_tag_folders
+from kubevision.core.limits import LimitsSource
 from kubevision.core.storage import DatasetStore, ObjectStore
 
 BUCKET = "label-store-tests"
@@ -563,3 +564,103 @@ def test_a_folder_named_negative_uploads_to_the_negative_tag(database, objects, 
     ManifestExporter(database, objects).export(project.id)
     assert sorted(r.tags[0] for r in dataset.loads(objects.get(BUCKET, project.layout.manifest_key))) == [
         "Negative", "Negative", "tree"]
+
+
+def limits_file(tmp_path, text: str) -> LimitsSource:
+    path = tmp_path / "limits.yaml"
+    path.write_text(text)
+    return LimitsSource(path)
+
+
+def test_an_upload_past_the_image_limit_creates_the_images_under_it_and_refuses_the_rest(
+        database, objects, project, tmp_path):
+    """Custom Vision's per-image ErrorLimitExceed: the images that fit are created, in batch order; those past the
+    limit leave no row and no bytes; an image the project holds already adds nothing and stays OKDuplicate."""
+    store = LabelStore(database, objects, limits=limits_file(tmp_path, "namespaces: {tests: {images_per_project: 5}}"))
+    tag = store.create_tag(project.id, "tree").id
+    store.add_images(project, [NewImage(png(n), [tag]) for n in range(3)])
+    version = store.project(project.id).labels_version
+
+    results = store.add_images(project, [NewImage(png(n), [tag]) for n in (0, 10, 11, 12, 10, 13)])
+    assert [r.status for r in results] == ["OKDuplicate", "OK", "OK", "ErrorLimitExceed", "OKDuplicate",
+                                           "ErrorLimitExceed"]
+    assert [r.image is None for r in results] == [False, False, False, True, False, True]
+    assert store.count(project.id) == 5 and store.tags(project.id)[0].image_count == 5
+    stored = {key.rsplit("/", 1)[1] for key in objects.keys(BUCKET, project.prefix + "images/")}
+    assert stored == {dataset.content_hash(png(n)) for n in (0, 1, 2, 10, 11)}
+
+    version = store.project(project.id).labels_version
+    full = store.add_images(project, [NewImage(png(20), [tag]), NewImage(png(1), [tag])])
+    assert [r.status for r in full] == ["ErrorLimitExceed", "OKDuplicate"]
+    assert store.count(project.id) == 5 and store.project(project.id).labels_version == version
+
+
+def test_uploads_racing_for_the_last_image_slots_never_pass_the_limit(database_url, objects, project, tmp_path):
+    """8 clients, each with its own connections, upload 8 new images at once into a project with 10 free slots:
+    the slots are taken once, between them, and every other image is refused."""
+    limits = limits_file(tmp_path, "defaults: {images_per_project: 20}")
+    store = LabelStore(open_database(database_url), objects, limits=limits)
+    store.add_images(project, [NewImage(png(n)) for n in range(10)])
+    clients = 8
+    start = threading.Barrier(clients)
+    statuses: list[str] = []
+    errors: list[BaseException] = []
+
+    def client(number: int) -> None:
+        try:
+            db = open_database(database_url)
+            batch = [NewImage(png(1000 + number * 100 + n)) for n in range(8)]
+            start.wait(timeout=120)
+            statuses.extend(r.status for r in LabelStore(db, objects, limits=limits).add_images(project, batch))
+            db.dispose()
+        except BaseException as error:  # reported below
+            errors.append(error)
+            start.abort()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, repr(errors[0])
+    assert (statuses.count("OK"), statuses.count("ErrorLimitExceed")) == (10, clients * 8 - 10)
+    assert store.count(project.id) == 20
+    exported = ManifestExporter(store.db, objects).export(project.id)
+    assert exported.images == 20
+    store.db.dispose()
+
+
+def test_a_tag_past_the_limit_is_refused_and_changes_nothing_even_when_created_at_once(
+        database_url, objects, project, tmp_path):
+    limits = limits_file(tmp_path, "defaults: {tags_per_project: 4}\nnamespaces: {other: {tags_per_project: 9}}")
+    store = LabelStore(open_database(database_url), objects, limits=limits)
+    store.create_tag(project.id, "alder")
+    store.create_tag(project.id, "Negative", type="Negative")  # every tag counts, the Negative one too
+    version = store.project(project.id).labels_version
+    start = threading.Barrier(6)
+    codes: list[str] = []
+
+    def client(number: int) -> None:
+        db = open_database(database_url)
+        start.wait(timeout=120)
+        try:
+            LabelStore(db, objects, limits=limits).create_tag(project.id, f"tree-{number}")
+            codes.append("OK")
+        except StoreError as error:
+            codes.append(error.code)
+        finally:
+            db.dispose()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(codes) == ["BadRequestExceedTagPerProjectLimit"] * 4 + ["OK"] * 2
+    assert len(store.tags(project.id)) == 4
+    assert store.project(project.id).labels_version == version + 2
+    with pytest.raises(StoreError) as refused:
+        store.create_tag(project.id, "cedar")
+    assert (refused.value.status, refused.value.code) == (400, "BadRequestExceedTagPerProjectLimit")
+    assert len(store.tags(project.id)) == 4 and store.project(project.id).labels_version == version + 2
+    store.db.dispose()

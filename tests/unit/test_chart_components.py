@@ -13,7 +13,7 @@ from chart import REPO, component, find, pod_spec, render, render_files, rendere
 
 from kubevision.core.api import CustomVisionProject, Iteration
 from kubevision.core.labels import labels
-from kubevision.core.settings import GatewaySettings, MLflowSettings, OperatorSettings, S3Settings
+from kubevision.core.settings import GatewaySettings, LimitsSettings, MLflowSettings, OperatorSettings, S3Settings
 from kubevision.core.training import TrainingRequest
 from kubevision.operator import objects as operator_objects
 from kubevision.operator import reconcile
@@ -38,7 +38,8 @@ def operator_settings(objects, monkeypatch) -> OperatorSettings:
 
 def test_every_kubevision_variable_is_a_settings_field():
     known = {f"{cls.model_config['env_prefix']}{field}".upper() for cls in
-             (OperatorSettings, GatewaySettings, S3Settings, MLflowSettings) for field in cls.model_fields}
+             (OperatorSettings, GatewaySettings, S3Settings, MLflowSettings, LimitsSettings)
+             for field in cls.model_fields}
     for name_component in ("operator", "gateway"):
         variables = {v for v in env(rendered("defaults"), name_component) if v.startswith("KUBEVISION_")}
         assert variables - known == set(), name_component

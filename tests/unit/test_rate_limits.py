@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kubevision.core.labelstore.rates import LocalWindows, SharedWindows
-from kubevision.core.limits import LOCAL_FILE, LimitsFile, LimitsSource, limits_source
+from kubevision.core.limits import LimitsFile, LimitsSource
 from kubevision.gateway.http.limits import call_kind
 from kubevision.gateway.rate_limits import CallKind, RateLimiter, Window, window_of
 from kubevision.local.process import free_port
@@ -91,18 +91,3 @@ async def test_calls_go_on_unlimited_while_the_database_is_away(tmp_path):
         assert [await rates.admit("team-a", CallKind.PREDICTION) for _ in range(3)] == [None, None, None]
     finally:
         away.close()
-
-
-def test_the_limits_file_is_the_configured_one_else_local_modes_read_once_it_exists(tmp_path, monkeypatch):
-    configured = tmp_path / "configured.yaml"
-    configured.write_text("defaults: {projects: 3}\n")
-    monkeypatch.setenv("KUBEVISION_LIMITS_FILE", str(configured))
-    assert limits_source(tmp_path).for_namespace("a").projects == 3
-    monkeypatch.delenv("KUBEVISION_LIMITS_FILE")
-    local = limits_source(tmp_path)
-    assert local.for_namespace("a").projects == 100  # no file yet: Azure's S0 limits
-    (tmp_path / LOCAL_FILE).write_text("defaults: {projects: 4}\n")
-    assert local.for_namespace("a").projects == 4  # written while the platform runs
-    (tmp_path / LOCAL_FILE).unlink()
-    assert local.for_namespace("a").projects == 100
-    assert limits_source(None).path is None

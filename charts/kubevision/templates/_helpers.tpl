@@ -137,6 +137,33 @@ kubevision-s3
     secretKeyRef: {name: {{ include "kubevision.s3SecretName" . }}, key: secretKey}
 {{- end -}}
 
+{{/* The limits file (the `limits` value, in the limits ConfigMap) where the gateway and the operator read it:
+a mounted folder, not a subPath, so that a changed ConfigMap reaches running pods. */}}
+{{- define "kubevision.limitsFileName" -}}
+limits.yaml
+{{- end -}}
+
+{{- define "kubevision.limitsFolder" -}}
+/etc/kubevision/limits
+{{- end -}}
+
+{{- define "kubevision.limitsEnv" -}}
+- name: KUBEVISION_LIMITS_FILE
+  value: {{ printf "%s/%s" (include "kubevision.limitsFolder" .) (include "kubevision.limitsFileName" .) | quote }}
+{{- end -}}
+
+{{- define "kubevision.limitsVolume" -}}
+- name: limits
+  configMap:
+    name: {{ include "kubevision.name" (dict "ctx" . "component" "limits") }}
+{{- end -}}
+
+{{- define "kubevision.limitsMount" -}}
+- name: limits
+  mountPath: {{ include "kubevision.limitsFolder" . }}
+  readOnly: true
+{{- end -}}
+
 {{/* Writable scratch space: every root filesystem is read-only. */}}
 {{- define "kubevision.tmpVolume" -}}
 - name: tmp
