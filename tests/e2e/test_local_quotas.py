@@ -24,7 +24,9 @@ def test_limits_yaml_written_while_the_platform_runs_holds_for_the_api_and_the_u
         platform, kubevision_cli, tmp_path):
     headers = {"Training-Key": api_keys.ensure(platform.data_dir, NAMESPACE)["trainingKey"]}
     limits = platform.data_dir / "limits.yaml"
-    write_limits_text(limits, f"namespaces: {{{NAMESPACE}: {{projects: 1, images_per_project: 2}}}}\n")
+    before = limits.read_text()  # the test run's platform's own limits, given back after
+    ours = yaml.safe_load(before) | {"namespaces": {NAMESPACE: {"projects": 1, "images_per_project": 2}}}
+    write_limits_text(limits, yaml.safe_dump(ours))
     with httpx.Client(base_url=gateway_api(platform), headers=headers, timeout=60) as http:
         try:
             deadline = time.monotonic() + 30
@@ -52,6 +54,6 @@ def test_limits_yaml_written_while_the_platform_runs_holds_for_the_api_and_the_u
             assert "images_per_project" in uploaded.stderr
             assert http.get(f"/projects/{created.json()['id']}/images/tagged/count").json() == 2
         finally:
-            limits.unlink(missing_ok=True)
+            write_limits_text(limits, before)
             for project in http.get("/projects").json():
                 http.delete(f"/projects/{project['id']}")
