@@ -66,20 +66,23 @@ class TrainingUse:
     finished: datetime
     seconds: float
     gpus: int
+    advanced: bool = False  # counted against the namespace's Advanced budget too
 
     @property
     def gpu_seconds(self) -> float:
         return self.seconds * self.gpus
 
 
-def training_use(iteration: Iteration) -> TrainingUse | None:
-    """The use of the Iteration's training, once it has ended (None before, or without a start it knows)."""
+def training_use(iteration: Iteration, advanced: bool = False) -> TrainingUse | None:
+    """The use of the Iteration's training, once it has ended (None before, or without a start it knows);
+    `advanced`: whether it trained Advanced, as its project's defaults resolve it."""
     status = iteration.status
     if status.training_started is None or status.training_finished is None or not iteration.metadata.uid:
         return None
     seconds = max((status.training_finished - status.training_started).total_seconds(), 0.0)
     return TrainingUse(iteration.metadata.uid, iteration.metadata.namespace, iteration.spec.project_ref.name,
-                       iteration.metadata.name, status.training_finished, seconds, iteration.spec.resources.gpus)
+                       iteration.metadata.name, status.training_finished, seconds, iteration.spec.resources.gpus,
+                       advanced)
 
 
 def ended_in_this_pass(before: IterationStatus, after: IterationStatus) -> bool:

@@ -53,18 +53,18 @@ log = logging.getLogger(__name__)
 
 def wire_training(app: FastAPI, settings: GatewaySettings, source: CatalogSource, resources: ResourceWriter,
                   labels: LabelStore, exporter: ManifestExporter, index: PredictionIndex, objects: ObjectStore,
-                  fetcher: ImageFetcher, trained: TrainedIterations, meter: UsageMeter) -> None:
+                  fetcher: ImageFetcher, trained: TrainedIterations, usage: UsageService) -> None:
     """The training API's services, each given the collaborators it uses, on app.state for the routes. The label
     store keeps the limits of tags and images, the services those of projects and iterations."""
     lookup, links = ProjectLookup(source, labels), Signer(settings, source)
     state = app.state
     state.projects = ProjectService(settings, source, resources, lookup, labels, objects, labels.limits)
     state.tags = TagService(lookup, labels)
-    state.iterations = IterationService(settings, source, resources, lookup, labels, exporter, labels.limits)
+    state.iterations = IterationService(settings, source, resources, lookup, labels, exporter, labels.limits, usage)
     state.performance = PerformanceService(source, lookup, labels, trained, links)
-    state.exports = ExportService(source, lookup, links, meter)
+    state.exports = ExportService(source, lookup, links, usage.meter)
     state.labelling = LabellingService(settings, source, lookup, labels, index, objects, fetcher, trained, links,
-                                       meter)
+                                       usage.meter)
     state.stored_predictions = StoredPredictionService(lookup, index, links)
     state.transfer = ProjectTransfer(settings, state.projects, lookup, labels, exporter, objects, source)
 
@@ -110,8 +110,9 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
             trained = TrainedIterations(store, settings)
             app.state.predictions = PredictionService(settings, source, classifier, recorder, fetcher, trained,
                                                       meter)
-            wire_training(app, settings, source, resources, labels, exporter, index, store, fetcher, trained, meter)
             app.state.usage = UsageService(source, ledger, meter)
+            wire_training(app, settings, source, resources, labels, exporter, index, store, fetcher, trained,
+                          app.state.usage)
             await source.start()
             exports = asyncio.create_task(export_forever(exporter, settings, source), name="manifest exports")
             usage = asyncio.create_task(app.state.usage.keep_forever(settings.usage_write_seconds), name="usage")

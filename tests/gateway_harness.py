@@ -13,7 +13,7 @@ from kubernetes_asyncio import client
 from limits_files import UNLIMITED_RATES, write_limits
 
 from kubevision.core.limits import LimitsSource
-from kubevision.core.settings import GatewaySettings, S3Settings
+from kubevision.core.settings import GatewaySettings, LimitsSettings, S3Settings
 from kubevision.gateway.backends.sources import KubernetesSource
 from kubevision.gateway.http.server import server_config
 from kubevision.gateway.main import create_app
@@ -42,9 +42,10 @@ async def running_gateway(app, settings: GatewaySettings | None = None) -> Async
 async def kubernetes_gateway(emulator, settings: GatewaySettings, s3: S3Settings,
                              limits: Path | None = None) -> AsyncIterator[str]:
     """Yields the base URL of a gateway in Kubernetes mode over the emulator's API, once its catalog has read the
-    first complete list. Its limits are those of the file `limits`; by default, Azure's without the per-second
-    limits, which the tests that use it pass calling the API back to back."""
-    limits = limits or write_limits(Path(settings.data_dir) / "limits.yaml", UNLIMITED_RATES)
+    first complete list. Its limits are those of the file `limits`, else of the one KUBEVISION_LIMITS_FILE names (as
+    the chart names its ConfigMap); by default, Azure's without the per-second limits, which the tests that use it
+    pass calling the API back to back."""
+    limits = limits or LimitsSettings().file or write_limits(Path(settings.data_dir) / "limits.yaml", UNLIMITED_RATES)
     async with client.ApiClient(client.Configuration(host=str(emulator.url).rstrip("/"))) as api_client:
         source = KubernetesSource(settings, api_client)
         async with running_gateway(create_app(settings, source, s3, limits=LimitsSource(limits)), settings) as base:

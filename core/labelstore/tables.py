@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKeyConstraint,
@@ -205,6 +206,8 @@ class TrainingUsage(Base):
     finished: Mapped[datetime]
     seconds: Mapped[float] = mapped_column(Float)
     gpus: Mapped[int] = mapped_column(Integer)
+    advanced: Mapped[bool] = mapped_column(Boolean, comment="An Advanced training: counted against the namespace's "
+                                                            "Advanced budget.")
 
 
 class RateWindow(Base):

@@ -72,7 +72,8 @@ class UsageLedger:
     def record_trainings(self, uses: Iterable[TrainingUse]) -> int:
         """Keep each ended training once; returns how many were new."""
         rows = [{"iteration_uid": u.iteration_uid, "namespace": u.namespace, "project": u.project,
-                 "iteration": u.iteration, "finished": u.finished, "seconds": u.seconds, "gpus": u.gpus}
+                 "iteration": u.iteration, "finished": u.finished, "seconds": u.seconds, "gpus": u.gpus,
+                 "advanced": u.advanced}
                 for u in uses]
         if not rows:
             return 0
@@ -80,6 +81,13 @@ class UsageLedger:
             inserted = session.scalars(dialect_insert(session)(tables.TrainingUsage).values(rows)
                                        .on_conflict_do_nothing().returning(tables.TrainingUsage.iteration_uid))
             return len(inserted.all())
+
+    def advanced_seconds(self, namespace: str, since: datetime) -> float:
+        """Seconds of the namespace's Advanced trainings that ended since `since`."""
+        with self.db.reading() as session:
+            return float(session.scalar(select(func.sum(tables.TrainingUsage.seconds)).where(
+                tables.TrainingUsage.namespace == namespace, tables.TrainingUsage.advanced.is_(True),
+                tables.TrainingUsage.finished >= since)) or 0)
 
     def totals(self, since: datetime, namespace: str | None = None, by_project: bool = False) -> list[Usage]:
         """Each namespace's figures (or each project's) since `since`: calls of the hours from the one `since`

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from kubevision.core import api, dataset
-from kubevision.core.api import Iteration
+from kubevision.core.api import CustomVisionProject, Iteration
 from kubevision.core.labelstore.export import ManifestExporter
 from kubevision.core.labelstore.store import LabelStore
 from kubevision.core.limits import LimitsSource
@@ -23,6 +24,7 @@ from kubevision.gateway.catalog import Catalog, Project, annotations, created
 from kubevision.gateway.errors import CustomVisionError, NotFound
 from kubevision.gateway.services.lookup import ProjectLookup
 from kubevision.gateway.services.projects import project_wire, timestamp
+from kubevision.gateway.services.usage import UsageService
 
 NAME_ANNOTATION = "kubevision.io/display-name"  # an Iteration's Custom Vision name
 LABELS_ANNOTATION = "kubevision.io/labels-version"  # the labels an Iteration was asked to train on
@@ -69,9 +71,11 @@ def iteration_wire(project: Project, iteration: Iteration) -> wire.Iteration:
 
 class IterationService:
     def __init__(self, settings: GatewaySettings, source: CatalogSource, resources: ResourceWriter,
-                 lookup: ProjectLookup, labels: LabelStore, exporter: ManifestExporter, limits: LimitsSource):
+                 lookup: ProjectLookup, labels: LabelStore, exporter: ManifestExporter, limits: LimitsSource,
+                 usage: UsageService | None = None):
         self.settings = settings
         self.limits = limits
+        self.usage = usage  # what the namespace's Advanced trainings took of its budget
         self.source = source
         self.resources = resources
         self.lookup = lookup
@@ -101,6 +105,8 @@ class IterationService:
         if limit is not None and len(iterations) >= limit:  # as Azure: the user deletes an old one to train again
             raise CustomVisionError(f"The project keeps {len(iterations)} iterations and its namespace's limit is "
                                     f"{limit}; delete an iteration first.", "BadRequestExceedIterationPerProjectLimit")
+        if training_type == "Advanced":
+            await self._check_advanced_budget(namespace, project, budget_hours)
         await self._check_trainable(project)
         version = (await asyncio.to_thread(self.labels.project, ref.id)).labels_version
         trained = {annotations(i).get(LABELS_ANNOTATION) for i in iterations if training_status(i, "") == "Completed"}
@@ -127,6 +133,22 @@ class IterationService:
                 number += 1
         await self.source.observe("iterations", stored)
         return iteration_wire(project, Iteration.model_validate(stored))
+
+    async def _check_advanced_budget(self, namespace: str, project: Project, budget_hours: int | None) -> None:
+        """An Advanced training reserves its budget (reservedBudgetInHours, else the project's default) from the
+        namespace's Advanced hours of the month; one that does not fit is refused as Azure refuses a budget too
+        small."""
+        budget = self.limits.for_namespace(namespace).advanced_budget_hours
+        if budget is None or self.usage is None:
+            return
+        minutes = (min(budget_hours * 60, 2880) if budget_hours else
+                   CustomVisionProject.model_validate(project.body).spec.training_defaults.budget_minutes)
+        taken = await self.usage.advanced_hours_taken(namespace, datetime.now(UTC))
+        if taken + minutes / 60 > budget:
+            raise CustomVisionError(
+                f"An Advanced training of {minutes / 60:g} h does not fit the namespace's Advanced budget of "
+                f"{budget:g} h a month: {taken:.2f} h of this month's are used or reserved by trainings that run.",
+                "BadRequestReservedBudgetInHoursNotEnoughForAdvancedTraining")
 
     async def _kept_tag_ids(self, project_uid: str) -> dict[str, str]:
         """{name the model will know: id} for each tag whose id is not derived from that name (a renamed tag, a

@@ -9,14 +9,30 @@ import logging
 from dataclasses import asdict
 from datetime import UTC, datetime
 
+from kubevision.core.api import CustomVisionProject, Iteration, IterationPhase, TrainingType
 from kubevision.core.labelstore.usage import UsageLedger
+from kubevision.core.training import ResolvedTraining, resolve_training
 from kubevision.core.usage import parse_window, training_use
 from kubevision.gateway import metrics, wire
 from kubevision.gateway.backends.sources import CatalogSource
-from kubevision.gateway.catalog import Catalog
+from kubevision.gateway.catalog import Catalog, Project
 from kubevision.gateway.errors import CustomVisionError
 
 log = logging.getLogger(__name__)
+
+NOT_ENDED = (None, IterationPhase.PENDING, IterationPhase.QUEUED, IterationPhase.TRAINING)
+
+
+def resolved(project: Project | None, iteration: Iteration) -> ResolvedTraining | None:
+    """How the Iteration trains (type, budget) once its project's defaults are merged; None without its project."""
+    if project is None:
+        return None
+    return resolve_training(CustomVisionProject.model_validate(project.body), iteration)
+
+
+def trains_advanced(project: Project | None, iteration: Iteration) -> bool:
+    training = resolved(project, iteration)
+    return training is not None and training.training_type == TrainingType.ADVANCED
 
 
 class UsageMeter:
@@ -79,11 +95,26 @@ class UsageService:
         """Write the counts of the calls since the last time, and the trainings that ended since."""
         catalog = self.source.catalog
         self.meter.known(catalog)
-        ended = [use for iterations in catalog.iterations.values() for use in map(training_use, iterations)
-                 if use is not None and use.iteration_uid not in self._recorded]
+        ended = [use for uid, iterations in catalog.iterations.items() for iteration in iterations
+                 if iteration.metadata.uid not in self._recorded
+                 and (use := training_use(iteration, trains_advanced(catalog.projects.get(uid), iteration)))]
         await asyncio.to_thread(self.ledger.record_trainings, ended)
         self._recorded.update(use.iteration_uid for use in ended)
         await asyncio.to_thread(self.ledger.flush)
+
+    async def advanced_hours_taken(self, namespace: str, now: datetime) -> float:
+        """Hours of Advanced training the namespace has taken in the calendar month (UTC) of `now`: those its ended
+        trainings used, and the whole budget of those not ended yet, reserved until they end."""
+        await self.keep()  # a training that has just ended moves from reserved to used
+        month = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        used = await asyncio.to_thread(self.ledger.advanced_seconds, namespace, month)
+        catalog = self.source.catalog
+        reserved = sum(training.budget_minutes * 60
+                       for uid, iterations in catalog.iterations.items() for iteration in iterations
+                       if (project := catalog.projects.get(uid)) and project.namespace == namespace
+                       and iteration.status.phase in NOT_ENDED
+                       and (training := resolved(project, iteration)).training_type == TrainingType.ADVANCED)
+        return (used + reserved) / 3600
 
     async def keep_forever(self, seconds: float) -> None:
         while True:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,7 @@ import pytest
 from gateway_harness import kubernetes_gateway
 from image_server import serving
 from kube_emulator import KubeEmulator
-from limits_files import write_limits_text
+from limits_files import UNLIMITED_RATES, write_limits
 from seeding import photo
 from test_gateway_kubernetes import create, eventually_async, objects, publish, put_keys
 
@@ -39,6 +40,11 @@ def refusal(answer: httpx.Response) -> tuple[int, str]:
 async def resources(emulator, namespace: str, kind: str) -> list[str]:
     listed = await (await emulator.get(objects(namespace, kind))).json()
     return sorted(item["metadata"]["name"] for item in listed["items"])
+
+
+def limit(path: Path, defaults: dict | None = None, namespaces: dict | None = None) -> None:
+    """The limits file, without the per-second limits: these tests call the API back to back."""
+    write_limits(path, UNLIMITED_RATES | (defaults or {}), namespaces)
 
 
 @pytest.fixture
@@ -76,8 +82,7 @@ async def test_projects_past_the_limit_are_refused_per_namespace_and_a_changed_f
     """team-b's override is team-b's alone, and holds for creations racing for its last slots; an import into a full
     namespace, or of more tags than a project of the namespace may have, makes no project; raising the limit in the
     file lets the next creation through."""
-    write_limits_text(limits_file, "defaults: {projects: 2}\n"
-                              "namespaces: {team-b: {projects: 3}, team-c: {tags_per_project: 1}}\n")
+    limit(limits_file, {"projects": 2}, {"team-b": {"projects": 3}, "team-c": {"tags_per_project": 1}})
     for namespace in ("team-a", "team-b", "team-c"):
         await put_keys(kmock, namespace, f"key-{namespace[-1]}")
     keys = {namespace: {"Training-Key": f"t-key-{namespace[-1]}"} for namespace in ("team-a", "team-b", "team-c")}
@@ -111,7 +116,7 @@ async def test_projects_past_the_limit_are_refused_per_namespace_and_a_changed_f
         assert await resources(kmock, "team-a", "customvisionprojects") == ["first", "second"]
         assert await resources(kmock, "team-c", "customvisionprojects") == []
 
-        write_limits_text(limits_file, "defaults: {projects: 3}\n")  # as the kubelet swaps the mounted ConfigMap
+        limit(limits_file, {"projects": 3})  # as the kubelet swaps the mounted ConfigMap
         assert (await make("team-a", "Third")).status_code == 200
         assert refusal(await make("team-a", "Fourth")) == (400, "BadRequestExceedProjectLimit")
         assert (await import_into("team-c")).status_code == 200  # team-c's override is gone with the old file
@@ -119,8 +124,7 @@ async def test_projects_past_the_limit_are_refused_per_namespace_and_a_changed_f
 
 async def test_tags_images_and_iterations_past_their_limits_are_refused_and_change_nothing(
         kmock, platform, tmp_path, limits_file):
-    write_limits_text(limits_file,
-                      "defaults: {tags_per_project: 2, images_per_project: 4, iterations_per_project: 1}\n")
+    limit(limits_file, {"tags_per_project": 2, "images_per_project": 4, "iterations_per_project": 1})
     await put_keys(kmock, "team-a", "key-a")
     settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path, allow_loopback_urls=True)
     async with kubernetes_gateway(kmock, settings, platform.s3_settings()) as base, \
@@ -181,3 +185,45 @@ async def test_tags_images_and_iterations_past_their_limits_are_refused_and_chan
         assert (await http.delete(f"/projects/{pid}/iterations/{iteration['metadata']['uid']}")).status_code == 204
         assert refusal(await http.post(f"/projects/{pid}/train")) == (  # past the limit; 2 tags of 5 images lack
             400, "BadRequestTrainingValidationFailed")
+
+
+async def test_an_advanced_training_past_the_namespaces_monthly_budget_is_refused(kmock, platform, tmp_path,
+                                                                                   limits_file):
+    """team-a may take 3 Advanced hours a month: 2 used by an ended training and 1 reserved by a running one leave
+    nothing; a Quick training uses none, and team-b has no budget to run out of."""
+    limit(limits_file, namespaces={"team-a": {"advanced_budget_hours": 3}})
+    await put_keys(kmock, "team-a", "key-a")
+    await put_keys(kmock, "team-b", "key-b")
+    settings = GatewaySettings(mode="kubernetes", data_dir=tmp_path)
+    async with kubernetes_gateway(kmock, settings, platform.s3_settings()) as base, \
+            httpx.AsyncClient(base_url=f"{base}{TRAINING}", timeout=60, headers={"Training-Key": "t-key-a"}) as http:
+        pid = (await http.post("/projects", params={"name": "Trees"})).json()["id"]
+        ended = datetime.now(UTC)
+        for name, training_type, hours in (("trees-1", "Advanced", 2), ("trees-2", "Quick", 5)):
+            await create(kmock, "team-a", "iterations", {
+                "apiVersion": "kubevision.io/v1alpha1", "kind": "Iteration", "metadata": {"name": name},
+                "spec": {"projectRef": {"name": "trees"}, "trainingType": training_type}})
+            await publish(kmock, "team-a", name, {"phase": "Trained", "trainingFinished": ended.isoformat(),
+                                                  "trainingStarted": (ended - timedelta(hours=hours)).isoformat()})
+
+        async def train(hours: int, key: str = "t-key-a", project: str = pid) -> tuple[int, str]:
+            return refusal(await http.post(f"/projects/{project}/train", headers={"Training-Key": key}, params={
+                "trainingType": "Advanced", "reservedBudgetInHours": hours, "forceTrain": "true"}))
+
+        async def listed() -> int:
+            return len((await http.get(f"/projects/{pid}/iterations")).json())
+
+        await eventually_async(listed, 2)
+        refused = (400, "BadRequestReservedBudgetInHoursNotEnoughForAdvancedTraining")
+        assert await train(2) == refused  # 2 used + 2 asked > 3
+        assert await train(1) == (400, "BadRequestTrainingValidationFailed")  # 2 + 1 fit: on to the data's checks
+        await http.post("/projects", params={"name": "Pines"})  # another project's training, waiting its turn
+        await create(kmock, "team-a", "iterations", {
+            "apiVersion": "kubevision.io/v1alpha1", "kind": "Iteration", "metadata": {"name": "pines-1"},
+            "spec": {"projectRef": {"name": "pines"}, "trainingType": "Advanced", "budgetMinutes": 60}})
+        await publish(kmock, "team-a", "pines-1", {"phase": "Queued"})
+        await eventually_async(lambda: train(1), refused)  # 2 used + 1 reserved + 1 asked > 3
+        assert await resources(kmock, "team-a", "iterations") == ["pines-1", "trees-1", "trees-2"]
+
+        other = (await http.post("/projects", params={"name": "Trees"}, headers={"Training-Key": "t-key-b"})).json()
+        assert await train(48, "t-key-b", other["id"]) == (400, "BadRequestTrainingValidationFailed")

@@ -38,6 +38,8 @@ def upgrade() -> None:
     sa.Column('finished', sa.DateTime(timezone=True), nullable=False),
     sa.Column('seconds', sa.Float(), nullable=False),
     sa.Column('gpus', sa.Integer(), nullable=False),
+    sa.Column('advanced', sa.Boolean(), nullable=False,
+              comment="An Advanced training: counted against the namespace's Advanced budget."),
     sa.PrimaryKeyConstraint('iteration_uid', name=op.f('pk_training_usage'))
     )
     with op.batch_alter_table('training_usage', schema=None) as batch_op:
