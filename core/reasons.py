@@ -25,6 +25,7 @@ class Reason(StrEnum):
     # iteration: project and training
     PROJECT_NOT_FOUND = "ProjectNotFound"
     PROJECT_NOT_READY = "ProjectNotReady"
+    ITERATION_LIMIT = "IterationLimitExceeded"  # the project keeps as many older iterations as its namespace allows
     CONCURRENT_TRAINING_LIMIT = "ConcurrentTrainingLimit"  # the namespace's trainings at once run; starts when one ends
     QUEUED = "Queued"  # Kueue has not admitted the training Job yet; the message has Kueue's reason
     INADMISSIBLE = "Inadmissible"  # Kueue cannot admit the Job: its LocalQueue or ClusterQueue is missing or stopped

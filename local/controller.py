@@ -185,7 +185,9 @@ class LocalController:
         current = [{**body, "status": self._reported.get((namespace, body["metadata"]["name"]), body.get("status"))}
                    for body in self._iterations if body["metadata"]["namespace"] == namespace]
         running = sum(1 for body in current if (body["status"] or {}).get("phase") == IterationPhase.TRAINING)
-        return TrainingQueue(limit=self.limits.for_namespace(namespace).concurrent_trainings, running=running,
+        limits = self.limits.for_namespace(namespace)
+        return TrainingQueue(limit=limits.concurrent_trainings, iterations_limit=limits.iterations_per_project,
+                             running=running,
                              ahead=reconcile.queued_ahead(iteration, current))
 
     def deciding(self, namespace: str) -> contextlib.nullcontext:

@@ -179,6 +179,10 @@ class TrainingQueue:
     running: int = 0
     ahead: int = 0
     kueue_queue: str = ""
+    # The namespace's limit of iterations a project keeps, and the project's Iterations older than this one: past
+    # the limit (one applied with kubectl, where train_project refuses), it does not train until older ones go.
+    iterations_limit: int | None = None
+    older_iterations: int = 0
 
 
 @dataclass(frozen=True)
@@ -269,6 +273,13 @@ def queued_ahead(iteration: Iteration, namespace_iterations: list[dict]) -> int:
                and (item["metadata"].get("creationTimestamp") or "", item["metadata"]["name"]) < mine)
 
 
+def older_iterations(iteration: Iteration, siblings: list[dict]) -> int:
+    """The Iterations of the project created before `iteration` (then first by name), not being deleted."""
+    mine = (iteration.metadata.model_extra.get("creationTimestamp") or "", iteration.metadata.name)
+    return sum(1 for item in siblings if not item["metadata"].get("deletionTimestamp")
+               and (item["metadata"].get("creationTimestamp") or "", item["metadata"]["name"]) < mine)
+
+
 def reconcile_iteration(iteration: Iteration, observed: IterationObservation, now: datetime) -> IterationPlan:
     generation = iteration.metadata.generation
     old = iteration.status
@@ -327,6 +338,14 @@ def _reconcile_training(iteration, observed: IterationObservation, now, plan: It
             plan.outcome.requeue_after = RETRY_FAULT
             return
         queue = observed.queue
+        if queue.iterations_limit is not None and queue.older_iterations >= queue.iterations_limit:
+            status.phase = IterationPhase.PENDING
+            condition(TRAINED, "False", Reason.ITERATION_LIMIT,
+                      f"project {project.metadata.name} keeps {queue.older_iterations} older iterations and its "
+                      f"namespace's limit iterations_per_project is {queue.iterations_limit}; it trains once older "
+                      "ones are deleted")
+            plan.outcome.requeue_after = POLL_QUEUED
+            return
         if not queue.kueue_queue and queue.limit is not None and queue.running + queue.ahead >= queue.limit:
             status.phase = IterationPhase.QUEUED
             condition(TRAINED, "Unknown", Reason.CONCURRENT_TRAINING_LIMIT, _limit_message(queue))

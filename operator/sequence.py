@@ -5,6 +5,7 @@ driver's (driver.py); finding the resource and handling its deletion too."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
 from kubevision.core.api import CustomVisionProject, Iteration
@@ -38,14 +39,17 @@ async def reconcile_iteration(driver: Driver, body: dict[str, Any]) -> Iteration
         job = await driver.observe_training(iteration)
     except TrainingNotSeenYet:
         return None
-    publish_owner = reconcile.publish_owners(await driver.siblings(iteration)).get(iteration.spec.publish_name or "")
+    siblings = await driver.siblings(iteration)
+    publish_owner = reconcile.publish_owners(siblings).get(iteration.spec.publish_name or "")
     serving = await driver.observe_serving(iteration)
     # Only an Iteration that may start its training now takes its namespace's turn and looks at its queue.
     waiting = job is None and not reconcile.training_ended(iteration.status)
     async with driver.deciding(iteration.metadata.namespace) if waiting else contextlib.nullcontext():
         observed = IterationObservation(
             project=project, job=job, publish_owner=publish_owner, serving=serving,
-            queue=await driver.training_queue(iteration) if waiting else TrainingQueue(),
+            queue=dataclasses.replace(await driver.training_queue(iteration),
+                                      older_iterations=reconcile.older_iterations(iteration, siblings))
+            if waiting else TrainingQueue(),
         )
         plan = reconcile.reconcile_iteration(iteration, observed, driver.now())
         if plan.train is not None:

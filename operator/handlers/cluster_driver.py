@@ -79,12 +79,15 @@ class ClusterDriver:
 
     async def training_queue(self, iteration: Iteration) -> TrainingQueue:
         """A training holds a slot from its Job's creation to the Job's end; Kueue, when it decides, counts its own."""
-        if self.cluster.settings.kueue_queue_name:
-            return TrainingQueue(kueue_queue=self.cluster.settings.kueue_queue_name)
         namespace = iteration.metadata.namespace
+        limits = self.limits.for_namespace(namespace)
+        if self.cluster.settings.kueue_queue_name:
+            return TrainingQueue(kueue_queue=self.cluster.settings.kueue_queue_name,
+                                 iterations_limit=limits.iterations_per_project)
         jobs = {name for (ns, name), job in self.views.jobs.items() if ns == namespace and not job_ended(job)}
         jobs |= {name for ns, name in self.created if ns == namespace}
-        return TrainingQueue(limit=self.limits.for_namespace(namespace).concurrent_trainings, running=len(jobs),
+        return TrainingQueue(limit=limits.concurrent_trainings, iterations_limit=limits.iterations_per_project,
+                             running=len(jobs),
                              ahead=reconcile.queued_ahead(iteration, self.views.iterations_in(namespace)))
 
     def deciding(self, namespace: str) -> asyncio.Lock:

@@ -24,6 +24,7 @@ ITERATION_NOT_READY = {
     Reason.STORAGE_UNAVAILABLE: "Progressing", Reason.CONCURRENT_TRAINING_LIMIT: "Progressing",
     Reason.QUEUED: "Progressing",
     Reason.INADMISSIBLE: "Degraded",  # Kueue's LocalQueue or ClusterQueue is missing or stopped
+    Reason.ITERATION_LIMIT: "Degraded",  # someone has to delete older iterations
     Reason.PROJECT_NOT_FOUND: "Degraded", Reason.IMAGE_PULL_FAILED: "Degraded", Reason.TRAINING_FAILED: "Degraded",
     Reason.BUDGET_EXCEEDED: "Degraded", Reason.NO_RESULT: "Degraded", Reason.PUBLISH_NAME_CONFLICT: "Degraded",
     Reason.DATASET_NOT_FOUND: "Degraded", Reason.NO_IMAGES: "Degraded", Reason.TOO_FEW_IMAGES: "Degraded",

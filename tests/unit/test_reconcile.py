@@ -306,6 +306,30 @@ def test_a_limit_of_zero_holds_every_training_and_no_limit_holds_none():
     assert queued(TrainingQueue(limit=None, running=50, ahead=50)).train is not None
 
 
+def test_an_iteration_past_the_projects_iteration_limit_does_not_train_until_older_ones_go():
+    """An Iteration applied with kubectl past iterations_per_project (train_project refuses it on the API): no Job,
+    under Kueue too; it trains once older ones are deleted."""
+    for queue in (TrainingQueue(iterations_limit=2, older_iterations=2),
+                  TrainingQueue(iterations_limit=2, older_iterations=3, kueue_queue="training")):
+        plan = queued(queue)
+        assert plan.train is None and plan.status.phase == "Pending" and plan.status.training_job is None
+        trained = conditions.find(plan.status.conditions, "Trained")
+        assert (trained.status, trained.reason) == ("False", Reason.ITERATION_LIMIT)
+        assert "limit iterations_per_project is 2; it trains once older ones are deleted" in trained.message
+        assert plan.outcome.requeue_after == core.POLL_QUEUED
+    assert queued(TrainingQueue(iterations_limit=2, older_iterations=1)).train is not None
+    assert queued(TrainingQueue(iterations_limit=None, older_iterations=500)).train is not None
+
+    def made(name, created, **meta):
+        return {"metadata": {"name": name, "creationTimestamp": created, **meta}}
+
+    item = iteration()
+    item.metadata.model_extra["creationTimestamp"] = "2026-11-25T11:00:00Z"
+    siblings = [made("a", "2026-11-25T10:00:00Z"), made("b", "2026-11-25T10:30:00Z", deletionTimestamp="x"),
+                made(item.metadata.name, "2026-11-25T11:00:00Z"), made("c", "2026-11-25T12:00:00Z")]
+    assert core.older_iterations(item, siblings) == 1  # not itself, a newer one or one being deleted
+
+
 def test_with_kueue_the_job_is_created_at_once_and_kueue_says_why_it_waits():
     """Kueue's quota decides, not the namespace's limit: the Job is made (suspended) and the Iteration is Queued
     with what Kueue's Workload says, until Kueue admits it."""
