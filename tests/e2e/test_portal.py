@@ -1,8 +1,8 @@
 """The web portal in a real browser (Debian's Chromium, driven by Playwright): a new user signs in, creates a
 project, uploads the quickstart photos with their tags, trains, reads the performance, publishes, runs a Quick
 Test, and finds a prediction made through the API in the Predictions view; for detection, draws and tags a box,
-trains, and sees the detector's boxes in Quick Test. Each screen is saved as a screenshot
-(KUBEVISION_PORTAL_SCREENSHOTS names the folder; docs/portal.md shows them)."""
+trains, and sees the detector's boxes in Quick Test; a third reads its namespace's usage by project. Each screen
+is saved as a screenshot (KUBEVISION_PORTAL_SCREENSHOTS names the folder; docs/portal.md shows them)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import re
 import time
 from decimal import ROUND_HALF_UP, Decimal
@@ -504,4 +505,73 @@ def test_a_user_draws_boxes_trains_a_detector_and_sees_its_boxes(browser, shots,
     stored.get_by_role("button", name="Add to training set").click()
     expect(stored.get_by_role("alert")).to_contain_text("Added to the training set.")
     save(page, shots, "12-detection-predictions")
+    assert not failed, failed
+
+
+def noise(seed: int) -> bytes:
+    """A PNG of random pixels: its size is known, and no two seeds give the same content."""
+    pixels = random.Random(seed).randbytes(64 * 64 * 3)
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (64, 64), pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def add_project(training: str, key: str, name: str, images: list[bytes]) -> None:
+    """A project made through the API, as a script would, with its images uploaded in one batch."""
+    headers = {"Training-Key": key}
+    project = httpx.post(f"{training}/projects", params={"name": name}, headers=headers, timeout=30)
+    assert project.status_code == 200, project.text
+    files = [("imageData", (f"{i}.png", data, "image/png")) for i, data in enumerate(images)]
+    added = httpx.post(f"{training}/projects/{project.json()['id']}/images", files=files, headers=headers, timeout=60)
+    assert added.status_code == 200, added.text
+
+
+def test_the_usage_screen_shows_what_the_namespace_used_by_project(browser, shots, platform):
+    gateway = next(s for s in platform.status() if s.name == "gateway").endpoints["api"]
+    training = f"{gateway}/customvision/v3.3/training"
+    keys = api_keys.ensure(platform.data_dir, "portal-usage")
+    other = api_keys.ensure(platform.data_dir, "portal-usage-other")
+    wait_for_key(gateway, other["trainingKey"])
+    add_project(training, other["trainingKey"], "Elsewhere", [noise(9)])  # another team's: never shown
+    page = browser.new_page(viewport={"width": 1100, "height": 760}, locale="en-US")  # 12,345 bytes
+    failed = []
+    page.on("pageerror", lambda error: failed.append(str(error)))
+    sign_in(page, gateway, keys)
+
+    # Nothing used yet by this namespace, whatever another one did.
+    page.get_by_role("link", name="Usage").click()
+    expect(page.get_by_role("heading", name="Usage")).to_be_visible()
+    expect(page.get_by_text("Nothing used in the last 24 hours.")).to_be_visible()
+
+    # Two projects through the API: 3 images (and one of them again, which stores nothing), then 1 image.
+    first = [noise(1), noise(2), noise(3)]
+    add_project(training, keys["trainingKey"], "Counted here", [*first, first[0]])
+    add_project(training, keys["trainingKey"], "Second", [noise(4)])
+
+    def human(size: int) -> str:
+        """Bytes as the portal shows them: these are some KiB, to one decimal, halves up as toFixed rounds them."""
+        return f"{(Decimal(size) / 1024).quantize(Decimal('0.1'), ROUND_HALF_UP)} KiB"
+
+    def figures(images: int, size: int) -> list[str]:
+        return ["0", "0", str(images), human(size), "0", "0", "0.00", "0.00"]
+
+    # The window picker asks the route again; its figures are the calls just made, a row a project and the total.
+    with page.expect_request(lambda r: r.url.endswith("/kubevision/v1/usage?since=7d")):
+        page.get_by_label("Window").select_option(label="Last 7 days")
+    table = page.get_by_role("table", name="Usage in the last 7 days")
+    expect(table.get_by_role("row")).to_have_count(4)
+    expect(table.get_by_role("row").nth(0).get_by_role("columnheader")).to_have_text(
+        ["Project", "Predictions stored", "Predictions not stored", "Images stored", "Image bytes", "Exports",
+         "Trainings", "Training hours", "GPU hours"])
+    sizes = sum(map(len, first)), len(noise(4))
+    for name, images, size in (("counted-here", 3, sizes[0]), ("second", 1, sizes[1]), ("Total", 4, sum(sizes))):
+        row = table.get_by_role("row").filter(has=page.get_by_role("rowheader", name=name, exact=True))
+        expect(row.get_by_role("cell")).to_have_text(figures(images, size))
+        expect(row.get_by_role("cell").nth(3)).to_have_attribute("title", f"{size:,} bytes")
+    expect(table).not_to_contain_text("elsewhere")
+    save(page, shots, "13-usage")
+
+    # A narrow window: the table scrolls in its own box.
+    page.set_viewport_size({"width": 380, "height": 760})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 380
     assert not failed, failed

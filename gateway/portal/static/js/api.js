@@ -1,5 +1,7 @@
-// The gateway's Custom Vision REST API, called exactly as the SDKs call it: training v3.3 with the Training-Key.
+// The gateway's Custom Vision REST API, called exactly as the SDKs call it: training v3.3 with the Training-Key;
+// and KubeVision's own routes (usage), with the same key.
 const TRAINING = new URL("../customvision/v3.3/training", document.baseURI).pathname;
+const KUBEVISION = new URL("../kubevision/v1", document.baseURI).pathname;
 export const PREDICTION_BASE = new URL("../customvision/v3.1/Prediction", document.baseURI).href;
 const UPLOAD_BATCH = 16; // files a request: a progress step, and well under the API's 64 a batch
 const RATE_LIMIT_RETRIES = 5; // 429s waited out before one is shown
@@ -27,7 +29,7 @@ export class Api {
     this.key = trainingKey;
   }
 
-  async call(method, path, {params, json, body, headers = {}} = {}) {
+  async call(method, path, {params, json, body, headers = {}, base = TRAINING} = {}) {
     const options = {method, headers: {"Training-Key": this.key, ...headers}};
     if (json !== undefined) {
       options.body = JSON.stringify(json);
@@ -38,7 +40,7 @@ export class Api {
     let response;
     for (let attempt = 0; ; attempt++) {
       try {
-        response = await fetch(`${TRAINING}${path}${query(params)}`, options);
+        response = await fetch(`${base}${path}${query(params)}`, options);
       } catch (error) {
         throw new ApiError(0, "NetworkError", `The gateway did not answer: ${error.message}`);
       }
@@ -163,4 +165,7 @@ export class Api {
   imagesFromPredictions(projectId, images) {
     return this.call("POST", `/projects/${projectId}/images/predictions`, {json: {images}});
   }
+
+  // KubeVision's own: the key's namespace's usage by project over a window (24h, 7d, 30d)
+  usage(since) { return this.call("GET", "/usage", {base: KUBEVISION, params: {since}}); }
 }

@@ -1,4 +1,4 @@
-// The portal's shell: sign-in, hash routes, the project's tabs, and one screen at a time.
+// The portal's shell: sign-in, hash routes, the project's tabs, the namespace's usage, and one screen at a time.
 import {Api} from "./api.js";
 import {fill, h} from "./dom.js";
 import {session} from "./session.js";
@@ -11,6 +11,7 @@ import * as performance from "./screens/performance.js";
 import * as quickTest from "./screens/quicktest.js";
 import * as predictions from "./screens/predictions.js";
 import * as publish from "./screens/publish.js";
+import * as usage from "./screens/usage.js";
 
 // A project's tabs, in the order of the work; Regions only for detection projects.
 const TABS = [
@@ -26,6 +27,7 @@ const TABS = [
 const main = document.getElementById("main");
 const crumbs = document.getElementById("crumbs");
 const signOut = document.getElementById("sign-out");
+const usageLink = document.getElementById("usage-link");
 let leave = null; // the shown screen's cleanup (timers)
 let domains = null;
 let visit = 0; // a newer route wins over one still loading
@@ -50,7 +52,9 @@ async function show() {
   leave = null;
   const mine = ++visit;
   const route = parse(location.hash);
-  signOut.hidden = !session.trainingKey;
+  signOut.hidden = usageLink.hidden = !session.trainingKey;
+  if (route.first === "usage") usageLink.setAttribute("aria-current", "page");
+  else usageLink.removeAttribute("aria-current");
   if (!session.trainingKey || route.first === "signin") {
     fill(crumbs);
     document.title = "Sign in · KubeVision";
@@ -58,6 +62,12 @@ async function show() {
   }
   const api = new Api(session.trainingKey);
   const context = {api, navigate, session, root: fill(main), getDomains: () => (domains ??= api.domains())};
+  if (route.first === "usage") {
+    fill(crumbs, h("span", {"aria-current": "page"}, "Usage"));
+    document.title = "Usage · KubeVision";
+    await usage.render(context);
+    return;
+  }
   if (!route.projectId) {
     fill(crumbs, h("span", {"aria-current": "page"}, "Projects"));
     document.title = "Projects · KubeVision";
