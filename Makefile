@@ -18,6 +18,9 @@ CHROMIUM := /usr/bin/chromium-headless-shell
 # A real PostgreSQL server for the label store's tests (they start it themselves), from Debian's package.
 # Its server's path names its version; when none is installed the rule below installs the current one.
 POSTGRES := $(firstword $(wildcard /usr/lib/postgresql/*/bin/pg_ctl) /usr/lib/postgresql/bin/pg_ctl)
+# A real Prometheus for the usage command's test (it starts the binary itself; the package's service is not used),
+# from Debian's package.
+PROMETHEUS := /usr/bin/prometheus
 
 .PHONY: run test test-unit test-services crds lint down clean constraints images kind-up kind-down
 
@@ -56,15 +59,18 @@ $(POSTGRES):
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium-headless-shell
 
+$(PROMETHEUS):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq prometheus
+
 # Every test layer: unit, then real services, then end-to-end.
-test: $(BIN)/.installed $(FASHION_MNIST) $(POSTGRES) $(SHELLCHECK) $(CHECKOV) $(CHROMIUM)
+test: $(BIN)/.installed $(FASHION_MNIST) $(POSTGRES) $(SHELLCHECK) $(CHECKOV) $(CHROMIUM) $(PROMETHEUS)
 	$(BIN)/pytest
 
 # The fast layer alone: pure tests that start nothing.
 test-unit: $(BIN)/.installed $(SHELLCHECK) $(CHECKOV)
 	$(BIN)/pytest -m unit
 
-test-services: $(BIN)/.installed $(FASHION_MNIST) $(POSTGRES) $(CHROMIUM)
+test-services: $(BIN)/.installed $(FASHION_MNIST) $(POSTGRES) $(CHROMIUM) $(PROMETHEUS)
 	$(BIN)/pytest -m "services or e2e"
 
 # The generated CRDs, and the Helm chart's copy of them (a test keeps the two equal).

@@ -1,6 +1,14 @@
 """Usage from Prometheus's HTTP API, a cluster's durable home of the usage counters: one instant query a figure,
-`sum by (namespace[, project]) (increase(counter[window]))`, which adds up every replica and survives their restarts
-(a restart resets a counter; increase() counts across the reset)."""
+summed by namespace (and project) over every series, that is every replica, old and new.
+
+Not plain `increase(counter[window])`: a real Prometheus answers it with an estimate, not the calls counted. It
+extrapolates the increase between a window's first and last samples out to the window's edges (5000 bytes, scraped
+for a few seconds, came out as 5231 to 6037 as the query time moved), and it takes a series' first sample as its
+start, so a series born at 3 (a replica that answered calls before its series first showed at 0) counts 0. So each
+series counts its last value in the window less its value when the window began (the last sample at or before
+then), or less 0 if it did not exist then: exact to the scrape, the calls up to the last scrape. A series that reset
+in the window (its container restarted in its pod; a new pod is a new series) has no such difference; for it alone
+`increase()` counts across the reset, an estimate, rounded to whole calls and images."""
 
 from __future__ import annotations
 
@@ -17,7 +25,11 @@ def query(figure: Figure, window: str, namespace: str | None, by_project: bool) 
     """The PromQL of one figure over `window` (already checked by core.usage.parse_window)."""
     selectors = [s for s in (figure.selector, f'namespace="{namespace}"' if namespace else "") if s]
     keys = "namespace, project" if by_project else "namespace"
-    return f"sum by ({keys}) (increase({figure.metric}{{{','.join(selectors)}}}[{window}]))"
+    series = f"{figure.metric}{{{','.join(selectors)}}}"
+    counted = (f"last_over_time({series}[{window}]) - "
+               f"({series} offset {window} or last_over_time({series}[{window}]) * 0)")
+    return (f"sum by ({keys}) (({counted}) unless resets({series}[{window}]) > 0"
+            f" or increase({series}[{window}]))")
 
 
 def read(url: str, window: str, namespace: str | None, by_project: bool,

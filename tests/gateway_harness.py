@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -14,6 +14,7 @@ from limits_files import UNLIMITED_RATES, write_limits
 
 from kubevision.core.limits import LimitsSource
 from kubevision.core.settings import GatewaySettings, LimitsSettings, S3Settings
+from kubevision.gateway import metrics
 from kubevision.gateway.backends.sources import KubernetesSource
 from kubevision.gateway.http.server import server_config
 from kubevision.gateway.main import create_app
@@ -51,3 +52,16 @@ async def kubernetes_gateway(emulator, settings: GatewaySettings, s3: S3Settings
         async with running_gateway(create_app(settings, source, s3, limits=LimitsSource(limits)), settings) as base:
             await eventually(lambda: source.ready, what="the first complete list")
             yield base
+
+
+@contextlib.contextmanager
+def serving_metrics() -> Iterator[int]:
+    """The gateway's metrics on a free port, served as `kubevision gateway` serves them, from a thread of this
+    process; yields the port. The counters are this process's: every test's gateway counts in them."""
+    port = free_port()
+    server = metrics.serve("127.0.0.1", port)
+    try:
+        yield port
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -71,6 +71,21 @@ async def served_tools(kmock, platform, namespace: str, model: bytes, gpus: int)
     return body["metadata"]["uid"], item["metadata"]["uid"]
 
 
+async def add_images(http: httpx.AsyncClient, project_id: str, namespace: str, images: list[bytes]) -> list[str]:
+    """Uploads the images to the project with the namespace's Training-Key; returns each image's status."""
+    files = [{"name": f"{n}.png", "contents": base64.b64encode(data).decode()} for n, data in enumerate(images)]
+    summary = await http.post(f"/customvision/v3.3/training/projects/{project_id}/images/files",
+                              json={"images": files}, headers={"Training-Key": f"t-key-{namespace}"})
+    assert summary.status_code == 200, summary.text
+    return [i["status"] for i in summary.json()["images"]]
+
+
+async def export(http: httpx.AsyncClient, namespace: str, project_id: str, iteration_id: str) -> None:
+    exported = await http.post(f"/customvision/v3.3/training/projects/{project_id}/iterations/{iteration_id}/export",
+                               params={"platform": "ONNX"}, headers={"Training-Key": f"t-key-{namespace}"})
+    assert exported.status_code == 200, exported.text
+
+
 @pytest.mark.kmock(cls=KubeEmulator, crds=sorted(str(p) for p in (REPO / "crds").glob("*.yaml")), strict=True)
 async def test_each_team_sees_what_it_used_and_nothing_of_another(kmock, platform, tmp_path, kubevision_cli):
     model = onnx_detector(len(TAGS))
@@ -97,22 +112,13 @@ async def test_each_team_sees_what_it_used_and_nothing_of_another(kmock, platfor
                 "Prediction-Key": f"key-{namespace}"}, files={"imageData": ("p.png", pictures[0])})
             assert answer.status_code == 200, answer.text
 
-        async def add_images(project_id: str, namespace: str, images: list[bytes]) -> list[str]:
-            files = [{"name": f"{n}.png", "contents": base64.b64encode(data).decode()} for n, data in enumerate(images)]
-            summary = await http.post(f"/customvision/v3.3/training/projects/{project_id}/images/files",
-                                      json={"images": files}, headers={"Training-Key": f"t-key-{namespace}"})
-            assert summary.status_code == 200, summary.text
-            return [i["status"] for i in summary.json()["images"]]
-
         for store in (True, True, True, False, False):
             await predict(one, "team-u1", store)
-        assert await add_images(one, "team-u1", pictures[:3]) == ["OK"] * 3
-        assert await add_images(one, "team-u1", [pictures[2], *pictures[3:5]]) == ["OKDuplicate", "OK", "OK"]
-        exported = await http.post(f"/customvision/v3.3/training/projects/{one}/iterations/{one_iteration}/export",
-                                   params={"platform": "ONNX"}, headers={"Training-Key": "t-key-team-u1"})
-        assert exported.status_code == 200, exported.text
+        assert await add_images(http, one, "team-u1", pictures[:3]) == ["OK"] * 3
+        assert await add_images(http, one, "team-u1", [pictures[2], *pictures[3:5]]) == ["OKDuplicate", "OK", "OK"]
+        await export(http, "team-u1", one, one_iteration)
         await predict(two, "team-u2", True)
-        assert await add_images(two, "team-u2", pictures[5:7]) == ["OK"] * 2
+        assert await add_images(http, two, "team-u2", pictures[5:7]) == ["OK"] * 2
 
         one_bytes, two_bytes = sum(map(len, pictures[:5])), sum(map(len, pictures[5:7]))
         after = {ns: gateway_counters(ns) for ns in ("team-u1", "team-u2")}

@@ -1,6 +1,7 @@
 """Usage's shared parts: every figure is a counter the gateway or the operator exports, the dashboard's table per
-team asks Prometheus what `kubevision usage --prometheus` asks, windows are read as Prometheus writes them, and a
-namespace that could break out of a PromQL selector is refused."""
+team asks Prometheus what `kubevision usage --prometheus` asks (tests/e2e/test_usage_prometheus.py asks a real
+Prometheus), windows are read as Prometheus writes them, and a namespace that could break out of a PromQL selector is
+refused."""
 
 from __future__ import annotations
 
@@ -33,15 +34,17 @@ def test_the_dashboard_shows_each_team_what_the_cli_shows():
     dashboard = json.loads((REPO / "charts" / "kubevision" / "dashboards" / "kubevision.json").read_text())
     (table,) = [p for p in dashboard["panels"] if p["title"].startswith("Usage per team")]
     assert [t["expr"] for t in table["targets"]] == [query(f, "$__range", None, False) for f in FIGURES]
-    assert all(t["expr"].startswith("sum by (namespace) (increase(") for t in table["targets"])
+    assert all(t["expr"].startswith("sum by (namespace) (") for t in table["targets"])
 
 
 def test_the_queries_select_the_figure_and_the_namespace():
     stored, exports = FIGURES[0], FIGURES[4]
+    series = 'kubevision_usage_predictions_total{stored="true",namespace="team-a"}'
     assert query(stored, "7d", "team-a", True) == (
-        'sum by (namespace, project) (increase(kubevision_usage_predictions_total{stored="true",namespace="team-a"}'
-        "[7d]))")
-    assert query(exports, "24h", None, False) == "sum by (namespace) (increase(kubevision_usage_exports_total{}[24h]))"
+        f"sum by (namespace, project) ((last_over_time({series}[7d]) - ({series} offset 7d or "
+        f"last_over_time({series}[7d]) * 0)) unless resets({series}[7d]) > 0 or increase({series}[7d]))")
+    assert query(exports, "24h", None, False).startswith(
+        "sum by (namespace) ((last_over_time(kubevision_usage_exports_total{}[24h]) - ")
 
 
 @pytest.mark.parametrize(("text", "window"), [("90m", timedelta(minutes=90)), ("24h", timedelta(days=1)),
