@@ -236,10 +236,14 @@ def test_a_killed_trainer_fails_its_iteration_saying_how_and_a_new_one_trains(qu
         trained = next(c for c in failed["status"]["conditions"] if c["type"] == "Trained")
         assert "the trainer stopped: it was killed by signal 9 (SIGKILL)" in trained["message"], trained
         client = MlflowClient(platform.mlflow_settings().tracking_uri)
-        runs = client.search_runs(
-            [client.get_experiment_by_name(tracking.experiment_name("default", failed["spec"]["projectRef"]["name"]))
-             .experiment_id], f"tags.`{tracking.UID_TAG}` = '{failed['metadata']['uid']}'")
-        assert [run.info.status for run in runs] == ["FAILED"]
+        experiment = client.get_experiment_by_name(
+            tracking.experiment_name("default", failed["spec"]["projectRef"]["name"])).experiment_id
+
+        def runs() -> list:  # ended by the pass that wrote Failed, just after it wrote it
+            found = client.search_runs([experiment], f"tags.`{tracking.UID_TAG}` = '{failed['metadata']['uid']}'")
+            return [run.info.status for run in found] == ["FAILED"] and found
+
+        runs = eventually(runs, "the trainer's MLflow run ended as FAILED", 30)
         assert "SIGKILL" in runs[0].data.tags[tracking.FAILURE_TAG]
 
         eventually(lambda: [i["status"] for i in http.get(f"/projects/{project}/iterations").json()] == ["Failed"],
