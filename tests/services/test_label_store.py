@@ -10,13 +10,14 @@ import json
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from PIL import Image
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from kubevision.core import dataset
 from kubevision.core.labelstore import regions, tables
@@ -593,6 +594,22 @@ def test_an_upload_past_the_image_limit_creates_the_images_under_it_and_refuses_
     full = store.add_images(project, [NewImage(png(20), [tag]), NewImage(png(1), [tag])])
     assert [r.status for r in full] == ["ErrorLimitExceed", "OKDuplicate"]
     assert store.count(project.id) == 5 and store.project(project.id).labels_version == version
+
+
+def test_the_image_that_would_pass_azures_100000_is_refused_by_default(database, objects, project):
+    """No limits file: Azure S0's 100,000 images a project. 99,999 rows are seeded straight into the store's table
+    (their bytes would only slow the test: the limit counts rows); the next image fits, the one after does not."""
+    moment = datetime.now(UTC)
+    for first in range(0, 99_999, 20_000):
+        shas = [hashlib.sha256(f"seeded-{n}".encode()).hexdigest() for n in range(first, min(first + 20_000, 99_999))]
+        with database.writing() as session:
+            session.execute(insert(tables.Image), [dict(
+                project_id=project.id, id=dataset.image_id(sha), sha256=sha, content_type="image/png", size=100,
+                width=64, height=64, created=moment) for sha in shas])
+    store = LabelStore(database, objects)
+    assert [r.status for r in store.add_images(project, [NewImage(png(1)), NewImage(png(2))])] == [
+        "OK", "ErrorLimitExceed"]
+    assert store.count(project.id, tagged=None) == 100_000
 
 
 def test_uploads_racing_for_the_last_image_slots_never_pass_the_limit(database_url, objects, project, tmp_path):
