@@ -10,6 +10,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -138,37 +139,18 @@ def test_deleting_an_image_keeps_its_bytes(database, objects, project):
     assert objects.exists(BUCKET, project.layout.image_key(image.sha256))
 
 
-def test_eight_clients_uploading_at_once_lose_nothing(database_url, objects, project):
-    """8 clients, each with its own connections, upload 64-image batches at once; half of each client's images are
-    also uploaded by another client at the same time, and all create the same tags."""
-    clients, per_batch, batches = 8, 64, 2
-    errors: list[BaseException] = []
-    results: list[str] = []
+def at_once(clients: int, work: Callable[[int, Callable[[], None]], None]) -> None:
+    """Runs work(number, ready) for each client on a thread of its own: each calls ready() once it is set up, and
+    they all go on together. A client's error stops the others waiting, and fails the test."""
     start = threading.Barrier(clients)
+    errors: list[BaseException] = []
 
     def client(number: int) -> None:
         try:
-            db = open_database(database_url)
-            store = LabelStore(db, objects)
-            tags = {}
-            for name in ("even", "odd"):
-                try:
-                    tags[name] = store.create_tag(project.id, name).id
-                except StoreError as error:
-                    assert error.code == "BadRequestTagNameNotUnique"
-                    tags[name] = dataset.tag_id(project.id, name)
-            start.wait(timeout=120)
-            for batch in range(batches):
-                # own images, then images that the client's pair (0 and 1, 2 and 3, ...) uploads too
-                numbers = [1000 + number * 1000 + batch * per_batch + i for i in range(per_batch // 2)]
-                numbers += [500_000 + number // 2 * 1000 + batch * per_batch + i for i in range(per_batch // 2)]
-                outcome = store.add_images(project, [NewImage(png(n), [tags["even" if n % 2 == 0 else "odd"]])
-                                                     for n in numbers])
-                results.extend(r.status for r in outcome)
-            db.dispose()
+            work(number, lambda: start.wait(timeout=120))
         except BaseException as error:  # reported below
             errors.append(error)
-            start.abort()  # the others stop waiting for this one
+            start.abort()
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     for thread in threads:
@@ -176,6 +158,35 @@ def test_eight_clients_uploading_at_once_lose_nothing(database_url, objects, pro
     for thread in threads:
         thread.join(timeout=300)
     assert not errors, repr(errors[0])
+
+
+def test_eight_clients_uploading_at_once_lose_nothing(database_url, objects, project):
+    """8 clients, each with its own connections, upload 64-image batches at once; half of each client's images are
+    also uploaded by another client at the same time, and all create the same tags."""
+    clients, per_batch, batches = 8, 64, 2
+    results: list[str] = []
+
+    def client(number: int, ready: Callable[[], None]) -> None:
+        db = open_database(database_url)
+        store = LabelStore(db, objects)
+        tags = {}
+        for name in ("even", "odd"):
+            try:
+                tags[name] = store.create_tag(project.id, name).id
+            except StoreError as error:
+                assert error.code == "BadRequestTagNameNotUnique"
+                tags[name] = dataset.tag_id(project.id, name)
+        ready()
+        for batch in range(batches):
+            # own images, then images that the client's pair (0 and 1, 2 and 3, ...) uploads too
+            numbers = [1000 + number * 1000 + batch * per_batch + i for i in range(per_batch // 2)]
+            numbers += [500_000 + number // 2 * 1000 + batch * per_batch + i for i in range(per_batch // 2)]
+            outcome = store.add_images(project, [NewImage(png(n), [tags["even" if n % 2 == 0 else "odd"]])
+                                                 for n in numbers])
+            results.extend(r.status for r in outcome)
+        db.dispose()
+
+    at_once(clients, client)
 
     own = clients * batches * per_batch // 2
     shared = clients // 2 * batches * per_batch // 2
@@ -619,27 +630,16 @@ def test_uploads_racing_for_the_last_image_slots_never_pass_the_limit(database_u
     store = LabelStore(open_database(database_url), objects, limits=limits)
     store.add_images(project, [NewImage(png(n)) for n in range(10)])
     clients = 8
-    start = threading.Barrier(clients)
     statuses: list[str] = []
-    errors: list[BaseException] = []
 
-    def client(number: int) -> None:
-        try:
-            db = open_database(database_url)
-            batch = [NewImage(png(1000 + number * 100 + n)) for n in range(8)]
-            start.wait(timeout=120)
-            statuses.extend(r.status for r in LabelStore(db, objects, limits=limits).add_images(project, batch))
-            db.dispose()
-        except BaseException as error:  # reported below
-            errors.append(error)
-            start.abort()
+    def client(number: int, ready: Callable[[], None]) -> None:
+        db = open_database(database_url)
+        batch = [NewImage(png(1000 + number * 100 + n)) for n in range(8)]
+        ready()
+        statuses.extend(r.status for r in LabelStore(db, objects, limits=limits).add_images(project, batch))
+        db.dispose()
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not errors, repr(errors[0])
+    at_once(clients, client)
     assert (statuses.count("OK"), statuses.count("ErrorLimitExceed")) == (10, clients * 8 - 10)
     assert store.count(project.id) == 20
     exported = ManifestExporter(store.db, objects).export(project.id)
@@ -654,12 +654,11 @@ def test_a_tag_past_the_limit_is_refused_and_changes_nothing_even_when_created_a
     store.create_tag(project.id, "alder")
     store.create_tag(project.id, "Negative", type="Negative")  # every tag counts, the Negative one too
     version = store.project(project.id).labels_version
-    start = threading.Barrier(6)
     codes: list[str] = []
 
-    def client(number: int) -> None:
+    def client(number: int, ready: Callable[[], None]) -> None:
         db = open_database(database_url)
-        start.wait(timeout=120)
+        ready()
         try:
             LabelStore(db, objects, limits=limits).create_tag(project.id, f"tree-{number}")
             codes.append("OK")
@@ -668,11 +667,7 @@ def test_a_tag_past_the_limit_is_refused_and_changes_nothing_even_when_created_a
         finally:
             db.dispose()
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    at_once(6, client)
     assert sorted(codes) == ["BadRequestExceedTagPerProjectLimit"] * 4 + ["OK"] * 2
     assert len(store.tags(project.id)) == 4
     assert store.project(project.id).labels_version == version + 2
