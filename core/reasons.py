@@ -22,6 +22,7 @@ class Reason(StrEnum):
     READY = "Ready"
     DATASET_NOT_READY = "DatasetNotReady"
     TRACKING_UNAVAILABLE = "TrackingUnavailable"  # MLflow cannot be reached; retried with backoff
+    PROJECT_LIMIT = "ProjectLimitExceeded"  # the namespace holds as many older projects as its limit allows
     # iteration: project and training
     PROJECT_NOT_FOUND = "ProjectNotFound"
     PROJECT_NOT_READY = "ProjectNotReady"

@@ -53,7 +53,8 @@ class LocalController:
         self.limits = limits_source(self.state_dir)  # <data dir>/limits.yaml
         self._restarted_for: set[str] = set()  # models Triton was restarted once to find
         self._missing: set[str] = set()  # wanted models that are in no model repository
-        self._iterations: list[dict] = []  # the Iterations of the pass under way
+        self._projects: list[dict] = []  # the projects and Iterations of the pass under way
+        self._iterations: list[dict] = []
         self._reported: dict[tuple[str, str], dict] = {}  # their statuses written in this pass
 
     # ------------------------------------------------------------------------------------------------------------
@@ -64,7 +65,8 @@ class LocalController:
 
     async def _reconcile_all(self) -> float | None:
         requeues = []
-        for body in self.store.list(PROJECT):
+        self._projects = self.store.list(PROJECT)
+        for body in self._projects:
             requeues.append(await self._isolated(body, lambda body=body: self._reconcile_project(body),
                                                  reconcile.RETRY_FAULT))
         serving: dict[tuple[str, str], list[str]] = {}
@@ -160,6 +162,10 @@ class LocalController:
 
     async def ensure_experiment(self, project: CustomVisionProject) -> tuple[str | None, str | None]:
         return observe.ensure_experiment(project, self.platform.mlflow_settings().tracking_uri)
+
+    async def projects_in(self, namespace: str) -> list[dict[str, Any]]:
+        """As the pass began: one deleted since carries its deletionTimestamp, and is not counted."""
+        return [b for b in self._projects if b["metadata"]["namespace"] == namespace]
 
     async def repair_serving(self, project_body: dict[str, Any]) -> None:
         """Nothing to repair: the pass ends by serving every wanted model (_serve)."""

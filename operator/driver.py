@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from kubevision.core.api import CustomVisionProject, CustomVisionProjectStatus, Iteration, IterationStatus
+from kubevision.core.limits import LimitsSource
 from kubevision.operator.reconcile import (
     DatasetObservation,
     JobObservation,
@@ -25,6 +26,8 @@ class TrainingNotSeenYet(Exception):
 
 
 class Driver(Protocol):
+    limits: LimitsSource  # the namespaces' limits, as the platform team last wrote them
+
     def now(self) -> datetime:
         """The time the core stamps on conditions."""
 
@@ -33,6 +36,9 @@ class Driver(Protocol):
 
     async def ensure_experiment(self, project: CustomVisionProject) -> tuple[str | None, str | None]:
         """The project's MLflow experiment, created if need be: (experiment id, error)."""
+
+    async def projects_in(self, namespace: str) -> list[dict[str, Any]]:
+        """The namespace's projects, to count those older than one against the namespace's limit."""
 
     async def repair_serving(self, project_body: dict[str, Any]) -> None:
         """After a project's pass: its serving put back as it was made, if something else changed it."""

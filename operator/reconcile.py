@@ -17,6 +17,7 @@ from kubevision.core.api import (
     Iteration,
     IterationPhase,
     IterationStatus,
+    ObjectMeta,
     ProjectPhase,
     TagCount,
 )
@@ -43,7 +44,8 @@ PUBLISHED = "Published"
 RETRY_FAULT = 30.0  # seconds before an unreachable S3 or MLflow is tried again
 POLL_TRAINING = 10.0  # seconds between looks at a running training Job
 POLL_SERVING = 10.0
-POLL_QUEUED = 30.0  # seconds between looks at an Iteration waiting for a training slot: a raised limit sends no event
+POLL_QUEUED = 30.0  # seconds between looks at what waits on a limit (a training slot, older projects or Iterations
+# to go): a raised limit, or a deleted neighbour, sends it no event
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,19 @@ class Outcome:
 
     requeue_after: float | None = None
     events: list[Event] = field(default_factory=list)
+
+
+def _created(metadata: ObjectMeta | dict) -> tuple[str, str]:
+    """What orders resources by age: creation time, then name (two made in the same second)."""
+    if isinstance(metadata, ObjectMeta):
+        return metadata.model_extra.get("creationTimestamp") or "", metadata.name
+    return metadata.get("creationTimestamp") or "", metadata["name"]
+
+
+def _older(mine: tuple[str, str], items: list[dict]) -> int:
+    """Of `items`, those created before `mine` and not being deleted."""
+    return sum(1 for item in items if not item["metadata"].get("deletionTimestamp")
+               and _created(item["metadata"]) < mine)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -105,9 +120,28 @@ def _multilabel(project: CustomVisionProject) -> bool:
     return project.spec.classification_type == ClassificationType.MULTILABEL
 
 
+@dataclass(frozen=True)
+class ProjectCount:
+    """The namespace's limit of projects (None: none), and its projects older than this one. Past the limit (one
+    applied with kubectl or Argo CD, where create_project refuses), the project is not made Ready until older ones
+    go: by age, so the oldest keep working whatever order they are reconciled in."""
+
+    limit: int | None = None
+    older: int = 0
+
+    @property
+    def exceeded(self) -> bool:
+        return self.limit is not None and self.older >= self.limit
+
+
+def older_projects(project: CustomVisionProject, namespace_projects: list[dict]) -> int:
+    """The namespace's projects created before `project` (then first by name), not being deleted."""
+    return _older(_created(project.metadata), namespace_projects)
+
+
 def reconcile_project(
     project: CustomVisionProject, dataset: DatasetObservation, tracking_error: str | None,
-    experiment_id: str | None, now: datetime,
+    experiment_id: str | None, now: datetime, count: ProjectCount = ProjectCount(),
 ) -> tuple[CustomVisionProjectStatus, Outcome]:
     generation = project.metadata.generation
     status = CustomVisionProjectStatus(
@@ -121,6 +155,10 @@ def reconcile_project(
     foreign = foreign_dataset(project)
     if foreign is not None:  # no requeue: only a change of the spec, which is watched, can fix it
         condition(DATASET_READY, "False", Reason.DATASET_OUTSIDE_NAMESPACE, foreign)
+    elif count.exceeded:  # not read (sequence.py); an experiment made before the limit was lowered stays
+        status.experiment_id = project.status.experiment_id
+        condition(DATASET_READY, "Unknown", Reason.PROJECT_LIMIT, "not read while the project is past its "
+                                                                  "namespace's limit of projects")
     elif dataset.error is not None:
         condition(DATASET_READY, "Unknown", Reason.STORAGE_UNAVAILABLE, dataset.error)
         outcome.requeue_after = RETRY_FAULT
@@ -134,7 +172,12 @@ def reconcile_project(
         else:
             condition(DATASET_READY, "True", Reason.ENOUGH_IMAGES,
                       f"{dataset.image_count} images, {len(dataset.tag_counts)} tags")
-    if not conditions.is_true(status.conditions, DATASET_READY):
+    if count.exceeded:
+        condition(READY, "False", Reason.PROJECT_LIMIT,
+                  f"namespace {project.metadata.namespace} holds {count.older} older projects and its limit projects "
+                  f"is {count.limit}; this project is made Ready once older ones are deleted")
+        outcome.requeue_after = POLL_QUEUED
+    elif not conditions.is_true(status.conditions, DATASET_READY):
         dataset_condition = conditions.find(status.conditions, DATASET_READY)
         condition(READY, "False", Reason.DATASET_NOT_READY, dataset_condition.message)
     elif tracking_error is not None:
@@ -235,7 +278,7 @@ def publish_owners(iterations: list[dict]) -> dict[str, str]:
         name = (item.get("spec") or {}).get("publishName")
         if not name:
             continue
-        claim = (item["metadata"].get("creationTimestamp") or "", item["metadata"]["name"])
+        claim = _created(item["metadata"])
         if name not in owners or claim < owners[name]:
             owners[name] = claim
     return {publish_name: claim[1] for publish_name, claim in owners.items()}
@@ -268,16 +311,13 @@ def waiting_for_slot(item: dict) -> bool:
 def queued_ahead(iteration: Iteration, namespace_iterations: list[dict]) -> int:
     """The namespace's Iterations waiting for a training slot that came before `iteration`: created earlier (then
     first by name). Oldest first, so a stream of new Iterations never starves an old one."""
-    mine = (iteration.metadata.model_extra.get("creationTimestamp") or "", iteration.metadata.name)
-    return sum(1 for item in namespace_iterations if waiting_for_slot(item)
-               and (item["metadata"].get("creationTimestamp") or "", item["metadata"]["name"]) < mine)
+    mine = _created(iteration.metadata)
+    return sum(1 for item in namespace_iterations if waiting_for_slot(item) and _created(item["metadata"]) < mine)
 
 
 def older_iterations(iteration: Iteration, siblings: list[dict]) -> int:
     """The Iterations of the project created before `iteration` (then first by name), not being deleted."""
-    mine = (iteration.metadata.model_extra.get("creationTimestamp") or "", iteration.metadata.name)
-    return sum(1 for item in siblings if not item["metadata"].get("deletionTimestamp")
-               and (item["metadata"].get("creationTimestamp") or "", item["metadata"]["name"]) < mine)
+    return _older(_created(iteration.metadata), siblings)
 
 
 def reconcile_iteration(iteration: Iteration, observed: IterationObservation, now: datetime) -> IterationPlan:

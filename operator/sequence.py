@@ -19,12 +19,19 @@ PROJECT, ITERATION = "CustomVisionProject", "Iteration"
 async def reconcile_project(driver: Driver, body: dict[str, Any]) -> Outcome:
     """One pass over a project that is not being deleted."""
     project = CustomVisionProject.model_validate(body)
-    if reconcile.foreign_dataset(project) is None:
+    namespace = project.metadata.namespace
+    count = reconcile.ProjectCount(limit=driver.limits.for_namespace(namespace).projects,
+                                   older=reconcile.older_projects(project, await driver.projects_in(namespace)))
+    if reconcile.foreign_dataset(project) is None and not count.exceeded:
         dataset = await driver.observe_dataset(project)
         experiment_id, tracking_error = await driver.ensure_experiment(project)
-    else:  # another namespace's dataset, or its whole namespace's: not read, and nothing made for it
+    else:
+        # Another namespace's dataset, or its whole namespace's: not read, and nothing made for it. Past the
+        # namespace's limit of projects: reading its manifest would be harmless, but it is looked at every 30 s
+        # and can train nothing, so a flood of applied projects costs neither S3 reads nor MLflow experiments.
         dataset, experiment_id, tracking_error = reconcile.DatasetObservation(), None, None
-    status, outcome = reconcile.reconcile_project(project, dataset, tracking_error, experiment_id, driver.now())
+    status, outcome = reconcile.reconcile_project(project, dataset, tracking_error, experiment_id, driver.now(),
+                                                  count)
     await driver.report(PROJECT, body, status, outcome)
     await driver.repair_serving(body)
     return outcome

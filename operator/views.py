@@ -33,6 +33,9 @@ class Views:
         self.services: dict[Key, dict[str, Any]] = {}
         self.workloads: dict[Key, dict[str, Any]] = {}  # Kueue's, by (namespace, the Job that owns it)
 
+    def projects_in(self, namespace: str) -> list[dict[str, Any]]:
+        return [body for (ns, _name), body in self.projects.items() if ns == namespace]
+
     def iterations_in(self, namespace: str) -> list[dict[str, Any]]:
         return [body for (ns, _name), body in self.iterations.items() if ns == namespace]
 

@@ -48,6 +48,9 @@ class ClusterDriver:
     async def ensure_experiment(self, project: CustomVisionProject) -> tuple[str | None, str | None]:
         return await asyncio.to_thread(observe.ensure_experiment, project, self.cluster.tracking_uri)
 
+    async def projects_in(self, namespace: str) -> list[dict[str, Any]]:
+        return self.views.projects_in(namespace)
+
     async def repair_serving(self, project_body: dict[str, Any]) -> None:
         namespace, name = project_body["metadata"]["namespace"], project_body["metadata"]["name"]
         triton = (namespace, triton_name(name))

@@ -35,9 +35,9 @@ def register(registry: kopf.OperatorRegistry, driver: ClusterDriver, fault_retry
     async def project_deleted(body: kopf.Body, namespace: str, retry: int, **_: Any) -> None:
         """Its dataset goes (operator/datasets.py) before the project does: deleted is deleted. S3 failing holds
         the deletion, with a Warning after a few tries, until S3 answers."""
-        siblings = [b for (ns, _name), b in driver.views.projects.items() if ns == namespace]
         try:
-            await asyncio.to_thread(datasets.delete_dataset, dict(body), siblings, driver.cluster.s3)
+            await asyncio.to_thread(datasets.delete_dataset, dict(body), driver.views.projects_in(namespace),
+                                    driver.cluster.s3)
         except (*STORAGE_FAULTS, StorageUnavailable) as error:
             if retry + 1 >= DELETE_RETRIES:
                 kopf.warn(body, reason=Reason.DATASET_NOT_REMOVED,

@@ -133,6 +133,30 @@ def test_a_deleted_project_leaves_nothing_for_the_next_one_of_its_name(platform,
         "imageCount")
 
 
+def test_a_project_past_the_namespaces_project_limit_is_not_ready_until_an_older_one_is_deleted(platform, store,
+                                                                                                datasets, tmp_path):
+    """<data dir>/limits.yaml allows the namespace one project: the younger of two (by creation, not by name) is
+    not Ready and its dataset is not counted; once the older is deleted, the next pass makes it Ready."""
+    (tmp_path / "limits.yaml").write_text("namespaces:\n  default:\n    projects: 1\n")
+    for name in ("herons", "egrets"):
+        seed(datasets, DatasetLayout(BUCKET, f"default/{name}/"),
+             [Seed(photo(f"{name}-{tag}-{i}"), [tag]) for tag in ("grey", "white") for i in range(5)])
+    store.apply(project("herons"), now=datetime(2026, 11, 25, 11, 0, tzinfo=UTC))
+    store.apply(project("egrets"), now=datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+    controller = LocalController(platform, store)
+    controller.reconcile_all()
+    assert store.get("CustomVisionProject", "default", "herons")["status"]["phase"] == "Ready"
+    held = store.get("CustomVisionProject", "default", "egrets")
+    assert held["status"]["phase"] == "NotReady" and condition(held, "Ready")["reason"] == Reason.PROJECT_LIMIT
+    assert "its limit projects is 1" in condition(held, "Ready")["message"]
+    assert "imageCount" not in held["status"] and "experimentId" not in held["status"]
+
+    store.mark_deleted("CustomVisionProject", "default", "herons")
+    controller.reconcile_all()
+    ready = store.get("CustomVisionProject", "default", "egrets")
+    assert ready["status"]["phase"] == "Ready" and ready["status"]["imageCount"] == 10
+
+
 def test_past_the_namespace_limit_a_training_waits_queued_until_the_running_one_ends(platform, store, datasets,
                                                                                       tmp_path):
     """<data dir>/limits.yaml allows the namespace one training at once: of two Iterations, the younger is Queued,

@@ -16,9 +16,11 @@ from fault_proxy import FaultProxy
 from kopf_harness import eventually, running_operator
 from kube_emulator import KubeEmulator
 from kubernetes_asyncio import client
+from mlflow.tracking import MlflowClient
 from prometheus_client import REGISTRY
 from seeding import Seed, photo, seed
 
+from kubevision.core import tracking
 from kubevision.core.dataset import Region
 from kubevision.core.labels import model_name
 from kubevision.core.reasons import Reason
@@ -584,6 +586,46 @@ async def test_past_the_namespace_limit_iterations_are_queued_until_a_training_e
         (youngest,) = set(waiting) - {oldest}
         assert current(kmock, "iteration", youngest)["status"]["phase"] == "Queued"
         assert current(kmock, "iteration", running)["status"]["phase"] == "Trained"
+    OBSERVED_PERMISSIONS.update(kmock.permissions)
+
+
+async def test_a_project_past_the_namespaces_project_limit_is_not_ready_until_an_older_one_goes(kmock, platform,
+                                                                                               tmp_path, monkeypatch):
+    """projects from the platform team's limits file, 2 here: a third project applied (kubectl, Argo CD; the API
+    refuses it) is not Ready, gets no MLflow experiment, and its Iteration no Job. An older project deleted (no
+    event reaches the held one: it looks again on its own), it becomes Ready and its Iteration trains."""
+    limits = tmp_path / "limits.yaml"
+    limits.write_text(f"namespaces:\n  {NS}:\n    projects: 2\n")
+    monkeypatch.setenv("KUBEVISION_LIMITS_FILE", str(limits))
+    tracking_uri = platform.mlflow_settings().tracking_uri
+    experiment = tracking.experiment_name(NS, "swans")
+    async with running_operator(str(kmock.url), NS, platform.s3_settings(), tracking_uri, WATCHES_ONLY):
+        for name in ("ducks", "geese"):
+            await create_project(kmock, platform, name)
+            await eventually(phase(kmock, "project", name, "Ready"), what=f"{name} Ready")
+        await create_project(kmock, platform, "swans")
+        held = await eventually(phase(kmock, "project", "swans", "NotReady"), what="past the limit")
+        assert condition(held, "Ready")["reason"] == Reason.PROJECT_LIMIT
+        assert condition(held, "Ready")["message"] == (
+            f"namespace {NS} holds 2 older projects and its limit projects is 2; this project is made Ready once "
+            "older ones are deleted")
+        assert "imageCount" not in held["status"] and "experimentId" not in held["status"]
+        assert MlflowClient(tracking_uri).get_experiment_by_name(experiment) is None
+        await create_iteration(kmock, "swans-1", "swans")
+        pending = await eventually(lambda: (o := current(kmock, "iteration", "swans-1")) and (
+            o.get("status") or {}).get("conditions") and o, what="the Iteration reconciled")
+        assert pending["status"]["phase"] == "Pending"
+        assert condition(pending, "Trained")["reason"] == Reason.PROJECT_NOT_READY
+        assert "its limit projects is 2" in condition(pending, "Trained")["message"]
+        assert creates(kmock, "jobs") == 0
+
+        await kmock.delete(f"{PROJECTS}/ducks")
+        ready = await eventually(phase(kmock, "project", "swans", "Ready"), what="Ready once an older one goes")
+        assert ready["status"]["experimentId"] == MlflowClient(tracking_uri).get_experiment_by_name(
+            experiment).experiment_id
+        await eventually(phase(kmock, "iteration", "swans-1", "Training"), what="its Iteration trains")
+        assert creates(kmock, "jobs") == 1
+        assert current(kmock, "project", "geese")["status"]["phase"] == "Ready"
     OBSERVED_PERMISSIONS.update(kmock.permissions)
 
 

@@ -36,7 +36,7 @@ ITERATION_NOT_READY = {
 NOT_ITERATION_BLOCKERS = {Reason.ENOUGH_IMAGES, Reason.READY, Reason.DATASET_NOT_READY, Reason.TRACKING_UNAVAILABLE,
                           Reason.TRAINING_SUCCEEDED, Reason.SPEC_CURRENT, Reason.SPEC_CHANGED_AFTER_TRAINING,
                           Reason.NOT_PUBLISHED, Reason.PUBLISHED, Reason.DATASET_OUTSIDE_NAMESPACE,
-                          Reason.DATASET_NOT_REMOVED}
+                          Reason.DATASET_NOT_REMOVED, Reason.PROJECT_LIMIT}
 
 
 def health(kind: str, obj: dict) -> dict[str, str]:
@@ -90,6 +90,16 @@ def test_a_project_short_of_images_is_degraded_with_the_reason():
                      condition("Ready", "False", "DatasetNotReady", "tag cat has 3 images, 5 are needed"))
     assert health("CustomVisionProject", short) == {
         "status": "Degraded", "message": "DatasetNotReady: tag cat has 3 images, 5 are needed"}
+
+
+def test_a_project_past_its_namespaces_project_limit_is_degraded_until_someone_deletes_older_ones():
+    """Its dataset is not read (DatasetReady Unknown), but nothing resolves it by itself: a person deletes older
+    projects, or the platform team raises the limit."""
+    message = "namespace ml holds 2 older projects and its limit projects is 2"
+    past = resource(condition("DatasetReady", "Unknown", Reason.PROJECT_LIMIT, "not read"),
+                    condition("Ready", "False", Reason.PROJECT_LIMIT, message))
+    assert health("CustomVisionProject", past) == {"status": "Degraded",
+                                                   "message": f"ProjectLimitExceeded: {message}"}
 
 
 @pytest.mark.parametrize("ready", [

@@ -15,6 +15,7 @@ from kubevision.operator.reconcile import (
     DatasetObservation,
     IterationObservation,
     JobObservation,
+    ProjectCount,
     ServingObservation,
     TrainingQueue,
 )
@@ -134,6 +135,57 @@ def test_transition_time_moves_only_when_the_status_flips():
     assert conditions.find(broken.conditions, "Ready").last_transition_time == LATER
     assert [(e.type, e.reason) for e in outcome.events] == [
         ("Warning", Reason.NO_IMAGES), ("Warning", Reason.DATASET_NOT_READY)]
+
+
+def test_a_project_past_its_namespaces_project_limit_is_not_ready_and_its_iterations_do_not_train():
+    """A project applied with kubectl past `projects` (create_project refuses it on the API): its dataset is not
+    read, it is not Ready, and its Iterations wait; it looks again every 30 s, and is Ready once older ones go."""
+    past = ProjectCount(limit=2, older=2)
+    status, outcome = core.reconcile_project(project(), DatasetObservation(), None, None, NOW, past)
+    ready = conditions.find(status.conditions, "Ready")
+    assert (status.phase, ready.status, ready.reason) == ("NotReady", "False", Reason.PROJECT_LIMIT)
+    assert ready.message == ("namespace ml holds 2 older projects and its limit projects is 2; this project is made "
+                             "Ready once older ones are deleted")
+    dataset = conditions.find(status.conditions, "DatasetReady")
+    assert (dataset.status, dataset.reason) == ("Unknown", Reason.PROJECT_LIMIT)
+    assert status.image_count is None and status.experiment_id is None
+    assert outcome.requeue_after == core.POLL_QUEUED
+    assert ("Warning", Reason.PROJECT_LIMIT) in [(e.type, e.reason) for e in outcome.events]  # someone must act
+
+    held = project()
+    held.status = status
+    plan = core.reconcile_iteration(iteration(), IterationObservation(project=held), NOW)
+    assert plan.train is None and plan.status.phase == "Pending"
+    trained = conditions.find(plan.status.conditions, "Trained")
+    assert (trained.reason, trained.message) == (Reason.PROJECT_NOT_READY, ready.message)
+
+    held.status, outcome = core.reconcile_project(held, ENOUGH, None, "7", LATER, ProjectCount(limit=2, older=1))
+    assert held.status.phase == "Ready" and outcome.requeue_after is None
+    assert core.reconcile_iteration(iteration(), IterationObservation(project=held), LATER).train is not None
+    unlimited, _ = core.reconcile_project(project(), ENOUGH, None, "7", NOW, ProjectCount(limit=None, older=500))
+    assert unlimited.phase == "Ready"
+
+
+def test_a_ready_project_past_a_lowered_project_limit_stops_training_and_keeps_its_experiment():
+    """The same rule by age: the youngest past the new limit are no longer Ready (the oldest keep working); the
+    MLflow experiment it has stays named in its status."""
+    status, _ = core.reconcile_project(ready_project(), DatasetObservation(), None, None, LATER,
+                                       ProjectCount(limit=0, older=0))
+    assert (status.phase, reason(status, "Ready")) == ("NotReady", Reason.PROJECT_LIMIT)
+    assert status.experiment_id == "7"
+
+
+def test_older_projects_are_those_created_before_by_time_then_name_and_not_being_deleted():
+    def made(name, created, **meta):
+        return {"metadata": {"name": name, "creationTimestamp": created, **meta}}
+
+    item = project()
+    item.metadata.model_extra["creationTimestamp"] = "2026-11-25T11:00:00Z"
+    namespace = [made("a", "2026-11-25T10:00:00Z"), made("b", "2026-11-25T10:30:00Z", deletionTimestamp="x"),
+                 made("birds", "2026-11-25T11:00:00Z"),  # same second, before "pets" by name
+                 made("pets", "2026-11-25T11:00:00Z"), made("zebras", "2026-11-25T11:00:00Z"),
+                 made("c", "2026-11-25T12:00:00Z")]
+    assert core.older_projects(item, namespace) == 2  # "a" and "birds"
 
 
 # ----------------------------------------------------------------------------------------------------------------
