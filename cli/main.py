@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from kubevision.cli import local, resources, schema, servers, train, upload, usage
+from kubevision.cli import local, migrate, resources, schema, servers, train, upload, usage
 
 app = typer.Typer(
     help="KubeVision: train and serve image classifiers behind the Azure Custom Vision API, "
@@ -25,7 +25,7 @@ app.add_typer(local_app, name="local")
 
 # In the order `kubevision --help` lists them.
 for command in (schema.crds, schema.validate, train.train, resources.apply, upload.upload, resources.get,
-                resources.describe, resources.logs, resources.delete, usage.usage):
+                resources.describe, resources.logs, resources.delete, usage.usage, migrate.migrate):
     app.command()(command)
 app.command("operator")(servers.run_operator)
 app.command("gateway")(servers.run_gateway)

@@ -1,52 +1,12 @@
-"""Custom Vision's domains with the ids Azure documents, and the KubeVision domain (hence backbone) each trains
-with. Azure's variants of a domain ([A1], [A2], [S1]) train here as the domain they refine."""
+"""Custom Vision's domains as the API finds them: by id (with Custom Vision's errors), and the one a project shows.
+The table itself is core's (kubevision.core.domains), which the migration shares."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from kubevision.core.api import Domain, ProjectType
+from kubevision.core.domains import BY_ID, DEFAULT, DOMAINS, SHOWN, DomainInfo
 from kubevision.gateway.errors import CustomVisionError, NotFound
 
-
-@dataclass(frozen=True)
-class DomainInfo:
-    id: str
-    name: str
-    type: ProjectType
-    domain: Domain
-
-    @property
-    def exportable(self) -> bool:
-        return "compact" in self.name.lower()
-
-
-C, D = ProjectType.CLASSIFICATION, ProjectType.OBJECT_DETECTION
-DOMAINS = (
-    DomainInfo("ee85a74c-405e-4adc-bb47-ffa8ca0c9f31", "General", C, Domain.GENERAL),
-    DomainInfo("a8e3c40f-fb4a-466f-832a-5e457ae4a344", "General [A1]", C, Domain.GENERAL),
-    DomainInfo("2e37d7fb-3a54-486a-b4d6-cfc369af0018", "General [A2]", C, Domain.GENERAL),
-    DomainInfo("c151d5b5-dd07-472a-acc8-15d29dea8518", "Food", C, Domain.FOOD),
-    DomainInfo("ca455789-012d-4b50-9fec-5bb63841c793", "Landmarks", C, Domain.LANDMARKS),
-    DomainInfo("b30a91ae-e3c1-4f73-a81e-c270bff27c39", "Retail", C, Domain.RETAIL),
-    DomainInfo("0732100f-1a38-4e49-a514-c9b44c697ab5", "General (compact)", C, Domain.GENERAL_COMPACT),
-    DomainInfo("a1db07ca-a19a-4830-bae8-e004a42dc863", "General (compact) [S1]", C, Domain.GENERAL_COMPACT),
-    DomainInfo("8882951b-82cd-4c32-970b-d5f8cb8bf6d7", "Food (compact)", C, Domain.FOOD_COMPACT),
-    DomainInfo("b5cfd229-2ac7-4b2b-8d0a-2b0661344894", "Landmarks (compact)", C, Domain.LANDMARKS_COMPACT),
-    DomainInfo("6b4faeda-8396-481b-9f8b-177b9fa3097f", "Retail (compact)", C, Domain.RETAIL_COMPACT),
-    DomainInfo("da2e3a8a-40a5-4171-82f4-58522f70fbc1", "General", D, Domain.GENERAL),
-    DomainInfo("9c616dff-2e7d-ea11-af59-1866da359ce6", "General [A1]", D, Domain.GENERAL),
-    DomainInfo("1d8ffafe-ec40-4fb2-8f90-72b3b6cecea4", "Logo", D, Domain.GENERAL),
-    DomainInfo("3780a898-81c3-4516-81ae-3a139614e1f3", "Products on Shelves", D, Domain.GENERAL),
-    DomainInfo("a27d5ca5-bb19-49d8-a70a-fec086c47f5b", "General (compact)", D, Domain.GENERAL_COMPACT),
-    DomainInfo("7ec2ac80-887b-48a6-8df9-8b1357765430", "General (compact) [S1]", D, Domain.GENERAL_COMPACT),
-)
-BY_ID = {d.id: d for d in DOMAINS}
-DEFAULT = DOMAINS[0]
-# A project names only its KubeVision domain; it is shown as the first Azure domain of that kind.
-SHOWN: dict[tuple[str, str], DomainInfo] = {}
-for _info in DOMAINS:
-    SHOWN.setdefault((_info.type.value, _info.domain.value), _info)
+__all__ = ["BY_ID", "DEFAULT", "DOMAINS", "SHOWN", "DomainInfo", "domain", "shown"]
 
 
 def domain(domain_id: str, not_found: bool = False) -> DomainInfo:

@@ -1,0 +1,174 @@
+"""`kubevision migrate` between two namespaces of the run's local platform, one playing the source account (its
+gateway speaks the Custom Vision training API v3.3, as Azure does) and one the target: projects move whole, an
+interrupted migration resumes without duplicates, a change at the source moves on the next run, and bad credentials,
+a missing project and a source that answers garbage are each one clear error that changes nothing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+
+import httpx
+import pytest
+from image_server import serving
+from PIL import Image
+from test_portal import wait_for_key
+
+from kubevision.core.migration import copy, source
+from kubevision.core.migration.client import TrainingApi
+from kubevision.local import api_keys
+
+DETECTION_DOMAIN = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"  # General, ObjectDetection
+FOOD_COMPACT = "8882951b-82cd-4c32-970b-d5f8cb8bf6d7"
+
+
+def photo(number: int) -> bytes:
+    image = Image.new("RGB", (40, 30), (number * 53 % 256, 90, 200))
+    image.paste((250, 250, number * 31 % 256), (number % 17, number % 11, number % 17 + 9, number % 11 + 9))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class Account:
+    """One namespace of the platform, through its training API."""
+
+    def __init__(self, platform, namespace: str):
+        gateway = next(s for s in platform.status() if s.name == "gateway")
+        self.endpoint = gateway.endpoints["api"]
+        self.key = api_keys.ensure(platform.data_dir, namespace)["trainingKey"]
+        self.http = httpx.Client(base_url=f"{self.endpoint}/customvision/v3.3/training", timeout=60,
+                                 headers={"Training-Key": self.key})
+        wait_for_key(self.endpoint, self.key)
+
+    def call(self, method: str, path: str, **kwargs):
+        response = self.http.request(method, path, **kwargs)
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else None
+
+    def upload(self, project: str, images: list[dict], metadata: dict | None = None) -> None:
+        for entry in images:
+            entry["contents"] = base64.b64encode(entry["contents"]).decode()
+        summary = self.call("POST", f"/projects/{project}/images/files",
+                            json={"images": images, **({"metadata": metadata} if metadata else {})})
+        assert summary["isBatchSuccessful"], summary
+
+    def project_named(self, name: str) -> str:
+        return next(p["id"] for p in self.call("GET", "/projects") if p["name"] == name)
+
+    def state(self, project: str) -> dict:
+        """What must match after a migration: settings, tags, and each image by its bytes' hash with its labels."""
+        body = self.call("GET", f"/projects/{project}")
+        tags = sorted((t["name"], t["type"], t.get("description") or "", t["imageCount"])
+                      for t in self.call("GET", f"/projects/{project}/tags"))
+        images = {}
+        for status in ("tagged", "untagged"):
+            for image in self.call("GET", f"/projects/{project}/images/{status}", params={"take": 256}):
+                digest = hashlib.sha256(httpx.get(image["originalImageUri"], timeout=60).content).hexdigest()
+                assert digest not in images
+                images[digest] = (sorted(t["tagName"] for t in image.get("tags") or []),
+                                  sorted((r["tagName"], round(r["left"], 4), round(r["top"], 4),
+                                          round(r["width"], 4), round(r["height"], 4))
+                                         for r in image.get("regions") or []),
+                                  image.get("metadata") or {})
+        return {"name": body["name"], "description": body["description"], "settings": (
+            body["settings"]["domainId"], body["settings"].get("classificationType")), "tags": tags,
+            "images": images}
+
+
+@pytest.fixture(scope="module")
+def accounts(platform):
+    """The source seeded with a multiclass project (a negative tag, metadata, an untagged image) and a detection
+    project; the target namespace empty."""
+    src, dst = Account(platform, "migrate-source"), Account(platform, "migrate-target")
+    classes = src.call("POST", "/projects", params={"name": "Flowers", "description": "what grows",
+                                                   "domainId": FOOD_COMPACT, "classificationType": "Multiclass"})
+    rose = src.call("POST", f"/projects/{classes['id']}/tags", params={"name": "rose", "description": "red"})["id"]
+    tulip = src.call("POST", f"/projects/{classes['id']}/tags", params={"name": "tulip"})["id"]
+    nothing = src.call("POST", f"/projects/{classes['id']}/tags", params={"name": "none", "type": "Negative"})["id"]
+    src.upload(classes["id"], [{"name": f"{n}.png", "contents": photo(n), "tagIds": [rose]} for n in range(3)],
+               metadata={"garden": "north"})
+    src.upload(classes["id"], [{"name": f"{n}.png", "contents": photo(n), "tagIds": [tulip]} for n in (3, 4)])
+    src.upload(classes["id"], [{"name": "5.png", "contents": photo(5), "tagIds": [nothing]},
+                               {"name": "6.png", "contents": photo(6)}])
+    boxes = src.call("POST", "/projects", params={"name": "Cutlery", "domainId": DETECTION_DOMAIN})
+    fork = src.call("POST", f"/projects/{boxes['id']}/tags", params={"name": "fork"})["id"]
+    knife = src.call("POST", f"/projects/{boxes['id']}/tags", params={"name": "knife"})["id"]
+    src.upload(boxes["id"], [{"name": f"{n}.png", "contents": photo(n), "regions": [
+        {"tagId": fork, "left": 0.1 + n / 100, "top": 0.2, "width": 0.3333333, "height": 0.4},
+        {"tagId": knife, "left": 0.5, "top": 0.1, "width": 0.25, "height": 0.7}]} for n in range(10, 13)])
+    return src, dst, {"Flowers": classes["id"], "Cutlery": boxes["id"]}
+
+
+def migrate(kubevision_cli, src: Account, dst: Account, *args: str):
+    return kubevision_cli("migrate", "--source-endpoint", src.endpoint, "--source-key", src.key,
+                          "--target-endpoint", dst.endpoint, "--target-key", dst.key, *args)
+
+
+def test_projects_move_whole_resume_after_an_interruption_and_pick_up_changes(accounts, kubevision_cli,
+                                                                            monkeypatch):
+    src, dst, ids = accounts
+    listed = kubevision_cli("migrate", "--source-endpoint", src.endpoint, "--source-key", src.key, "--all", "--list")
+    assert listed.returncode == 0, listed.stderr
+    assert "type Classification (Multiclass), domain Food (compact) -> FoodCompact" in listed.stdout
+    assert "images 7 (6 tagged, 1 untagged), tags 3, regions 0" in listed.stdout
+    assert "images 3 (3 tagged, 0 untagged), tags 2, regions 6" in listed.stdout
+    assert dst.call("GET", "/projects") == []  # --list moves nothing
+
+    # Interrupted after a first batch of the classification project was stored.
+    monkeypatch.setattr(copy, "BATCH_IMAGES", 2)
+    done = 0
+
+    def stop_after_three(n: int) -> None:
+        nonlocal done
+        done += n
+        if done >= 3:
+            raise KeyboardInterrupt
+
+    with TrainingApi(src.endpoint, src.key, "source") as s, TrainingApi(dst.endpoint, dst.key, "target") as t, \
+            pytest.raises(KeyboardInterrupt):
+        copy.migrate_project(s, t, source.read_project(s, ids["Flowers"]), stop_after_three)
+    partial = dst.call("GET", f"/projects/{dst.project_named('Flowers')}/images/tagged/count")
+    assert 0 < partial < 6
+
+    result = migrate(kubevision_cli, src, dst, "--all")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Flowers: domain Food (compact) -> FoodCompact; project" in result.stdout
+    assert f"found again; 0 tags added; images: {7 - partial} added, {partial} already there" in result.stdout
+    assert "Cutlery: domain General -> General" in result.stdout and "images: 3 added" in result.stdout
+    assert src.key not in result.stdout + result.stderr and dst.key not in result.stdout + result.stderr
+    for name, project in ids.items():
+        assert dst.state(dst.project_named(name)) == src.state(project), name
+    assert len(dst.call("GET", "/projects")) == 2
+
+    # A change at the source: a new image, a tag on the untagged one, new metadata; the next run moves just that.
+    flowers = ids["Flowers"]
+    tulip = next(t["id"] for t in src.call("GET", f"/projects/{flowers}/tags") if t["name"] == "tulip")
+    src.upload(flowers, [{"name": "7.png", "contents": photo(7), "tagIds": [tulip]}])
+    untagged = src.call("GET", f"/projects/{flowers}/images/untagged")[0]["id"]
+    src.call("POST", f"/projects/{flowers}/images/tags", json={"tags": [{"imageId": untagged, "tagId": tulip}]})
+    src.call("POST", f"/projects/{flowers}/images/metadata", params={"imageIds": untagged}, json={"garden": "south"})
+    again = migrate(kubevision_cli, src, dst, "--project", flowers)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "images: 1 added, 6 already there, 1 relabelled, 0 failed" in again.stdout
+    assert dst.state(dst.project_named("Flowers")) == src.state(flowers)
+
+
+def test_bad_credentials_a_missing_project_and_a_garbage_source_are_clear_errors(accounts, kubevision_cli):
+    src, dst, ids = accounts
+    before = dst.call("GET", "/projects")
+    wrong = kubevision_cli("migrate", "--source-endpoint", src.endpoint, "--source-key", "0" * 32,
+                           "--target-endpoint", dst.endpoint, "--target-key", dst.key, "--all")
+    assert wrong.returncode == 1
+    assert f"error: the source at {src.endpoint} refused its training key (401" in wrong.stderr
+    missing = migrate(kubevision_cli, src, dst, "--project", "00000000-0000-0000-0000-000000000000")
+    assert missing.returncode == 1
+    assert "error: the source has no project 00000000-0000-0000-0000-000000000000" in missing.stderr
+    with serving({"customvision/v3.3/training/projects": b"<html>maintenance</html>"}) as garbage:
+        answer = kubevision_cli("migrate", "--source-endpoint", garbage, "--source-key", src.key,
+                                "--target-endpoint", dst.endpoint, "--target-key", dst.key, "--all")
+    assert answer.returncode == 1
+    assert "did not answer GET /projects as a Custom Vision training API does" in answer.stderr
+    assert src.key not in wrong.stderr + missing.stderr + answer.stderr
+    assert dst.call("GET", "/projects") == before
