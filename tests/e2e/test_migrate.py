@@ -12,8 +12,8 @@ import io
 import httpx
 import pytest
 from image_server import serving
+from local_keys import wait_for_key
 from PIL import Image
-from test_portal import wait_for_key
 
 from kubevision.core.migration import copy, source
 from kubevision.core.migration.client import TrainingApi

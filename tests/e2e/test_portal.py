@@ -20,6 +20,7 @@ import httpx
 import onnx
 import pytest
 from conftest import EXAMPLES, SAMPLES
+from local_keys import wait_for_key
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -95,15 +96,6 @@ def sign_in(page: Page, gateway: str, keys: dict[str, str]) -> None:
     wait_for_key(gateway, keys["trainingKey"])
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Projects")).to_be_visible()
-
-
-def wait_for_key(gateway: str, key: str) -> None:
-    """The gateway reads a new namespace's keys within a second."""
-    deadline = time.monotonic() + 10
-    while httpx.get(f"{gateway}/customvision/v3.3/training/projects", headers={"Training-Key": key},
-                    timeout=10).status_code == 401:
-        assert time.monotonic() < deadline, "the gateway did not take the new key"
-        time.sleep(0.2)
 
 
 def test_a_new_user_goes_from_nothing_to_a_published_model(browser, shots, platform):
