@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from kubevision.core.settings import LimitsSettings
 
@@ -48,15 +48,16 @@ class LimitsFile(BaseModel):
     defaults: Limits = Field(default_factory=Limits)
     namespaces: dict[str, dict[str, int | float | None]] = Field(default_factory=dict)
 
+    _resolved: dict[str, Limits] = PrivateAttr(default_factory=dict)
+
     def model_post_init(self, _context: object) -> None:
-        for namespace in self.namespaces:
-            self.for_namespace(namespace)  # a wrong override fails when the file is read, naming the field
+        # Each override merged once, when the file is read (a wrong one fails then, naming the field), not on every
+        # request that asks for its namespace's limits.
+        self._resolved = {namespace: Limits.model_validate(self.defaults.model_dump() | override)
+                          for namespace, override in self.namespaces.items() if override}
 
     def for_namespace(self, namespace: str) -> Limits:
-        override = self.namespaces.get(namespace)
-        if not override:
-            return self.defaults
-        return Limits.model_validate(self.defaults.model_dump() | override)
+        return self._resolved.get(namespace, self.defaults)
 
 
 class LimitsSource:
@@ -70,16 +71,17 @@ class LimitsSource:
         self._lock = threading.Lock()
         self._seen: float | None = None
         self._limits = LimitsFile()
-        if path is not None and path.exists():
-            self._limits = self._read(path)  # a bad file at start is an error, not a silent default
-            self._seen = path.stat().st_mtime
+        if path is not None:
+            self._seen = _modified(path)
+            if self._seen is not None:
+                self._limits = self._read(path)  # a bad file at start is an error, not a silent default
 
     def current(self) -> LimitsFile:
         if self.path is None:
             return self._limits
         with self._lock:
             try:
-                modified = self.path.stat().st_mtime if self.path.exists() else None
+                modified = _modified(self.path)  # one stat a call: the gateway asks on every request
                 if modified != self._seen:
                     self._limits = self._read(self.path) if modified is not None else LimitsFile()
                     self._seen = modified
@@ -94,6 +96,14 @@ class LimitsSource:
     @staticmethod
     def _read(path: Path) -> LimitsFile:
         return LimitsFile.model_validate(yaml.safe_load(path.read_text()) or {})
+
+
+def _modified(path: Path) -> float | None:
+    """The file's modification time; None when there is no file."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
 
 
 LOCAL_FILE = "limits.yaml"
