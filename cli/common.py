@@ -6,9 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
-
-from kubevision.core.settings import LocalSettings
 
 DataDir = Annotated[
     Path | None, typer.Option(help="Folder of local state and logs [default: $KUBEVISION_LOCAL_DATA_DIR or "
@@ -26,6 +23,8 @@ def fail(message: str) -> typer.Exit:
 
 
 def read_manifests(files: list[Path]) -> list[tuple[Path, dict]]:
+    import yaml
+
     documents = []
     for path in files:
         try:
@@ -36,6 +35,7 @@ def read_manifests(files: list[Path]) -> list[tuple[Path, dict]]:
 
 
 def platform(data_dir: Path | None, **ports: int | None):
+    from kubevision.core.settings import LocalSettings
     from kubevision.local.supervisor import LocalPlatform  # the local extras are only needed here
 
     overrides = {k: v for k, v in {"data_dir": data_dir, **ports}.items() if v is not None}

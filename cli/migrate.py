@@ -3,6 +3,7 @@ over to a KubeVision namespace through its training API (kubevision.core.migrati
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +21,9 @@ def migrate(
     project: Annotated[list[str] | None, typer.Option("--project", help="A source project id (repeatable).")] = None,
     all_projects: Annotated[bool, typer.Option("--all", help="Every project of the source.")] = False,
     list_only: Annotated[bool, typer.Option("--list", help="Show what would move, and move nothing.")] = False,
+    resume_folder: Annotated[Path | None, typer.Option(
+        help="Where the record of moved images is kept between runs [default: $XDG_CACHE_HOME/kubevision/migrate]",
+        show_default=False)] = None,
 ) -> None:
     """Bring projects over: settings, tags, every image at its original resolution with its tags, regions and
     metadata. A rerun resumes an interrupted migration and adds what changed at the source since."""
@@ -27,6 +31,7 @@ def migrate(
     from kubevision.core.migration import source as read
     from kubevision.core.migration.client import MigrationError, TrainingApi
     from kubevision.core.migration.copy import migrate_project
+    from kubevision.core.migration.resume import default_folder
 
     if bool(project) == all_projects:
         raise fail("name the projects to move with --project ID (repeatable), or move them all with --all")
@@ -43,7 +48,7 @@ def migrate(
             with TrainingApi(target_endpoint, target_key, "target") as target:
                 for item in chosen:
                     with progress(f"{item.name}", item.images, "images") as advance:
-                        outcome = migrate_project(source, target, item, advance)
+                        outcome = migrate_project(source, target, item, advance, resume_folder or default_folder())
                     typer.echo(f"{item.name}: domain {outcome.source_domain} -> {outcome.domain.domain.value}; "
                                f"project {outcome.target_id} {'created' if outcome.created else 'found again'}; "
                                f"{outcome.tags_added} tags added; images: {outcome.added} added, "

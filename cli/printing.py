@@ -6,8 +6,6 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from kubevision.core import crd
-
 _FILTER = re.compile(r'^(?P<list>[\w.]+)\[\?\(@\.(?P<key>\w+)=="(?P<value>[^"]*)"\)\]\.(?P<field>\w+)$')
 
 
@@ -57,6 +55,8 @@ def aligned(rows: list[list[str]]) -> list[str]:
 
 def printer_columns(kind: str, wide: bool = False) -> list[dict[str, Any]]:
     """The CRD's additionalPrinterColumns, as kubectl picks them: priority 0, or all with -o wide."""
+    from kubevision.core import crd
+
     return [c for c in crd.resource_for_kind(kind).printer_columns if wide or not c.get("priority")]
 
 

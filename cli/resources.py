@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from kubevision.cli.common import DataDir, Manifests, fail, platform, read_manifests, store
-from kubevision.core import validation
 
 Kind = Annotated[str, typer.Argument(help="projects or iterations (or cvp, cvi)")]
 Name = Annotated[str, typer.Argument(help="Resource name.")]
@@ -42,6 +41,8 @@ def _require(resources, kind: str, namespace: str, name: str) -> dict:
 
 def apply(files: Manifests, data_dir: DataDir = None) -> None:
     """Create or update resources in local mode, as `kubectl apply` does on a cluster."""
+    from kubevision.core import validation
+
     resources = store(data_dir)
     refused = 0
     for path, document in read_manifests(files):

@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
 from kubevision.cli.common import Manifests, fail
-from kubevision.core import crd, validation
 
 
 def crds(
@@ -18,6 +16,8 @@ def crds(
     check: Annotated[bool, typer.Option(help="Write nothing; exit 1 if the folder differs from the models.")] = False,
 ) -> None:
     """Generate the CustomResourceDefinitions from the API models."""
+    from kubevision.core import crd
+
     if check:
         stale = crd.drifted(output_dir)
         if stale:
@@ -30,6 +30,10 @@ def crds(
 
 def validate(files: Manifests) -> None:
     """Check manifests against the CRDs as the Kubernetes API server would (schema, defaults and CEL rules)."""
+    import yaml
+
+    from kubevision.core import validation
+
     invalid = 0
     for path in files:
         try:

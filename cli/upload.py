@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from kubevision.cli.common import DataDir, fail, platform, read_manifests, store
-from kubevision.core import validation
 
 
 def upload(
@@ -21,6 +20,7 @@ def upload(
     stored, and the command then exits 1. An image stored already (same bytes) is skipped. The project is applied
     first if it is not yet."""
     from kubevision.cli.progress import progress
+    from kubevision.core import validation
     from kubevision.core.labelstore.errors import StoreError
     from kubevision.core.labelstore.upload import tagged_files, upload_folders
     from kubevision.core.storage import ObjectStore, StorageUnavailable, retrying

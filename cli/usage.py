@@ -10,14 +10,15 @@ import json
 import re
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kubevision.cli.common import DataDir, fail, platform
 from kubevision.cli.printing import aligned
-from kubevision.core.api import DNS_LABEL
-from kubevision.core.usage import FIGURES, Usage, parse_window
+
+if TYPE_CHECKING:
+    from kubevision.core.usage import Usage
 
 
 def usage(
@@ -33,9 +34,13 @@ def usage(
     """Tell who used what: predictions (stored, not stored), training images and their bytes, exports, trainings,
     training seconds and GPU seconds, per namespace (or project) over the window."""
     try:
+        from kubevision.core.usage import parse_window
+
         window = parse_window(since)
     except ValueError as error:
         raise fail(f"--since: {error}") from error
+    from kubevision.core.api import DNS_LABEL
+
     if namespace is not None and not re.fullmatch(DNS_LABEL, namespace):
         raise fail(f"--namespace: {namespace!r} is no namespace name (lower-case letters, digits and '-')")
     if output not in (None, "json"):
@@ -77,6 +82,8 @@ def _from_ledger(data_dir, start: datetime, namespace: str | None, by_project: b
 
 
 def table(rows: list[Usage], by_project: bool) -> str:
+    from kubevision.core.usage import FIGURES
+
     header = ["NAMESPACE", *(["PROJECT"] if by_project else []), *(f.column for f in FIGURES)]
     cells = [[r.namespace, *([r.project] if by_project else []), *(_cell(getattr(r, f.field)) for f in FIGURES)]
              for r in rows]

@@ -4,6 +4,8 @@ log line or exception names it."""
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,10 +35,14 @@ class TrainingApi:
         self.role = role
         self._sleep = sleep
         self._http = httpx.Client(base_url=self.endpoint + API_PATH, headers={"Training-Key": key},
-                                  timeout=TIMEOUT_SECONDS, transport=transport)
+                                  timeout=TIMEOUT_SECONDS, transport=transport, verify=tls())
+        # Signed links carry no key; several threads download at once (httpx's pool is thread-safe).
+        self._files = httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=True, transport=transport,
+                                   verify=tls())
 
     def close(self) -> None:
         self._http.close()
+        self._files.close()
 
     def __enter__(self) -> TrainingApi:
         return self
@@ -63,7 +69,7 @@ class TrainingApi:
 
     def download(self, url: str) -> bytes:
         """An image's bytes from the URI the API gave (signed: no key is sent along)."""
-        response = self._send(lambda: httpx.get(url, timeout=TIMEOUT_SECONDS, follow_redirects=True), "an image")
+        response = self._send(lambda: self._files.get(url), "an image")
         if response.status_code != 200:
             raise MigrationError(f"its original image answered {response.status_code}")
         return response.content
@@ -94,6 +100,12 @@ class TrainingApi:
                 f"the {self.role} at {self.endpoint} did not answer {what} as a Custom Vision training API does "
                 f"({response.status_code}, {response.headers.get('content-type') or 'no content type'}, not JSON)"
             ) from None
+
+
+@functools.cache
+def tls() -> ssl.SSLContext:
+    """One context for every client: each new one would load the certificate bundle again (tens of ms)."""
+    return httpx.create_ssl_context()
 
 
 def retry_after(response: httpx.Response, default: float) -> float:

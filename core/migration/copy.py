@@ -1,14 +1,18 @@
 """One project brought over from a source to a KubeVision target, both through the training API. Rerunning it is
 safe and cheap on the target: the target project is found again by name, tags by name, and images by content (the
 target names an image by its bytes' hash), so an interrupted run resumes and a later run adds what changed at the
-source. Each image is added whole, with its tags, regions and metadata in the one call that stores it; one that fails
-is listed with the reason and the others go on."""
+source (a resume record, core/migration/resume.py, spares such a run the downloads). Each image is added whole, with
+its tags, regions and metadata in the one call that stores it; one that fails is listed with the reason and the
+others go on."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kubevision.core import dataset
 from kubevision.core.api import ProjectType
@@ -16,9 +20,11 @@ from kubevision.core.domains import DomainInfo
 from kubevision.core.migration import source as read
 from kubevision.core.migration.client import MigrationError, TrainingApi
 from kubevision.core.migration.domains import nearest
+from kubevision.core.migration.resume import ResumeRecord
 
-BATCH_IMAGES = 16  # images a create call carries: few enough to stay well under the request's size limit
-BATCH_BYTES = 16 * 1024 * 1024
+BATCH_IMAGES = 64  # the most images one create call takes
+BATCH_BYTES = 16 * 1024 * 1024  # and few enough bytes to stay well under the request's size limit
+DOWNLOADS = 8  # source images downloaded at once
 
 
 @dataclass(frozen=True)
@@ -42,38 +48,71 @@ class Outcome:
 
 
 def migrate_project(source: TrainingApi, target: TrainingApi, project: read.Project,
-                    advance: Callable[[int], None] = lambda n: None) -> Outcome:
-    """Brings `project` (read from `source`) over; `advance(n)` as n more of its images are done."""
+                    advance: Callable[[int], None] = lambda n: None, resume_folder: Path | None = None) -> Outcome:
+    """Brings `project` (read from `source`) over; `advance(n)` as n more of its images are done. With a
+    `resume_folder`, a record kept there spares a rerun the downloads of the images moved already."""
     source_domain, domain = nearest(source, project.domain_id)
     outcome = Outcome(project, source_domain, domain)
     target_project = _target_project(target, project, domain, outcome)
     tag_ids = _tags(target, target_project, project, outcome)
     held = {image.id: image for image in read.images(target, target_project)}
+    moved = ResumeRecord.of(resume_folder, source.endpoint, project.id, target.endpoint, target_project) \
+        if resume_folder else ResumeRecord(None)
     detection = domain.type == ProjectType.OBJECT_DETECTION
-    batch = _Batch(target, target_project, tag_ids, detection, outcome, advance)
-    for image in read.images(source, project.id):
-        try:
-            data = source.download(image.original_uri)
-        except MigrationError as error:
-            outcome.failures.append(Failure(image.id, f"not read from the source: {error}"))
-            advance(1)
-            continue
-        stored = held.get(dataset.image_id(dataset.content_hash(data)))
-        if stored is None:
-            batch.add(image, data)
-            continue
-        try:
-            changed = _relabel(target, target_project, tag_ids, detection, image, stored)
-        except MigrationError as error:
-            outcome.failures.append(Failure(image.id, str(error)))
-        else:
-            if changed:
-                outcome.relabelled += 1
+    batch = _Batch(target, target_project, tag_ids, detection, outcome, advance, moved)
+    try:
+        for image, data in _with_bytes(source, read.images(source, project.id),
+                                       lambda image: moved.target_of(image.id) not in held):
+            if isinstance(data, MigrationError):
+                outcome.failures.append(Failure(image.id, f"not read from the source: {data}"))
+                advance(1)
+                continue
+            stored = held.get(moved.target_of(image.id) if data is None else
+                              dataset.image_id(dataset.content_hash(data)))
+            if stored is None:
+                batch.add(image, data)
+                continue
+            moved.remember(image.id, stored.id)
+            try:
+                changed = _relabel(target, target_project, tag_ids, detection, image, stored)
+            except MigrationError as error:
+                outcome.failures.append(Failure(image.id, str(error)))
             else:
-                outcome.present += 1
-        advance(1)
-    batch.flush()
+                if changed:
+                    outcome.relabelled += 1
+                else:
+                    outcome.present += 1
+            advance(1)
+        batch.flush()
+    finally:
+        moved.save()
     return outcome
+
+
+def _with_bytes(source: TrainingApi, images: Iterator[read.Image], needed: Callable[[read.Image], bool]
+                ) -> Iterator[tuple[read.Image, bytes | MigrationError | None]]:
+    """Each image, in order, with its bytes (or why they could not be read; None where not `needed`), downloaded
+    DOWNLOADS at a time ahead of the caller: one download after another would leave the source mostly waiting."""
+    pool = ThreadPoolExecutor(DOWNLOADS)
+    ahead: deque[tuple[read.Image, Future | None]] = deque()
+
+    def download(image: read.Image) -> bytes | MigrationError:
+        try:
+            return source.download(image.original_uri)
+        except MigrationError as error:
+            return error
+
+    try:
+        for image in images:
+            ahead.append((image, pool.submit(download, image) if needed(image) else None))
+            if len(ahead) > 2 * DOWNLOADS:
+                image, pending = ahead.popleft()
+                yield image, pending.result() if pending else None
+        while ahead:
+            image, pending = ahead.popleft()
+            yield image, pending.result() if pending else None
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _target_project(target: TrainingApi, project: read.Project, domain: DomainInfo, outcome: Outcome) -> str:
@@ -144,9 +183,9 @@ class _Batch:
     same metadata only (most projects have few distinct ones)."""
 
     def __init__(self, target: TrainingApi, target_project: str, tag_ids: dict[str, str], detection: bool,
-                 outcome: Outcome, advance: Callable[[int], None]):
+                 outcome: Outcome, advance: Callable[[int], None], moved: ResumeRecord):
         self.target, self.target_project, self.tag_ids = target, target_project, tag_ids
-        self.detection, self.outcome, self.advance = detection, outcome, advance
+        self.detection, self.outcome, self.advance, self.moved = detection, outcome, advance, moved
         self.pending: dict[tuple, list[tuple[read.Image, bytes]]] = {}
 
     def add(self, image: read.Image, data: bytes) -> None:
@@ -179,6 +218,9 @@ class _Batch:
             results = [{"status": str(error)}] * len(group)
         for (image, _), result in zip(group, results, strict=False):
             status = result.get("status") if isinstance(result, dict) else None
+            stored = result.get("image") if isinstance(result, dict) else None
+            if status in ("OK", "OKDuplicate") and isinstance(stored, dict) and isinstance(stored.get("id"), str):
+                self.moved.remember(image.id, stored["id"])
             if status == "OK":
                 self.outcome.added += 1
             elif status == "OKDuplicate":  # the same bytes twice at the source
@@ -186,3 +228,4 @@ class _Batch:
             else:
                 self.outcome.failures.append(Failure(image.id, f"refused by the target: {status}"))
         self.advance(len(group))
+        self.moved.save()

@@ -1,13 +1,18 @@
-"""`kubevision migrate` between two namespaces of the run's local platform, one playing the source account (its
-gateway speaks the Custom Vision training API v3.3, as Azure does) and one the target: projects move whole, an
-interrupted migration resumes without duplicates, a change at the source moves on the next run, and bad credentials,
-a missing project and a source that answers garbage are each one clear error that changes nothing."""
+"""`kubevision migrate` between two gateways of the run's local platform: one, a process of its own, plays the
+source account in its namespace (it speaks the Custom Vision training API v3.3, as Azure does), the platform's own
+serves the target namespace. Projects move whole, an interrupted migration resumes without duplicates, a change at
+the source moves on the next run (downloading only what is new), and bad credentials, a missing project and a source
+that answers garbage are each one clear error that changes nothing."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import io
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +23,7 @@ from PIL import Image
 from kubevision.core.migration import copy, source
 from kubevision.core.migration.client import TrainingApi
 from kubevision.local import api_keys
+from kubevision.local.process import free_port
 
 DETECTION_DOMAIN = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"  # General, ObjectDetection
 FOOD_COMPACT = "8882951b-82cd-4c32-970b-d5f8cb8bf6d7"
@@ -34,9 +40,8 @@ def photo(number: int) -> bytes:
 class Account:
     """One namespace of the platform, through its training API."""
 
-    def __init__(self, platform, namespace: str):
-        gateway = next(s for s in platform.status() if s.name == "gateway")
-        self.endpoint = gateway.endpoints["api"]
+    def __init__(self, platform, namespace: str, endpoint: str | None = None):
+        self.endpoint = endpoint or next(s for s in platform.status() if s.name == "gateway").endpoints["api"]
         self.key = api_keys.ensure(platform.data_dir, namespace)["trainingKey"]
         self.http = httpx.Client(base_url=f"{self.endpoint}/customvision/v3.3/training", timeout=60,
                                  headers={"Training-Key": self.key})
@@ -78,10 +83,46 @@ class Account:
 
 
 @pytest.fixture(scope="module")
-def accounts(platform):
-    """The source seeded with a multiclass project (a negative tag, metadata, an untagged image) and a detection
-    project; the target namespace empty."""
-    src, dst = Account(platform, "migrate-source"), Account(platform, "migrate-target")
+def source_gateway(platform):
+    """A gateway process of its own for the source account, beside the platform's (the target's): its API and
+    its metrics endpoint."""
+    api, metrics = free_port(), free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "kubevision"), "gateway", "--local", "--data-dir", str(platform.data_dir),
+         "--host", "127.0.0.1", "--port", str(api), "--metrics-port", str(metrics)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{api}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _ready(endpoint):
+            assert process.poll() is None and time.monotonic() < deadline, "the source gateway did not start"
+            time.sleep(0.2)
+        yield endpoint, f"http://127.0.0.1:{metrics}/metrics"
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _ready(endpoint: str) -> bool:
+    try:
+        return httpx.get(f"{endpoint}/readyz", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def image_downloads(metrics: str) -> float:
+    """Original images the source gateway has served through their signed links."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in httpx.get(metrics).text.splitlines()
+               if line.startswith('kubevision_gateway_requests_total{route="/customvision/files/')
+               and "/images/" in line and 'status="200"' in line)
+
+
+@pytest.fixture(scope="module")
+def accounts(platform, source_gateway):
+    """The source (its own gateway) seeded with a multiclass project (a negative tag, metadata, an untagged image)
+    and a detection project; the target namespace empty."""
+    src = Account(platform, "migrate-source", source_gateway[0])
+    dst = Account(platform, "migrate-target")
     classes = src.call("POST", "/projects", params={"name": "Flowers", "description": "what grows",
                                                    "domainId": FOOD_COMPACT, "classificationType": "Multiclass"})
     rose = src.call("POST", f"/projects/{classes['id']}/tags", params={"name": "rose", "description": "red"})["id"]
@@ -106,9 +147,10 @@ def migrate(kubevision_cli, src: Account, dst: Account, *args: str):
                           "--target-endpoint", dst.endpoint, "--target-key", dst.key, *args)
 
 
-def test_projects_move_whole_resume_after_an_interruption_and_pick_up_changes(accounts, kubevision_cli,
-                                                                            monkeypatch):
+def test_projects_move_whole_resume_after_an_interruption_and_pick_up_changes(accounts, source_gateway,
+                                                                            kubevision_cli, monkeypatch, tmp_path):
     src, dst, ids = accounts
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # where the command keeps its resume records
     listed = kubevision_cli("migrate", "--source-endpoint", src.endpoint, "--source-key", src.key, "--all", "--list")
     assert listed.returncode == 0, listed.stderr
     assert "type Classification (Multiclass), domain Food (compact) -> FoodCompact" in listed.stdout
@@ -149,9 +191,11 @@ def test_projects_move_whole_resume_after_an_interruption_and_pick_up_changes(ac
     untagged = src.call("GET", f"/projects/{flowers}/images/untagged")[0]["id"]
     src.call("POST", f"/projects/{flowers}/images/tags", json={"tags": [{"imageId": untagged, "tagId": tulip}]})
     src.call("POST", f"/projects/{flowers}/images/metadata", params={"imageIds": untagged}, json={"garden": "south"})
+    downloads = image_downloads(source_gateway[1])
     again = migrate(kubevision_cli, src, dst, "--project", flowers)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "images: 1 added, 6 already there, 1 relabelled, 0 failed" in again.stdout
+    assert image_downloads(source_gateway[1]) - downloads == 1  # the new image: the record placed the others
     assert dst.state(dst.project_named("Flowers")) == src.state(flowers)
 
 
