@@ -24,6 +24,9 @@ def migrate(
     resume_folder: Annotated[Path | None, typer.Option(
         help="Where the record of moved images is kept between runs [default: $XDG_CACHE_HOME/kubevision/migrate]",
         show_default=False)] = None,
+    manifests: Annotated[Path | None, typer.Option(
+        help="Write each migrated project's CustomVisionProject manifest to this folder, to keep in Git.",
+        show_default=False)] = None,
 ) -> None:
     """Bring projects over: settings, tags, every image at its original resolution with its tags, regions and
     metadata. A rerun resumes an interrupted migration and adds what changed at the source since."""
@@ -31,6 +34,7 @@ def migrate(
     from kubevision.core.migration import source as read
     from kubevision.core.migration.client import MigrationError, TrainingApi
     from kubevision.core.migration.copy import migrate_project
+    from kubevision.core.migration.manifests import write_manifest
     from kubevision.core.migration.resume import default_folder
 
     if bool(project) == all_projects:
@@ -58,6 +62,8 @@ def migrate(
                         typer.secho(f"failed {item.name} image {failure.image}: {failure.reason}", err=True,
                                     fg=typer.colors.RED)
                     failed += len(outcome.failures)
+                    if manifests:
+                        typer.echo(f"{item.name}: wrote {write_manifest(target, outcome.target_id, manifests)}")
     except MigrationError as error:
         raise fail(str(error)) from error
     if failed:

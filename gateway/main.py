@@ -30,7 +30,7 @@ from kubevision.gateway.backends.triton import Classifier
 from kubevision.gateway.http import errors
 from kubevision.gateway.http.guard import Guard
 from kubevision.gateway.http.observe import Observe
-from kubevision.gateway.http.routers import files, prediction, training, usage
+from kubevision.gateway.http.routers import files, manifests, prediction, training, usage
 from kubevision.gateway.images import ImageFetcher
 from kubevision.gateway.links import Signer
 from kubevision.gateway.rate_limits import RateLimiter
@@ -145,6 +145,7 @@ def create_app(settings: GatewaySettings | None = None, source: CatalogSource | 
         app.include_router(training.router(version))
     app.include_router(files.router())
     app.include_router(usage.router(training.ERRORS))
+    app.include_router(manifests.router(training.ERRORS))
     portal.mount(app)
 
     @app.get("/healthz", tags=["Health"], include_in_schema=False)

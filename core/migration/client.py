@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 API_PATH = "/customvision/v3.3/training"
+KUBEVISION_PATH = "/kubevision/v1"  # KubeVision's own routes, beside Custom Vision's (a target has them)
 ATTEMPTS = 6  # for a throttled or failing call; a 429's Retry-After is waited in full each time
 MAX_WAIT_SECONDS = 60.0  # the longest single wait, whatever a Retry-After asks for
 TIMEOUT_SECONDS = 120.0
@@ -34,7 +35,7 @@ class TrainingApi:
         self.endpoint = endpoint.rstrip("/")
         self.role = role
         self._sleep = sleep
-        self._http = httpx.Client(base_url=self.endpoint + API_PATH, headers={"Training-Key": key},
+        self._http = httpx.Client(base_url=self.endpoint, headers={"Training-Key": key},
                                   timeout=TIMEOUT_SECONDS, transport=transport, verify=tls())
         # Signed links carry no key; several threads download at once (httpx's pool is thread-safe).
         self._files = httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=True, transport=transport,
@@ -51,9 +52,10 @@ class TrainingApi:
         self.close()
 
     def call(self, method: str, path: str, *, params: dict | None = None, json: Any = None,
-             not_found: str | None = None) -> Any:
-        """The answer's JSON (None for 204). `not_found` is the message for a 404."""
-        response = self._send(lambda: self._http.request(method, path, params=params, json=json), f"{method} {path}")
+             not_found: str | None = None, under: str = API_PATH) -> Any:
+        """The answer's JSON (None for 204) for `path` below `under`. `not_found` is the message for a 404."""
+        response = self._send(lambda: self._http.request(method, under + path, params=params, json=json),
+                              f"{method} {path}")
         if response.status_code == 204:
             return None
         body = self._json(response, f"{method} {path}")

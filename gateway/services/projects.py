@@ -83,6 +83,19 @@ class ProjectService:
     def get_project(self, namespace: str, project_id: str) -> wire.Project:
         return project_wire(self.lookup.project(namespace, project_id))
 
+    def project_manifest(self, namespace: str, project_id: str) -> dict[str, Any]:
+        """The project's CustomVisionProject as a manifest to keep in Git: applied, it describes the same resource
+        (name, namespace, spec and the annotations that carry settings), without what the API server sets."""
+        body = self.lookup.project(namespace, project_id).body
+        metadata = body["metadata"]
+        kept = {"name": metadata["name"], "namespace": metadata["namespace"]}
+        for field in ("labels", "annotations"):
+            values = {k: v for k, v in (metadata.get(field) or {}).items()
+                      if not k.startswith("kubectl.kubernetes.io/")}  # e.g. kubectl's last applied configuration
+            if values:
+                kept[field] = values
+        return {"apiVersion": api.API_VERSION, "kind": "CustomVisionProject", "metadata": kept, "spec": body["spec"]}
+
     @staticmethod
     def _project_spec(name: str, description: str | None, domain_id: str | None,
                       classification_type: str | None) -> tuple[dict[str, Any], domains.DomainInfo]:

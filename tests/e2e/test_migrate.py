@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from image_server import serving
 from local_keys import wait_for_key
 from PIL import Image
@@ -147,7 +148,7 @@ def migrate(kubevision_cli, src: Account, dst: Account, *args: str):
                           "--target-endpoint", dst.endpoint, "--target-key", dst.key, *args)
 
 
-def test_projects_move_whole_resume_after_an_interruption_and_pick_up_changes(accounts, source_gateway,
+def test_projects_move_whole_resume_after_an_interruption_and_pick_up_changes(accounts, source_gateway, platform,
                                                                             kubevision_cli, monkeypatch, tmp_path):
     src, dst, ids = accounts
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # where the command keeps its resume records
@@ -174,7 +175,8 @@ def test_projects_move_whole_resume_after_an_interruption_and_pick_up_changes(ac
     partial = dst.call("GET", f"/projects/{dst.project_named('Flowers')}/images/tagged/count")
     assert 0 < partial < 6
 
-    result = migrate(kubevision_cli, src, dst, "--all")
+    git = tmp_path / "platform-repo"
+    result = migrate(kubevision_cli, src, dst, "--all", "--manifests", str(git))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Flowers: domain Food (compact) -> FoodCompact; project" in result.stdout
     assert f"found again; 0 tags added; images: {7 - partial} added, {partial} already there" in result.stdout
@@ -183,6 +185,10 @@ def test_projects_move_whole_resume_after_an_interruption_and_pick_up_changes(ac
     for name, project in ids.items():
         assert dst.state(dst.project_named(name)) == src.state(project), name
     assert len(dst.call("GET", "/projects")) == 2
+    assert_manifests_adopt_the_projects(git, platform, kubevision_cli)
+    flowers_manifest = f"{dst.endpoint}/kubevision/v1/projects/{dst.project_named('Flowers')}/manifest"
+    foreign = httpx.get(flowers_manifest, headers={"Training-Key": src.key})  # another namespace's key
+    assert foreign.status_code == 404 and '"NotFoundProject"' in foreign.text
 
     # A change at the source: a new image, a tag on the untagged one, new metadata; the next run moves just that.
     flowers = ids["Flowers"]
@@ -197,6 +203,22 @@ def test_projects_move_whole_resume_after_an_interruption_and_pick_up_changes(ac
     assert "images: 1 added, 6 already there, 1 relabelled, 0 failed" in again.stdout
     assert image_downloads(source_gateway[1]) - downloads == 1  # the new image: the record placed the others
     assert dst.state(dst.project_named("Flowers")) == src.state(flowers)
+
+
+def assert_manifests_adopt_the_projects(folder: Path, platform, kubevision_cli) -> None:
+    """Each migrated project's manifest is valid and describes the resource the migration made: applied, it changes
+    nothing and makes no second project."""
+    written = {path.name: yaml.safe_load(path.read_text()) for path in folder.iterdir()}
+    assert sorted(written) == ["cutlery.yaml", "flowers.yaml"]
+    for name, manifest in written.items():
+        assert manifest["kind"] == "CustomVisionProject" and manifest["metadata"]["namespace"] == "migrate-target"
+        assert set(manifest) == {"apiVersion", "kind", "metadata", "spec"}
+        assert not {"uid", "resourceVersion", "generation", "creationTimestamp"} & set(manifest["metadata"]), name
+        applied = kubevision_cli("apply", "-f", str(folder / name), "--data-dir", str(platform.data_dir))
+        assert applied.returncode == 0, applied.stderr
+        assert applied.stdout.strip() == f"customvisionproject.kubevision.io/{name.removesuffix('.yaml')} unchanged"
+    assert written["flowers.yaml"]["spec"]["displayName"] == "Flowers"
+    assert written["flowers.yaml"]["spec"]["classificationType"] == "Multiclass"
 
 
 def test_bad_credentials_a_missing_project_and_a_garbage_source_are_clear_errors(accounts, kubevision_cli):
