@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 from image_server import serving
+from limits_files import write_limits_text
 from local_keys import wait_for_key
 from PIL import Image
 
@@ -60,6 +61,13 @@ class Account:
                             json={"images": images, **({"metadata": metadata} if metadata else {})})
         assert summary["isBatchSuccessful"], summary
 
+    def every(self, path: str) -> list[dict]:
+        """Every image of a listing, a page of 256 at a time."""
+        found: list[dict] = []
+        while page := self.call("GET", path, params={"take": 256, "skip": len(found)}):
+            found += page
+        return found
+
     def project_named(self, name: str) -> str:
         return next(p["id"] for p in self.call("GET", "/projects") if p["name"] == name)
 
@@ -70,7 +78,7 @@ class Account:
                       for t in self.call("GET", f"/projects/{project}/tags"))
         images = {}
         for status in ("tagged", "untagged"):
-            for image in self.call("GET", f"/projects/{project}/images/{status}", params={"take": 256}):
+            for image in self.every(f"/projects/{project}/images/{status}"):
                 digest = hashlib.sha256(httpx.get(image["originalImageUri"], timeout=60).content).hexdigest()
                 assert digest not in images
                 images[digest] = (sorted(t["tagName"] for t in image.get("tags") or []),
@@ -238,3 +246,38 @@ def test_bad_credentials_a_missing_project_and_a_garbage_source_are_clear_errors
     assert "did not answer GET /projects as a Custom Vision training API does" in answer.stderr
     assert src.key not in wrong.stderr + missing.stderr + answer.stderr
     assert dst.call("GET", "/projects") == before
+
+
+def test_a_throttling_source_is_waited_for_and_a_project_of_many_pages_moves_whole(accounts, source_gateway, platform,
+                                                                                 kubevision_cli, monkeypatch,
+                                                                                 tmp_path):
+    """The source allows 2 training calls a second (429 with Retry-After past that) and its project has more images
+    than a listing's page (256)."""
+    src, dst, _ = accounts
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    pebbles = src.call("POST", "/projects", params={"name": "Pebbles"})["id"]
+    grey = src.call("POST", f"/projects/{pebbles}/tags", params={"name": "grey"})["id"]
+    for start in range(0, 300, 64):
+        src.upload(pebbles, [{"name": f"{n}.png", "contents": photo(1000 + n), "tagIds": [grey]}
+                             for n in range(start, min(start + 64, 300))])
+    assert src.call("GET", f"/projects/{pebbles}/images/tagged/count") == 300
+
+    limits = platform.data_dir / "limits.yaml"
+    before = limits.read_text()
+    ours = yaml.safe_load(before)
+    ours.setdefault("namespaces", {})["migrate-source"] = {"training_calls_per_second": 2}
+    throttled = throttled_calls(source_gateway[1])
+    write_limits_text(limits, yaml.safe_dump(ours))
+    try:
+        result = migrate(kubevision_cli, src, dst, "--project", pebbles)
+    finally:
+        write_limits_text(limits, before)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Pebbles: domain General -> General" in result.stdout and "images: 300 added" in result.stdout
+    assert throttled_calls(source_gateway[1]) > throttled  # the source did throttle, and was waited for
+    assert dst.state(dst.project_named("Pebbles")) == src.state(pebbles)
+
+
+def throttled_calls(metrics: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in httpx.get(metrics).text.splitlines()
+               if line.startswith("kubevision_gateway_requests_total{") and 'status="429"' in line)
