@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import subprocess
 import sys
 import time
@@ -281,3 +282,52 @@ def test_a_throttling_source_is_waited_for_and_a_project_of_many_pages_moves_who
 def throttled_calls(metrics: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in httpx.get(metrics).text.splitlines()
                if line.startswith("kubevision_gateway_requests_total{") and 'status="429"' in line)
+
+
+def test_a_source_answering_as_azure_does_with_its_nulls_migrates(accounts, kubevision_cli, monkeypatch, tmp_path):
+    """Azure leaves fields null that KubeVision fills in (a description, a detector's classification type, an
+    image's tags, regions and metadata, an unpublished iteration's publish name): answers of that shape, as
+    Microsoft's SDK models them, served from a recording, move as they should."""
+    _, dst, _ = accounts
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    project, fork = "11111111-2222-3333-4444-555555555555", "aaaaaaaa-0000-0000-0000-000000000001"
+    answers: dict[str, bytes] = {}
+    with serving(answers) as azure:
+        api = f"customvision/v3.3/training/projects/{project}"
+
+        def image(number: int, regions: list | None) -> dict:
+            return {"id": f"bbbbbbbb-0000-0000-0000-00000000000{number}", "created": "2024-05-01T10:00:00Z",
+                    "width": 40, "height": 30, "resizedImageUri": None, "thumbnailUri": None,
+                    "originalImageUri": f"{azure}/blob/{number}.png?sv=2020&sig=x", "tags": None,
+                    "regions": regions, "metadata": None}
+
+        boxed = image(1, [{"regionId": "cccccccc-0000-0000-0000-000000000001", "tagName": "fork", "tagId": fork,
+                           "created": "2024-05-01T10:00:00Z", "left": 0.125, "top": 0.25, "width": 0.5,
+                           "height": 0.375}])
+        answers.update({f"blob/{n}.png?sv=2020&sig=x": photo(2000 + n) for n in (1, 2)})
+        answers.update({key: json.dumps(value).encode() for key, value in {
+            "customvision/v3.3/training/projects": [{"id": project, "name": "Azure Cutlery", "description": None}],
+            api: {"id": project, "name": "Azure Cutlery", "description": None, "settings": {
+                "domainId": DETECTION_DOMAIN, "classificationType": None, "targetExportPlatforms": [],
+                "useNegativeSet": None, "detectionParameters": None, "imageProcessingSettings": None},
+                "created": "2024-05-01T10:00:00Z", "lastModified": "2024-05-01T10:00:00Z", "thumbnailUri": None,
+                "drModeEnabled": False, "status": "Succeeded"},
+            f"{api}/tags": [{"id": fork, "name": "fork", "description": None, "type": "Regular", "imageCount": 1}],
+            f"{api}/iterations": [{"id": "dddddddd-0000-0000-0000-000000000001", "name": "Iteration 1",
+                                   "status": "Completed", "publishName": None, "projectId": project}],
+            f"{api}/images/tagged/count": 1, f"{api}/images/untagged/count": 1,
+            f"{api}/images/tagged?take=256&skip=0": [boxed],
+            f"{api}/images/untagged?take=256&skip=0": [image(2, None)],
+        }.items()})
+        listed = kubevision_cli("migrate", "--source-endpoint", azure, "--source-key", "k" * 32, "--all", "--list")
+        assert listed.returncode == 0, listed.stderr
+        assert "images 2 (1 tagged, 1 untagged), tags 1, regions 1" in listed.stdout
+        assert "iterations 1, published: none" in listed.stdout
+        moved = kubevision_cli("migrate", "--source-endpoint", azure, "--source-key", "k" * 32,
+                               "--target-endpoint", dst.endpoint, "--target-key", dst.key, "--all")
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert "images: 2 added, 0 already there, 0 relabelled, 0 failed" in moved.stdout
+    state = dst.state(dst.project_named("Azure Cutlery"))
+    assert state["description"] == "" and state["tags"] == [("fork", "Regular", "", 1)]
+    assert sorted(state["images"].values(), key=lambda labels: len(labels[1])) == [
+        ([], [], {}), ([], [("fork", 0.125, 0.25, 0.5, 0.375)], {})]
